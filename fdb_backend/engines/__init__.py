@@ -1,0 +1,1 @@
+"""Storage engines: embedded (SQLite, one machine) and cluster (FoundationDB)."""

@@ -1,0 +1,165 @@
+"""The cluster engine: a FoundationDB cluster through the official ``fdb`` binding.
+
+As thin as the application's API allows: reads are waited on at once and return
+``bytes | None`` / lists of ``KeyValue`` like the embedded engine, and the binding's
+``FDBError`` becomes ``fdb_backend.FDBError`` with the same code. Everything else (conflict
+detection, limits, versionstamps) is the cluster's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fdb_backend.errors import FDBError
+from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
+
+API_VERSION = int(os.environ.get("FDB_API_VERSION", "730"))
+T = TypeVar("T")
+
+
+def _binding() -> Any:
+    import fdb
+
+    fdb.api_version(API_VERSION)
+    return fdb
+
+
+def _translated(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            code = getattr(error, "code", None)
+            if isinstance(code, int) and type(error).__name__ == "FDBError":
+                raise FDBError(code) from error
+            raise
+
+    return wrapper
+
+
+def _selector(fdb: Any, key: Any) -> Any:
+    if isinstance(key, KeySelector):
+        return fdb.KeySelector(key.key, key.or_equal, key.offset)
+    return key
+
+
+class _Future:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @_translated
+    def wait(self) -> Any:
+        return self._inner.wait()
+
+
+class _Reads:
+    def __init__(self, fdb: Any, inner: Any) -> None:
+        self._fdb = fdb
+        self._inner = inner
+
+    @_translated
+    def get(self, key: bytes) -> bytes | None:
+        return self._inner.get(key).wait()  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: bytes | slice) -> Any:
+        if isinstance(key, slice):
+            return self.get_range(key.start or b"", key.stop or b"\xff")
+        return self.get(key)
+
+    @_translated
+    def get_range(
+        self,
+        begin: bytes | KeySelector,
+        end: bytes | KeySelector,
+        limit: int = 0,
+        reverse: bool = False,
+        streaming_mode: int = StreamingMode.iterator,
+    ) -> list[KeyValue]:
+        rows = self._inner.get_range(
+            _selector(self._fdb, begin),
+            _selector(self._fdb, end),
+            limit=limit,
+            reverse=reverse,
+            streaming_mode=streaming_mode,
+        )
+        return [KeyValue(kv.key, kv.value) for kv in rows]
+
+    def get_range_startswith(
+        self, prefix: bytes, limit: int = 0, reverse: bool = False
+    ) -> list[KeyValue]:
+        return self.get_range(prefix, self._fdb.strinc(prefix), limit, reverse)
+
+    @_translated
+    def get_key(self, selector: KeySelector) -> bytes:
+        return bytes(self._inner.get_key(_selector(self._fdb, selector)).wait())
+
+    def get_read_version(self) -> _Future:
+        return _Future(self._inner.get_read_version())
+
+
+class ClusterTransaction(_Reads):
+    def __init__(self, fdb: Any, inner: Any) -> None:
+        super().__init__(fdb, inner)
+        self.options = inner.options
+        self.snapshot = _Reads(fdb, inner.snapshot)
+        self.db: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Writes, atomic ops and conflict ranges need no translation of their results.
+        attr = getattr(self._inner, name)
+        return _translated(attr) if callable(attr) else attr
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.set(key, value)
+
+    def __delitem__(self, key: bytes | slice) -> None:
+        if isinstance(key, slice):
+            self.clear_range(key.start or b"", key.stop or b"\xff")
+        else:
+            self.clear(key)
+
+    def commit(self) -> _Future:
+        return _Future(self._inner.commit())
+
+    def on_error(self, error: FDBError | int) -> _Future:
+        code = error.code if isinstance(error, FDBError) else int(error)
+        return _Future(self._inner.on_error(code))
+
+    def get_versionstamp(self) -> _Future:
+        return _Future(self._inner.get_versionstamp())
+
+
+class ClusterDatabase:
+    def __init__(self, cluster_file: str | None) -> None:
+        self._fdb = _binding()
+        self._inner = self._fdb.open(cluster_file) if cluster_file else self._fdb.open()
+        self.options = self._inner.options
+        self.cluster_file = cluster_file
+
+    def create_transaction(self) -> ClusterTransaction:
+        tr = ClusterTransaction(self._fdb, self._inner.create_transaction())
+        tr.db = self
+        return tr
+
+    def set_fault_injection(self, rate: float, *, seed: int | None = None) -> None:
+        # A real cluster is tested for faults by FoundationDB's own simulation.
+        if rate:
+            raise ValueError("fault injection is an embedded-engine feature")
+
+    @property
+    def fault_rate(self) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<FoundationDB Database {self.cluster_file or 'default cluster file'}>"
+
+
+def open_cluster(cluster_file: str | None) -> ClusterDatabase:
+    return ClusterDatabase(cluster_file)

@@ -1,0 +1,1077 @@
+"""The embedded engine: FoundationDB's transaction semantics over one SQLite file.
+
+How it keeps FoundationDB's promises on one machine:
+
+* Reads happen inside an SQLite read transaction opened at the first read, so every read of
+  a transaction sees one snapshot; the store's commit counter at that snapshot is the read
+  version.
+* Writes are buffered in the transaction (read-your-writes) and applied at commit under
+  ``BEGIN IMMEDIATE``, which serialises committers across threads and processes.
+* Before applying, the commit checks its read conflict ranges against the write ranges of
+  every commit newer than its read version, kept in ``write_log`` in the same file: an
+  overlap is 1020 not_committed. Ranges are exact keys, so disjoint keys never conflict.
+* ``write_log`` is trimmed to the last few seconds; a transaction whose read version is
+  older than what the log still covers gets 1007 transaction_too_old, as a resolver would.
+* SQLite runs in WAL mode with ``synchronous=FULL`` (durable when commit returns) and rolls
+  back a half-written commit after a crash.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import random
+import sqlite3
+import struct
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fdb_backend import atomic, clock
+from fdb_backend.errors import RETRYABLE, FDBError
+from fdb_backend.limits import (
+    KEY_SIZE_LIMIT,
+    SYSTEM_KEYS_BEGIN,
+    TRANSACTION_AGE_LIMIT_S,
+    TRANSACTION_SIZE_LIMIT,
+    VALUE_SIZE_LIMIT,
+    VERSIONSTAMP_LENGTH,
+)
+from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
+
+STORE_FORMAT = "coditect-embedded-fdb/1"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# How long commit write ranges are kept for conflict checks: longer than the 5 s a
+# transaction may live, so a live transaction always finds what it needs.
+WRITE_LOG_RETENTION_S = 10.0
+TRIM_EVERY_COMMITS = 128
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 0),"
+    " format TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
+    " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
+)
+
+# Entries of a transaction's write buffer, by key.
+_VALUE = 0  # (value bytes) or None for a cleared key
+_ATOMIC = 1  # pending atomic ops on a base value not read yet
+_STAMPED = 2  # set_versionstamped_value: unreadable until commit
+
+Entry = tuple[int, Any]
+
+
+def _key_after(key: bytes) -> bytes:
+    return key + b"\x00"
+
+
+def _check_key(key: object, *, allow_end: bool = False) -> bytes:
+    if not isinstance(key, bytes):
+        if isinstance(key, bytearray | memoryview):
+            key = bytes(key)
+        else:
+            raise TypeError("keys must be bytes")
+    if len(key) > KEY_SIZE_LIMIT:
+        raise FDBError(2102)
+    if key >= SYSTEM_KEYS_BEGIN and not (allow_end and key == SYSTEM_KEYS_BEGIN):
+        raise FDBError(2004)
+    return key
+
+
+def _check_value(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        else:
+            raise TypeError("values must be bytes")
+    if len(value) > VALUE_SIZE_LIMIT:
+        raise FDBError(2103)
+    return value
+
+
+def _encode_ranges(ranges: Iterable[tuple[bytes, bytes]]) -> bytes:
+    parts = []
+    for begin, end in ranges:
+        parts.append(struct.pack(">II", len(begin), len(end)))
+        parts.append(begin)
+        parts.append(end)
+    return b"".join(parts)
+
+
+def _decode_ranges(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
+    pos = 0
+    size = len(blob)
+    while pos < size:
+        nb, ne = struct.unpack_from(">II", blob, pos)
+        pos += 8
+        begin = blob[pos : pos + nb]
+        pos += nb
+        end = blob[pos : pos + ne]
+        pos += ne
+        yield begin, end
+
+
+def _merge_ranges(ranges: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
+    """Sorted, disjoint begins and ends covering ``ranges``."""
+    begins: list[bytes] = []
+    ends: list[bytes] = []
+    for begin, end in sorted(ranges):
+        if ends and begin <= ends[-1]:
+            if end > ends[-1]:
+                ends[-1] = end
+        else:
+            begins.append(begin)
+            ends.append(end)
+    return begins, ends
+
+
+def _overlaps(begins: list[bytes], ends: list[bytes], begin: bytes, end: bytes) -> bool:
+    i = bisect.bisect_left(begins, end) - 1
+    return i >= 0 and ends[i] > begin
+
+
+def _apply_ops(base: bytes | None, ops: list[tuple[atomic.AtomicFn, bytes]]) -> bytes | None:
+    for fn, param in ops:
+        base = fn(base, param)
+    return base
+
+
+def _stamp(data: bytes, stamp: bytes) -> bytes:
+    """Place a 10-byte versionstamp at the little-endian offset in the last 4 bytes."""
+    (offset,) = struct.unpack("<I", data[-4:])
+    body = data[:-4]
+    return body[:offset] + stamp + body[offset + VERSIONSTAMP_LENGTH :]
+
+
+def _check_stamp_offset(data: bytes) -> None:
+    if len(data) < 4:
+        raise FDBError(2000)
+    (offset,) = struct.unpack("<I", data[-4:])
+    if offset + VERSIONSTAMP_LENGTH > len(data) - 4:
+        raise FDBError(2000)
+
+
+class Future:
+    """A completed future, so ``tr.commit().wait()`` reads as with the official binding."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self._value = value
+        self._error = error
+
+    def wait(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def is_ready(self) -> bool:
+        return True
+
+    def block_until_ready(self) -> None:
+        return None
+
+
+class _VersionstampFuture(Future):
+    __slots__ = ("_tr",)
+
+    def __init__(self, tr: Transaction) -> None:
+        super().__init__()
+        self._tr = tr
+
+    def wait(self) -> bytes:
+        tr = self._tr
+        if tr._versionstamp is not None:
+            return tr._versionstamp
+        if tr._committed_read_only:
+            raise FDBError(2021)
+        # The official future blocks until commit; waiting on it first would block forever.
+        raise FDBError(2000)
+
+
+class TransactionOptions:
+    def __init__(self, tr: Transaction) -> None:
+        self._tr = tr
+
+    def set_timeout(self, milliseconds: int) -> None:
+        self._tr._timeout_s = milliseconds / 1000 if milliseconds else None
+
+    def set_retry_limit(self, limit: int) -> None:
+        self._tr._retry_limit = None if limit < 0 else limit
+
+    def set_max_retry_delay(self, milliseconds: int) -> None:
+        self._tr._max_backoff_s = milliseconds / 1000
+
+    def set_read_your_writes_disable(self) -> None:
+        # Always on here; disabling it only changes what a transaction sees of itself.
+        return None
+
+
+class _Snapshot:
+    """``tr.snapshot``: reads that see the transaction's writes but add no read conflict."""
+
+    def __init__(self, tr: Transaction) -> None:
+        self._tr = tr
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._tr._get(key, snapshot=True)
+
+    def __getitem__(self, key: bytes | slice) -> Any:
+        if isinstance(key, slice):
+            return self._tr._get_range(key.start, key.stop, 0, False, snapshot=True)
+        return self._tr._get(key, snapshot=True)
+
+    def get_range(
+        self,
+        begin: bytes | KeySelector,
+        end: bytes | KeySelector,
+        limit: int = 0,
+        reverse: bool = False,
+        streaming_mode: int = StreamingMode.iterator,
+    ) -> list[KeyValue]:
+        if streaming_mode == StreamingMode.exact and not limit:
+            raise FDBError(2210)
+        return self._tr._get_range(begin, end, limit, reverse, snapshot=True)
+
+    def get_range_startswith(self, prefix: bytes, limit: int = 0, reverse: bool = False) -> Any:
+        return self._tr._get_range(prefix, _strinc(prefix), limit, reverse, snapshot=True)
+
+    def get_key(self, selector: KeySelector) -> bytes:
+        return self._tr._get_key(selector, snapshot=True)
+
+    def get_read_version(self) -> Future:
+        return self._tr.get_read_version()
+
+
+def _strinc(prefix: bytes) -> bytes:
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("key must contain at least one byte not equal to 0xFF")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class Transaction:
+    """One FoundationDB transaction: snapshot reads, buffered writes, optimistic commit.
+
+    Not safe to share between threads while in use (the official binding's transactions
+    are not either); use one transaction per thread.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.options = TransactionOptions(self)
+        self.snapshot = _Snapshot(self)
+        self._timeout_s: float | None = db._default_timeout_s
+        self._retry_limit: int | None = db._default_retry_limit
+        self._max_backoff_s = 1.0
+        self._retries = 0
+        self._backoff_s = 0.01
+        self._started = clock.monotonic()
+        self._conn: sqlite3.Connection | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._reset_state()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self._release_snapshot()
+        self._read_version: int | None = None
+        self._requested_read_version: int | None = None
+        self._stale_writes: tuple[list[bytes], list[bytes]] | None = None
+        self._read_started = 0.0
+        self._writes: dict[bytes, Entry] = {}
+        self._sorted_keys: list[bytes] | None = None
+        self._cleared_begins: list[bytes] = []
+        self._cleared_ends: list[bytes] = []
+        self._stamped_keys: list[tuple[bytes, bytes]] = []
+        self._read_ranges: list[tuple[bytes, bytes]] = []
+        self._extra_write_ranges: list[tuple[bytes, bytes]] = []
+        self._size = 0
+        self._committing = False
+        self._committed_version = -1
+        self._committed_read_only = False
+        self._versionstamp: bytes | None = None
+
+    def reset(self) -> None:
+        """Forget everything, as a new transaction; options and retry state remain."""
+        self._reset_state()
+        self._started = clock.monotonic()
+
+    def cancel(self) -> None:
+        self._reset_state()
+
+    def _release_snapshot(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            self._conn = None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
+            self.db._release_reader(conn)
+
+    def _snapshot_conn(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is not None:
+            self._check_age()
+            return conn
+        self._check_timeout()
+        conn = self.db._acquire_reader()
+        try:
+            conn.execute("BEGIN")
+            version, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
+            wanted = self._requested_read_version
+            if wanted is not None:
+                if wanted > version:
+                    raise FDBError(1009)
+                if wanted < horizon:
+                    raise FDBError(1007)
+                if wanted < version:
+                    # Reads come from a newer snapshot; they are the reads of `wanted`
+                    # exactly where no commit in between wrote, which _check_stale enforces.
+                    rows = conn.execute(
+                        "SELECT ranges FROM write_log WHERE version > ?", (wanted,)
+                    ).fetchall()
+                    written = [r for (blob,) in rows for r in _decode_ranges(blob)]
+                    self._stale_writes = _merge_ranges(written)
+                version = wanted
+        except BaseException:
+            self.db._release_reader(conn)
+            raise
+        self._conn = conn
+        self._finalizer = weakref.finalize(self, self.db._release_reader, conn)
+        self._read_version = version
+        self._read_started = clock.monotonic()
+        return conn
+
+    def _check_age(self) -> None:
+        if clock.monotonic() - self._read_started > TRANSACTION_AGE_LIMIT_S:
+            raise FDBError(1007)
+        if self._timeout_s is not None:
+            self._check_timeout()
+
+    def _check_timeout(self) -> None:
+        if self._timeout_s is not None and clock.monotonic() - self._started > self._timeout_s:
+            raise FDBError(1031)
+
+    def _check_stale(self, begin: bytes, end: bytes) -> None:
+        if self._stale_writes is not None and _overlaps(*self._stale_writes, begin, end):
+            raise FDBError(1007)
+
+    # --- versions --------------------------------------------------------------------
+
+    def get_read_version(self) -> Future:
+        self._snapshot_conn()
+        return Future(self._read_version)
+
+    def set_read_version(self, version: int) -> None:
+        if self._conn is not None:
+            raise FDBError(2000)
+        self._requested_read_version = version
+
+    def get_committed_version(self) -> int:
+        return self._committed_version
+
+    def get_versionstamp(self) -> Future:
+        return _VersionstampFuture(self)
+
+    # --- reads -----------------------------------------------------------------------
+
+    def _in_cleared(self, key: bytes) -> bool:
+        i = bisect.bisect_right(self._cleared_begins, key) - 1
+        return i >= 0 and self._cleared_ends[i] > key
+
+    def _get(self, key: bytes, *, snapshot: bool) -> bytes | None:
+        key = _check_key(key)
+        entry = self._writes.get(key)
+        if entry is not None:
+            kind, data = entry
+            if kind == _VALUE:
+                return data  # type: ignore[no-any-return]
+            if kind == _STAMPED:
+                raise FDBError(1036)
+        elif self._cleared_begins and self._in_cleared(key):
+            return None
+        conn = self._snapshot_conn()
+        end = _key_after(key)
+        self._check_stale(key, end)
+        self._size += len(key)
+        if not snapshot:
+            self._read_ranges.append((key, end))
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        base = row[0] if row is not None else None
+        if entry is not None:
+            return _apply_ops(base, entry[1])
+        return base  # type: ignore[no-any-return]
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._get(key, snapshot=False)
+
+    def __getitem__(self, key: bytes | slice) -> Any:
+        if isinstance(key, slice):
+            return self._get_range(key.start, key.stop, 0, False, snapshot=False)
+        return self._get(key, snapshot=False)
+
+    def get_range(
+        self,
+        begin: bytes | KeySelector,
+        end: bytes | KeySelector,
+        limit: int = 0,
+        reverse: bool = False,
+        streaming_mode: int = StreamingMode.iterator,
+    ) -> list[KeyValue]:
+        if streaming_mode == StreamingMode.exact and not limit:
+            raise FDBError(2210)
+        return self._get_range(begin, end, limit, reverse, snapshot=False)
+
+    def get_range_startswith(
+        self, prefix: bytes, limit: int = 0, reverse: bool = False
+    ) -> list[KeyValue]:
+        return self._get_range(prefix, _strinc(prefix), limit, reverse, snapshot=False)
+
+    def get_key(self, selector: KeySelector) -> bytes:
+        return self._get_key(selector, snapshot=False)
+
+    def _get_key(self, selector: KeySelector, *, snapshot: bool) -> bytes:
+        if not isinstance(selector, KeySelector):
+            raise TypeError("get_key takes a KeySelector")
+        key = selector.key
+        if selector.offset >= 1:
+            start = _key_after(key) if selector.or_equal else key
+            start = min(start, SYSTEM_KEYS_BEGIN)
+            found = self._get_range(
+                start, SYSTEM_KEYS_BEGIN, selector.offset, False, snapshot=snapshot
+            )
+            return found[-1].key if len(found) == selector.offset else SYSTEM_KEYS_BEGIN
+        stop = _key_after(key) if selector.or_equal else key
+        stop = min(stop, SYSTEM_KEYS_BEGIN)
+        wanted = 1 - selector.offset
+        found = self._get_range(b"", stop, wanted, True, snapshot=snapshot)
+        return found[-1].key if len(found) == wanted else b""
+
+    def _resolve(self, key: bytes | KeySelector | None, default: bytes, snapshot: bool) -> bytes:
+        if key is None:
+            return default
+        if isinstance(key, KeySelector):
+            return self._get_key(key, snapshot=snapshot)
+        return _check_key(key, allow_end=True)
+
+    def _local_keys(self, begin: bytes, end: bytes) -> list[bytes]:
+        if not self._writes:
+            return []
+        keys = self._sorted_keys
+        if keys is None:
+            keys = self._sorted_keys = sorted(self._writes)
+        return keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)]
+
+    def _get_range(
+        self,
+        begin: bytes | KeySelector | None,
+        end: bytes | KeySelector | None,
+        limit: int,
+        reverse: bool,
+        *,
+        snapshot: bool,
+    ) -> list[KeyValue]:
+        b = self._resolve(begin, b"", snapshot)
+        e = self._resolve(end, SYSTEM_KEYS_BEGIN, snapshot)
+        if b > e:
+            raise FDBError(2005)
+        if limit < 0:
+            raise FDBError(2000)
+        if b == e:
+            return []
+        conn = self._snapshot_conn()
+        self._check_stale(b, e)
+        self._size += len(b) + len(e)
+        local = self._local_keys(b, e)
+        order = "DESC" if reverse else "ASC"
+        if not local and not self._cleared_begins:
+            sql = f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}"  # noqa: S608 - order is one of two literals
+            if limit:
+                rows = conn.execute(sql + " LIMIT ?", (b, e, limit)).fetchall()
+            else:
+                rows = conn.execute(sql, (b, e)).fetchall()
+            result = [KeyValue(k, v) for k, v in rows]
+        else:
+            cursor = conn.execute(
+                f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608
+                (b, e),
+            )
+            result = self._merge(cursor, local, limit, reverse)
+        if not snapshot:
+            if limit and len(result) >= limit:
+                last = result[-1].key
+                self._read_ranges.append((last, e) if reverse else (b, _key_after(last)))
+            else:
+                self._read_ranges.append((b, e))
+        return result
+
+    def _merge(
+        self,
+        rows: Iterable[tuple[bytes, bytes]],
+        local: list[bytes],
+        limit: int,
+        reverse: bool,
+    ) -> list[KeyValue]:
+        """Stored rows overlaid with this transaction's writes, in key order."""
+        if reverse:
+            local = local[::-1]
+        writes = self._writes
+        result: list[KeyValue] = []
+
+        def emit(key: bytes, base: bytes | None, entry: Entry | None) -> bool:
+            if entry is None:
+                if base is not None:
+                    result.append(KeyValue(key, base))
+            else:
+                kind, data = entry
+                if kind == _STAMPED:
+                    raise FDBError(1036)
+                value = data if kind == _VALUE else _apply_ops(base, data)
+                if value is not None:
+                    result.append(KeyValue(key, value))
+            return bool(limit) and len(result) >= limit
+
+        i = 0
+        n = len(local)
+        for key, value in rows:
+            while i < n and (local[i] > key if reverse else local[i] < key):
+                if emit(local[i], None, writes[local[i]]):
+                    return result
+                i += 1
+            if i < n and local[i] == key:
+                done = emit(key, value, writes[key])
+                i += 1
+            elif self._cleared_begins and self._in_cleared(key):
+                continue
+            else:
+                done = emit(key, value, None)
+            if done:
+                return result
+        while i < n:
+            if emit(local[i], None, writes[local[i]]):
+                return result
+            i += 1
+        return result
+
+    # --- writes ----------------------------------------------------------------------
+
+    def _put(self, key: bytes, entry: Entry) -> None:
+        if key not in self._writes:
+            self._sorted_keys = None
+        self._writes[key] = entry
+
+    def set(self, key: bytes, value: bytes) -> None:
+        key = _check_key(key)
+        value = _check_value(value)
+        self._size += len(key) + len(value)
+        self._put(key, (_VALUE, value))
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        key = _check_key(key)
+        self._size += len(key)
+        self._put(key, (_VALUE, None))
+
+    def __delitem__(self, key: bytes | slice) -> None:
+        if isinstance(key, slice):
+            self.clear_range(key.start or b"", key.stop or SYSTEM_KEYS_BEGIN)
+        else:
+            self.clear(key)
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        begin = _check_key(begin, allow_end=True)
+        end = _check_key(end, allow_end=True)
+        if begin > end:
+            raise FDBError(2005)
+        if begin == end:
+            return
+        self._size += len(begin) + len(end)
+        for key in self._local_keys(begin, end):
+            del self._writes[key]
+        self._sorted_keys = None
+        self._cleared_begins, self._cleared_ends = _merge_ranges(
+            [*zip(self._cleared_begins, self._cleared_ends, strict=True), (begin, end)]
+        )
+
+    def clear_range_startswith(self, prefix: bytes) -> None:
+        self.clear_range(prefix, _strinc(prefix))
+
+    def _atomic(self, fn: atomic.AtomicFn, key: bytes, param: bytes) -> None:
+        key = _check_key(key)
+        param = _check_value(param)
+        self._size += len(key) + len(param)
+        entry = self._writes.get(key)
+        if entry is None:
+            if self._cleared_begins and self._in_cleared(key):
+                self._put(key, (_VALUE, fn(None, param)))
+            else:
+                self._put(key, (_ATOMIC, [(fn, param)]))
+        elif entry[0] == _VALUE:
+            self._writes[key] = (_VALUE, fn(entry[1], param))
+        elif entry[0] == _ATOMIC:
+            entry[1].append((fn, param))
+        else:
+            raise FDBError(1036)
+
+    def add(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.add, key, param)
+
+    def bit_and(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.bit_and, key, param)
+
+    def bit_or(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.bit_or, key, param)
+
+    def bit_xor(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.bit_xor, key, param)
+
+    def append_if_fits(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.append_if_fits, key, param)
+
+    def max(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.max_, key, param)
+
+    def min(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.min_, key, param)
+
+    def byte_max(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.byte_max, key, param)
+
+    def byte_min(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.byte_min, key, param)
+
+    def compare_and_clear(self, key: bytes, param: bytes) -> None:
+        self._atomic(atomic.compare_and_clear, key, param)
+
+    def set_versionstamped_key(self, key: bytes, param: bytes) -> None:
+        if not isinstance(key, bytes):
+            raise TypeError("keys must be bytes")
+        _check_stamp_offset(key)
+        if len(key) - 4 > KEY_SIZE_LIMIT:
+            raise FDBError(2102)
+        if key[:-4] >= SYSTEM_KEYS_BEGIN:
+            raise FDBError(2004)
+        param = _check_value(param)
+        self._size += len(key) + len(param)
+        self._stamped_keys.append((key, param))
+
+    def set_versionstamped_value(self, key: bytes, param: bytes) -> None:
+        key = _check_key(key)
+        if not isinstance(param, bytes):
+            raise TypeError("values must be bytes")
+        _check_stamp_offset(param)
+        if len(param) - 4 > VALUE_SIZE_LIMIT:
+            raise FDBError(2103)
+        self._size += len(key) + len(param)
+        self._put(key, (_STAMPED, param))
+
+    # --- conflict ranges -------------------------------------------------------------
+
+    def add_read_conflict_range(self, begin: bytes, end: bytes) -> None:
+        begin = _check_key(begin, allow_end=True)
+        end = _check_key(end, allow_end=True)
+        if begin > end:
+            raise FDBError(2005)
+        self._snapshot_conn()
+        self._size += len(begin) + len(end)
+        self._read_ranges.append((begin, end))
+
+    def add_read_conflict_key(self, key: bytes) -> None:
+        self.add_read_conflict_range(key, _key_after(_check_key(key)))
+
+    def add_write_conflict_range(self, begin: bytes, end: bytes) -> None:
+        begin = _check_key(begin, allow_end=True)
+        end = _check_key(end, allow_end=True)
+        if begin > end:
+            raise FDBError(2005)
+        self._size += len(begin) + len(end)
+        self._extra_write_ranges.append((begin, end))
+
+    def add_write_conflict_key(self, key: bytes) -> None:
+        self.add_write_conflict_range(key, _key_after(_check_key(key)))
+
+    # --- commit ----------------------------------------------------------------------
+
+    def _is_read_only(self) -> bool:
+        return not (
+            self._writes or self._cleared_begins or self._stamped_keys or self._extra_write_ranges
+        )
+
+    def commit(self) -> Future:
+        try:
+            self._commit()
+        except FDBError as error:
+            return Future(error=error)
+        return Future()
+
+    def _commit(self) -> None:
+        if self._committing:
+            raise FDBError(2017)
+        if self._conn is not None:
+            self._check_age()
+        else:
+            self._check_timeout()
+        if self._is_read_only():
+            self._release_snapshot()
+            self._committed_read_only = True
+            return
+        if self._size > TRANSACTION_SIZE_LIMIT:
+            raise FDBError(2101)
+        fault = self.db._draw_fault()
+        if fault in (1020, -1021):
+            # Injected before anything is applied: not committed, or "unknown" but not.
+            raise FDBError(abs(fault))
+        self._committing = True
+        try:
+            self._release_snapshot()
+            version = self.db._apply_commit(self)
+        finally:
+            self._committing = False
+        self._committed_version = version
+        self._versionstamp = struct.pack(">QH", version, 0)
+        if fault == 1021:
+            # Injected after the commit is durable: the caller cannot tell it happened.
+            raise FDBError(1021)
+
+    # --- retry loop ------------------------------------------------------------------
+
+    def on_error(self, error: FDBError | int) -> Future:
+        """Back off and reset for a retryable error; re-raise any other."""
+        code = error.code if isinstance(error, FDBError) else int(error)
+        if code == 0:
+            raise FDBError(2000)
+        if code not in RETRYABLE:
+            raise error if isinstance(error, FDBError) else FDBError(code)
+        if self._retry_limit is not None and self._retries >= self._retry_limit:
+            raise error if isinstance(error, FDBError) else FDBError(code)
+        self._retries += 1
+        delay = min(self._backoff_s, self._max_backoff_s)
+        self._reset_state()
+        time.sleep(delay * random.random())  # noqa: S311 - jitter, not security
+        self._backoff_s = min(self._backoff_s * 2, self._max_backoff_s)
+        self._check_timeout()
+        return Future()
+
+    # --- what commit applies ---------------------------------------------------------
+
+    def _write_ranges(self, stamped: list[bytes]) -> list[tuple[bytes, bytes]]:
+        ranges = [(k, _key_after(k)) for k in self._writes]
+        ranges.extend(zip(self._cleared_begins, self._cleared_ends, strict=True))
+        ranges.extend((k, _key_after(k)) for k in stamped)
+        ranges.extend(self._extra_write_ranges)
+        return ranges
+
+
+class DatabaseOptions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def set_transaction_timeout(self, milliseconds: int) -> None:
+        self._db._default_timeout_s = milliseconds / 1000 if milliseconds else None
+
+    def set_transaction_retry_limit(self, limit: int) -> None:
+        self._db._default_retry_limit = None if limit < 0 else limit
+
+
+class Database:
+    """A store in one SQLite file, shared safely by threads and processes."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        durable: bool = True,
+        fault_rate: float = 0.0,
+        delete_on_close: bool = False,
+    ) -> None:
+        self.path = path
+        self.options = DatabaseOptions(self)
+        self._durable = durable
+        self._delete_on_close = delete_on_close
+        self._default_timeout_s: float | None = None
+        self._default_retry_limit: int | None = None
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._fault_rate = fault_rate
+        self._fault_random = random.Random()  # noqa: S311 - fault injection, not security
+        self._commits_since_trim = 0
+        self._closed = False
+        self._pid = os.getpid()
+        _refuse_foreign_file(path)
+        self._writer = self._connect()
+        self._initialise()
+
+    # --- connections -----------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=60.0
+        )
+        conn.execute("PRAGMA synchronous=" + ("FULL" if self._durable else "OFF"))
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    def _initialise(self) -> None:
+        conn = self._writer
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and "state" not in tables:
+                raise ValueError("not a coditect store", str(self.path))
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO state (id, format, version, horizon) VALUES (0, ?, 0, 0)",
+                (STORE_FORMAT,),
+            )
+            (found,) = conn.execute("SELECT format FROM state").fetchone()
+            if found != STORE_FORMAT:
+                raise ValueError("unsupported store format", found)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+
+    def _check_process(self) -> None:
+        """SQLite connections must not cross fork(): a child opens its own."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._readers = []
+            self._readers_lock = threading.Lock()
+            self._commit_lock = threading.Lock()
+            self._delete_on_close = False
+            self._writer = self._connect()
+
+    def _acquire_reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise FDBError(2000)
+        self._check_process()
+        with self._readers_lock:
+            if self._readers:
+                return self._readers.pop()
+        return self._connect()
+
+    def _release_reader(self, conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            conn.close()
+            return
+        with self._readers_lock:
+            if self._closed or len(self._readers) >= 64:
+                conn.close()
+            else:
+                self._readers.append(conn)
+
+    # --- faults ----------------------------------------------------------------------
+
+    def set_fault_injection(self, rate: float, *, seed: int | None = None) -> None:
+        """Make a fraction of commits fail with 1020, or with 1021 before or after applying.
+
+        FoundationDB's simulation ("buggify") does the same to prove that retry loops and
+        idempotency hold; a rate of 0 turns it off.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("fault rate must be between 0 and 1", rate)
+        self._fault_rate = rate
+        if seed is not None:
+            self._fault_random.seed(seed)
+
+    @property
+    def fault_rate(self) -> float:
+        return self._fault_rate
+
+    def _draw_fault(self) -> int:
+        """0 for none, 1020 (not applied) or 1021 (applied or not, at random)."""
+        if not self._fault_rate or self._fault_random.random() >= self._fault_rate:
+            return 0
+        choice = self._fault_random.random()
+        if choice < 0.4:
+            return 1020
+        return 1021 if choice < 0.7 else -1021
+
+    # --- commit ----------------------------------------------------------------------
+
+    def _apply_commit(self, tr: Transaction) -> int:
+        """Check conflicts and apply ``tr``'s writes atomically; return the commit version."""
+        self._check_process()
+        with self._commit_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._apply_locked(conn, tr)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return version
+
+    def _apply_locked(self, conn: sqlite3.Connection, tr: Transaction) -> int:
+        current, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
+        rv = tr._read_version
+        if tr._read_ranges and rv is not None:
+            if rv < horizon:
+                raise FDBError(1007)
+            if rv < current:
+                begins, ends = _merge_ranges(tr._read_ranges)
+                for (blob,) in conn.execute(
+                    "SELECT ranges FROM write_log WHERE version > ?", (rv,)
+                ).fetchall():
+                    for wb, we in _decode_ranges(blob):
+                        if _overlaps(begins, ends, wb, we):
+                            raise FDBError(1020)
+        version = current + 1
+        stamp = struct.pack(">QH", version, 0)
+        execute = conn.execute
+        for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
+            execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+        upserts: list[tuple[bytes, bytes]] = []
+        deletes: list[tuple[bytes]] = []
+        for key, (kind, data) in tr._writes.items():
+            if kind == _VALUE:
+                value = data
+            elif kind == _STAMPED:
+                value = _stamp(data, stamp)
+            else:
+                row = execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+                value = _apply_ops(row[0] if row is not None else None, data)
+            if value is None:
+                deletes.append((key,))
+            else:
+                upserts.append((key, value))
+        if deletes:
+            conn.executemany("DELETE FROM kv WHERE key = ?", deletes)
+        if len(upserts) == 1:
+            execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", upserts[0])
+        elif upserts:
+            conn.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", upserts)
+        stamped = []
+        for key, value in tr._stamped_keys:
+            real_key = _stamp(key, stamp)
+            stamped.append(real_key)
+            execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (real_key, value))
+        now = time.time()
+        execute(
+            "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
+            (version, now, _encode_ranges(tr._write_ranges(stamped))),
+        )
+        execute("UPDATE state SET version = ?", (version,))
+        self._commits_since_trim += 1
+        if self._commits_since_trim >= TRIM_EVERY_COMMITS:
+            self._commits_since_trim = 0
+            self._trim_write_log(conn, now)
+        return version
+
+    def _trim_write_log(self, conn: sqlite3.Connection, now: float) -> None:
+        (cut,) = conn.execute(
+            "SELECT MAX(version) FROM write_log WHERE committed_at < ?",
+            (now - WRITE_LOG_RETENTION_S,),
+        ).fetchone()
+        if cut is not None:
+            conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
+            conn.execute("UPDATE state SET horizon = MAX(horizon, ?)", (cut,))
+
+    # --- the official binding's Database conveniences --------------------------------
+
+    def create_transaction(self) -> Transaction:
+        if self._closed:
+            raise FDBError(2000)
+        return Transaction(self)
+
+    def _run(self, fn: Callable[[Transaction], Any]) -> Any:
+        tr = self.create_transaction()
+        while True:
+            try:
+                result = fn(tr)
+                tr.commit().wait()
+                return result
+            except FDBError as error:
+                tr.on_error(error).wait()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._run(lambda tr: tr.get(key))  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: bytes | slice) -> Any:
+        return self._run(lambda tr: tr[key])
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._run(lambda tr: tr.set(key, value))
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        self._run(lambda tr: tr.clear(key))
+
+    def __delitem__(self, key: bytes | slice) -> None:
+        self._run(lambda tr: tr.__delitem__(key))
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._run(lambda tr: tr.clear_range(begin, end))
+
+    def get_range(
+        self, begin: bytes | KeySelector, end: bytes | KeySelector, limit: int = 0,
+        reverse: bool = False,
+    ) -> list[KeyValue]:  # fmt: skip
+        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close every connection; a memory store's file goes too."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        with self._commit_lock:
+            self._writer.close()
+        if self._delete_on_close and os.getpid() == self._pid:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"<embedded Database {self.path}>"
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """Never take over a file that is not a store: open_database must not overwrite it."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    except IsADirectoryError:
+        raise ValueError("store path is a directory", str(path)) from None
+    if head and head != SQLITE_MAGIC:
+        raise ValueError("not a coditect store", str(path))
+
+
+def open_embedded(path: str, *, fault_rate: float = 0.0) -> Database:
+    return Database(Path(path), fault_rate=fault_rate)
+
+
+def open_memory(*, fault_rate: float = 0.0) -> Database:
+    """A private, non-durable store: same engine, a temporary file, gone on close."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - private temp file
+    fd, name = tempfile.mkstemp(prefix="coditect-memory-", suffix=".sqlite3", dir=base)
+    os.close(fd)
+    os.unlink(name)
+    return Database(Path(name), durable=False, fault_rate=fault_rate, delete_on_close=True)

@@ -1,0 +1,54 @@
+"""``@transactional``: the official binding's retry loop, for every engine."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from fdb_backend.errors import FDBError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _is_database(obj: object) -> bool:
+    return hasattr(obj, "create_transaction")
+
+
+def transactional(func: Callable[P, R]) -> Callable[P, R]:
+    """Run ``func`` in a transaction, as ``fdb.transactional`` does.
+
+    Called with a database (positionally or as ``tr=``), it creates a transaction, runs
+    ``func``, commits, and on a retryable error backs off, resets and runs ``func`` again
+    (so ``func`` may run several times: no side effects outside the transaction in it).
+    Called with a transaction, it joins it and does not commit. Non-retryable errors raise.
+    """
+    params = list(inspect.signature(func).parameters)
+    index = params.index("tr") if "tr" in params else 0
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "tr" in kwargs:
+            target = kwargs["tr"]
+            if not _is_database(target):
+                return func(*args, **kwargs)
+            tr = target.create_transaction()
+            kwargs = {**kwargs, "tr": tr}
+            call_args = args
+        else:
+            target = args[index]
+            if not _is_database(target):
+                return func(*args, **kwargs)
+            tr = target.create_transaction()
+            call_args = (*args[:index], tr, *args[index + 1 :])
+        while True:
+            try:
+                result = func(*call_args, **kwargs)
+                tr.commit().wait()
+                return result
+            except FDBError as error:
+                tr.on_error(error).wait()
+
+    return wrapper  # type: ignore[return-value]
