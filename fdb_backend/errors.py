@@ -38,6 +38,8 @@ MAYBE_COMMITTED: frozenset[int] = frozenset({1021})
 class FDBError(Exception):
     """An error with FoundationDB's numeric ``code`` and its standard description."""
 
+    injected = False  # set on errors made by fault injection, never on real ones
+
     def __init__(self, code: int) -> None:
         self.code = code
         self.description = DESCRIPTIONS.get(code, "Unknown error")

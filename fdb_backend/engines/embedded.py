@@ -156,6 +156,13 @@ def _check_stamp_offset(data: bytes) -> None:
         raise FDBError(2000)
 
 
+def _injected(code: int) -> FDBError:
+    """An error from fault injection, marked so tests can tell it from a real one."""
+    error = FDBError(code)
+    error.injected = True
+    return error
+
+
 class Future:
     """A completed future, so ``tr.commit().wait()`` reads as with the official binding."""
 
@@ -728,7 +735,7 @@ class Transaction:
         fault = self.db._draw_fault()
         if fault in (1020, -1021):
             # Injected before anything is applied: not committed, or "unknown" but not.
-            raise FDBError(abs(fault))
+            raise _injected(abs(fault))
         self._committing = True
         try:
             self._release_snapshot()
@@ -739,7 +746,7 @@ class Transaction:
         self._versionstamp = struct.pack(">QH", version, 0)
         if fault == 1021:
             # Injected after the commit is durable: the caller cannot tell it happened.
-            raise FDBError(1021)
+            raise _injected(1021)
 
     # --- retry loop ------------------------------------------------------------------
 
@@ -822,15 +829,20 @@ class Database:
 
     def _initialise(self) -> None:
         conn = self._writer
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            # Look before writing anything: even switching to WAL rewrites the header.
             tables = {
                 name
                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
             if tables and "state" not in tables:
                 raise ValueError("not a coditect store", str(self.path))
+            conn.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            conn.close()
+            raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute(

@@ -1,0 +1,124 @@
+"""Opening stores: URLs, foreign files, durability across reopen, process-wide database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import fdb_backend
+
+
+def test_unknown_scheme_names_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match="accepted: embedded:///abs/path, memory:, fdb:"):
+        fdb_backend.open_database("redis://localhost/0")
+
+
+@pytest.mark.parametrize("url", ["", "embedded://relative/path", "embedded:relative"])
+def test_malformed_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        fdb_backend.open_database(url)
+
+
+@pytest.mark.parametrize("faults", ["x", "2", "-1"])
+def test_bad_fault_rate_is_refused(faults: str) -> None:
+    with pytest.raises(ValueError, match="faults"):
+        fdb_backend.open_database(f"memory:?faults={faults}")
+
+
+def test_fault_rate_from_url() -> None:
+    db = fdb_backend.open_database("memory:?faults=0.25")
+    assert db.fault_rate == 0.25
+    db.close()
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"my precious notes\n" * 100)
+    with pytest.raises(ValueError, match="not a coditect store"):
+        fdb_backend.open_database(f"embedded://{path}")
+    assert path.read_bytes() == b"my precious notes\n" * 100
+
+
+def test_another_sqlite_database_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE people (name TEXT)")
+    conn.execute("INSERT INTO people VALUES ('ada')")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="not a coditect store"):
+        fdb_backend.open_database(f"embedded://{path}")
+    assert path.read_bytes() == before
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="directory"):
+        fdb_backend.open_database(f"embedded://{tmp_path}")
+
+
+def test_commits_survive_reopen(tmp_path: Path) -> None:
+    url = f"embedded://{tmp_path}/deep/er/store.sqlite3"
+    db = fdb_backend.open_database(url)
+    tr = db.create_transaction()
+    tr[b"k"] = b"v"
+    tr.commit().wait()
+    version = tr.get_committed_version()
+    db.close()
+    again = fdb_backend.open_database(url)
+    tr = again.create_transaction()
+    assert tr[b"k"] == b"v"
+    assert tr.get_read_version().wait() == version
+    again.close()
+
+
+def test_memory_store_is_gone_on_close() -> None:
+    db = fdb_backend.open_database("memory:")
+    path = Path(db.path)
+    assert path.exists()
+    db.close()
+    assert not path.exists()
+
+
+def test_closed_database_refuses_work() -> None:
+    db = fdb_backend.open_database("memory:")
+    db.close()
+    with pytest.raises(fdb_backend.FDBError):
+        db.create_transaction()
+
+
+def test_set_read_version_reads_the_past_or_says_too_old(tmp_path: Path) -> None:
+    db = fdb_backend.open_database(f"embedded://{tmp_path}/s.sqlite3")
+    db[b"a"] = b"1"
+    db[b"b"] = b"1"
+    old = db.create_transaction().get_read_version().wait()
+    db[b"b"] = b"2"
+    tr = db.create_transaction()
+    tr.set_read_version(old)
+    assert tr[b"a"] == b"1"  # unchanged since `old`: the past and the present agree
+    with pytest.raises(fdb_backend.FDBError) as info:
+        tr[b"b"]  # changed since `old`: that version is no longer readable here
+    assert info.value.code == 1007
+    future = db.create_transaction()
+    future.set_read_version(old + 100)
+    with pytest.raises(fdb_backend.FDBError) as info:
+        future[b"a"]
+    assert info.value.code == 1009
+    db.close()
+
+
+def test_get_database_follows_settings(settings_url: str) -> None:
+    db = fdb_backend.get_database()
+    assert db is fdb_backend.get_database()
+    fdb_backend.reset_database()
+    assert fdb_backend.get_database() is not db
+
+
+@pytest.fixture
+def settings_url(settings: object, tmp_path: Path) -> str:
+    url = f"embedded://{tmp_path}/settings.sqlite3"
+    settings.CODITECT_STORAGE_URL = url  # type: ignore[attr-defined]
+    yield url  # type: ignore[misc]
+    fdb_backend.reset_database()
