@@ -26,7 +26,6 @@ import struct
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -271,8 +270,6 @@ class Transaction:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.options = TransactionOptions(self)
-        self.snapshot = _Snapshot(self)
         self._timeout_s: float | None = db._default_timeout_s
         self._retry_limit: int | None = db._default_retry_limit
         self._max_backoff_s = 1.0
@@ -280,7 +277,6 @@ class Transaction:
         self._backoff_s = 0.01
         self._started = clock.monotonic()
         self._conn: sqlite3.Connection | None = None
-        self._finalizer: weakref.finalize | None = None
         self._reset_state()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -312,13 +308,23 @@ class Transaction:
     def cancel(self) -> None:
         self._reset_state()
 
+    # No reference cycles (options and snapshot are made on use), so an abandoned
+    # transaction is freed at once and gives its snapshot connection back here.
+    def __del__(self) -> None:
+        self._release_snapshot()
+
+    @property
+    def options(self) -> TransactionOptions:
+        return TransactionOptions(self)
+
+    @property
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(self)
+
     def _release_snapshot(self) -> None:
         conn = getattr(self, "_conn", None)
         if conn is not None:
             self._conn = None
-            if self._finalizer is not None:
-                self._finalizer.detach()
-                self._finalizer = None
             self.db._release_reader(conn)
 
     def _snapshot_conn(self) -> sqlite3.Connection:
@@ -329,10 +335,12 @@ class Transaction:
         self._check_timeout()
         conn = self.db._acquire_reader()
         try:
+            # The snapshot starts at the first statement after BEGIN; the read version is
+            # read from the same snapshot only when needed (commit, get_read_version).
             conn.execute("BEGIN")
-            version, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
             wanted = self._requested_read_version
             if wanted is not None:
+                version, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
                 if wanted > version:
                     raise FDBError(1009)
                 if wanted < horizon:
@@ -345,15 +353,21 @@ class Transaction:
                     ).fetchall()
                     written = [r for (blob,) in rows for r in _decode_ranges(blob)]
                     self._stale_writes = _merge_ranges(written)
-                version = wanted
+                self._read_version = wanted
         except BaseException:
             self.db._release_reader(conn)
             raise
         self._conn = conn
-        self._finalizer = weakref.finalize(self, self.db._release_reader, conn)
-        self._read_version = version
         self._read_started = clock.monotonic()
         return conn
+
+    def _snapshot_version(self) -> int:
+        version = self._read_version
+        if version is None:
+            conn = self._snapshot_conn()
+            (version,) = conn.execute("SELECT version FROM state").fetchone()
+            self._read_version = version
+        return version
 
     def _check_age(self) -> None:
         if clock.monotonic() - self._read_started > TRANSACTION_AGE_LIMIT_S:
@@ -372,8 +386,7 @@ class Transaction:
     # --- versions --------------------------------------------------------------------
 
     def get_read_version(self) -> Future:
-        self._snapshot_conn()
-        return Future(self._read_version)
+        return Future(self._snapshot_version())
 
     def set_read_version(self, version: int) -> None:
         if self._conn is not None:
@@ -687,7 +700,7 @@ class Transaction:
         end = _check_key(end, allow_end=True)
         if begin > end:
             raise FDBError(2005)
-        self._snapshot_conn()
+        self._snapshot_version()  # pins the snapshot the range is checked from
         self._size += len(begin) + len(end)
         self._read_ranges.append((begin, end))
 
@@ -736,6 +749,8 @@ class Transaction:
         if fault in (1020, -1021):
             # Injected before anything is applied: not committed, or "unknown" but not.
             raise _injected(abs(fault))
+        if self._read_ranges:
+            self._snapshot_version()
         self._committing = True
         try:
             self._release_snapshot()

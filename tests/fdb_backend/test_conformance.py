@@ -270,7 +270,9 @@ def test_counter_hammered_by_threads_is_exact(db: Any, ks: Any) -> None:
 
 
 @pytest.mark.slow
-def test_counter_hammered_by_two_processes_is_exact(engine: str, db: Any, ks: Any, tmp_path: Any) -> None:
+def test_counter_hammered_by_two_processes_is_exact(
+    engine: str, db: Any, ks: Any, tmp_path: Any
+) -> None:
     import multiprocessing
 
     from tests.fdb_backend.workers import hammer_counter
@@ -429,9 +431,7 @@ def test_versionstamps_strictly_increase(db: Any, ks: Any) -> None:
         tr = db.create_transaction()
         key = ks.pack_with_versionstamp(("log", fdb.tuple.Versionstamp()))
         tr.set_versionstamped_key(key, struct.pack(">I", i))
-        tr.set_versionstamped_value(
-            ks.pack(("last",)), b"\x00" * 10 + struct.pack("<I", 0)
-        )
+        tr.set_versionstamped_value(ks.pack(("last",)), b"\x00" * 10 + struct.pack("<I", 0))
         future = tr.get_versionstamp()
         commit(tr)
         stamps.append(future.wait())
@@ -508,19 +508,19 @@ def test_non_retryable_errors_propagate(db: Any, ks: Any) -> None:
     assert info.value.code == 2102
 
 
+@fdb_backend.transactional
+def put(tr: Any, key: bytes, value: bytes) -> None:
+    tr[key] = value
+    assert tr[key] == value
+
+
 def test_threads_with_their_own_transactions(db: Any, ks: Any) -> None:
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
         try:
             for i in range(20):
-
-                @fdb_backend.transactional
-                def put(tr: Any) -> None:
-                    tr[ks.pack((n, i))] = uuid.uuid4().bytes
-                    assert tr[ks.pack((n, i))] is not None
-
-                put(db)
+                put(db, ks.pack((n, i)), uuid.uuid4().bytes)
         except BaseException as error:
             errors.append(error)
 

@@ -36,11 +36,9 @@ def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
     url = f"embedded://{store}"
     report = tmp_path / "committed.txt"
     ctx = multiprocessing.get_context("spawn")
-    rng = random.Random(20261125)  # noqa: S311 - test randomness
+    rng = random.Random(20261125)
     for round_ in range(ROUNDS):
-        worker = ctx.Process(
-            target=commit_batches, args=(url, PREFIX, str(report), KEYS_PER_BATCH)
-        )
+        worker = ctx.Process(target=commit_batches, args=(url, PREFIX, str(report), KEYS_PER_BATCH))
         worker.start()
         _wait_for_lines(report, round_ + 1, timeout=60)
         time.sleep(rng.uniform(0.0, 0.25))
@@ -52,8 +50,7 @@ def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
     db = fdb_backend.open_database(url)
     rows = db.create_transaction().get_range(PREFIX, PREFIX + b"\xff")
     batches = Counter(
-        (struct.unpack(">Q", kv.key[6:14])[0], struct.unpack(">I", kv.key[14:18])[0])
-        for kv in rows
+        (struct.unpack(">Q", kv.key[6:14])[0], struct.unpack(">I", kv.key[14:18])[0]) for kv in rows
     )
     # Every batch is all of its keys or none of them ...
     assert set(batches.values()) == {KEYS_PER_BATCH}

@@ -28,7 +28,9 @@ def _counter_increment(db: Any, counter: bytes, marker_space: bytes) -> None:
     increment(db)
 
 
-def hammer_counter(url: str, counter: bytes, marker_space: bytes, times: int, faults: float) -> None:
+def hammer_counter(
+    url: str, counter: bytes, marker_space: bytes, times: int, faults: float
+) -> None:
     db = fdb_backend.open_database(url)
     if faults:
         db.set_fault_injection(faults, seed=os.getpid())
