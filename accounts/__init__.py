@@ -1,0 +1,1 @@
+"""Tenants, users, invitations, passwords, tokens and their families, auth sessions, throttling."""

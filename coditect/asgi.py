@@ -1,0 +1,50 @@
+"""The ASGI entry point: HTTP to Django (with the static files of the admin), WebSocket to Channels.
+
+`make start` serves it with daphne: ``daphne coditect.asgi:application``.
+"""
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+from django.urls import re_path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
+
+# Set up Django before importing the routes: consumers import code that needs the app registry.
+# One daphne process is a whole deployment by default, so it serves the admin's static files
+# itself; a proxy in front may serve `collectstatic`'s output instead.
+_http = ASGIStaticFilesHandler(get_asgi_application())
+
+
+async def _no_such_route(
+    scope: dict[str, Any],
+    receive: Callable[[], Awaitable[Any]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    # Refuse the handshake (HTTP 403) instead of letting URLRouter raise, which daphne turns
+    # into a 500 and a logged traceback for every scanner that probes a path.
+    await receive()
+    await send({"type": "websocket.close"})
+
+
+def _websocket_routes() -> URLRouter:
+    from realtime.routing import websocket_urlpatterns
+
+    # Channels routes ASGI apps with Django's patterns; django-stubs only knows views there.
+    catch_all = re_path(r"", cast(Any, _no_such_route))
+    return URLRouter([*websocket_urlpatterns, catch_all])
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": _http,
+        # Browsers send any site's cookies and tokens on a cross-site WebSocket; only pages
+        # served from an allowed host may open one.
+        "websocket": AllowedHostsOriginValidator(_websocket_routes()),
+    }
+)

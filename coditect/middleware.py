@@ -1,0 +1,81 @@
+"""The project's middleware: request ids, and problem+json for every error on an API path.
+
+Each is built from plain functions and runs natively in both the sync and the async request
+path: under daphne a sync-only middleware would cost a thread hop on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils.decorators import sync_and_async_middleware
+
+from coditect.problems import as_problem, is_api_path, problem_response
+from coditect.request_id import assign_request_id, echo_request_id
+
+Before = Callable[[HttpRequest], HttpResponseBase | None]
+After = Callable[[HttpRequest, HttpResponseBase], HttpResponseBase]
+GetResponse = Callable[[HttpRequest], Any]
+
+
+def _middleware(before: Before, after: After) -> Callable[[GetResponse], GetResponse]:
+    """A middleware that calls ``before`` (which may answer instead of the view), then ``after``."""
+
+    @sync_and_async_middleware
+    def factory(get_response: GetResponse) -> GetResponse:
+        if iscoroutinefunction(get_response):
+
+            async def async_middleware(request: HttpRequest) -> HttpResponseBase:
+                response = before(request)
+                if response is None:
+                    response = await get_response(request)
+                return after(request, response)
+
+            return async_middleware
+
+        def sync_middleware(request: HttpRequest) -> HttpResponseBase:
+            response = before(request)
+            if response is None:
+                response = get_response(request)
+            return after(request, response)
+
+        return sync_middleware
+
+    return factory
+
+
+def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
+    """413 before any view reads an API body above CODITECT_MAX_BODY_BYTES.
+
+    DRF reads request bodies from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check,
+    so the limit is enforced here, on the declared length.
+    """
+    if not is_api_path(request.path_info):
+        return None
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(declared)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return problem_response(
+            request, status=400, code="bad_request", detail="Content-Length is not a number."
+        )
+    limit: int = settings.CODITECT_MAX_BODY_BYTES
+    if length > limit:
+        return problem_response(
+            request,
+            status=413,
+            code="body_too_large",
+            detail=f"The request body is {length} bytes; the limit is {limit}.",
+        )
+    return None
+
+
+request_id_middleware = _middleware(assign_request_id, echo_request_id)
+api_problem_middleware = _middleware(reject_large_body, as_problem)

@@ -1,0 +1,36 @@
+"""One id per request, taken from a proxy's X-Request-ID or made here, echoed to the client.
+
+Clients quote it when they report a problem; problem+json bodies carry it too.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+HEADER = "X-Request-ID"
+_META_KEY = "coditect.request_id"
+# What proxies and tracing tools send (UUIDs, hex, AWS trace ids); anything else, for instance
+# an attempt to smuggle text into our logs, is replaced.
+_SANE = re.compile(r"[A-Za-z0-9._:+=/@-]{1,128}")
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The request's id; made on first use for requests that bypassed the middleware."""
+    request_id = request.META.get(_META_KEY)
+    if request_id is None:
+        request_id = request.META[_META_KEY] = uuid.uuid4().hex
+    return str(request_id)
+
+
+def assign_request_id(request: HttpRequest) -> None:
+    incoming = request.headers.get(HEADER, "")
+    request.META[_META_KEY] = incoming if _SANE.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def echo_request_id(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    response[HEADER] = request_id_of(request)
+    return response

@@ -1,0 +1,185 @@
+"""Django settings, every one of them read from the environment (docs/configuration.md).
+
+The defaults suit one developer's machine (DEBUG on, SQLite, embedded storage, in-memory
+channel layer). With DJANGO_DEBUG=0 the process refuses to start without a secret key, and
+turns on the HTTPS-only settings that `manage.py check --deploy` asks for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from coditect.env import (
+    dev_secret_key,
+    env_bool,
+    env_int,
+    env_list,
+    env_positive_float,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEBUG = env_bool("DJANGO_DEBUG", default=True)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. With DJANGO_DEBUG=0 the platform needs a long random "
+            "secret key, for example: python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
+    SECRET_KEY = dev_secret_key(VAR_DIR / "dev-secret-key")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=[])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# HTTPS: on by default in production. Probes reach the process over plain HTTP from inside the
+# network, so they are exempt from the redirect (a 301 would read as healthy to a prober).
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+INSTALLED_APPS = [
+    # daphne first: its runserver replaces Django's, so `manage.py runserver` speaks ASGI.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "fdb_backend",
+    "accounts",
+    "workspaces",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "coditect.middleware.request_id_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "coditect.middleware.api_problem_middleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "coditect.urls"
+ASGI_APPLICATION = "coditect.asgi.application"
+WSGI_APPLICATION = "coditect.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Staff accounts of the admin. Tenants' users live in the storage layer, not here.
+_database_url = env_str("DATABASE_URL", default="")
+if not _database_url:
+    # SQLite creates the file but not its folder; the default must work on a fresh clone.
+    VAR_DIR.mkdir(exist_ok=True)
+    _database_url = f"sqlite:///{VAR_DIR / 'staff.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(_database_url)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# The storage layer (fdb_backend.get_database() opens this URL once per process).
+CODITECT_STORAGE_URL = env_str(
+    "CODITECT_STORAGE_URL", default="embedded://" + quote(str(VAR_DIR / "store.sqlite3"))
+)
+
+REDIS_URL = env_str("REDIS_URL", default="")
+CHANNEL_LAYERS = {
+    "default": (
+        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        if REDIS_URL
+        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
+    )
+}
+
+# Multiplies every throttle limit (load tests raise it instead of turning throttling off).
+CODITECT_THROTTLE_SCALE = env_positive_float("CODITECT_THROTTLE_SCALE", default=1.0)
+
+# Largest request body accepted; API requests above it get a 413 before any view runs.
+CODITECT_MAX_BODY_BYTES = env_int("CODITECT_MAX_BODY_BYTES", default=2 * 1024 * 1024, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = CODITECT_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "coditect.problems.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The accounts app adds its bearer-token authentication; until then nothing authenticates,
+    # and a view that forgets its permissions is closed rather than open.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Coditect platform API",
+    "DESCRIPTION": (
+        "REST API of the Coditect platform. Errors are RFC 9457 problem details "
+        "(application/problem+json)."
+    ),
+    "VERSION": "5",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v5",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+_log_level = env_str("DJANGO_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": _log_level},
+    # Django's default config logs request errors to the console only under DEBUG, and mails
+    # them otherwise; a server without ADMINS would then lose every traceback.
+    "loggers": {"django": {"handlers": ["console"], "level": _log_level, "propagate": False}},
+}

@@ -1,0 +1,17 @@
+"""The project's routes. Every API route is served with and without its trailing slash."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from coditect.api_docs import api_docs
+from coditect.health import healthz, readyz
+from coditect.routes import optional_slash
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    *optional_slash("healthz", healthz, name="healthz"),
+    *optional_slash("readyz", readyz, name="readyz"),
+    *optional_slash("api/v5/schema/", SpectacularAPIView.as_view(), name="schema"),
+    *optional_slash("api/v5/docs/", api_docs, name="api-docs"),
+]

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FdbBackendConfig(AppConfig):
+    name = "fdb_backend"
+    label = "fdb_backend"
+    verbose_name = "Storage"

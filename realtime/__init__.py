@@ -1,0 +1,1 @@
+"""Channels consumers: WebSocket auth, presence, event log and replay, file locks."""

@@ -1,0 +1,84 @@
+"""The project's routes plus views that exist only to exercise the error handling."""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import Http404
+from django.urls import path
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from coditect.problems import ApiError
+from coditect.routes import optional_slash
+from coditect.urls import urlpatterns as project_urlpatterns
+
+
+class EchoView(APIView):
+    permission_classes = (AllowAny,)
+
+    def post(self, request: Request) -> Response:
+        return Response({"echo": request.data})
+
+
+class ItemSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=5)
+
+
+class OrderSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    items = ItemSerializer(many=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["email"].endswith("@blocked.example"):
+            raise serializers.ValidationError("This domain may not order.", code="blocked")
+        return attrs
+
+
+class ValidateView(APIView):
+    permission_classes = (AllowAny,)
+
+    def post(self, request: Request) -> Response:
+        serializer = OrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(serializer.validated_data)
+
+
+RAISED: dict[str, Callable[[], Exception]] = {
+    "not_authenticated": exceptions.NotAuthenticated,
+    "throttled": lambda: exceptions.Throttled(wait=2.5),
+    "api_error": lambda: ApiError(
+        409,
+        "email_taken",
+        "An account with this email exists.",
+        [{"attr": "email", "code": "taken", "detail": "Already registered."}],
+        headers={"X-Hint": "log in"},
+    ),
+    "not_found": lambda: Http404("No such order."),
+    "crash": lambda: RuntimeError("boom"),
+}
+
+
+class RaiseView(APIView):
+    permission_classes = (AllowAny,)
+
+    def get(self, request: Request, kind: str) -> Response:
+        raise RAISED[kind]()
+
+
+class ClosedView(APIView):
+    """Keeps the project's default permissions: nobody is authenticated yet."""
+
+    def get(self, request: Request) -> Response:
+        return Response({})
+
+
+urlpatterns = [
+    *project_urlpatterns,
+    *optional_slash("api/test/echo", EchoView.as_view(), name="test-echo"),
+    *optional_slash("api/test/validate", ValidateView.as_view(), name="test-validate"),
+    *optional_slash("api/test/closed", ClosedView.as_view(), name="test-closed"),
+    path("api/test/raise/<str:kind>", RaiseView.as_view(), name="test-raise"),
+]

@@ -1,0 +1,1 @@
+"""Workspace sessions: create, read, update, delete, fork, related sessions and their indexes."""
