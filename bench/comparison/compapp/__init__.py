@@ -1,0 +1,1 @@
+"""Django project and app of the conventional comparison build (see ../README.md)."""
