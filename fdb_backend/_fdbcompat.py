@@ -25,7 +25,7 @@ def install() -> None:
     try:
         importlib.import_module("fdb.impl")  # loads the C client when present
     except Exception:  # the C client is missing or broken: keep the pure-Python tuple layer
-        fdb.impl = types.SimpleNamespace(Value=_NoValue)  # type: ignore[attr-defined]
+        fdb.impl = types.SimpleNamespace(Value=_NoValue)
 
 
 install()

@@ -54,8 +54,8 @@ def open_database(url: str) -> Any:
     if scheme == "fdb":
         from fdb_backend.engines.cluster import open_cluster
 
-        path = unquote(parts.path) or os.environ.get("FDB_CLUSTER_FILE") or None
-        return open_cluster(path)
+        cluster_file = unquote(parts.path) or os.environ.get("FDB_CLUSTER_FILE") or None
+        return open_cluster(cluster_file)
     raise ValueError("unknown storage URL scheme; accepted: " + ACCEPTED, parts.scheme)
 
 

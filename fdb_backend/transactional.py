@@ -51,4 +51,4 @@ def transactional(func: Callable[P, R]) -> Callable[P, R]:
             except FDBError as error:
                 tr.on_error(error).wait()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

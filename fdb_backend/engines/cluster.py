@@ -63,7 +63,7 @@ class _Reads:
 
     @_translated
     def get(self, key: bytes) -> bytes | None:
-        return self._inner.get(key).wait()  # type: ignore[no-any-return]
+        return self._inner.get(key).wait()
 
     def __getitem__(self, key: bytes | slice) -> Any:
         if isinstance(key, slice):

@@ -411,7 +411,7 @@ class Transaction:
         if entry is not None:
             kind, data = entry
             if kind == _VALUE:
-                return data  # type: ignore[no-any-return]
+                return data
             if kind == _STAMPED:
                 raise FDBError(1036)
         elif self._cleared_begins and self._in_cleared(key):
@@ -426,7 +426,7 @@ class Transaction:
         base = row[0] if row is not None else None
         if entry is not None:
             return _apply_ops(base, entry[1])
-        return base  # type: ignore[no-any-return]
+        return base
 
     def get(self, key: bytes) -> bytes | None:
         return self._get(key, snapshot=False)
@@ -1032,7 +1032,7 @@ class Database:
                 tr.on_error(error).wait()
 
     def get(self, key: bytes) -> bytes | None:
-        return self._run(lambda tr: tr.get(key))  # type: ignore[no-any-return]
+        return self._run(lambda tr: tr.get(key))
 
     def __getitem__(self, key: bytes | slice) -> Any:
         return self._run(lambda tr: tr[key])
@@ -1056,7 +1056,7 @@ class Database:
         self, begin: bytes | KeySelector, end: bytes | KeySelector, limit: int = 0,
         reverse: bool = False,
     ) -> list[KeyValue]:  # fmt: skip
-        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))  # type: ignore[no-any-return]
+        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))
 
     def close(self) -> None:
         """Close every connection; a memory store's file goes too."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,8 +119,8 @@ def test_get_database_follows_settings(settings_url: str) -> None:
 
 
 @pytest.fixture
-def settings_url(settings: object, tmp_path: Path) -> str:
+def settings_url(settings: Any, tmp_path: Path) -> Iterator[str]:
     url = f"embedded://{tmp_path}/settings.sqlite3"
-    settings.CODITECT_STORAGE_URL = url  # type: ignore[attr-defined]
-    yield url  # type: ignore[misc]
+    settings.CODITECT_STORAGE_URL = url
+    yield url
     fdb_backend.reset_database()
