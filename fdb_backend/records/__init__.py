@@ -1,0 +1,37 @@
+"""Typed records with secondary indexes over the storage layer (docs/keyspace.md).
+
+Declare a record type (``Record``, ``Index``), bind it to a scope from
+``fdb_backend.keyspace`` with ``Collection``, then ``get`` / ``save`` / ``delete`` /
+``list_by_key`` / ``list_by_index`` / ``find_unique`` inside transactions.
+"""
+
+from fdb_backend.records.errors import (
+    CorruptRecord,
+    InvalidContinuation,
+    RecordError,
+    RecordTooLarge,
+    UniqueViolation,
+    VersionConflict,
+)
+from fdb_backend.records.maintenance import IndexProblem
+from fdb_backend.records.paging import Page
+from fdb_backend.records.schema import Index, Record, epoch_micros, utcnow
+from fdb_backend.records.store import MAX_RECORD_SIZE, Collection, resolve_unique
+
+__all__ = [
+    "MAX_RECORD_SIZE",
+    "Collection",
+    "CorruptRecord",
+    "Index",
+    "IndexProblem",
+    "InvalidContinuation",
+    "Page",
+    "Record",
+    "RecordError",
+    "RecordTooLarge",
+    "UniqueViolation",
+    "VersionConflict",
+    "epoch_micros",
+    "resolve_unique",
+    "utcnow",
+]

@@ -1,0 +1,424 @@
+"""``Collection``: one record type's records and indexes in one scope, read and written
+transactionally.
+
+Layout (all under the collection's subspace from ``fdb_backend.keyspace``):
+
+* record: ``(pk..., 0) -> payload`` when the payload fits one value (100,000 bytes), else
+  ``(pk..., 1) .. (pk..., n)`` holding consecutive 100,000-byte chunks of it;
+* unique index entry: ``(values...) -> pack(pointer)``;
+* other index entry: ``(values..., pointer...) -> b""``;
+
+where ``pointer`` is the record's primary key, prefixed by the tenant id when the index lives
+outside the tenant (``IndexKeys.pointer_prefix``). A record and its index entries always
+change in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import fdb.tuple
+
+from fdb_backend.keyspace import CollectionKeys, IndexKeys, Scope
+from fdb_backend.limits import VALUE_SIZE_LIMIT
+from fdb_backend.records import maintenance
+from fdb_backend.records.errors import CorruptRecord, UniqueViolation, VersionConflict
+from fdb_backend.records.maintenance import IndexProblem
+from fdb_backend.records.paging import Page, decode_continuation, encode_continuation
+from fdb_backend.records.reader import ChunkGroups, Chunks, RangeReader, assemble
+from fdb_backend.records.schema import Index, Record, Schema, index_tuple, schema_of, utcnow
+from fdb_backend.transactional import transactional
+
+R = TypeVar("R", bound=Record)
+
+MAX_RECORD_SIZE = 1024 * 1024  # default per-record maximum of the serialized form
+CHUNK_SIZE = VALUE_SIZE_LIMIT
+
+# Entry key -> (index, values, entry value): what a record puts in its indexes.
+Entries = dict[bytes, tuple[Index, tuple[Any, ...], bytes]]
+
+log = logging.getLogger(__name__)
+
+
+class Collection(Generic[R]):
+    """The records of type ``R`` in one scope (a tenant, or the global scope).
+
+    Every read and write takes ``tr`` first: a transaction (joined, not committed) or a
+    database (its own transaction, retried on retryable errors, so it may run several times
+    and must be given everything, ids included, from outside). Readers treat a record whose
+    expiry field is at or before ``now`` (default: the current UTC time) as absent. Reads
+    accept ``tr.snapshot`` for reads that add no conflicts.
+    """
+
+    def __init__(
+        self, record_type: type[R], scope: Scope, *, max_record_size: int = MAX_RECORD_SIZE
+    ) -> None:
+        self.schema: Schema = schema_of(record_type)
+        self.keys: CollectionKeys = scope.collection(self.schema.collection)
+        self.max_record_size = max_record_size
+        self._indexes: dict[str, tuple[Index, IndexKeys]] = {}
+        for index in self.schema.indexes:
+            keys = self.keys.index(index.name)
+            if keys.cross_scope and not index.unique:
+                raise TypeError("an index outside the record's scope must be unique", index.name)
+            self._indexes[index.name] = (index, keys)
+        self._prefix = self.keys.records.key()
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.schema.collection} {self._prefix!r}>"
+
+    # --- keys ------------------------------------------------------------------------
+
+    def key_of(self, record: R) -> tuple[Any, ...]:
+        return self.schema.key_of(record)
+
+    def _pk(self, key: Any) -> tuple[Any, ...]:
+        arity = len(self.schema.key_fields)
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) != arity:
+            raise ValueError("primary key has the wrong number of fields", arity, len(key))
+        return key
+
+    def _entries(self, record: R) -> Entries:
+        pk = self.key_of(record)
+        entries: Entries = {}
+        for index, keys in self._indexes.values():
+            pointer = keys.pointer_prefix + pk
+            for values in self.schema.index_entries(index, record):
+                if index.unique:
+                    key = keys.subspace.pack(values)
+                    entries[key] = (index, values, fdb.tuple.pack(pointer))
+                else:
+                    entries[keys.subspace.pack(values + pointer)] = (index, values, b"")
+        return entries
+
+    def _local_pk(self, keys: IndexKeys, pointer: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The primary key an index pointer names in this scope, or None (another scope)."""
+        n = len(keys.pointer_prefix)
+        if pointer[:n] != keys.pointer_prefix:
+            return None
+        return pointer[n:]
+
+    # --- the stored form -------------------------------------------------------------
+
+    def _decode(self, pk: tuple[Any, ...], chunks: Chunks) -> R:
+        payload = assemble(chunks)
+        if payload is None:
+            raise CorruptRecord("record chunks are not contiguous", self.schema.collection, pk)
+        try:
+            return self.schema.decode(payload)  # type: ignore[return-value]
+        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            raise CorruptRecord(str(error.args[0]), self.schema.collection, pk) from None
+
+    def _read(self, tr: Any, pk: tuple[Any, ...]) -> R | None:
+        """The stored record, expired or not."""
+        r = self.keys.records.range(pk)
+        kvs = tr.get_range(r.start, r.stop)
+        if not kvs:
+            return None
+        chunks = [
+            (fdb.tuple.unpack(kv.key, prefix_len=len(self._prefix))[-1], kv.value) for kv in kvs
+        ]
+        return self._decode(pk, chunks)
+
+    def _live(self, record: R | None, now: datetime) -> R | None:
+        if record is None or self.schema.is_expired(record, now):
+            return None
+        return record
+
+    def _write(self, tr: Any, pk: tuple[Any, ...], payload: bytes) -> None:
+        records = self.keys.records
+        if len(payload) <= CHUNK_SIZE:
+            tr[records.pack((*pk, 0))] = payload
+            return
+        for number, offset in enumerate(range(0, len(payload), CHUNK_SIZE), start=1):
+            tr[records.pack((*pk, number))] = payload[offset : offset + CHUNK_SIZE]
+
+    def _remove(self, tr: Any, pk: tuple[Any, ...], stored: R) -> None:
+        r = self.keys.records.range(pk)
+        tr.clear_range(r.start, r.stop)
+        for key in self._entries(stored):
+            tr.clear(key)
+
+    # --- reads -----------------------------------------------------------------------
+
+    @transactional
+    def get(self, tr: Any, key: Any, *, now: datetime | None = None) -> R | None:
+        """The live record with primary key ``key`` (a value, or a tuple for several fields)."""
+        return self._live(self._read(tr, self._pk(key)), now or utcnow())
+
+    @transactional
+    def find_unique(
+        self, tr: Any, index: str, values: tuple[Any, ...], *, now: datetime | None = None
+    ) -> R | None:
+        """The live record of this scope holding ``values`` in unique index ``index``."""
+        idx, keys = self._index(index)
+        if not idx.unique:
+            raise ValueError("find_unique needs a unique index", index)
+        found = tr.get(keys.subspace.pack(index_tuple(values)))
+        if found is None:
+            return None
+        pk = self._local_pk(keys, fdb.tuple.unpack(found))
+        if pk is None:
+            return None
+        return self._live(self._read(tr, pk), now or utcnow())
+
+    def _index(self, name: str) -> tuple[Index, IndexKeys]:
+        try:
+            return self._indexes[name]
+        except KeyError:
+            raise KeyError("record type declares no such index", name) from None
+
+    @transactional
+    def list_by_key(
+        self,
+        tr: Any,
+        prefix: tuple[Any, ...] = (),
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        continuation: str | None = None,
+        now: datetime | None = None,
+    ) -> Page[R]:
+        """Live records in primary-key order, optionally those whose key starts with ``prefix``.
+
+        ``limit`` 0 means all. The page's continuation resumes exactly after its last record
+        (None when nothing follows); raises InvalidContinuation for one from another query.
+        """
+        return self._page_by_key(tr, prefix, limit, reverse, continuation, now, live_only=True)
+
+    def _page_by_key(
+        self,
+        tr: Any,
+        prefix: tuple[Any, ...],
+        limit: int,
+        reverse: bool,
+        continuation: str | None,
+        now: datetime | None,
+        *,
+        live_only: bool,
+    ) -> Page[R]:
+        if len(prefix) > len(self.schema.key_fields):
+            raise ValueError("key prefix is longer than the primary key", len(prefix))
+        if limit < 0:
+            raise ValueError("limit must not be negative", limit)
+        records = self.keys.records
+        r = records.range(tuple(prefix))
+        begin, end = r.start, r.stop
+        if continuation is not None:
+            begin, end = decode_continuation(
+                continuation,
+                self._prefix,
+                r.start,
+                r.stop,
+                reverse,
+                key_arity=len(self.schema.key_fields),
+            )
+        moment = now or utcnow()
+        reader = RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
+        groups = ChunkGroups(reader, len(self._prefix), reverse=reverse)
+        found: list[R] = []
+        last: tuple[Any, ...] | None = None
+        while not limit or len(found) < limit:
+            group = groups.next()
+            if group is None:
+                break
+            last, chunks = group
+            record = self._decode(last, chunks)
+            if not live_only or not self.schema.is_expired(record, moment):
+                found.append(record)
+        token = None
+        if last is not None and reader.has_more():
+            boundary = records.pack(last) if reverse else records.range(last).stop
+            token = encode_continuation(self._prefix, r.start, r.stop, reverse, boundary)
+        return Page(found, token)
+
+    @transactional
+    def list_by_index(
+        self,
+        tr: Any,
+        index: str,
+        values: tuple[Any, ...] = (),
+        *,
+        limit: int = 0,
+        reverse: bool = False,
+        continuation: str | None = None,
+        now: datetime | None = None,
+    ) -> Page[R]:
+        """Live records in the order of index ``index``, optionally those under the prefix
+        ``values`` of its tuples; paging as ``list_by_key``.
+
+        A record with several entries under the prefix appears once per entry.
+        """
+        idx, keys = self._index(index)
+        if keys.cross_scope:
+            raise ValueError("an index outside the scope can only be searched", index)
+        if limit < 0:
+            raise ValueError("limit must not be negative", limit)
+        subspace = keys.subspace
+        start = subspace.pack(index_tuple(values))
+        stop = start + b"\xff"
+        prefix = subspace.key()
+        begin, end = start, stop
+        if continuation is not None:
+            begin, end = decode_continuation(continuation, prefix, start, stop, reverse)
+        moment = now or utcnow()
+        reader = RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
+        found: list[R] = []
+        last: bytes | None = None
+        while not limit or len(found) < limit:
+            kv = reader.next()
+            if kv is None:
+                break
+            last = kv.key
+            if idx.unique:
+                pk = fdb.tuple.unpack(kv.value)
+            else:
+                pk = fdb.tuple.unpack(kv.key, prefix_len=len(prefix))[
+                    -len(self.schema.key_fields) :
+                ]
+            stored = self._read(tr, pk)
+            if stored is None:
+                log.warning(
+                    "index entry without its record",
+                    extra={"collection": self.schema.collection, "index": index, "key": pk},
+                )
+                continue
+            if self._live(stored, moment) is not None:
+                found.append(stored)
+        token = None
+        if last is not None and reader.has_more():
+            boundary = last if reverse else last + b"\x00"
+            token = encode_continuation(prefix, start, stop, reverse, boundary)
+        return Page(found, token)
+
+    # --- writes ----------------------------------------------------------------------
+
+    @transactional
+    def save(
+        self,
+        tr: Any,
+        record: R,
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> R:
+        """Insert or replace ``record`` and its index entries atomically; return it as stored.
+
+        The stored version is the previous one plus one (1 for a new record). With
+        ``expected_version`` the save happens only if the live record has that version
+        (0: there must be none), else VersionConflict. A retry after commit_unknown_result
+        that finds its own write already applied returns it instead of conflicting.
+        Raises UniqueViolation, RecordTooLarge. ``record`` itself is not changed.
+        """
+        moment = now or utcnow()
+        pk = self.key_of(record)
+        stored = self._read(tr, pk)
+        live = self._live(stored, moment)
+        actual = live.version if live is not None else 0
+        if expected_version is not None and expected_version != actual:
+            if live is not None and actual == expected_version + 1 and self._same(live, record):
+                return live
+            raise VersionConflict(expected_version, actual)
+        new = dataclasses.replace(record, version=(stored.version if stored else 0) + 1)
+        payload = self.schema.encode(new, self.max_record_size)
+        old_entries = self._entries(stored) if stored is not None else {}
+        new_entries = self._entries(new)
+        for key, (index, values, _) in new_entries.items():
+            if index.unique and key not in old_entries:
+                self._claim(tr, key, index, values, moment)
+        for key in old_entries.keys() - new_entries.keys():
+            tr.clear(key)
+        for key, (_, _, value) in new_entries.items():
+            if old_entries.get(key, (None, None, None))[2] != value:
+                tr[key] = value
+        if stored is not None:
+            r = self.keys.records.range(pk)
+            tr.clear_range(r.start, r.stop)
+        self._write(tr, pk, payload)
+        return new
+
+    def _same(self, stored: R, record: R) -> bool:
+        a = self.schema.fields_json(stored)
+        b = self.schema.fields_json(record)
+        a.pop("version")
+        b.pop("version")
+        return a == b
+
+    def _claim(
+        self, tr: Any, key: bytes, index: Index, values: tuple[Any, ...], now: datetime
+    ) -> None:
+        """Make the unique entry ``key`` free for a new holder, or raise UniqueViolation."""
+        found = tr.get(key)
+        if found is None:
+            return
+        _, keys = self._indexes[index.name]
+        holder_pk = self._local_pk(keys, fdb.tuple.unpack(found))
+        if holder_pk is None:
+            raise UniqueViolation(index.name, values)
+        holder = self._read(tr, holder_pk)
+        if holder is None:
+            return  # an entry whose record is gone: overwriting it repairs the index
+        if self._live(holder, now) is not None:
+            raise UniqueViolation(index.name, values)
+        self._remove(tr, holder_pk, holder)  # expired records are absent: evict it
+
+    @transactional
+    def delete(
+        self,
+        tr: Any,
+        key: Any,
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Remove the record and its index entries; True if a live record was removed.
+
+        An expired record is removed too but counts as absent (False), as does a missing
+        one, whatever ``expected_version`` says (so a retried delete is not an error). A live
+        record whose version is not ``expected_version`` raises VersionConflict.
+        """
+        pk = self._pk(key)
+        stored = self._read(tr, pk)
+        if stored is None:
+            return False
+        live = self._live(stored, now or utcnow())
+        if live is not None and expected_version is not None and expected_version != live.version:
+            raise VersionConflict(expected_version, live.version)
+        self._remove(tr, pk, stored)
+        return live is not None
+
+    # --- maintenance: each call runs batches in transactions of their own ----------------
+
+    def scan(self, db: Any, *, batch_size: int = 100, include_expired: bool = False) -> Iterator[R]:
+        """Every record, in key order, read ``batch_size`` at a time (not one snapshot)."""
+        return maintenance.scan(self, db, batch_size=batch_size, include_expired=include_expired)
+
+    def purge_expired(self, db: Any, *, batch_size: int = 100, now: datetime | None = None) -> int:
+        """Remove expired records and their index entries; return how many were removed."""
+        return maintenance.purge_expired(self, db, batch_size=batch_size, now=now)
+
+    def verify_indexes(self, db: Any, *, batch_size: int = 100) -> list[IndexProblem]:
+        """Index entries missing for a record, or pointing at none or at the wrong values."""
+        return maintenance.verify_indexes(self, db, batch_size=batch_size)
+
+    @transactional
+    def _page_stored(self, tr: Any, limit: int, continuation: str | None) -> Page[R]:
+        return self._page_by_key(tr, (), limit, False, continuation, None, live_only=False)
+
+
+@transactional
+def resolve_unique(tr: Any, index: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The pointer stored under ``values`` in a unique index subspace (e.g. the root
+    ``user_by_email`` from ``keyspace.GLOBAL.index``: ``(tenant_id, user_id)``), or None.
+
+    It says where a record was at the time; load it through its tenant's Collection, which
+    also applies expiry.
+    """
+    found = tr.get(index.pack(index_tuple(values)))
+    return None if found is None else fdb.tuple.unpack(found)
