@@ -146,9 +146,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # The accounts app adds its bearer-token authentication; until then nothing authenticates,
-    # and a view that forgets its permissions is closed rather than open.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # A view that forgets its permissions is closed rather than open.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -183,3 +182,33 @@ LOGGING = {
     # them otherwise; a server without ADMINS would then lose every traceback.
     "loggers": {"django": {"handlers": ["console"], "level": _log_level, "propagate": False}},
 }
+
+# --- accounts (docs/configuration.md) --------------------------------------------------
+# Argon2id parameters: RFC 9106's second recommended option by default.
+CODITECT_ARGON2_TIME_COST = env_int("CODITECT_ARGON2_TIME_COST", default=3, minimum=1)
+CODITECT_ARGON2_MEMORY_KIB = env_int("CODITECT_ARGON2_MEMORY_KIB", default=65_536, minimum=8)
+CODITECT_ARGON2_PARALLELISM = env_int("CODITECT_ARGON2_PARALLELISM", default=4, minimum=1)
+
+CODITECT_JWT_ISSUER = env_str("CODITECT_JWT_ISSUER", default="coditect")
+CODITECT_JWT_AUDIENCE = env_str("CODITECT_JWT_AUDIENCE", default="coditect-api")
+CODITECT_JWT_LEEWAY_S = env_int("CODITECT_JWT_LEEWAY_S", default=0)
+CODITECT_ACCESS_TOKEN_TTL_S = env_int("CODITECT_ACCESS_TOKEN_TTL_S", default=900, minimum=1)
+CODITECT_REFRESH_IDLE_TTL_S = env_int("CODITECT_REFRESH_IDLE_TTL_S", default=14 * 86_400, minimum=1)
+CODITECT_REFRESH_ABSOLUTE_TTL_S = env_int(
+    "CODITECT_REFRESH_ABSOLUTE_TTL_S", default=30 * 86_400, minimum=1
+)
+# A just-rotated refresh token presented again within this window returns the current pair
+# (two tabs refreshing at once) instead of revoking the family.
+CODITECT_REFRESH_GRACE_S = env_int("CODITECT_REFRESH_GRACE_S", default=10)
+# Verification keys are re-read from storage this often, so a rotation reaches every process.
+CODITECT_SIGNING_KEYS_REFRESH_S = env_int("CODITECT_SIGNING_KEYS_REFRESH_S", default=30)
+CODITECT_INVITATION_TTL_S = env_int("CODITECT_INVITATION_TTL_S", default=7 * 86_400, minimum=1)
+
+# Throttles (each multiplied by CODITECT_THROTTLE_SCALE): per minute unless named otherwise.
+CODITECT_THROTTLE_LOGIN_PER_EMAIL = env_int("CODITECT_THROTTLE_LOGIN_PER_EMAIL", default=10)
+CODITECT_THROTTLE_LOGIN_PER_ADDRESS = env_int("CODITECT_THROTTLE_LOGIN_PER_ADDRESS", default=60)
+CODITECT_THROTTLE_REGISTER_PER_ADDRESS = env_int(
+    "CODITECT_THROTTLE_REGISTER_PER_ADDRESS", default=20
+)  # per hour
+# ASVS 2.2.1: at most this many failed logins per account per hour.
+CODITECT_LOGIN_FAILURES_PER_HOUR = env_int("CODITECT_LOGIN_FAILURES_PER_HOUR", default=100)

@@ -1,9 +1,11 @@
 """The project's routes. Every API route is served with and without its trailing slash."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from accounts import api as accounts_api
+from accounts import urls as accounts_urls
 from coditect.api_docs import api_docs
 from coditect.health import healthz, readyz
 from coditect.routes import optional_slash
@@ -14,4 +16,7 @@ urlpatterns = [
     *optional_slash("readyz", readyz, name="readyz"),
     *optional_slash("api/v5/schema/", SpectacularAPIView.as_view(), name="schema"),
     *optional_slash("api/v5/docs/", api_docs, name="api-docs"),
+    path("api/v5/auth/", include(accounts_urls.auth)),
+    path("api/v5/tenant/", include(accounts_urls.tenant)),
+    *optional_slash(".well-known/jwks.json", accounts_api.JwksView.as_view(), name="jwks"),
 ]

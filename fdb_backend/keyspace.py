@@ -59,7 +59,7 @@ _TENANT_INDEXES_AT_ROOT: Final = frozenset({"user_by_email"})
 _TENANT_SPACES: Final = ("counters", "auth_events")
 
 _GLOBAL_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {"tenants": ("tenant_by_slug",)}
+    {"tenants": ("tenant_by_slug",), "signing_keys": ()}
 )
 # Raw global spaces: throttling counts for subjects that have no tenant (an unknown email,
 # a client address).

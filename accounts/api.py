@@ -1,0 +1,311 @@
+"""REST views of CONTRACT §2: parse, call a service, render. No business logic here."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+import fdb_backend
+from accounts import selectors, serializers
+from accounts.api_errors import api_error
+from accounts.errors import AccountError
+from accounts.records import AuthSession, Tenant, User
+from accounts.services import (
+    Client,
+    Principal,
+    auth_session_logout,
+    auth_session_logout_all,
+    auth_session_revoke,
+    invitation_create,
+    member_remove,
+    token_refresh,
+    user_login,
+    user_password_change,
+    user_register,
+)
+from accounts.signing_keys import jwk_of, keyring
+from coditect.problems import ApiError
+from coditect.time import rfc3339
+from fdb_backend.records import InvalidContinuation
+
+View = Callable[..., Response]
+
+
+def account_errors(view: View) -> View:
+    """Turn the services' AccountError into the API's problem responses."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except AccountError as error:
+            raise api_error(error) from None
+
+    return wrapper
+
+
+def client_of(request: HttpRequest | Request) -> Client:
+    meta = request.META
+    return Client(
+        ip=str(meta.get("REMOTE_ADDR", ""))[:64],
+        user_agent=str(meta.get("HTTP_USER_AGENT", ""))[:512],
+    )
+
+
+def parsed(serializer_class: type[serializers.Strict], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def principal_of(request: Request) -> Principal:
+    user = request.user
+    assert isinstance(user, Principal)
+    return user
+
+
+def db() -> Any:
+    return fdb_backend.get_database()
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "display_name": user.display_name,
+        "tenant_id": str(user.tenant_id),
+        "role": user.role,
+    }
+
+
+def tenant_json(tenant: Tenant) -> dict[str, Any]:
+    return {"id": str(tenant.id), "name": tenant.name, "slug": tenant.slug, "status": tenant.status}
+
+
+def session_json(session: AuthSession, current: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": str(session.id),
+        "created_at": rfc3339(session.created_at),
+        "last_used_at": rfc3339(session.last_used_at),
+        "ip": session.ip,
+        "user_agent": session.user_agent,
+        "current": session.id == current,
+    }
+
+
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, "not_found", "Not found.") from None
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise ApiError(
+            400,
+            "invalid",
+            "limit must be an integer from 1 to 200.",
+            [{"attr": "limit", "code": "invalid", "detail": "1..200"}],
+        )
+    return limit
+
+
+class Public(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+
+class RegisterView(Public):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.RegisterIn, request)
+        done = user_register(db=db(), client=client_of(request), **body)
+        return Response(
+            {
+                **done.tokens.as_json(),
+                "user": user_json(done.user),
+                "tenant": tenant_json(done.tenant),
+            },
+            status=201,
+        )
+
+
+class LoginView(Public):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.LoginIn, request)
+        done = user_login(db=db(), client=client_of(request), **body)
+        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
+
+
+class RefreshView(Public):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.RefreshIn, request)
+        pair = token_refresh(db=db(), token=body["refresh"], client=client_of(request))
+        return Response(pair.as_json())
+
+
+class LogoutView(APIView):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        auth_session_logout(db=db(), principal=principal_of(request), client=client_of(request))
+        return Response(status=204)
+
+
+class LogoutAllView(APIView):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        auth_session_logout_all(db=db(), principal=principal_of(request), client=client_of(request))
+        return Response(status=204)
+
+
+class MeView(APIView):
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        return Response({**user_json(principal.user), "tenant": tenant_json(principal.tenant)})
+
+
+class SessionsView(APIView):
+    @account_errors
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        try:
+            page = selectors.auth_session_list(
+                db=db(),
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                limit=_limit(request),
+                cursor=request.query_params.get("cursor"),
+            )
+        except InvalidContinuation as error:
+            raise ApiError(
+                400, "invalid_cursor", "The cursor is not valid for this list."
+            ) from error
+        return Response(
+            {
+                "results": [session_json(s, principal.session.id) for s in page.records],
+                "next_cursor": page.continuation,
+            }
+        )
+
+
+class SessionDetailView(APIView):
+    @account_errors
+    def delete(self, request: Request, session_id: str) -> Response:
+        found = auth_session_revoke(
+            db=db(),
+            principal=principal_of(request),
+            session_id=_uuid_or_404(session_id),
+            client=client_of(request),
+        )
+        if not found:
+            raise ApiError(404, "not_found", "Not found.")
+        return Response(status=204)
+
+
+class PasswordView(APIView):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.PasswordIn, request)
+        user_password_change(
+            db=db(), principal=principal_of(request), client=client_of(request), **body
+        )
+        return Response(status=204)
+
+
+class JwksView(Public):
+    def get(self, request: Request) -> Response:
+        keys = keyring(db=db())
+        return Response(
+            {"keys": [jwk_of(kid, key) for kid, key in sorted(keys.public_keys.items())]},
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+
+class TenantView(APIView):
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        return Response(
+            {
+                **tenant_json(principal.tenant),
+                "role": principal.user.role,
+                "created_at": rfc3339(principal.tenant.created_at),
+            }
+        )
+
+
+class MembersView(APIView):
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        try:
+            page = selectors.member_list(
+                db=db(),
+                tenant_id=principal.tenant_id,
+                limit=_limit(request),
+                cursor=request.query_params.get("cursor"),
+            )
+        except InvalidContinuation as error:
+            raise ApiError(
+                400, "invalid_cursor", "The cursor is not valid for this list."
+            ) from error
+        return Response(
+            {
+                "results": [
+                    {
+                        "id": str(u.id),
+                        "email": u.email,
+                        "display_name": u.display_name,
+                        "role": u.role,
+                        "created_at": rfc3339(u.created_at),
+                    }
+                    for u in page.records
+                ],
+                "next_cursor": page.continuation,
+            }
+        )
+
+
+class MemberDetailView(APIView):
+    @account_errors
+    def delete(self, request: Request, user_id: str) -> Response:
+        member_remove(
+            db=db(),
+            principal=principal_of(request),
+            user_id=_uuid_or_404(user_id),
+            client=client_of(request),
+        )
+        return Response(status=204)
+
+
+class InvitationsView(APIView):
+    @account_errors
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        if principal.user.role not in ("owner", "admin"):
+            raise ApiError(403, "forbidden", "Only owners and admins can invite.")
+        body = parsed(serializers.InvitationIn, request)
+        issued = invitation_create(db=db(), principal=principal, client=client_of(request), **body)
+        return Response(
+            {
+                "token": issued.token,
+                "email": issued.invitation.email,
+                "role": issued.invitation.role,
+                "expires_at": rfc3339(issued.invitation.expires_at),
+            },
+            status=201,
+        )

@@ -1,0 +1,195 @@
+"""Record types of the accounts app and where they live (DESIGN §3.3, docs/keyspace.md)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from fdb_backend import keyspace
+from fdb_backend.records import Collection, Index, Record, epoch_micros
+
+Role = Literal["owner", "admin", "member"]
+ROLES: tuple[Role, ...] = ("owner", "admin", "member")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tenant(Record):
+    collection: ClassVar[str] = "tenants"
+    indexes: ClassVar[tuple[Index, ...]] = (
+        Index("tenant_by_slug", lambda t: (t.slug,), unique=True),
+    )
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    status: Literal["active", "suspended"] = "active"
+    status_reason: str = ""
+    created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class User(Record):
+    collection: ClassVar[str] = "users"
+    # Emails are unique across tenants: login has no tenant until the email names one.
+    indexes: ClassVar[tuple[Index, ...]] = (
+        Index("user_by_email", lambda u: (u.email_key,), unique=True),
+    )
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    email_key: str
+    display_name: str = ""
+    password_hash: str
+    role: Role
+    locked: bool = False
+    locked_reason: str = ""
+    created_at: datetime
+    password_changed_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invitation(Record):
+    collection: ClassVar[str] = "invitations"
+    key_fields: ClassVar[tuple[str, ...]] = ("token_hash",)
+    expires_field: ClassVar[str | None] = "expires_at"
+
+    token_hash: str  # SHA-256 of the secret part; the token itself is shown once
+    email: str
+    role: Role
+    created_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSession(Record):
+    """One login on one device: the server side of a refresh-token family."""
+
+    collection: ClassVar[str] = "auth_sessions"
+    indexes: ClassVar[tuple[Index, ...]] = (
+        Index("auth_sessions_by_user", lambda s: (s.user_id,)),
+        Index("auth_sessions_by_family", lambda s: (s.token_family,), unique=True),
+    )
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    token_family: uuid.UUID
+    generation: int = 1
+    refresh_jti: uuid.UUID
+    previous_jti: uuid.UUID | None = None
+    rotated_at: datetime | None = None
+    refresh_expires_at: datetime
+    ip: str = ""
+    user_agent: str = ""
+    created_at: datetime
+    last_used_at: datetime
+    absolute_expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SigningKey(Record):
+    """A JWT signing key; the private half is encrypted with a key derived from SECRET_KEY."""
+
+    collection: ClassVar[str] = "signing_keys"
+    key_fields: ClassVar[tuple[str, ...]] = ("kid",)
+
+    kid: str
+    status: Literal["active", "verify", "retired"]
+    public_key: bytes  # raw Ed25519 public key
+    private_key: bytes  # nonce + AES-GCM ciphertext of the raw private key
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+def tenants() -> Collection[Tenant]:
+    return Collection(Tenant, keyspace.GLOBAL)
+
+
+def signing_keys() -> Collection[SigningKey]:
+    return Collection(SigningKey, keyspace.GLOBAL)
+
+
+def users(tenant_id: uuid.UUID) -> Collection[User]:
+    return Collection(User, keyspace.tenant(tenant_id))
+
+
+def invitations(tenant_id: uuid.UUID) -> Collection[Invitation]:
+    return Collection(Invitation, keyspace.tenant(tenant_id))
+
+
+def auth_sessions(tenant_id: uuid.UUID) -> Collection[AuthSession]:
+    return Collection(AuthSession, keyspace.tenant(tenant_id))
+
+
+def email_index() -> Any:
+    return keyspace.GLOBAL.index("user_by_email")
+
+
+# --- the auth event log: ("t", tenant_id, "auth_events", at_micros, event_id) -> JSON ------
+
+
+@dataclass(frozen=True)
+class AuthEvent:
+    id: uuid.UUID
+    type: str
+    at: datetime
+    user_id: uuid.UUID | None
+    ip: str
+    user_agent: str
+    data: dict[str, Any]
+
+
+def auth_event_write(tr: Any, *, tenant_id: uuid.UUID, event: AuthEvent) -> None:
+    """Append ``event``; its id comes from outside, so a retried transaction rewrites it."""
+    space = keyspace.tenant(tenant_id).space("auth_events")
+    body = {
+        "type": event.type,
+        "at": event.at.isoformat(),
+        "user_id": str(event.user_id) if event.user_id else None,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "data": event.data,
+    }
+    tr[space.pack((epoch_micros(event.at), event.id))] = json.dumps(
+        body, separators=(",", ":")
+    ).encode()
+
+
+def auth_event_read(tr: Any, *, tenant_id: uuid.UUID, limit: int) -> list[AuthEvent]:
+    """The newest ``limit`` events, newest first."""
+    space = keyspace.tenant(tenant_id).space("auth_events")
+    r = space.range()
+    events = []
+    for kv in tr.get_range(r.start, r.stop, limit=limit, reverse=True):
+        _, event_id = space.unpack(kv.key)
+        body = json.loads(kv.value)
+        events.append(
+            AuthEvent(
+                id=event_id,
+                type=body["type"],
+                at=datetime.fromisoformat(body["at"]),
+                user_id=uuid.UUID(body["user_id"]) if body["user_id"] else None,
+                ip=body["ip"],
+                user_agent=body["user_agent"],
+                data=body["data"],
+            )
+        )
+    return events
+
+
+# --- throttle counters: ("throttle", scope, subject_digest, window) -> little-endian int ------
+
+
+def throttle_key(*, scope: str, subject_digest: str, window: int) -> bytes:
+    return bytes(keyspace.GLOBAL.space("throttle").pack((scope, subject_digest, window)))
+
+
+def throttle_prefix() -> tuple[bytes, bytes]:
+    r = keyspace.GLOBAL.space("throttle").range()
+    return r.start, r.stop

@@ -1,0 +1,58 @@
+"""Request bodies of the accounts API: strict (unknown fields are errors), never trimmed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.passwords import MAX_LENGTH
+
+
+class Strict(serializers.Serializer[Any]):
+    """Refuses fields it does not declare, so a typo is an error instead of being ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["Unknown field."] for name in unknown}, code="unknown_field"
+                )
+        return super().to_internal_value(data)
+
+
+def _password() -> serializers.CharField:
+    # Passwords are taken exactly as typed: no trimming, no truncation.
+    return serializers.CharField(trim_whitespace=False, max_length=MAX_LENGTH, allow_blank=True)
+
+
+class RegisterIn(Strict):
+    email = serializers.EmailField(max_length=254)
+    password = _password()
+    tenant_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    invitation = serializers.CharField(max_length=200, required=False)
+
+
+class LoginIn(Strict):
+    email = serializers.CharField(max_length=254)
+    password = _password()
+
+
+class RefreshIn(Strict):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class PasswordIn(Strict):
+    current_password = _password()
+    new_password = _password()
+
+
+class InvitationIn(Strict):
+    email = serializers.EmailField(max_length=254)
+    role = serializers.ChoiceField(choices=["admin", "member"])
+
+
+class EmptyIn(Strict):
+    pass

@@ -1,0 +1,114 @@
+"""Pieces every account flow shares: who is calling, emails, event records, sessions."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from accounts.records import AuthEvent, AuthSession, auth_event_write, auth_sessions
+from accounts.services.issue import refresh_expiry
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from, as recorded on auth sessions and events."""
+
+    ip: str = ""
+    user_agent: str = ""
+
+
+def email_key(email: str) -> str:
+    """The form emails are unique in: NFKC, case-folded."""
+    return unicodedata.normalize("NFKC", email).casefold()
+
+
+def slug_for(name: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", name).lower()).strip("-")
+    return f"{(base or 'team')[:40]}-{secrets.token_hex(3)}"
+
+
+def event(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    type: str,
+    at: datetime,
+    client: Client,
+    user_id: uuid.UUID | None,
+    **data: Any,
+) -> None:
+    auth_event_write(
+        tr,
+        tenant_id=tenant_id,
+        event=AuthEvent(
+            id=event_id,
+            type=type,
+            at=at,
+            user_id=user_id,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            data=data,
+        ),
+    )
+
+
+def new_auth_session(
+    *,
+    session_id: uuid.UUID,
+    family: uuid.UUID,
+    jti: uuid.UUID,
+    user_id: uuid.UUID,
+    client: Client,
+    now: datetime,
+) -> AuthSession:
+    absolute = now + timedelta(seconds=settings.CODITECT_REFRESH_ABSOLUTE_TTL_S)
+    return AuthSession(
+        id=session_id,
+        user_id=user_id,
+        token_family=family,
+        refresh_jti=jti,
+        refresh_expires_at=refresh_expiry(now=now, absolute_expires_at=absolute),
+        ip=client.ip[:64],
+        user_agent=client.user_agent[:512],
+        created_at=now,
+        last_used_at=now,
+        absolute_expires_at=absolute,
+    )
+
+
+def revoke_user_sessions(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+    keep: uuid.UUID | None = None,
+) -> int:
+    """Revoke every live auth session of a user (but ``keep``); returns how many."""
+    sessions = auth_sessions(tenant_id)
+    count = 0
+    for session in sessions.list_by_index(tr, "auth_sessions_by_user", (user_id,)).records:
+        if session.id == keep or session.revoked_at is not None:
+            continue
+        sessions.save(tr, _revoked(session, reason, now))
+        count += 1
+    return count
+
+
+def _revoked(session: AuthSession, reason: str, now: datetime) -> AuthSession:
+    from dataclasses import replace
+
+    return replace(session, revoked_at=now, revoked_reason=reason)
+
+
+def revoked(session: AuthSession, *, reason: str, now: datetime) -> AuthSession:
+    return _revoked(session, reason, now)

@@ -1,0 +1,107 @@
+"""Who is calling: an access token checked against its live auth session on every request."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fdb_backend
+from accounts.errors import (
+    ACCOUNT_LOCKED,
+    SESSION_REVOKED,
+    TENANT_SUSPENDED,
+    AccountError,
+    fail,
+)
+from accounts.records import AuthSession, Tenant, User, auth_sessions, tenants, users
+from accounts.services.refresh import claims_of
+from accounts.tokens import ACCESS
+
+# last_used_at is written at most this often per session, so reads stay reads.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    tenant: Tenant
+    session: AuthSession
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        return self.user.id
+
+    @property
+    def is_authenticated(self) -> bool:  # what DRF's IsAuthenticated asks
+        return True
+
+
+@fdb_backend.transactional
+def _load(
+    tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[AuthSession | None, User | None, Tenant | None]:
+    session = auth_sessions(tenant_id).get(tr.snapshot, session_id)
+    if session is None:
+        return None, None, None
+    return (
+        session,
+        users(tenant_id).get(tr.snapshot, session.user_id),
+        tenants().get(tr.snapshot, tenant_id),
+    )
+
+
+@fdb_backend.transactional
+def _touch(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, now: datetime) -> None:
+    sessions = auth_sessions(tenant_id)
+    session = sessions.get(tr, session_id)
+    if (
+        session is not None
+        and session.revoked_at is None
+        and now - session.last_used_at >= _TOUCH_EVERY
+    ):
+        sessions.save(tr, dataclasses.replace(session, last_used_at=now))
+
+
+def principal_authenticate(*, db: Any, token: str) -> Principal:
+    """The caller of an access token, or AccountError 401/403 when it may not act.
+
+    Revocation (logout, device revoke, password change, lock, removal, suspension) is seen
+    by the very next request because the auth session is read every time.
+    """
+    claims = claims_of(db=db, token=token, token_use=ACCESS)
+    session, user, tenant = _load(db, claims.tenant_id, claims.session_id)
+    if (
+        session is None
+        or session.token_family != claims.token_family
+        or session.user_id != claims.user_id
+        or session.revoked_at is not None
+        or user is None
+        or tenant is None
+    ):
+        raise fail(SESSION_REVOKED)
+    if user.locked:
+        raise fail(ACCOUNT_LOCKED)
+    if tenant.status != "active":
+        raise fail(TENANT_SUSPENDED)
+    now = datetime.now(UTC)
+    if now - session.last_used_at >= _TOUCH_EVERY:
+        _touch(db, claims.tenant_id, session.id, now)
+    return Principal(user=user, tenant=tenant, session=session)
+
+
+def principal_check(*, db: Any, principal: Principal) -> None:
+    """Re-check a principal held open (a WebSocket): raises AccountError once it is revoked."""
+    session, user, tenant = _load(db, principal.tenant_id, principal.session.id)
+    if session is None or session.revoked_at is not None or user is None or tenant is None:
+        raise fail(SESSION_REVOKED)
+    if user.locked:
+        raise fail(ACCOUNT_LOCKED)
+    if tenant.status != "active":
+        raise AccountError(*TENANT_SUSPENDED)

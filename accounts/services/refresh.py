@@ -1,0 +1,132 @@
+"""Refresh-token rotation with reuse detection (RFC 9700 §4.14) and a grace window."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.errors import (
+    INVALID_TOKEN,
+    SESSION_REVOKED,
+    TENANT_SUSPENDED,
+    TOKEN_EXPIRED,
+    TOKEN_REUSED,
+    AccountError,
+    fail,
+)
+from accounts.records import AuthSession, auth_sessions, tenants, users
+from accounts.services.common import Client, event, revoked
+from accounts.services.issue import TokenPair, refresh_expiry, token_pair_issue
+from accounts.signing_keys import keyring
+from accounts.tokens import REFRESH, Claims, TokenError, token_verify
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    session: AuthSession | None = None
+    error: tuple[int, str, str] | None = None
+
+
+def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
+    """Verify a token's signature and type; an unknown kid reloads the keys once."""
+    import jwt
+
+    try:
+        kid = str(jwt.get_unverified_header(token).get("kid")) if isinstance(token, str) else None
+    except jwt.PyJWTError:
+        kid = None
+    keys = keyring(db=db, missing_kid=kid)
+    try:
+        return token_verify(token=token, token_use=token_use, public_keys=keys.public_keys)
+    except TokenError as error:
+        raise AccountError(401, error.code, "The token is invalid or expired.") from None
+
+
+def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
+    """Exchange a refresh token for a new pair; exactly one live branch per family.
+
+    The current token rotates (generation + 1). The token rotated just before it, presented
+    again within CODITECT_REFRESH_GRACE_S, gets the current pair (tabs racing). Anything
+    older revokes the whole family and raises 401 token_reused.
+    """
+    claims = claims_of(db=db, token=token, token_use=REFRESH)
+    now = datetime.now(UTC)
+    new_jti, event_id = uuid.uuid4(), uuid.uuid4()
+    grace = timedelta(seconds=settings.CODITECT_REFRESH_GRACE_S)
+
+    @fdb_backend.transactional
+    def rotate(tr: Any) -> _Outcome:
+        sessions = auth_sessions(claims.tenant_id)
+        session = sessions.get(tr, claims.session_id)
+        if session is None or session.token_family != claims.token_family:
+            return _Outcome(error=INVALID_TOKEN)
+        if session.revoked_at is not None:
+            return _Outcome(error=SESSION_REVOKED)
+        if now >= session.absolute_expires_at or now >= session.refresh_expires_at:
+            return _Outcome(error=TOKEN_EXPIRED)
+        user = users(claims.tenant_id).get(tr, session.user_id)
+        tenant = tenants().get(tr, claims.tenant_id)
+        if user is None or user.locked:
+            return _Outcome(error=SESSION_REVOKED)
+        if tenant is None or tenant.status != "active":
+            return _Outcome(error=TENANT_SUSPENDED)
+        if session.refresh_jti == new_jti:
+            return _Outcome(session=session)  # our own rotation, applied before a 1021
+        if claims.generation == session.generation and claims.jti == session.refresh_jti:
+            rotated = sessions.save(
+                tr,
+                dataclasses.replace(
+                    session,
+                    generation=session.generation + 1,
+                    refresh_jti=new_jti,
+                    previous_jti=session.refresh_jti,
+                    rotated_at=now,
+                    last_used_at=now,
+                    ip=client.ip[:64] or session.ip,
+                    user_agent=client.user_agent[:512] or session.user_agent,
+                    refresh_expires_at=refresh_expiry(
+                        now=now, absolute_expires_at=session.absolute_expires_at
+                    ),
+                ),
+            )
+            event(
+                tr,
+                tenant_id=claims.tenant_id,
+                event_id=event_id,
+                type="refresh",
+                at=now,
+                client=client,
+                user_id=session.user_id,
+            )
+            return _Outcome(session=rotated)
+        if (
+            claims.generation == session.generation - 1
+            and claims.jti == session.previous_jti
+            and session.rotated_at is not None
+            and now - session.rotated_at <= grace
+        ):
+            return _Outcome(session=session)
+        sessions.save(tr, revoked(session, reason="token_reused", now=now))
+        event(
+            tr,
+            tenant_id=claims.tenant_id,
+            event_id=event_id,
+            type="token_reused",
+            at=now,
+            client=client,
+            user_id=session.user_id,
+            generation=claims.generation,
+        )
+        return _Outcome(error=TOKEN_REUSED)
+
+    outcome = rotate(db)
+    if outcome.error is not None:
+        raise fail(outcome.error)
+    assert outcome.session is not None
+    return token_pair_issue(db=db, tenant_id=claims.tenant_id, session=outcome.session, now=now)

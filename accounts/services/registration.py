@@ -1,0 +1,170 @@
+"""Register: a new tenant with its owner, or a new member through an invitation."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.errors import AccountError
+from accounts.passwords import password_hash, password_problems
+from accounts.records import Tenant, User, auth_sessions, invitations, tenants, users
+from accounts.services.common import Client, email_key, event, new_auth_session, slug_for
+from accounts.services.issue import TokenPair, token_pair_issue
+from accounts.throttle import Bucket, Throttled, throttle_hit
+from fdb_backend.records import UniqueViolation
+
+
+@dataclass(frozen=True)
+class Registered:
+    tokens: TokenPair
+    user: User
+    tenant: Tenant
+
+
+def invitation_parse(token: str) -> tuple[uuid.UUID, str] | None:
+    """``<tenant id hex>.<secret>`` -> (tenant id, hash of the secret), or None if malformed."""
+    tenant_part, _, secret = token.partition(".")
+    if not secret or len(token) > 200:
+        return None
+    try:
+        tenant_id = uuid.UUID(hex=tenant_part)
+    except ValueError:
+        return None
+    return tenant_id, invitation_hash(secret)
+
+
+def invitation_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _invalid_invitation() -> AccountError:
+    return AccountError(
+        400, "invalid_invitation", "The invitation is invalid, used or expired.", attr="invitation"
+    )
+
+
+def user_register(
+    *,
+    db: Any,
+    email: str,
+    password: str,
+    display_name: str = "",
+    tenant_name: str = "",
+    invitation: str | None = None,
+    client: Client,
+) -> Registered:
+    """Create a tenant and its owner, or join the invitation's tenant; log in at once.
+
+    Raises AccountError: 400 invalid (weak password) / invalid_invitation, 409 email_taken,
+    429 throttled.
+    """
+    try:
+        throttle_hit(
+            db=db,
+            buckets=[
+                Bucket(
+                    "register_address",
+                    client.ip,
+                    settings.CODITECT_THROTTLE_REGISTER_PER_ADDRESS,
+                    3600,
+                )
+            ],
+        )
+    except Throttled as error:
+        raise AccountError(
+            429, "throttled", "Too many attempts; try again later.", retry_after=error.retry_after
+        ) from None
+    problems = password_problems(password=password, email=email, display_name=display_name)
+    if problems:
+        raise AccountError(400, "invalid", " ".join(problems), attr="password")
+    invite = None
+    if invitation is not None:
+        invite = invitation_parse(invitation)
+        if invite is None:
+            raise _invalid_invitation()
+    now = datetime.now(UTC)
+    # Everything random is made here, outside the retried transaction.
+    hashed = password_hash(password=password)
+    user_id, session_id, family, jti = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    new_tenant_id, event_id = uuid.uuid4(), uuid.uuid4()
+    slug = slug_for(tenant_name or email.partition("@")[0])
+    key = email_key(email)
+
+    @fdb_backend.transactional
+    def register(tr: Any) -> tuple[User, Tenant, Any]:
+        if invite is not None:
+            tenant_id, token_hash = invite
+            tenant = tenants().get(tr, tenant_id)
+            invites = invitations(tenant_id)
+            found = invites.get(tr, token_hash, now=now) if tenant is not None else None
+            if tenant is None or found is None or tenant.status != "active":
+                raise _invalid_invitation()
+            invites.delete(tr, token_hash)  # single use
+            role = found.role
+        else:
+            tenant = tenants().save(
+                tr,
+                Tenant(
+                    id=new_tenant_id,
+                    name=(tenant_name or f"{email.partition('@')[0]}'s team")[:200],
+                    slug=slug,
+                    created_at=now,
+                ),
+            )
+            role = "owner"
+        user = users(tenant.id).save(
+            tr,
+            User(
+                id=user_id,
+                tenant_id=tenant.id,
+                email=email,
+                email_key=key,
+                display_name=display_name,
+                password_hash=hashed,
+                role=role,
+                created_at=now,
+                password_changed_at=now,
+            ),
+        )
+        session = auth_sessions(tenant.id).save(
+            tr,
+            new_auth_session(
+                session_id=session_id,
+                family=family,
+                jti=jti,
+                user_id=user.id,
+                client=client,
+                now=now,
+            ),
+        )
+        event(
+            tr,
+            tenant_id=tenant.id,
+            event_id=event_id,
+            type="member_joined" if invite is not None else "registered",
+            at=now,
+            client=client,
+            user_id=user.id,
+            role=role,
+        )
+        return user, tenant, session
+
+    try:
+        user, tenant, session = register(db)
+    except UniqueViolation as error:
+        if error.index != "user_by_email":
+            raise
+        raise AccountError(
+            409, "email_taken", "An account with this email exists.", attr="email"
+        ) from None
+    return Registered(
+        tokens=token_pair_issue(db=db, tenant_id=tenant.id, session=session, now=now),
+        user=user,
+        tenant=tenant,
+    )

@@ -1,0 +1,109 @@
+"""Fixed-window throttles counted in the storage layer, so every process sees one count.
+
+Each hit is an atomic ADD on ``("throttle", scope, digest(subject), window)`` read back
+through a snapshot read: concurrent hits never conflict with each other, and a count is
+exact once its commits are done. Subjects (emails, client addresses) are stored as digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.records import throttle_key
+
+_ONE = struct.pack("<q", 1)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    scope: str  # "login_email", "login_address", "login_failures", "register_address"
+    subject: str
+    limit: int  # before CODITECT_THROTTLE_SCALE
+    window_s: int
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(retry_after)
+
+
+def _digest(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()[:32]
+
+
+def _limit(bucket: Bucket) -> int:
+    return max(1, math.floor(bucket.limit * settings.CODITECT_THROTTLE_SCALE))
+
+
+def _key(bucket: Bucket, now: float) -> tuple[bytes, int]:
+    window = int(now // bucket.window_s)
+    retry_after = max(1, math.ceil((window + 1) * bucket.window_s - now))
+    return throttle_key(
+        scope=bucket.scope, subject_digest=_digest(bucket.subject), window=window
+    ), retry_after
+
+
+def _count(value: bytes | None) -> int:
+    return struct.unpack("<q", value)[0] if value else 0
+
+
+def throttle_hit(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:
+    """Count one attempt in every bucket; raise Throttled if any is over its limit.
+
+    The hit is counted even when refused, so hammering keeps a subject throttled.
+    """
+    moment = time.time() if now is None else now
+    keys = [(_key(b, moment), _limit(b)) for b in buckets]
+
+    @fdb_backend.transactional
+    def hit(tr: Any) -> int:
+        worst = 0
+        for (key, retry_after), limit in keys:
+            tr.add(key, _ONE)
+            if _count(tr.snapshot.get(key)) > limit:
+                worst = max(worst, retry_after)
+        return worst
+
+    retry_after = hit(db)
+    if retry_after:
+        raise Throttled(retry_after)
+
+
+def throttle_check(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:
+    """Raise Throttled if any bucket is already at its limit (counting nothing)."""
+    moment = time.time() if now is None else now
+    keys = [(_key(b, moment), _limit(b)) for b in buckets]
+
+    @fdb_backend.transactional
+    def check(tr: Any) -> int:
+        worst = 0
+        for (key, retry_after), limit in keys:
+            if _count(tr.snapshot.get(key)) >= limit:
+                worst = max(worst, retry_after)
+        return worst
+
+    retry_after = check(db)
+    if retry_after:
+        raise Throttled(retry_after)
+
+
+def throttle_record(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:
+    """Count one event (a failed login) without refusing anything."""
+    moment = time.time() if now is None else now
+    keys = [_key(b, moment)[0] for b in buckets]
+
+    @fdb_backend.transactional
+    def record(tr: Any) -> None:
+        for key in keys:
+            tr.add(key, _ONE)
+
+    record(db)

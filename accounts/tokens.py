@@ -1,0 +1,119 @@
+"""JWT access and refresh tokens: EdDSA signatures, ``kid``, pinned algorithm, typed tokens.
+
+Access tokens carry ``typ: at+jwt`` (RFC 9068) and refresh tokens ``typ: refresh+jwt`` in
+their header, and the same in the ``token_use`` claim, so neither is ever accepted as the
+other. Only EdDSA is accepted: ``alg: none`` and HS256 made with the public key fail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from django.conf import settings
+
+ALGORITHM = "EdDSA"
+ACCESS = "at+jwt"
+REFRESH = "refresh+jwt"
+_REQUIRED = ["iss", "aud", "sub", "exp", "iat", "jti", "tenant_id", "session_id", "token_family"]
+
+
+class TokenError(Exception):
+    """A token that is malformed, badly signed, of the wrong type, or expired."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code  # "invalid_token" or "token_expired"
+        super().__init__(code)
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    session_id: uuid.UUID
+    token_family: uuid.UUID
+    jti: uuid.UUID
+    issued_at: datetime
+    expires_at: datetime
+    generation: int = 0  # refresh tokens only
+
+
+def _claims_payload(claims: Claims, token_use: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "iss": settings.CODITECT_JWT_ISSUER,
+        "aud": settings.CODITECT_JWT_AUDIENCE,
+        "sub": str(claims.user_id),
+        "tenant_id": str(claims.tenant_id),
+        "session_id": str(claims.session_id),
+        "token_family": str(claims.token_family),
+        "jti": str(claims.jti),
+        "iat": int(claims.issued_at.timestamp()),
+        "exp": int(claims.expires_at.timestamp()),
+        "token_use": "access" if token_use == ACCESS else "refresh",
+    }
+    if token_use == REFRESH:
+        payload["gen"] = claims.generation
+    return payload
+
+
+def token_sign(*, claims: Claims, token_use: str, kid: str, key: Ed25519PrivateKey) -> str:
+    return jwt.encode(
+        _claims_payload(claims, token_use),
+        key,
+        algorithm=ALGORITHM,
+        headers={"kid": kid, "typ": token_use},
+    )
+
+
+def token_verify(*, token: str, token_use: str, public_keys: dict[str, Ed25519PublicKey]) -> Claims:
+    """Check signature, algorithm, type, issuer, audience and expiry; return the claims."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise TokenError("invalid_token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenError("invalid_token") from None
+    key = public_keys.get(str(header.get("kid")))
+    if key is None or header.get("alg") != ALGORITHM or header.get("typ") != token_use:
+        raise TokenError("invalid_token")
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=settings.CODITECT_JWT_AUDIENCE,
+            issuer=settings.CODITECT_JWT_ISSUER,
+            options={"require": _REQUIRED},
+            leeway=settings.CODITECT_JWT_LEEWAY_S,
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token_expired") from None
+    except jwt.PyJWTError:
+        raise TokenError("invalid_token") from None
+    expected_use = "access" if token_use == ACCESS else "refresh"
+    if payload.get("token_use") != expected_use:
+        raise TokenError("invalid_token")
+    try:
+        return Claims(
+            user_id=uuid.UUID(payload["sub"]),
+            tenant_id=uuid.UUID(payload["tenant_id"]),
+            session_id=uuid.UUID(payload["session_id"]),
+            token_family=uuid.UUID(payload["token_family"]),
+            jti=uuid.UUID(payload["jti"]),
+            issued_at=datetime.fromtimestamp(payload["iat"], UTC),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            generation=int(payload.get("gen", 0)),
+        )
+    except (ValueError, TypeError, KeyError):
+        raise TokenError("invalid_token") from None
+
+
+def lifetime(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
