@@ -19,6 +19,8 @@ How it keeps FoundationDB's promises on one machine:
 from __future__ import annotations
 
 import bisect
+import fcntl
+import functools
 import os
 import random
 import sqlite3
@@ -57,12 +59,22 @@ _SCHEMA = (
     " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
 )
 
+# The store's version is the newest write_log entry (a commit writes no other bookkeeping
+# page); state.version is a floor for a log that was never written or fully trimmed.
+_VERSION_AND_HORIZON = (
+    "SELECT MAX(version, COALESCE((SELECT MAX(version) FROM write_log), 0)), horizon FROM state"
+)
+
 # Entries of a transaction's write buffer, by key.
 _VALUE = 0  # (value bytes) or None for a cleared key
 _ATOMIC = 1  # pending atomic ops on a base value not read yet
 _STAMPED = 2  # set_versionstamped_value: unreadable until commit
 
 Entry = tuple[int, Any]
+
+
+# Builds KeyValue tuples without NamedTuple.__new__'s argument handling (hot in range reads).
+_as_key_value = functools.partial(tuple.__new__, KeyValue)
 
 
 def _key_after(key: bytes) -> bytes:
@@ -183,6 +195,9 @@ class Future:
         return None
 
 
+_DONE = Future()  # every successful commit returns this one completed future
+
+
 class _VersionstampFuture(Future):
     __slots__ = ("_tr",)
 
@@ -277,12 +292,15 @@ class Transaction:
         self._backoff_s = 0.01
         self._started = clock.monotonic()
         self._conn: sqlite3.Connection | None = None
-        self._reset_state()
+        self._clear_state()
 
     # --- lifecycle -------------------------------------------------------------------
 
     def _reset_state(self) -> None:
         self._release_snapshot()
+        self._clear_state()
+
+    def _clear_state(self) -> None:
         self._read_version: int | None = None
         self._requested_read_version: int | None = None
         self._stale_writes: tuple[list[bytes], list[bytes]] | None = None
@@ -332,7 +350,8 @@ class Transaction:
         if conn is not None:
             self._check_age()
             return conn
-        self._check_timeout()
+        if self._timeout_s is not None:
+            self._check_timeout()
         conn = self.db._acquire_reader()
         try:
             # The snapshot starts at the first statement after BEGIN; the read version is
@@ -340,7 +359,7 @@ class Transaction:
             conn.execute("BEGIN")
             wanted = self._requested_read_version
             if wanted is not None:
-                version, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
+                version, horizon = conn.execute(_VERSION_AND_HORIZON).fetchone()
                 if wanted > version:
                     raise FDBError(1009)
                 if wanted < horizon:
@@ -365,7 +384,7 @@ class Transaction:
         version = self._read_version
         if version is None:
             conn = self._snapshot_conn()
-            (version,) = conn.execute("SELECT version FROM state").fetchone()
+            version, _ = conn.execute(_VERSION_AND_HORIZON).fetchone()
             self._read_version = version
         return version
 
@@ -406,8 +425,9 @@ class Transaction:
         return i >= 0 and self._cleared_ends[i] > key
 
     def _get(self, key: bytes, *, snapshot: bool) -> bytes | None:
-        key = _check_key(key)
-        entry = self._writes.get(key)
+        if type(key) is not bytes or len(key) > KEY_SIZE_LIMIT or key >= SYSTEM_KEYS_BEGIN:
+            key = _check_key(key)
+        entry = self._writes.get(key) if self._writes else None
         if entry is not None:
             kind, data = entry
             if kind == _VALUE:
@@ -516,7 +536,7 @@ class Transaction:
                 rows = conn.execute(sql + " LIMIT ?", (b, e, limit)).fetchall()
             else:
                 rows = conn.execute(sql, (b, e)).fetchall()
-            result = [KeyValue(k, v) for k, v in rows]
+            result = list(map(_as_key_value, rows))
         else:
             cursor = conn.execute(
                 f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608
@@ -730,14 +750,14 @@ class Transaction:
             self._commit()
         except FDBError as error:
             return Future(error=error)
-        return Future()
+        return _DONE
 
     def _commit(self) -> None:
         if self._committing:
             raise FDBError(2017)
         if self._conn is not None:
             self._check_age()
-        else:
+        elif self._timeout_s is not None:
             self._check_timeout()
         if self._is_read_only():
             self._release_snapshot()
@@ -831,6 +851,7 @@ class Database:
         _refuse_foreign_file(path)
         self._writer = self._connect()
         self._initialise()
+        self._lock_fd = self._open_lock_file()
 
     # --- connections -----------------------------------------------------------------
 
@@ -874,7 +895,7 @@ class Database:
             raise
 
     def _check_process(self) -> None:
-        """SQLite connections must not cross fork(): a child opens its own."""
+        """SQLite connections and flock descriptions must not cross fork(): reopen them."""
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._readers = []
@@ -882,15 +903,20 @@ class Database:
             self._commit_lock = threading.Lock()
             self._delete_on_close = False
             self._writer = self._connect()
+            self._lock_fd = self._open_lock_file()
+
+    def _open_lock_file(self) -> int:
+        return os.open(str(self.path) + "-lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def _acquire_reader(self) -> sqlite3.Connection:
         if self._closed:
             raise FDBError(2000)
-        self._check_process()
-        with self._readers_lock:
-            if self._readers:
-                return self._readers.pop()
-        return self._connect()
+        if os.getpid() != self._pid:
+            self._check_process()
+        try:
+            return self._readers.pop()  # atomic under the GIL: no lock needed
+        except IndexError:
+            return self._connect()
 
     def _release_reader(self, conn: sqlite3.Connection) -> None:
         try:
@@ -899,11 +925,10 @@ class Database:
         except sqlite3.Error:
             conn.close()
             return
-        with self._readers_lock:
-            if self._closed or len(self._readers) >= 64:
-                conn.close()
-            else:
-                self._readers.append(conn)
+        if self._closed or len(self._readers) >= 64:
+            conn.close()
+        else:
+            self._readers.append(conn)
 
     # --- faults ----------------------------------------------------------------------
 
@@ -935,22 +960,34 @@ class Database:
     # --- commit ----------------------------------------------------------------------
 
     def _apply_commit(self, tr: Transaction) -> int:
-        """Check conflicts and apply ``tr``'s writes atomically; return the commit version."""
+        """Check conflicts and apply ``tr``'s writes atomically; return the commit version.
+
+        Committers queue on a blocking flock first: SQLite's own busy handler polls with
+        growing sleeps, which lets one busy process starve another for seconds.
+        """
         self._check_process()
         with self._commit_lock:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 version = self._apply_locked(conn, tr)
                 conn.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                # Locked or busy past the timeout: retryable, as FoundationDB's 1038 is.
+                raise FDBError(1038) from error
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         return version
 
     def _apply_locked(self, conn: sqlite3.Connection, tr: Transaction) -> int:
-        current, horizon = conn.execute("SELECT version, horizon FROM state").fetchone()
+        current, horizon = conn.execute(_VERSION_AND_HORIZON).fetchone()
         rv = tr._read_version
         if tr._read_ranges and rv is not None:
             if rv < horizon:
@@ -998,21 +1035,25 @@ class Database:
             "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
             (version, now, _encode_ranges(tr._write_ranges(stamped))),
         )
-        execute("UPDATE state SET version = ?", (version,))
         self._commits_since_trim += 1
         if self._commits_since_trim >= TRIM_EVERY_COMMITS:
             self._commits_since_trim = 0
-            self._trim_write_log(conn, now)
+            self._trim_write_log(conn, now, version)
         return version
 
-    def _trim_write_log(self, conn: sqlite3.Connection, now: float) -> None:
+    def _trim_write_log(self, conn: sqlite3.Connection, now: float, version: int) -> None:
         (cut,) = conn.execute(
             "SELECT MAX(version) FROM write_log WHERE committed_at < ?",
             (now - WRITE_LOG_RETENTION_S,),
         ).fetchone()
         if cut is not None:
+            # The newest entry is kept, so the log's maximum is still the store's version.
+            cut = min(cut, version - 1)
             conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
-            conn.execute("UPDATE state SET horizon = MAX(horizon, ?)", (cut,))
+            conn.execute(
+                "UPDATE state SET horizon = MAX(horizon, ?), version = MAX(version, ?)",
+                (cut, version),
+            )
 
     # --- the official binding's Database conveniences --------------------------------
 
@@ -1069,8 +1110,9 @@ class Database:
             conn.close()
         with self._commit_lock:
             self._writer.close()
+            os.close(self._lock_fd)
         if self._delete_on_close and os.getpid() == self._pid:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", "-lock"):
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
 
     def __repr__(self) -> str:
