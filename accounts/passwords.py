@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
+from difflib import SequenceMatcher
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import (
     CommonPasswordValidator,
     NumericPasswordValidator,
-    UserAttributeSimilarityValidator,
+    exceeds_maximum_length_ratio,
 )
 from django.core.exceptions import ValidationError
 
@@ -86,22 +86,32 @@ def password_check_dummy(*, password: str) -> None:
         current.verify(encoded, password)
 
 
+def _too_similar(password: str, value: str, max_similarity: float = 0.7) -> bool:
+    """Django's UserAttributeSimilarityValidator rule, for people who are not Django users."""
+    if not value:
+        return False
+    lowered = password.lower()
+    whole = value.lower()
+    for part in [*re.split(r"\W+", whole), whole]:
+        if not part or exceeds_maximum_length_ratio(lowered, max_similarity, part):
+            continue
+        if SequenceMatcher(a=lowered, b=part).quick_ratio() >= max_similarity:
+            return True
+    return False
+
+
 def password_problems(*, password: str, email: str = "", display_name: str = "") -> list[str]:
     """Why ``password`` is refused (empty when it is acceptable); no truncation anywhere."""
     if len(password) < MIN_LENGTH:
         return [f"Password must be at least {MIN_LENGTH} characters."]
     if len(password) > MAX_LENGTH:
         return [f"Password must be at most {MAX_LENGTH} characters."]
-    # The validators read attributes of a user object; ours is not a Django user.
-    person: Any = SimpleNamespace(email=email, display_name=display_name, username=email)
     problems: list[str] = []
-    for validator in (
-        CommonPasswordValidator(),
-        NumericPasswordValidator(),
-        UserAttributeSimilarityValidator(user_attributes=("email", "display_name")),
-    ):
+    for validator in (CommonPasswordValidator(), NumericPasswordValidator()):
         try:
-            validator.validate(password, person)
+            validator.validate(password)
         except ValidationError as error:
             problems.extend(error.messages)
+    if _too_similar(password, email) or _too_similar(password, display_name):
+        problems.append("The password is too similar to your email or name.")
     return problems

@@ -1,8 +1,9 @@
 """Fixed-window throttles counted in the storage layer, so every process sees one count.
 
-Each hit is an atomic ADD on ``("throttle", scope, digest(subject), window)`` read back
-through a snapshot read: concurrent hits never conflict with each other, and a count is
-exact once its commits are done. Subjects (emails, client addresses) are stored as digests.
+Each hit is an atomic ADD on ``("throttle", scope, digest(subject), window)`` read back in
+the same transaction; hits on one subject that race conflict and retry, so no more than the
+limit ever pass, across processes. Subjects (emails, client addresses) are stored as
+digests.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def throttle_hit(*, db: Any, buckets: list[Bucket], now: float | None = None) ->
         worst = 0
         for (key, retry_after), limit in keys:
             tr.add(key, _ONE)
-            if _count(tr.snapshot.get(key)) > limit:
+            # A conflicting read: two hits racing on one subject serialise, so the limit is
+            # exact across processes (a snapshot read would let both see the old count).
+            if _count(tr.get(key)) > limit:
                 worst = max(worst, retry_after)
         return worst
 

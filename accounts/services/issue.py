@@ -52,8 +52,11 @@ def token_pair_issue(
         key=keys.active_key,
     )
     refresh = token_sign(
+        # Claims fixed by the rotation (not by this call), so the pair handed out again in
+        # the grace window carries the very same refresh token.
         claims=replace(
             base,
+            issued_at=session.rotated_at or session.created_at,
             jti=session.refresh_jti,
             expires_at=session.refresh_expires_at,
             generation=session.generation,
