@@ -8,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import fdb_backend
-from accounts import selectors, serializers
+from accounts import schema, selectors, serializers
 from accounts.api_errors import api_error
 from accounts.errors import AccountError
 from accounts.records import AuthSession, Tenant, User
@@ -37,6 +38,10 @@ from coditect.time import rfc3339
 from fdb_backend.records import InvalidContinuation
 
 View = Callable[..., Response]
+LIST_PARAMETERS = [
+    OpenApiParameter("limit", int, description="1..200, default 50"),
+    OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
+]
 
 
 def account_errors(view: View) -> View:
@@ -130,6 +135,7 @@ class Public(APIView):
 
 
 class RegisterView(Public):
+    @extend_schema(request=serializers.RegisterIn, responses={201: schema.RegisterOut})
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.RegisterIn, request)
@@ -145,6 +151,7 @@ class RegisterView(Public):
 
 
 class LoginView(Public):
+    @extend_schema(request=serializers.LoginIn, responses={200: schema.LoginOut})
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.LoginIn, request)
@@ -153,6 +160,7 @@ class LoginView(Public):
 
 
 class RefreshView(Public):
+    @extend_schema(request=serializers.RefreshIn, responses={200: schema.TokenPairOut})
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.RefreshIn, request)
@@ -161,6 +169,7 @@ class RefreshView(Public):
 
 
 class LogoutView(APIView):
+    @extend_schema(request=None, responses=schema.NO_CONTENT)
     @account_errors
     def post(self, request: Request) -> Response:
         auth_session_logout(db=db(), principal=principal_of(request), client=client_of(request))
@@ -168,6 +177,7 @@ class LogoutView(APIView):
 
 
 class LogoutAllView(APIView):
+    @extend_schema(request=None, responses=schema.NO_CONTENT)
     @account_errors
     def post(self, request: Request) -> Response:
         auth_session_logout_all(db=db(), principal=principal_of(request), client=client_of(request))
@@ -175,12 +185,14 @@ class LogoutAllView(APIView):
 
 
 class MeView(APIView):
+    @extend_schema(responses={200: schema.MeOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response({**user_json(principal.user), "tenant": tenant_json(principal.tenant)})
 
 
 class SessionsView(APIView):
+    @extend_schema(responses={200: schema.AuthSessionListOut}, parameters=LIST_PARAMETERS)
     @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -205,6 +217,7 @@ class SessionsView(APIView):
 
 
 class SessionDetailView(APIView):
+    @extend_schema(responses=schema.NO_CONTENT)
     @account_errors
     def delete(self, request: Request, session_id: str) -> Response:
         found = auth_session_revoke(
@@ -219,6 +232,7 @@ class SessionDetailView(APIView):
 
 
 class PasswordView(APIView):
+    @extend_schema(request=serializers.PasswordIn, responses=schema.NO_CONTENT)
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.PasswordIn, request)
@@ -229,6 +243,7 @@ class PasswordView(APIView):
 
 
 class JwksView(Public):
+    @extend_schema(responses={200: schema.JwksOut})
     def get(self, request: Request) -> Response:
         keys = keyring(db=db())
         return Response(
@@ -238,6 +253,7 @@ class JwksView(Public):
 
 
 class TenantView(APIView):
+    @extend_schema(responses={200: schema.TenantDetailOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response(
@@ -250,6 +266,7 @@ class TenantView(APIView):
 
 
 class MembersView(APIView):
+    @extend_schema(responses={200: schema.MemberListOut}, parameters=LIST_PARAMETERS)
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         try:
@@ -281,6 +298,7 @@ class MembersView(APIView):
 
 
 class MemberDetailView(APIView):
+    @extend_schema(responses=schema.NO_CONTENT)
     @account_errors
     def delete(self, request: Request, user_id: str) -> Response:
         member_remove(
@@ -293,6 +311,7 @@ class MemberDetailView(APIView):
 
 
 class InvitationsView(APIView):
+    @extend_schema(request=serializers.InvitationIn, responses={201: schema.InvitationOut})
     @account_errors
     def post(self, request: Request) -> Response:
         principal = principal_of(request)

@@ -21,7 +21,6 @@ auth: list[URLPattern] = [
 ]
 
 tenant: list[URLPattern] = [
-    *optional_slash("", api.TenantView.as_view(), name="tenant"),
     *optional_slash("members/", api.MembersView.as_view(), name="tenant-members"),
     *optional_slash("members/<str:user_id>/", api.MemberDetailView.as_view(), name="tenant-member"),
     *optional_slash("invitations/", api.InvitationsView.as_view(), name="tenant-invitations"),

@@ -17,7 +17,7 @@ urlpatterns = [
     *optional_slash("api/v5/schema/", SpectacularAPIView.as_view(), name="schema"),
     *optional_slash("api/v5/docs/", api_docs, name="api-docs"),
     path("api/v5/auth/", include(accounts_urls.auth)),
-    path("api/v5/tenant", accounts_api.TenantView.as_view()),
+    *optional_slash("api/v5/tenant/", accounts_api.TenantView.as_view(), name="tenant"),
     path("api/v5/tenant/", include(accounts_urls.tenant)),
     *optional_slash(".well-known/jwks.json", accounts_api.JwksView.as_view(), name="jwks"),
 ]
