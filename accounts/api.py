@@ -33,6 +33,7 @@ from accounts.services import (
     user_register,
 )
 from accounts.signing_keys import jwk_of, keyring
+from coditect.cursors import cursor_open, cursor_seal
 from coditect.problems import ApiError
 from coditect.time import rfc3339
 from fdb_backend.records import InvalidContinuation
@@ -202,7 +203,7 @@ class SessionsView(APIView):
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
                 limit=_limit(request),
-                cursor=request.query_params.get("cursor"),
+                cursor=cursor_open(request.query_params.get("cursor")),
             )
         except InvalidContinuation as error:
             raise ApiError(
@@ -211,7 +212,7 @@ class SessionsView(APIView):
         return Response(
             {
                 "results": [session_json(s, principal.session.id) for s in page.records],
-                "next_cursor": page.continuation,
+                "next_cursor": cursor_seal(page.continuation),
             }
         )
 
@@ -274,7 +275,7 @@ class MembersView(APIView):
                 db=db(),
                 tenant_id=principal.tenant_id,
                 limit=_limit(request),
-                cursor=request.query_params.get("cursor"),
+                cursor=cursor_open(request.query_params.get("cursor")),
             )
         except InvalidContinuation as error:
             raise ApiError(
@@ -292,7 +293,7 @@ class MembersView(APIView):
                     }
                     for u in page.records
                 ],
-                "next_cursor": page.continuation,
+                "next_cursor": cursor_seal(page.continuation),
             }
         )
 

@@ -22,26 +22,42 @@ class Strict(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+class Text(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of converting them."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Email(serializers.EmailField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _password() -> serializers.CharField:
     # Passwords are taken exactly as typed: no trimming, no truncation.
-    return serializers.CharField(trim_whitespace=False, max_length=MAX_LENGTH, allow_blank=True)
+    return Text(trim_whitespace=False, max_length=MAX_LENGTH, allow_blank=True)
 
 
 class RegisterIn(Strict):
-    email = serializers.EmailField(max_length=254)
+    email = Email(max_length=254)
     password = _password()
-    tenant_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    invitation = serializers.CharField(max_length=200, required=False)
+    tenant_name = Text(max_length=200, required=False, allow_blank=True)
+    display_name = Text(max_length=200, required=False, allow_blank=True)
+    invitation = Text(max_length=200, required=False)
 
 
 class LoginIn(Strict):
-    email = serializers.CharField(max_length=254)
+    email = Text(max_length=254)
     password = _password()
 
 
 class RefreshIn(Strict):
-    refresh = serializers.CharField(max_length=4096)
+    refresh = Text(max_length=4096)
 
 
 class PasswordIn(Strict):
@@ -50,7 +66,7 @@ class PasswordIn(Strict):
 
 
 class InvitationIn(Strict):
-    email = serializers.EmailField(max_length=254)
+    email = Email(max_length=254)
     role = serializers.ChoiceField(choices=["admin", "member"])
 
 

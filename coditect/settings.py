@@ -212,3 +212,12 @@ CODITECT_THROTTLE_REGISTER_PER_ADDRESS = env_int(
 )  # per hour
 # ASVS 2.2.1: at most this many failed logins per account per hour.
 CODITECT_LOGIN_FAILURES_PER_HOUR = env_int("CODITECT_LOGIN_FAILURES_PER_HOUR", default=100)
+
+# --- workspaces -------------------------------------------------------------------------
+# Events kept per workspace session for replay (by count and by age); older ones answer 410.
+CODITECT_EVENT_LOG_MAX = env_int("CODITECT_EVENT_LOG_MAX", default=1000, minimum=1)
+CODITECT_EVENT_LOG_MAX_AGE_S = env_int("CODITECT_EVENT_LOG_MAX_AGE_S", default=86_400, minimum=1)
+# Largest serialized JSON of each of active_files, editor_state, terminal_state (413 past it).
+CODITECT_SESSION_STATE_MAX_BYTES = env_int(
+    "CODITECT_SESSION_STATE_MAX_BYTES", default=1_048_576, minimum=2
+)

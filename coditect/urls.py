@@ -9,6 +9,8 @@ from accounts import urls as accounts_urls
 from coditect.api_docs import api_docs
 from coditect.health import healthz, readyz
 from coditect.routes import optional_slash
+from workspaces import api as workspaces_api
+from workspaces import urls as workspaces_urls
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -19,5 +21,7 @@ urlpatterns = [
     path("api/v5/auth/", include(accounts_urls.auth)),
     *optional_slash("api/v5/tenant/", accounts_api.TenantView.as_view(), name="tenant"),
     path("api/v5/tenant/", include(accounts_urls.tenant)),
+    *optional_slash("api/v5/sessions", workspaces_api.SessionsView.as_view(), name="sessions"),
+    path("api/v5/sessions/", include(workspaces_urls.urlpatterns)),
     *optional_slash(".well-known/jwks.json", accounts_api.JwksView.as_view(), name="jwks"),
 ]

@@ -48,7 +48,12 @@ _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "workspace_sessions_by_user",
             "sessions_by_workspace",
             "recent_sessions",
+            "recent_sessions_tenant",
+            "sessions_by_parent",
         ),
+        # The heavy part of a workspace session (files, editor and terminal state), apart
+        # from its small head so that activity does not rewrite megabytes.
+        "workspace_states": (),
         "events": (),
         "locks": (),
         "connections": (),

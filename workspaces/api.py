@@ -1,0 +1,278 @@
+"""REST views of CONTRACT §3: parse, call a service, render. No business logic here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+import fdb_backend
+from accounts.api import LIST_PARAMETERS, principal_of
+from accounts.services import Principal
+from coditect.cursors import cursor_open, cursor_seal
+from coditect.problems import ApiError
+from coditect.time import rfc3339
+from fdb_backend.records import InvalidContinuation, RecordTooLarge
+from workspaces import schema, serializers, services
+from workspaces.errors import WorkspaceError
+
+View = Callable[..., Response]
+EVENT_DATA_MAX_BYTES = 64 * 1024
+_IF_MATCH = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
+
+
+def workspace_errors(view: View) -> View:
+    """Turn services' errors into the API's problem responses."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except WorkspaceError as error:
+            errors = [{"attr": error.attr, "code": error.code, "detail": error.detail}]
+            headers = {}
+            if "current_version" in error.context:
+                headers["ETag"] = f'"{error.context["current_version"]}"'
+            raise ApiError(
+                error.status,
+                error.code,
+                error.detail,
+                errors if error.attr else None,  # type: ignore[arg-type]
+                headers=headers,
+            ) from None
+        except InvalidContinuation:
+            raise ApiError(
+                400, "invalid_cursor", "The cursor is not valid for this list."
+            ) from None
+        except RecordTooLarge:
+            raise ApiError(413, "state_too_large", "The session's state is too large.") from None
+
+    return wrapper
+
+
+def db() -> Any:
+    return fdb_backend.get_database()
+
+
+def session_json(view: services.SessionView, principal: Principal) -> dict[str, Any]:
+    head, state = view.head, view.state
+    return {
+        "id": str(head.id),
+        "tenant_id": str(principal.tenant_id),
+        "owner_id": str(head.owner_id),
+        "name": head.name,
+        "workspace_path": head.workspace_path,
+        "active_files": state.active_files,
+        "editor_state": state.editor_state,
+        "terminal_state": state.terminal_state,
+        "parent_session_id": str(head.parent_session_id) if head.parent_session_id else None,
+        "related_session_ids": [str(i) for i in view.related_ids],
+        "created_at": rfc3339(head.created_at),
+        "last_active_at": rfc3339(head.last_active_at),
+        "version": state.version,
+        "seq": head.seq,
+    }
+
+
+def _etag(view: services.SessionView) -> dict[str, str]:
+    return {"ETag": f'"{view.version}"'}
+
+
+def session_id_of(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, "not_found", "Not found.") from None
+
+
+def if_match(request: Request) -> int | None:
+    """The version named by ``If-Match`` (None when absent or ``*``)."""
+    raw = request.META.get("HTTP_IF_MATCH")
+    if raw is None or raw.strip() == "*":
+        return None
+    found = _IF_MATCH.fullmatch(raw)
+    # An entity tag we never issued matches no version: the precondition fails (RFC 9110).
+    return int(found.group(1)) if found else -1
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(
+            400,
+            "invalid",
+            f"{name} must be an integer from {low} to {high}.",
+            [{"attr": name, "code": "invalid", "detail": f"{low}..{high}"}],
+        )
+    return value
+
+
+def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class SessionsView(APIView):
+    @extend_schema(
+        operation_id="sessions_list",
+        parameters=[
+            *LIST_PARAMETERS,
+            OpenApiParameter("workspace_path", str),
+            OpenApiParameter("owner", str, enum=["me", "all"]),
+        ],
+        responses={200: schema.SessionListOut},
+    )
+    @workspace_errors
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        owner = request.query_params.get("owner", "all")
+        if owner not in ("me", "all"):
+            raise ApiError(400, "invalid", "owner must be me or all.")
+        path = request.query_params.get("workspace_path")
+        if path is not None:
+            try:
+                serializers.workspace_path_check(path)
+            except Exception:
+                raise ApiError(400, "invalid", "workspace_path must be an absolute path.") from None
+        page = services.session_list(
+            db=db(),
+            principal=principal,
+            owner=owner,
+            workspace_path=path,
+            limit=_int_param(request, "limit", 50, 1, 200),
+            cursor=cursor_open(request.query_params.get("cursor")),
+        )
+        return Response(
+            {
+                "results": [session_json(v, principal) for v in page.records],
+                "next_cursor": cursor_seal(page.continuation),
+            }
+        )
+
+    @extend_schema(request=serializers.SessionCreateIn, responses={201: schema.SessionOut})
+    @workspace_errors
+    def post(self, request: Request) -> Response:
+        principal = principal_of(request)
+        view = services.session_create(
+            db=db(), principal=principal, **_body(serializers.SessionCreateIn, request)
+        )
+        return Response(
+            session_json(view, principal),
+            status=201,
+            headers={**_etag(view), "Location": f"/api/v5/sessions/{view.head.id}"},
+        )
+
+
+class SessionDetailView(APIView):
+    @extend_schema(operation_id="sessions_retrieve", responses={200: schema.SessionOut})
+    @workspace_errors
+    def get(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        view = services.session_get(
+            db=db(), principal=principal, session_id=session_id_of(session_id)
+        )
+        return Response(session_json(view, principal), headers=_etag(view))
+
+    @extend_schema(request=serializers.SessionPatchIn, responses={200: schema.SessionOut})
+    @workspace_errors
+    def patch(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        sid = session_id_of(session_id)
+        expected = if_match(request)
+        changes = _body(serializers.SessionPatchIn, request)
+        view = services.session_update(
+            db=db(), principal=principal, session_id=sid, changes=changes, expected_version=expected
+        )
+        return Response(session_json(view, principal), headers=_etag(view))
+
+    @extend_schema(responses={204: None})
+    @workspace_errors
+    def delete(self, request: Request, session_id: str) -> Response:
+        services.session_delete(
+            db=db(),
+            principal=principal_of(request),
+            session_id=session_id_of(session_id),
+            expected_version=if_match(request),
+        )
+        return Response(status=204)
+
+
+class ForkView(APIView):
+    @extend_schema(request=serializers.ForkIn, responses={201: schema.SessionOut})
+    @workspace_errors
+    def post(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        sid = session_id_of(session_id)
+        body = _body(serializers.ForkIn, request)
+        view = services.session_fork(db=db(), principal=principal, session_id=sid, **body)
+        return Response(
+            session_json(view, principal),
+            status=201,
+            headers={**_etag(view), "Location": f"/api/v5/sessions/{view.head.id}"},
+        )
+
+
+class RelatedView(APIView):
+    @extend_schema(operation_id="sessions_related", responses={200: schema.SessionListOut})
+    @workspace_errors
+    def get(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        views = services.session_related(
+            db=db(), principal=principal, session_id=session_id_of(session_id)
+        )
+        return Response(
+            {"results": [session_json(v, principal) for v in views], "next_cursor": None}
+        )
+
+
+class EventsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after_seq", int), OpenApiParameter("limit", int)],
+        responses={200: schema.EventListOut},
+    )
+    @workspace_errors
+    def get(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        sid = session_id_of(session_id)
+        after = _int_param(request, "after_seq", 0, 0, 2**62)
+        limit = _int_param(request, "limit", 200, 1, 1000)
+        page = services.session_event_list(
+            db=db(), principal=principal, session_id=sid, after_seq=after, limit=limit
+        )
+        more = page.events and page.events[-1]["seq"] < page.latest_seq
+        return Response(
+            {
+                "results": page.events,
+                "next_cursor": str(page.events[-1]["seq"]) if more else None,
+                "latest_seq": page.latest_seq,
+            }
+        )
+
+    @extend_schema(request=serializers.EventIn, responses={202: schema.EventAcceptedOut})
+    @workspace_errors
+    def post(self, request: Request, session_id: str) -> Response:
+        principal = principal_of(request)
+        sid = session_id_of(session_id)
+        body = _body(serializers.EventIn, request)
+        data = body.get("data")
+        if len(json.dumps(data, separators=(",", ":")).encode()) > EVENT_DATA_MAX_BYTES:
+            raise ApiError(413, "event_too_large", "Event data is larger than 64 KiB.")
+        seq = services.session_event_publish(
+            db=db(), principal=principal, session_id=sid, event=body["event"], data=data
+        )
+        return Response({"seq": seq}, status=202)

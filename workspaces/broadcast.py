@@ -1,0 +1,45 @@
+"""Delivering committed session events to the channel layer (never from inside a retry)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+
+def group_name(session_id: uuid.UUID) -> str:
+    return f"session.{session_id.hex}"
+
+
+def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) -> None:
+    """Send committed events to every connection of the session, in seq order.
+
+    Called only after commit. A failed send loses nothing: the events are in the log and a
+    client that sees a gap in ``seq`` resumes from it.
+    """
+    layer = get_channel_layer()
+    if layer is None or not events:
+        return
+    try:
+        for event in events:
+            async_to_sync(layer.group_send)(
+                group_name(session_id), {"type": "session.event", "event": event}
+            )
+    except Exception:
+        log.exception("broadcast failed", extra={"session_id": str(session_id)})
+
+
+def session_deleted_send(*, session_id: uuid.UUID) -> None:
+    """Tell the session's open sockets that it is gone (they close with 4404)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group_name(session_id), {"type": "session.deleted"})
+    except Exception:
+        log.exception("broadcast failed", extra={"session_id": str(session_id)})

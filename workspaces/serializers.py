@@ -1,0 +1,87 @@
+"""Request bodies of the workspaces API: strict, typed, bounded."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.serializers import Strict, Text
+
+MAX_ACTIVE_FILES = 1000
+MAX_PATH = 1024
+_EVENT_NAME = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
+
+
+def workspace_path_check(value: str) -> None:
+    """An absolute POSIX path with no ``..`` segment (paths name places, never escape them)."""
+    if not value.startswith("/"):
+        raise serializers.ValidationError("Must be an absolute path.", code="invalid")
+    if "\x00" in value:
+        raise serializers.ValidationError("Must not contain NUL.", code="invalid")
+    if ".." in value.split("/"):
+        raise serializers.ValidationError("Must not contain '..' segments.", code="invalid")
+
+
+class ObjectField(serializers.JSONField):
+    """A JSON object (not a list, string or number)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.", code="invalid")
+        return value
+
+
+class SessionCreateIn(Strict):
+    name = Text(min_length=1, max_length=200)
+    workspace_path = Text(
+        max_length=MAX_PATH, trim_whitespace=False, validators=[workspace_path_check]
+    )
+    active_files = serializers.ListField(
+        child=Text(max_length=MAX_PATH, trim_whitespace=False),
+        max_length=MAX_ACTIVE_FILES,
+        required=False,
+    )
+    editor_state = ObjectField(required=False)
+    terminal_state = ObjectField(required=False)
+    parent_session_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class SessionPatchIn(Strict):
+    name = Text(min_length=1, max_length=200, required=False)
+    workspace_path = Text(
+        max_length=MAX_PATH,
+        trim_whitespace=False,
+        validators=[workspace_path_check],
+        required=False,
+    )
+    active_files = serializers.ListField(
+        child=Text(max_length=MAX_PATH, trim_whitespace=False),
+        max_length=MAX_ACTIVE_FILES,
+        required=False,
+    )
+    editor_state = ObjectField(required=False)
+    terminal_state = ObjectField(required=False)
+
+
+class ForkIn(Strict):
+    name = Text(min_length=1, max_length=200, required=False)
+
+
+def event_name_check(value: str) -> None:
+    if not _EVENT_NAME.fullmatch(value):
+        raise serializers.ValidationError(
+            "1 to 100 letters, digits, '.', '_', ':' or '-'.", code="invalid"
+        )
+
+
+class EventIn(Strict):
+    event = Text(max_length=100, trim_whitespace=False, validators=[event_name_check])
+
+    def get_fields(self) -> dict[str, Any]:
+        # A field named "data" cannot be a class attribute: it would hide Serializer.data.
+        fields = super().get_fields()
+        fields["data"] = serializers.JSONField(required=False, allow_null=True)
+        return fields

@@ -1,0 +1,474 @@
+"""What the workspaces app does (DESIGN §2): each call one transaction, broadcasts after it.
+
+Every function takes the caller's ``Principal`` and works inside that principal's tenant:
+another tenant's session id is simply not found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.services import Principal
+from fdb_backend.records import Page
+from workspaces import broadcast
+from workspaces.errors import WorkspaceError
+from workspaces.records import (
+    SessionEvent,
+    WorkspaceSession,
+    WorkspaceState,
+    events,
+    heads,
+    session_ranges,
+    states,
+)
+
+STATE_FIELDS = ("active_files", "editor_state", "terminal_state")
+HEAD_FIELDS = ("name", "workspace_path")
+RELATED_MAX = 100
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A workspace session as clients see it: head, state and related ids."""
+
+    head: WorkspaceSession
+    state: WorkspaceState
+    related_ids: list[uuid.UUID]
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+
+def _not_found() -> WorkspaceError:
+    return WorkspaceError(404, "not_found", "Not found.")
+
+
+def _state_size_check(values: dict[str, Any]) -> None:
+    limit = settings.CODITECT_SESSION_STATE_MAX_BYTES
+    for name in STATE_FIELDS:
+        if name in values:
+            size = len(json.dumps(values[name], separators=(",", ":")).encode())
+            if size > limit:
+                raise WorkspaceError(
+                    413, "state_too_large", f"{name} is larger than {limit} bytes.", attr=name
+                )
+
+
+def _event_json(event: SessionEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "event": event.event,
+        "data": event.data,
+        "origin": event.origin,
+        "created_at": event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _append_event(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    head: WorkspaceSession,
+    event: str,
+    data: Any,
+    origin: str,
+    event_id: uuid.UUID,
+    now: datetime,
+    **head_changes: Any,
+) -> tuple[WorkspaceSession, SessionEvent]:
+    """Give the event the next seq, store it, trim the log, move last_active_at."""
+    seq = head.seq + 1
+    log = events(tenant_id)
+    stored = log.save(
+        tr,
+        SessionEvent(
+            session_id=head.id,
+            seq=seq,
+            event=event,
+            data=data,
+            origin=origin,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.CODITECT_EVENT_LOG_MAX_AGE_S),
+        ),
+    )
+    dropped = seq - settings.CODITECT_EVENT_LOG_MAX
+    if dropped >= 1:
+        log.delete(tr, (head.id, dropped))
+    new_head = heads(tenant_id).save(
+        tr,
+        dataclasses.replace(
+            head,
+            seq=seq,
+            last_event_id=event_id,
+            last_active_at=max(now, head.last_active_at),
+            **head_changes,
+        ),
+    )
+    return new_head, stored
+
+
+def _related(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> list[uuid.UUID]:
+    children = heads(tenant_id).list_by_index(
+        tr, "sessions_by_parent", (head.id,), limit=RELATED_MAX
+    )
+    ids = [child.id for child in children.records]
+    parent_id = head.parent_session_id
+    if parent_id is not None and heads(tenant_id).get(tr, parent_id) is not None:
+        ids.insert(0, parent_id)  # a deleted parent is no longer related
+    return ids
+
+
+def _view(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> SessionView:
+    state = states(tenant_id).get(tr, head.id)
+    if state is None:  # pragma: no cover - a head is always written with its state
+        raise _not_found()
+    return SessionView(head=head, state=state, related_ids=_related(tr, tenant_id, head))
+
+
+# --- create, read, list ---------------------------------------------------------------
+
+
+def session_create(
+    *,
+    db: Any,
+    principal: Principal,
+    name: str,
+    workspace_path: str,
+    active_files: list[Any] | None = None,
+    editor_state: dict[str, Any] | None = None,
+    terminal_state: dict[str, Any] | None = None,
+    parent_session_id: uuid.UUID | None = None,
+) -> SessionView:
+    """Create a session owned by the caller. Raises WorkspaceError 400 (bad parent), 413."""
+    values: dict[str, Any] = {
+        "active_files": active_files or [],
+        "editor_state": editor_state or {},
+        "terminal_state": terminal_state or {},
+    }
+    _state_size_check(values)
+    tenant_id = principal.tenant_id
+    session_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def create(tr: Any) -> SessionView:
+        existing = heads(tenant_id).get(tr, session_id)
+        if existing is not None:  # our own commit, applied before a 1021
+            return _view(tr, tenant_id, existing)
+        if parent_session_id is not None and heads(tenant_id).get(tr, parent_session_id) is None:
+            raise WorkspaceError(
+                400, "invalid", "No such parent session.", attr="parent_session_id"
+            )
+        head = heads(tenant_id).save(
+            tr,
+            WorkspaceSession(
+                id=session_id,
+                owner_id=principal.user_id,
+                name=name,
+                workspace_path=workspace_path,
+                parent_session_id=parent_session_id,
+                created_at=now,
+                last_active_at=now,
+            ),
+        )
+        states(tenant_id).save(tr, WorkspaceState(id=session_id, **values))
+        return _view(tr, tenant_id, head)
+
+    created: SessionView = create(db)
+    return created
+
+
+def session_get(*, db: Any, principal: Principal, session_id: uuid.UUID) -> SessionView:
+    tenant_id = principal.tenant_id
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> SessionView:
+        head = heads(tenant_id).get(tr.snapshot, session_id)
+        if head is None:
+            raise _not_found()
+        return _view(tr.snapshot, tenant_id, head)
+
+    view: SessionView = read(db)
+    return view
+
+
+def session_list(
+    *,
+    db: Any,
+    principal: Principal,
+    owner: str = "all",
+    workspace_path: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[SessionView]:
+    """Sessions of the tenant (or the caller's), most recently active first.
+
+    Raises InvalidContinuation for a cursor from another listing.
+    """
+    tenant_id = principal.tenant_id
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> Page[SessionView]:
+        snap = tr.snapshot
+        collection = heads(tenant_id)
+        if workspace_path is not None:
+            page = collection.list_by_index(
+                snap, "sessions_by_workspace", (workspace_path,), limit=limit,
+                reverse=True, continuation=cursor,
+            )  # fmt: skip
+            found = [h for h in page.records if owner == "all" or h.owner_id == principal.user_id]
+        elif owner == "me":
+            page = collection.list_by_index(
+                snap, "recent_sessions", (principal.user_id,), limit=limit,
+                reverse=True, continuation=cursor,
+            )  # fmt: skip
+            found = page.records
+        else:
+            page = collection.list_by_index(
+                snap, "recent_sessions_tenant", (), limit=limit, reverse=True, continuation=cursor
+            )
+            found = page.records
+        return Page([_view(snap, tenant_id, h) for h in found], page.continuation)
+
+    listed: Page[SessionView] = read(db)
+    return listed
+
+
+def session_related(*, db: Any, principal: Principal, session_id: uuid.UUID) -> list[SessionView]:
+    tenant_id = principal.tenant_id
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> list[SessionView]:
+        snap = tr.snapshot
+        head = heads(tenant_id).get(snap, session_id)
+        if head is None:
+            raise _not_found()
+        views = []
+        for related_id in _related(snap, tenant_id, head):
+            related = heads(tenant_id).get(snap, related_id)
+            if related is not None:
+                views.append(_view(snap, tenant_id, related))
+        return views
+
+    related: list[SessionView] = read(db)
+    return related
+
+
+# --- changes --------------------------------------------------------------------------
+
+
+def session_update(
+    *,
+    db: Any,
+    principal: Principal,
+    session_id: uuid.UUID,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    origin: str = "",
+) -> SessionView:
+    """Replace top-level fields; version + 1; a ``state.changed`` event is logged and sent.
+
+    Raises WorkspaceError 404, 412 version_conflict (with the current version), 413.
+    """
+    if not changes:
+        raise WorkspaceError(400, "invalid", "Nothing to change.")
+    _state_size_check(changes)
+    tenant_id = principal.tenant_id
+    event_id, now = uuid.uuid4(), datetime.now(UTC)
+    head_changes = {k: v for k, v in changes.items() if k in HEAD_FIELDS}
+    state_changes = {k: v for k, v in changes.items() if k in STATE_FIELDS}
+
+    @fdb_backend.transactional
+    def update(tr: Any) -> tuple[SessionView, SessionEvent | None]:
+        head = heads(tenant_id).get(tr, session_id)
+        if head is None:
+            raise _not_found()
+        state = states(tenant_id).get(tr, session_id)
+        assert state is not None
+        if head.last_event_id == event_id:  # applied before a 1021: report it, once
+            return _view(tr, tenant_id, head), None
+        if expected_version is not None and expected_version != state.version:
+            raise WorkspaceError(
+                412,
+                "version_conflict",
+                "The session changed since that version.",
+                current_version=state.version,
+            )
+        new_state = states(tenant_id).save(tr, dataclasses.replace(state, **state_changes))
+        new_head, event = _append_event(
+            tr,
+            tenant_id=tenant_id,
+            head=head,
+            event="state.changed",
+            data={"version": new_state.version, "changes": changes},
+            origin=origin,
+            event_id=event_id,
+            now=now,
+            **head_changes,
+        )
+        return SessionView(new_head, new_state, _related(tr, tenant_id, new_head)), event
+
+    view, event = update(db)
+    if event is not None:
+        broadcast.session_events_send(session_id=session_id, events=[_event_json(event)])
+    result: SessionView = view
+    return result
+
+
+def session_delete(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, expected_version: int | None = None
+) -> None:
+    """Delete the session with its indexes, events, locks and connections.
+
+    Only its owner or a tenant owner/admin may. Raises WorkspaceError 403, 404, 412.
+    """
+    tenant_id = principal.tenant_id
+
+    @fdb_backend.transactional
+    def delete(tr: Any) -> None:
+        head = heads(tenant_id).get(tr, session_id)
+        if head is None:
+            raise _not_found()
+        if head.owner_id != principal.user_id and principal.user.role not in ("owner", "admin"):
+            raise WorkspaceError(
+                403, "forbidden", "Only its owner or a tenant admin may delete it."
+            )
+        state = states(tenant_id).get(tr, session_id)
+        if expected_version is not None and state is not None and state.version != expected_version:
+            raise WorkspaceError(
+                412, "version_conflict", "The session changed since that version.",
+                current_version=state.version,
+            )  # fmt: skip
+        # Range clears cost the same whatever they cover, so this stays one small commit.
+        for begin, end in session_ranges(tenant_id, session_id):
+            tr.clear_range(begin, end)
+        heads(tenant_id).delete(tr, session_id)
+        states(tenant_id).delete(tr, session_id)
+
+    delete(db)
+    broadcast.session_deleted_send(session_id=session_id)
+
+
+def session_fork(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, name: str | None = None
+) -> SessionView:
+    """A new session owned by the caller with the parent's state copied; both are related."""
+    tenant_id = principal.tenant_id
+    child_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def fork(tr: Any) -> SessionView:
+        existing = heads(tenant_id).get(tr, child_id)
+        if existing is not None:
+            return _view(tr, tenant_id, existing)
+        parent = heads(tenant_id).get(tr, session_id)
+        parent_state = states(tenant_id).get(tr, session_id)
+        if parent is None or parent_state is None:
+            raise _not_found()
+        head = heads(tenant_id).save(
+            tr,
+            WorkspaceSession(
+                id=child_id,
+                owner_id=principal.user_id,
+                name=name or f"{parent.name} (fork)"[:200],
+                workspace_path=parent.workspace_path,
+                parent_session_id=parent.id,
+                created_at=now,
+                last_active_at=now,
+            ),
+        )
+        states(tenant_id).save(
+            tr,
+            WorkspaceState(
+                id=child_id,
+                active_files=parent_state.active_files,
+                editor_state=parent_state.editor_state,
+                terminal_state=parent_state.terminal_state,
+            ),
+        )
+        return _view(tr, tenant_id, head)
+
+    forked: SessionView = fork(db)
+    return forked
+
+
+# --- the event log --------------------------------------------------------------------
+
+
+def session_event_publish(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, event: str, data: Any, origin: str = ""
+) -> int:
+    """Log a custom event (agent progress, build status) and send it; returns its seq."""
+    tenant_id = principal.tenant_id
+    event_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def publish(tr: Any) -> tuple[int, SessionEvent | None]:
+        head = heads(tenant_id).get(tr, session_id)
+        if head is None:
+            raise _not_found()
+        if head.last_event_id == event_id:
+            return head.seq, None
+        _, stored = _append_event(
+            tr,
+            tenant_id=tenant_id,
+            head=head,
+            event=event,
+            data=data,
+            origin=origin,
+            event_id=event_id,
+            now=now,
+        )
+        return stored.seq, stored
+
+    seq, stored = publish(db)
+    if stored is not None:
+        broadcast.session_events_send(session_id=session_id, events=[_event_json(stored)])
+    return int(seq)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[dict[str, Any]]
+    latest_seq: int
+
+
+def session_event_list(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, after_seq: int = 0, limit: int = 200
+) -> EventPage:
+    """Events with seq > ``after_seq`` in order (at most ``limit``).
+
+    Raises WorkspaceError 404, or 410 resync_required when the log no longer reaches back
+    to ``after_seq + 1`` (trimmed by count or age).
+    """
+    tenant_id = principal.tenant_id
+    now = datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> EventPage:
+        snap = tr.snapshot
+        head = heads(tenant_id).get(snap, session_id)
+        if head is None:
+            raise _not_found()
+        last = min(head.seq, after_seq + limit)
+        log = events(tenant_id)
+        found = []
+        for seq in range(after_seq + 1, last + 1):
+            stored = log.get(snap, (session_id, seq), now=now)
+            if stored is None:
+                raise WorkspaceError(
+                    410, "resync_required", "The event log no longer reaches back that far."
+                )
+            found.append(_event_json(stored))
+        return EventPage(found, head.seq)
+
+    page: EventPage = read(db)
+    return page
