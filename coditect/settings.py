@@ -221,3 +221,17 @@ CODITECT_EVENT_LOG_MAX_AGE_S = env_int("CODITECT_EVENT_LOG_MAX_AGE_S", default=8
 CODITECT_SESSION_STATE_MAX_BYTES = env_int(
     "CODITECT_SESSION_STATE_MAX_BYTES", default=1_048_576, minimum=2
 )
+
+# --- realtime (CONTRACT §4) -------------------------------------------------------------
+CODITECT_WS_AUTH_TIMEOUT_S = env_positive_float("CODITECT_WS_AUTH_TIMEOUT_S", default=5.0)
+CODITECT_WS_IDLE_TIMEOUT_S = env_positive_float("CODITECT_WS_IDLE_TIMEOUT_S", default=60.0)
+CODITECT_WS_MAX_MESSAGE_BYTES = env_int(
+    "CODITECT_WS_MAX_MESSAGE_BYTES", default=1_048_576, minimum=64
+)
+CODITECT_WS_RATE_PER_S = env_positive_float("CODITECT_WS_RATE_PER_S", default=50.0)
+CODITECT_WS_RATE_BURST = env_int("CODITECT_WS_RATE_BURST", default=100, minimum=1)
+# How often an open socket re-checks that its auth session is still active.
+CODITECT_WS_AUTH_CHECK_S = env_positive_float("CODITECT_WS_AUTH_CHECK_S", default=1.0)
+# Connections refresh last_seen this often; one not seen for the timeout is a ghost.
+CODITECT_WS_HEARTBEAT_S = env_positive_float("CODITECT_WS_HEARTBEAT_S", default=10.0)
+CODITECT_WS_PRESENCE_TIMEOUT_S = env_positive_float("CODITECT_WS_PRESENCE_TIMEOUT_S", default=30.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -24,13 +25,22 @@ def workspace_path_check(value: str) -> None:
         raise serializers.ValidationError("Must not contain '..' segments.", code="invalid")
 
 
+def storable_json(value: Any) -> None:
+    """Refuse JSON that cannot be stored as UTF-8 (lone surrogates arrive as \\ud800)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("Contains text that is not valid Unicode.") from None
+
+
 class ObjectField(serializers.JSONField):
-    """A JSON object (not a list, string or number)."""
+    """A JSON object (not a list, string or number) that can be stored."""
 
     def to_internal_value(self, data: Any) -> Any:
         value = super().to_internal_value(data)
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.", code="invalid")
+        storable_json(value)
         return value
 
 
@@ -83,5 +93,7 @@ class EventIn(Strict):
     def get_fields(self) -> dict[str, Any]:
         # A field named "data" cannot be a class attribute: it would hide Serializer.data.
         fields = super().get_fields()
-        fields["data"] = serializers.JSONField(required=False, allow_null=True)
+        fields["data"] = serializers.JSONField(
+            required=False, allow_null=True, validators=[storable_json]
+        )
         return fields

@@ -33,6 +33,8 @@ from workspaces.records import (
 STATE_FIELDS = ("active_files", "editor_state", "terminal_state")
 HEAD_FIELDS = ("name", "workspace_path")
 RELATED_MAX = 100
+# Event names the platform itself broadcasts; custom events may not use them.
+RESERVED_EVENT_PREFIXES = ("state.", "presence.", "lock.")
 
 
 @dataclass(frozen=True)
@@ -406,7 +408,12 @@ def session_fork(
 def session_event_publish(
     *, db: Any, principal: Principal, session_id: uuid.UUID, event: str, data: Any, origin: str = ""
 ) -> int:
-    """Log a custom event (agent progress, build status) and send it; returns its seq."""
+    """Log a custom event (agent progress, build status) and send it; returns its seq.
+
+    Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``).
+    """
+    if event.startswith(RESERVED_EVENT_PREFIXES):
+        raise WorkspaceError(400, "invalid", "This event name is reserved.", attr="event")
     tenant_id = principal.tenant_id
     event_id, now = uuid.uuid4(), datetime.now(UTC)
 
@@ -472,3 +479,43 @@ def session_event_list(
 
     page: EventPage = read(db)
     return page
+
+
+def session_events_append(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    items: list[tuple[str, Any]],
+    origin: str,
+    batch_id: uuid.UUID,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Append platform events (presence, locks) inside the caller's transaction.
+
+    Returns them as sent on the wire, for the caller to broadcast after commit; empty when
+    the session is gone or when ``batch_id`` shows this batch was already applied (a retry
+    after commit_unknown_result).
+    """
+    head = heads(tenant_id).get(tr, session_id)
+    if head is None or head.last_event_id == batch_id or not items:
+        return []
+    appended = []
+    for position, (event, data) in enumerate(items):
+        last = position == len(items) - 1
+        head, stored = _append_event(
+            tr,
+            tenant_id=tenant_id,
+            head=head,
+            event=event,
+            data=data,
+            origin=origin,
+            event_id=batch_id if last else uuid.uuid4(),
+            now=now,
+        )
+        appended.append(_event_json(stored))
+    return appended
+
+
+def session_exists(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    return heads(tenant_id).get(tr, session_id) is not None

@@ -1,0 +1,64 @@
+"""The wire format of CONTRACT §4: parsing client messages, shaping server messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PROTOCOL = "coditect.v5"
+CLIENT_TYPES = frozenset(
+    {
+        "auth",
+        "ping",
+        "resume",
+        "state.patch",
+        "event.publish",
+        "lock.acquire",
+        "lock.renew",
+        "lock.release",
+    }
+)
+# Logged platform events are sent as their own message types; custom ones as "event".
+_OWN_TYPES = frozenset({"state.changed", "presence.join", "presence.leave", "lock.changed"})
+
+
+class ProtocolError(Exception):
+    """A message the server answers with ``error`` (the socket stays open)."""
+
+    def __init__(self, code: str, detail: str, msg_id: Any = None) -> None:
+        self.code = code
+        self.detail = detail
+        self.msg_id = msg_id
+        super().__init__(code)
+
+
+def parse_message(text: str | None) -> dict[str, Any]:
+    if text is None:
+        raise ProtocolError("invalid_message", "Messages are JSON text frames.")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolError("invalid_message", "The message is not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("invalid_message", "A message is a JSON object.")
+    msg_id = message.get("id")
+    if msg_id is not None and not isinstance(msg_id, (str, int)):
+        raise ProtocolError("invalid", "id must be a string or an integer.")
+    kind = message.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise ProtocolError("unknown_type", "Unknown message type.", msg_id)
+    return message
+
+
+def wire_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A logged event as a WebSocket message."""
+    name = event["event"]
+    if name in _OWN_TYPES:
+        return {"type": name, "seq": event["seq"], **event["data"], "origin": event["origin"]}
+    return {
+        "type": "event",
+        "seq": event["seq"],
+        "event": name,
+        "data": event["data"],
+        "origin": event["origin"],
+    }

@@ -1,0 +1,292 @@
+"""What the realtime app does: presence, locks and their events (DESIGN §2).
+
+Each function is one transaction that changes connections or locks and appends the events
+that say so to the session's log; the events are broadcast after commit, never inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.services import Principal
+from coditect.time import rfc3339
+from realtime.records import Connection, Lock, connections, locks
+from workspaces import broadcast
+from workspaces.errors import WorkspaceError
+from workspaces.services import SessionView, session_events_append, session_get
+
+Events = list[dict[str, Any]]
+
+
+class LockError(Exception):
+    def __init__(self, code: str, detail: str, lock: Lock | None = None) -> None:
+        self.code = code
+        self.detail = detail
+        self.lock = lock
+        super().__init__(code)
+
+
+@dataclass(frozen=True)
+class Welcome:
+    session: SessionView
+    seq: int
+    presence: list[dict[str, Any]]
+    locks: list[dict[str, Any]]
+
+
+def presence_json(connection: Connection) -> dict[str, Any]:
+    return {
+        "connection_id": connection.connection_id,
+        "user_id": str(connection.user_id),
+        "display_name": connection.display_name,
+        "connected_at": rfc3339(connection.connected_at),
+    }
+
+
+def lock_json(lock: Lock) -> dict[str, Any]:
+    return {
+        "path": lock.path,
+        "holder": {"connection_id": lock.connection_id, "user_id": str(lock.user_id)},
+        "expires_at": rfc3339(lock.expires_at),
+    }
+
+
+def _released(path: str) -> tuple[str, dict[str, Any]]:
+    return ("lock.changed", {"path": path, "holder": None, "expires_at": None})
+
+
+def _timeout() -> timedelta:
+    return timedelta(seconds=settings.CODITECT_WS_PRESENCE_TIMEOUT_S)
+
+
+def _live(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, now: datetime) -> tuple[
+    list[Connection], list[Connection], list[Lock], list[Lock]
+]:  # fmt: skip
+    """(live connections, stale connections, live locks, expired locks) of a session."""
+    found = connections(tenant_id).list_by_key(tr, (session_id,)).records
+    alive = [c for c in found if now - c.last_seen <= _timeout()]
+    stale = [c for c in found if now - c.last_seen > _timeout()]
+    held = locks(tenant_id).list_by_key(tr, (session_id,)).records
+    live_ids = {c.connection_id for c in alive}
+    valid = [lk for lk in held if lk.expires_at > now and lk.connection_id in live_ids]
+    gone = [lk for lk in held if lk not in valid]
+    return alive, stale, valid, gone
+
+
+def _send(session_id: uuid.UUID, events: Events) -> None:
+    broadcast.session_events_send(session_id=session_id, events=events)
+
+
+def connection_open(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, connection_id: str
+) -> Welcome:
+    """Record the connection, announce it, and return what its welcome shows.
+
+    Raises WorkspaceError 404 for a session that is not the principal's tenant's.
+    """
+    tenant_id = principal.tenant_id
+    now, batch = datetime.now(UTC), uuid.uuid4()
+    me = Connection(
+        session_id=session_id,
+        connection_id=connection_id,
+        user_id=principal.user_id,
+        display_name=principal.user.display_name or principal.user.email,
+        connected_at=now,
+        last_seen=now,
+    )
+
+    @fdb_backend.transactional
+    def open_(tr: Any) -> tuple[Events, list[Connection], list[Lock]]:
+        connections(tenant_id).save(tr, me)
+        sent = session_events_append(
+            tr,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            items=[
+                (
+                    "presence.join",
+                    {k: v for k, v in presence_json(me).items() if k != "connected_at"},
+                )
+            ],
+            origin=connection_id,
+            batch_id=batch,
+            now=now,
+        )
+        alive, _, valid, _ = _live(tr, tenant_id, session_id, now)
+        return sent, alive, valid
+
+    session_get(db=db, principal=principal, session_id=session_id)  # 404 before any write
+    sent, alive, valid = open_(db)
+    _send(session_id, sent)
+    # The welcome's seq covers this connection's own join, so it is not delivered twice.
+    current = session_get(db=db, principal=principal, session_id=session_id)
+    seq = max(current.head.seq, sent[-1]["seq"] if sent else 0)
+    return Welcome(
+        session=current,
+        seq=seq,
+        presence=[presence_json(c) for c in alive],
+        locks=[lock_json(lk) for lk in valid],
+    )
+
+
+def connection_close(
+    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_id: str
+) -> None:
+    """Forget the connection, release its locks, announce both."""
+    now, batch = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def close(tr: Any) -> Events:
+        mine = connections(tenant_id).get(tr, (session_id, connection_id))
+        if mine is None:
+            return []
+        connections(tenant_id).delete(tr, (session_id, connection_id))
+        items = []
+        for lock in locks(tenant_id).list_by_key(tr, (session_id,)).records:
+            if lock.connection_id == connection_id:
+                locks(tenant_id).delete(tr, (session_id, lock.path))
+                items.append(_released(lock.path))
+        items.append(("presence.leave", {
+            "connection_id": connection_id,
+            "user_id": str(mine.user_id),
+            "display_name": mine.display_name,
+        }))  # fmt: skip
+        return session_events_append(
+            tr, tenant_id=tenant_id, session_id=session_id, items=items,
+            origin=connection_id, batch_id=batch, now=now,
+        )  # fmt: skip
+
+    _send(session_id, close(db))
+
+
+def connection_heartbeat(
+    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_id: str
+) -> None:
+    """Refresh ``last_seen``; drop connections whose server stopped beating (no ghosts)
+    and release their locks and any expired lease, announcing each."""
+    now, batch = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def beat(tr: Any) -> Events:
+        mine = connections(tenant_id).get(tr, (session_id, connection_id))
+        if mine is not None:
+            connections(tenant_id).save(tr, dataclasses.replace(mine, last_seen=now))
+        _, stale, _, gone = _live(tr, tenant_id, session_id, now)
+        stale = [c for c in stale if c.connection_id != connection_id]
+        items: list[tuple[str, Any]] = []
+        for lock in gone:
+            if lock.connection_id == connection_id and lock.expires_at > now:
+                continue  # our own lock, our own connection is alive
+            locks(tenant_id).delete(tr, (session_id, lock.path))
+            items.append(_released(lock.path))
+        for ghost in stale:
+            connections(tenant_id).delete(tr, (session_id, ghost.connection_id))
+            items.append(("presence.leave", {
+                "connection_id": ghost.connection_id,
+                "user_id": str(ghost.user_id),
+                "display_name": ghost.display_name,
+            }))  # fmt: skip
+        return session_events_append(
+            tr, tenant_id=tenant_id, session_id=session_id, items=items,
+            origin="", batch_id=batch, now=now,
+        )  # fmt: skip
+
+    _send(session_id, beat(db))
+
+
+def lock_acquire(
+    *,
+    db: Any,
+    principal: Principal,
+    session_id: uuid.UUID,
+    connection_id: str,
+    path: str,
+    ttl_s: int,
+    renew: bool = False,
+) -> Lock:
+    """Take (or with ``renew``, extend) a lease on ``path``; atomic across processes.
+
+    Raises LockError lock_held (another live holder) or lock_not_held (renewing a lock one
+    does not hold), WorkspaceError 404.
+    """
+    tenant_id = principal.tenant_id
+    now, batch = datetime.now(UTC), uuid.uuid4()
+    wanted = Lock(
+        session_id=session_id,
+        path=path,
+        connection_id=connection_id,
+        user_id=principal.user_id,
+        expires_at=now + timedelta(seconds=ttl_s),
+    )
+
+    @fdb_backend.transactional
+    def acquire(tr: Any) -> tuple[Lock, Events]:
+        current = locks(tenant_id).get(tr, (session_id, path))
+        live = current is not None and current.expires_at > now
+        if live and current is not None and current.connection_id != connection_id:
+            holder = connections(tenant_id).get(tr, (session_id, current.connection_id))
+            if holder is not None and now - holder.last_seen <= _timeout():
+                raise LockError("lock_held", "Another connection holds this lock.", current)
+        if renew and not (live and current is not None and current.connection_id == connection_id):
+            raise LockError("lock_not_held", "This connection does not hold the lock.")
+        saved = locks(tenant_id).save(tr, wanted)
+        sent = session_events_append(
+            tr, tenant_id=tenant_id, session_id=session_id,
+            items=[("lock.changed", lock_json(saved))],
+            origin=connection_id, batch_id=batch, now=now,
+        )  # fmt: skip
+        if not sent:
+            raise WorkspaceError(404, "not_found", "Not found.")
+        return saved, sent
+
+    lock, sent = acquire(db)
+    _send(session_id, sent)
+    return lock
+
+
+def lock_release(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, connection_id: str, path: str
+) -> None:
+    """Release a lock this connection holds. Raises LockError lock_not_held."""
+    tenant_id = principal.tenant_id
+    now, batch = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def release(tr: Any) -> Events:
+        current = locks(tenant_id).get(tr, (session_id, path))
+        if current is None or current.connection_id != connection_id:
+            raise LockError("lock_not_held", "This connection does not hold the lock.")
+        locks(tenant_id).delete(tr, (session_id, path))
+        return session_events_append(
+            tr, tenant_id=tenant_id, session_id=session_id, items=[_released(path)],
+            origin=connection_id, batch_id=batch, now=now,
+        )  # fmt: skip
+
+    _send(session_id, release(db))
+
+
+def session_snapshot(*, db: Any, principal: Principal, session_id: uuid.UUID) -> Welcome:
+    """Full state for a ``resync``: session, latest seq, presence and locks."""
+    tenant_id = principal.tenant_id
+    now = datetime.now(UTC)
+    view = session_get(db=db, principal=principal, session_id=session_id)
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> tuple[list[Connection], list[Lock]]:
+        alive, _, valid, _ = _live(tr.snapshot, tenant_id, session_id, now)
+        return alive, valid
+
+    alive, valid = read(db)
+    return Welcome(
+        session=view,
+        seq=view.head.seq,
+        presence=[presence_json(c) for c in alive],
+        locks=[lock_json(lk) for lk in valid],
+    )
