@@ -119,7 +119,10 @@ def connection_open(
             batch_id=batch,
             now=now,
         )
-        alive, _, valid, _ = _live(tr, tenant_id, session_id, now)
+        # A snapshot read: joins of other sockets must not make this commit conflict.
+        alive, _, valid, _ = _live(tr.snapshot, tenant_id, session_id, now)
+        if all(c.connection_id != connection_id for c in alive):
+            alive.append(me)
         return sent, alive, valid
 
     session_get(db=db, principal=principal, session_id=session_id)  # 404 before any write
@@ -178,15 +181,21 @@ def connection_heartbeat(
         mine = connections(tenant_id).get(tr, (session_id, connection_id))
         if mine is not None:
             connections(tenant_id).save(tr, dataclasses.replace(mine, last_seen=now))
-        _, stale, _, gone = _live(tr, tenant_id, session_id, now)
+        # Scan without conflicts (every socket of the session beats), then re-read just what
+        # is removed, so two sweepers of one ghost still conflict and only one announces it.
+        _, stale, _, gone = _live(tr.snapshot, tenant_id, session_id, now)
         stale = [c for c in stale if c.connection_id != connection_id]
         items: list[tuple[str, Any]] = []
         for lock in gone:
             if lock.connection_id == connection_id and lock.expires_at > now:
                 continue  # our own lock, our own connection is alive
+            if locks(tenant_id).get(tr, (session_id, lock.path)) != lock:
+                continue
             locks(tenant_id).delete(tr, (session_id, lock.path))
             items.append(_released(lock.path))
         for ghost in stale:
+            if connections(tenant_id).get(tr, (session_id, ghost.connection_id)) != ghost:
+                continue
             connections(tenant_id).delete(tr, (session_id, ghost.connection_id))
             items.append(("presence.leave", {
                 "connection_id": ghost.connection_id,
