@@ -240,3 +240,26 @@ GLOBAL: Final = GlobalKeys()
 def tenant(tenant_id: uuid.UUID) -> TenantKeys:
     """The only way to build a tenant's keys: take ``tenant_id`` from the principal."""
     return TenantKeys(tenant_id)
+
+
+# --- maintenance: walking every tenant (operators' commands, `storage check`) ----------------
+
+
+def tenants_range() -> KeyRange:
+    """The range that holds every tenant's keys, ``("t", ...)``.
+
+    For storage-wide maintenance only (stats, orphan checks): application code reaches a
+    tenant through ``tenant()``, never through this range.
+    """
+    return _range_of(_TENANTS_PREFIX)
+
+
+def tenant_of_key(key: bytes) -> uuid.UUID | None:
+    """The tenant whose range holds ``key``, or None for a key outside every tenant."""
+    if not tenants_range().contains(key):
+        return None
+    try:
+        first = _TENANTS_PREFIX.unpack(key)[0]
+    except (ValueError, IndexError, TypeError):
+        return None
+    return first if isinstance(first, uuid.UUID) else None

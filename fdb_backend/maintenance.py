@@ -1,0 +1,634 @@
+"""Storage-wide maintenance: bounded walks, counts, raw copies, index checks and repairs.
+
+The operators' commands and the support views build on these (docs/operations.md). Every
+walk here runs many short transactions, each well under FoundationDB's 5 seconds and
+reading about ``TARGET_BYTES`` (1 MB) at most, resumed by key continuation: a walk sees no
+single snapshot, so records changed while it runs may be seen before or after the change.
+Each batch is retried on its own; counts of a batch retried after
+``commit_unknown_result`` may come out low, never high.
+
+This is the only module besides ``keyspace`` and the records layer that handles raw keys:
+it copies them (export, import), counts them (stats) and clears them (tenant deletion,
+repairs), always inside ranges that ``keyspace`` hands out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+import fdb.tuple
+
+from fdb_backend import keyspace
+from fdb_backend.keyspace import CollectionKeys, IndexKeys, KeyRange, Scope
+from fdb_backend.limits import KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT
+from fdb_backend.records.errors import CorruptRecord
+from fdb_backend.records.schema import Index, Record, utcnow
+from fdb_backend.records.store import Collection
+from fdb_backend.selectors import KeyValue
+from fdb_backend.transactional import transactional
+
+R = TypeVar("R", bound=Record)
+
+TARGET_BYTES = 1_000_000  # what one batch reads at most
+MAX_BATCH = 2000  # keys per batch when they are small
+# The largest key-value there can be (10,000-byte key, 100,000-byte value): a read of
+# ``n`` keys returns at most ``n`` times this, so reads are sized to stay within a budget.
+_LARGEST_KV = KEY_SIZE_LIMIT + VALUE_SIZE_LIMIT
+
+
+def engine_name(db: Any) -> str:
+    """``embedded`` or ``fdb``: recorded in export headers."""
+    return "fdb" if type(db).__name__ == "ClusterDatabase" else "embedded"
+
+
+# --- bounded walks ---------------------------------------------------------------------
+
+
+def _read_budgeted(reader: Any, begin: bytes, end: bytes) -> tuple[list[KeyValue], bool]:
+    """Up to MAX_BATCH key-values from ``begin``, never more than TARGET_BYTES: each read
+    asks for as many keys as the budget left could hold at their largest. Returns them and
+    whether the range is exhausted."""
+    found: list[KeyValue] = []
+    size = 0
+    while len(found) < MAX_BATCH:
+        limit = min(MAX_BATCH - len(found), (TARGET_BYTES - size) // _LARGEST_KV)
+        if limit < 1:
+            return found, False
+        kvs = list(reader.get_range(begin, end, limit=limit))
+        found.extend(kvs)
+        size += sum(len(kv.key) + len(kv.value) for kv in kvs)
+        if len(kvs) < limit:
+            return found, True
+        begin = kvs[-1].key + b"\x00"
+    return found, False
+
+
+@transactional
+def _read_batch(tr: Any, begin: bytes, end: bytes) -> tuple[list[KeyValue], bool]:
+    return _read_budgeted(tr.snapshot, begin, end)
+
+
+def walk(db: Any, key_range: KeyRange) -> Iterator[list[KeyValue]]:
+    """The key-values of ``key_range`` in key order, one batch per short transaction, each
+    at most MAX_BATCH keys and TARGET_BYTES (1 MB) read. Snapshot reads: no conflicts."""
+    begin, end = key_range
+    while begin < end:
+        kvs, exhausted = _read_batch(db, begin, end)
+        if kvs:
+            yield kvs
+        if exhausted or not kvs:
+            return
+        begin = kvs[-1].key + b"\x00"
+
+
+@transactional
+def _clear_batch(tr: Any, begin: bytes, end: bytes) -> list[KeyValue]:
+    kvs, exhausted = _read_budgeted(tr, begin, end)
+    if kvs:
+        # An exhausted read covered the whole rest of the range (and conflicts with any
+        # write into it), so clearing all of it is exact.
+        tr.clear_range(begin, end if exhausted else kvs[-1].key + b"\x00")
+    return kvs
+
+
+def clear_walk(db: Any, key_range: KeyRange) -> Iterator[list[KeyValue]]:
+    """Clear ``key_range`` in bounded transactions, yielding each batch as it is removed.
+
+    Keys written into the range behind the walk while it runs are not seen; callers that
+    must leave the range empty stop writers first (a suspended tenant) and walk again.
+    """
+    begin, end = key_range
+    while True:
+        kvs = _clear_batch(db, begin, end)
+        if not kvs:
+            return
+        yield kvs
+
+
+def write_batches(db: Any, items: Iterable[tuple[bytes, bytes]]) -> Iterator[int]:
+    """Set every key to its value, about ``TARGET_BYTES`` per transaction; yields the number
+    of keys of each committed batch. Blind writes: running it again changes nothing."""
+    batch: list[tuple[bytes, bytes]] = []
+    size = 0
+    for key, value in items:
+        batch.append((key, value))
+        size += len(key) + len(value)
+        if size >= TARGET_BYTES or len(batch) >= MAX_BATCH:
+            _write_batch(db, batch)
+            yield len(batch)
+            batch, size = [], 0
+    if batch:
+        _write_batch(db, batch)
+        yield len(batch)
+
+
+@transactional
+def _write_batch(tr: Any, batch: list[tuple[bytes, bytes]]) -> None:
+    for key, value in batch:
+        tr[key] = value
+
+
+@transactional
+def range_is_empty(tr: Any, key_range: KeyRange) -> bool:
+    return not tr.snapshot.get_range(key_range.begin, key_range.end, limit=1)
+
+
+@transactional
+def _first_keys(
+    tr: Any, begin: bytes, end: bytes, count: int, skip: Callable[[bytes], bytes]
+) -> list[bytes]:
+    """Up to ``count`` keys, each the first one after ``skip`` of the previous."""
+    found: list[bytes] = []
+    while len(found) < count and begin < end:
+        kvs = tr.snapshot.get_range(begin, end, limit=1)
+        if not kvs:
+            break
+        found.append(kvs[0].key)
+        begin = skip(kvs[0].key)
+    return found
+
+
+def tenant_ids_with_data(db: Any) -> Iterator[uuid.UUID]:
+    """Every tenant id that has keys in the store, read by skipping from tenant to tenant
+    (one key read per tenant), whether or not its tenant record exists."""
+    begin, end = keyspace.tenants_range()
+
+    def skip(key: bytes) -> bytes:
+        tenant_id = keyspace.tenant_of_key(key)
+        return keyspace.tenant(tenant_id).range().end if tenant_id else key + b"\x00"
+
+    while begin < end:
+        keys = _first_keys(db, begin, end, 100, skip)
+        for key in keys:
+            tenant_id = keyspace.tenant_of_key(key)
+            if tenant_id is not None:
+                yield tenant_id
+        if len(keys) < 100:
+            return
+        begin = skip(keys[-1])
+
+
+def key_prefixes(db: Any, keys: CollectionKeys, depth: int = 1) -> Iterator[tuple[Any, ...]]:
+    """The distinct first ``depth`` primary-key fields of a collection's stored keys (e.g.
+    the session ids that have events), one key read per prefix."""
+    records = keys.records
+
+    def skip(key: bytes) -> bytes:
+        return bytes(records.range(records.unpack(key)[:depth]).stop)
+
+    begin, end = keys.range()
+    while begin < end:
+        found = _first_keys(db, begin, end, 100, skip)
+        for key in found:
+            yield tuple(records.unpack(key)[:depth])
+        if len(found) < 100:
+            return
+        begin = skip(found[-1])
+
+
+def clear_prefix(db: Any, keys: CollectionKeys, prefix: tuple[Any, ...]) -> int:
+    """Remove every stored key of a collection under a primary-key prefix, in batches; for
+    records without index entries only (states, events, locks, connections). Returns keys."""
+    r = keys.records.range(prefix)
+    return sum(len(batch) for batch in clear_walk(db, KeyRange(r.start, r.stop)))
+
+
+# --- counting --------------------------------------------------------------------------
+
+
+@dataclass
+class SpaceStats:
+    """Keys and bytes (keys plus values) of one space; ``records`` for collections."""
+
+    keys: int = 0
+    bytes: int = 0
+    records: int = 0
+
+    def add(self, kv: KeyValue, *, record: bool = False) -> None:
+        self.keys += 1
+        self.bytes += len(kv.key) + len(kv.value)
+        if record:
+            self.records += 1
+
+
+def _is_record_key(names: tuple[Any, ...]) -> bool:
+    # A record's keys end with its chunk number: 0 (whole) or 1..n (split); one per record.
+    return len(names) >= 2 and names[-1] in (0, 1) and isinstance(names[-1], int)
+
+
+def scope_stats(db: Any, scope: Scope) -> dict[str, SpaceStats]:
+    """Keys, bytes and records per top-level name of a scope (collections, indexes, spaces)."""
+    stats: dict[str, SpaceStats] = {}
+    collections = scope.layout.collections
+    for batch in walk(db, scope.range()):
+        for kv in batch:
+            names = scope.subspace.unpack(kv.key)
+            name = str(names[0])
+            stats.setdefault(name, SpaceStats()).add(
+                kv, record=name in collections and _is_record_key(names)
+            )
+    return stats
+
+
+@dataclass
+class StoreStats:
+    spaces: dict[str, SpaceStats] = field(default_factory=dict)
+    tenants: dict[uuid.UUID, SpaceStats] = field(default_factory=dict)
+
+
+def store_stats(db: Any) -> StoreStats:
+    """Keys and bytes per top-level space of the platform and per tenant (one full walk)."""
+    stats = StoreStats()
+    root = keyspace.GLOBAL
+    for batch in walk(db, root.range()):
+        for kv in batch:
+            tenant_id = keyspace.tenant_of_key(kv.key)
+            if tenant_id is not None:
+                stats.spaces.setdefault("t", SpaceStats()).add(kv)
+                stats.tenants.setdefault(tenant_id, SpaceStats()).add(kv)
+                continue
+            try:
+                name = str(root.subspace.unpack(kv.key)[0])
+            except ValueError:
+                name = "?"
+            stats.spaces.setdefault(name, SpaceStats()).add(kv)
+    return stats
+
+
+def count_keys(db: Any, key_range: KeyRange, *, cap: int) -> int:
+    """Keys in a range, counting at most ``cap`` (then returns ``cap``)."""
+    total = 0
+    for batch in walk(db, key_range):
+        total += len(batch)
+        if total >= cap:
+            return cap
+    return total
+
+
+# --- a record's raw keys (tenant export and deletion) ------------------------------------
+
+
+def _expected_entries(
+    collection: Collection[R], record: R, *, outer_only: bool
+) -> list[tuple[bytes, bytes]]:
+    entries = collection._entries(record)
+    outer = {index.name for index, keys in collection._indexes.values() if keys.cross_scope}
+    return [
+        (key, value)
+        for key, (index, _, value) in entries.items()
+        if not outer_only or index.name in outer
+    ]
+
+
+def record_items(tr: Any, collection: Collection[R], key: Any) -> list[KeyValue]:
+    """The stored keys of one record (its chunks) and those of its index entries that hold
+    the expected value; empty when the record is absent."""
+    pk = collection._pk(key)
+    r = collection.keys.records.range(pk)
+    chunks = list(tr.get_range(r.start, r.stop))
+    if not chunks:
+        return []
+    record = collection._read(tr, pk)
+    assert record is not None
+    return chunks + _stored_entries(tr, collection, record, outer_only=False)
+
+
+def outer_entries(tr: Any, collection: Collection[R], record: R) -> list[KeyValue]:
+    """The record's index entries outside its scope (``user_by_email``) that are stored
+    with the expected value (an entry now naming another tenant is never included)."""
+    return _stored_entries(tr, collection, record, outer_only=True)
+
+
+def _stored_entries(
+    tr: Any, collection: Collection[R], record: R, *, outer_only: bool
+) -> list[KeyValue]:
+    found = []
+    for key, value in _expected_entries(collection, record, outer_only=outer_only):
+        if tr.get(key) == value:
+            found.append(KeyValue(key, value))
+    return found
+
+
+def global_key_owner(key: bytes, value: bytes) -> tuple[str, uuid.UUID] | None:
+    """``(kind, tenant_id)`` for a key outside the tenants' ranges that belongs to one tenant:
+    ``tenant`` (its record), ``tenant_by_slug`` or ``user_by_email`` (entries naming it);
+    None for any other key. What a tenant export may carry besides its own range."""
+    root = keyspace.GLOBAL
+    tenants = root.collection("tenants")
+    try:
+        if tenants.range().contains(key):
+            pk = tenants.records.unpack(key)
+            if len(pk) == 2 and isinstance(pk[0], uuid.UUID) and _is_record_key(pk):
+                return "tenant", pk[0]
+            return None
+        slug = tenants.index("tenant_by_slug")
+        if slug.range().contains(key):
+            pointer = fdb.tuple.unpack(value)
+            if len(pointer) == 1 and isinstance(pointer[0], uuid.UUID):
+                return "tenant_by_slug", pointer[0]
+            return None
+        emails = root.index("user_by_email")
+        if KeyRange(*_subspace_range(emails)).contains(key):
+            pointer = fdb.tuple.unpack(value)
+            if len(pointer) == 2 and isinstance(pointer[0], uuid.UUID):
+                return "user_by_email", pointer[0]
+    except ValueError:
+        return None
+    return None
+
+
+def global_key_conflict(tr: Any, key: bytes, value: bytes) -> str | None:
+    """Why writing an exported global key would take what another tenant holds here, as
+    ``"email 'ann@example.com' is held by another tenant"``; None when the key is free,
+    holds this very value, or belongs to the same tenant (``global_key_owner``)."""
+    owner = global_key_owner(key, value)
+    current = tr.get(key)
+    if owner is None or current is None or current == value or owner[0] == "tenant":
+        return None
+    held = global_key_owner(key, current)
+    if held is not None and held[1] == owner[1]:
+        return None
+    root = keyspace.GLOBAL
+    if owner[0] == "tenant_by_slug":
+        what, subspace = "slug", root.collection("tenants").index("tenant_by_slug").subspace
+    else:
+        what, subspace = "email", root.index("user_by_email")
+    try:
+        shown = repr(subspace.unpack(key)[0])
+    except (ValueError, IndexError):
+        shown = repr(key)
+    return f"{what} {shown} is held by another tenant"
+
+
+def _subspace_range(subspace: Any) -> tuple[bytes, bytes]:
+    r = subspace.range()
+    return r.start, r.stop
+
+
+# --- index checks and repairs ----------------------------------------------------------
+
+IssueKind = Literal["missing", "dangling", "stale", "corrupt"]
+
+
+@dataclass(frozen=True)
+class IndexIssue:
+    """An index entry that disagrees with its record.
+
+    ``missing``: a record lacks an entry (or another record's entry sits where it belongs);
+    ``dangling``: an entry names no record; ``stale``: an entry names a record whose values
+    no longer produce it; ``corrupt``: a record's stored bytes do not decode (its entries
+    cannot be checked, and nothing repairs it but a person). ``tenant_id`` is the scope of
+    the record (None: global).
+    """
+
+    kind: IssueKind
+    collection: str
+    index: str
+    tenant_id: uuid.UUID | None
+    key: tuple[Any, ...]
+    entry: bytes
+
+
+def _issue_of(
+    tr: Any, collection: Collection[R], index: Index, keys: IndexKeys, kv: KeyValue
+) -> tuple[IssueKind, tuple[Any, ...]] | None:
+    """What is wrong with one stored entry of ``collection`` (None: nothing)."""
+    if index.unique:
+        pointer = fdb.tuple.unpack(kv.value)
+    else:
+        pointer_len = len(keys.pointer_prefix) + len(collection.schema.key_fields)
+        pointer = keys.subspace.unpack(kv.key)[-pointer_len:]
+    pk = collection._local_pk(keys, pointer)
+    if pk is None:
+        return None  # another tenant's entry in a root index
+    try:
+        stored = collection._read(tr, pk)
+    except CorruptRecord:
+        return None  # reported as corrupt by the record side of the check
+    if stored is None:
+        return "dangling", pk
+    expected = collection._entries(stored).get(kv.key)
+    if expected is None or expected[2] != kv.value:
+        return "stale", pk
+    return None
+
+
+@transactional
+def _check_entries_batch(
+    tr: Any, collection: Collection[R], index_name: str, kvs: list[KeyValue]
+) -> list[tuple[IssueKind, tuple[Any, ...], bytes]]:
+    index, keys = collection._indexes[index_name]
+    found = []
+    for kv in kvs:
+        issue = _issue_of(tr, collection, index, keys, kv)
+        if issue is not None:
+            found.append((issue[0], issue[1], kv.key))
+    return found
+
+
+def _scope_id(collection: Collection[R]) -> uuid.UUID | None:
+    return keyspace.tenant_of_key(collection.keys.records.key())
+
+
+@transactional
+def _check_records_batch(
+    tr: Any, collection: Collection[R], pks: list[tuple[Any, ...]]
+) -> list[tuple[IssueKind, str, tuple[Any, ...], bytes]]:
+    found: list[tuple[IssueKind, str, tuple[Any, ...], bytes]] = []
+    for pk in pks:
+        try:
+            record = collection._read(tr, pk)
+        except CorruptRecord:
+            found.append(("corrupt", "", pk, b""))
+            continue
+        if record is None:
+            continue  # removed since its key was listed
+        for key, (index, _, value) in collection._entries(record).items():
+            if tr.get(key) != value:
+                found.append(("missing", index.name, pk, key))
+    return found
+
+
+def check_collection(
+    collection: Collection[R], db: Any, *, batch_size: int = 200
+) -> list[IndexIssue]:
+    """Every record decodes and has its entries, and every entry of its in-scope indexes
+    has its record.
+
+    Records are listed by key (one key read each) and read ``batch_size`` per transaction,
+    so one undecodable record is reported instead of stopping the check. Entries of
+    indexes outside the scope (``user_by_email``) are checked from the record side only
+    here; ``check_root_index`` walks them once for all tenants.
+    """
+    tenant_id = _scope_id(collection)
+    name = collection.schema.collection
+    issues: list[IndexIssue] = []
+    pks = key_prefixes(db, collection.keys, depth=len(collection.schema.key_fields))
+    while chunk := list(itertools.islice(pks, batch_size)):
+        for kind, index_name, pk, entry in _check_records_batch(db, collection, chunk):
+            issues.append(IndexIssue(kind, name, index_name, tenant_id, pk, entry))
+    for index, keys in collection._indexes.values():
+        if keys.cross_scope:
+            continue
+        for batch in walk(db, keys.range()):
+            for kind, pk, entry in _check_entries_batch(db, collection, index.name, batch):
+                issues.append(IndexIssue(kind, name, index.name, tenant_id, pk, entry))
+    return issues
+
+
+def check_root_index(
+    db: Any, name: str, collection_of: Callable[[uuid.UUID], Collection[Any]]
+) -> list[IndexIssue]:
+    """Walk a root index of tenant records once (``user_by_email``): every entry must name a
+    record of its tenant (``collection_of(tenant_id)``) that produces it."""
+    issues: list[IndexIssue] = []
+    cache: dict[uuid.UUID, Collection[Any]] = {}
+    for batch in walk(db, KeyRange(*_subspace_range(keyspace.GLOBAL.index(name)))):
+        by_tenant: dict[uuid.UUID, list[KeyValue]] = {}
+        for kv in batch:
+            try:
+                pointer = fdb.tuple.unpack(kv.value)
+            except ValueError:
+                pointer = ()
+            tenant_id = pointer[0] if pointer and isinstance(pointer[0], uuid.UUID) else None
+            if tenant_id is None:
+                issues.append(IndexIssue("dangling", "?", name, None, (), kv.key))
+                continue
+            by_tenant.setdefault(tenant_id, []).append(kv)
+        for tenant_id, kvs in by_tenant.items():
+            if tenant_id not in cache:
+                cache[tenant_id] = collection_of(tenant_id)
+            collection = cache[tenant_id]
+            for kind, pk, entry in _check_entries_batch(db, collection, name, kvs):
+                issues.append(
+                    IndexIssue(kind, collection.schema.collection, name, tenant_id, pk, entry)
+                )
+    return issues
+
+
+@transactional
+def repair_issue(tr: Any, collection: Collection[R], issue: IndexIssue) -> bool:
+    """Fix one issue if it still holds: clear a dangling or stale entry, write a missing one
+    where the key is free. False when there was nothing to do or it cannot be fixed here
+    (a missing unique entry whose key another record's entry holds: repair that one first).
+    """
+    if issue.kind == "corrupt":
+        return False
+    index, keys = collection._indexes[issue.index]
+    if issue.kind in ("dangling", "stale"):
+        value = tr.get(issue.entry)
+        if value is None:
+            return False
+        if _issue_of(tr, collection, index, keys, KeyValue(issue.entry, value)) is None:
+            return False
+        tr.clear(issue.entry)
+        return True
+    record = collection._read(tr, issue.key)
+    if record is None:
+        return False
+    expected = collection._entries(record).get(issue.entry)
+    if expected is None:
+        return False
+    current = tr.get(issue.entry)
+    if current == expected[2]:
+        return False
+    held = KeyValue(issue.entry, current) if current is not None else None
+    if held is not None and _issue_of(tr, collection, index, keys, held) is None:
+        return False  # a live record holds it: a unique clash, left for a person
+    tr[issue.entry] = expected[2]
+    return True
+
+
+def repair_root_issue(
+    db: Any, issue: IndexIssue, collection_of: Callable[[uuid.UUID], Collection[Any]]
+) -> bool:
+    """``repair_issue`` for an issue found by ``check_root_index``."""
+    if issue.tenant_id is None:
+        return _clear_key(db, issue.entry)
+    return bool(repair_issue(db, collection_of(issue.tenant_id), issue))
+
+
+@transactional
+def _clear_key(tr: Any, key: bytes) -> bool:
+    if tr.get(key) is None:
+        return False
+    tr.clear(key)
+    return True
+
+
+# --- purges ----------------------------------------------------------------------------
+
+
+@transactional
+def _purge_batch(
+    tr: Any,
+    collection: Collection[R],
+    predicate: Callable[[R, datetime], bool],
+    limit: int,
+    continuation: str | None,
+    now: datetime,
+    dry_run: bool,
+) -> tuple[int, str | None]:
+    page = collection._page_by_key(tr, (), limit, False, continuation, None, live_only=False)
+    matched = 0
+    for record in page.records:
+        if predicate(record, now):
+            matched += 1
+            if not dry_run:
+                collection._remove(tr, collection.key_of(record), record)
+    return matched, page.continuation
+
+
+def purge_where(
+    collection: Collection[R],
+    db: Any,
+    predicate: Callable[[R, datetime], bool],
+    *,
+    batch_size: int = 100,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> int:
+    """Remove the records (and their index entries) for which ``predicate(record, now)``
+    holds, ``batch_size`` records per transaction; returns how many (would be) removed."""
+    moment = now or utcnow()
+    total = 0
+    continuation: str | None = None
+    while True:
+        matched, continuation = _purge_batch(
+            db, collection, predicate, batch_size, continuation, moment, dry_run
+        )
+        total += matched
+        if continuation is None:
+            return total
+
+
+def expired(collection: Collection[R]) -> Callable[[R, datetime], bool]:
+    """The predicate of records past their declared expiry field."""
+    return collection.schema.is_expired
+
+
+# --- prefix search in a unique index of strings (support: users by email) --------------
+
+
+def string_prefix_pointers(
+    tr: Any, index: Any, prefix: str, *, limit: int
+) -> list[tuple[Any, ...]]:
+    """The pointers of the first ``limit`` entries of a unique index whose first value is a
+    string starting with ``prefix`` (``user_by_email``: ``(tenant_id, user_id)``), in order.
+
+    Tuple-packed strings are ``02``, the UTF-8 bytes with ``00`` escaped as ``00 ff``, then
+    ``00``; UTF-8 never holds ``ff``, so the entries sit in ``[start, start + ff)``.
+    """
+    start = bytes(index.key()) + b"\x02" + prefix.encode().replace(b"\x00", b"\x00\xff")
+    found = []
+    for kv in tr.get_range(start, start + b"\xff", limit=limit):
+        try:
+            found.append(tuple(fdb.tuple.unpack(kv.value)))
+        except ValueError:
+            continue
+    return found
