@@ -1,0 +1,51 @@
+"""``manage.py signing_keys list|rotate|retire`` (CONTRACT §5, docs/accounts.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django.core.management.base import CommandParser
+
+import fdb_backend
+from accounts.management.output import OperatorCommand, table
+from accounts.records import SigningKey
+from accounts.signing_keys import signing_key_list, signing_key_retire, signing_key_rotate
+
+
+def _key_json(key: SigningKey) -> dict[str, Any]:
+    return {
+        "kid": key.kid,
+        "status": key.status,
+        "created_at": key.created_at,
+        "retired_at": key.retired_at,
+    }
+
+
+class Command(OperatorCommand):
+    help = "JWT signing keys: list them, rotate to a new one, retire an old one."
+    actions: ClassVar[Mapping[str, str]] = {
+        "list": "List the signing keys, oldest first.",
+        "rotate": "Make a new active key; the previous one keeps verifying its tokens.",
+        "retire": "Stop trusting a key that no longer signs (its tokens are refused).",
+    }
+
+    def arguments_retire(self, parser: CommandParser) -> None:
+        parser.add_argument("kid")
+
+    def do_list(self, **options: Any) -> None:
+        keys = signing_key_list(db=fdb_backend.get_database())
+        rows = [[k.kid, k.status, k.created_at, k.retired_at] for k in keys]
+        self.emit(
+            options,
+            [_key_json(k) for k in keys],
+            table(["kid", "status", "created", "retired"], rows),
+        )
+
+    def do_rotate(self, **options: Any) -> None:
+        key = signing_key_rotate(db=fdb_backend.get_database())
+        self.emit(options, _key_json(key), f"new active key {key.kid}")
+
+    def do_retire(self, **options: Any) -> None:
+        key = signing_key_retire(db=fdb_backend.get_database(), kid=options["kid"])
+        self.emit(options, _key_json(key), f"retired {key.kid}")

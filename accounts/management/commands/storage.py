@@ -1,0 +1,130 @@
+"""``manage.py storage check|stats|purge`` (CONTRACT §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django.core.management.base import CommandError, CommandParser
+
+import fdb_backend
+from accounts.management.output import OperatorCommand, table
+from accounts.services.storage import (
+    purge_task_names,
+    storage_check,
+    storage_purge,
+    storage_stats,
+)
+
+
+class Command(OperatorCommand):
+    help = "Storage maintenance: check (and repair) indexes, statistics, purge expired data."
+    actions: ClassVar[Mapping[str, str]] = {
+        "check": "Verify every index entry against its record; find orphaned data.",
+        "stats": "Keys and bytes per top-level space and per tenant.",
+        "purge": "Remove expired auth sessions, invitations, events, locks and connections.",
+    }
+
+    def arguments_check(self, parser: CommandParser) -> None:
+        parser.add_argument("--repair", action="store_true", help="fix what is found")
+
+    def arguments_stats(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--top", type=int, default=20, help="largest tenants listed (default 20, 0: all)"
+        )
+
+    def arguments_purge(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="count, remove nothing")
+        parser.add_argument(
+            "--only", action="append", metavar="KIND", help="repeatable; default: every kind"
+        )
+
+    def do_check(self, **options: Any) -> None:
+        report = storage_check(db=fdb_backend.get_database(), repair=options["repair"])
+        problems = [
+            {
+                "kind": p.kind,
+                "what": p.what,
+                "tenant_id": p.tenant_id,
+                "key": p.key,
+                "repaired": p.repaired,
+            }
+            for p in report.problems
+        ]
+        left = len(problems) - report.repaired
+        data = {
+            "tenants": report.tenants,
+            "problems": problems,
+            "repaired": report.repaired,
+            "unrepaired": left,
+        }
+        summary = f"checked {report.tenants} tenants: {len(problems)} problems" + (
+            f", {report.repaired} repaired" if options["repair"] else ""
+        )
+        rows = [[p["kind"], p["what"], p["tenant_id"], p["key"], p["repaired"]] for p in problems]
+        text = summary
+        if problems:
+            text += "\n" + table(["kind", "what", "tenant", "key", "repaired"], rows)
+        self.emit(options, data, text)
+        if left:
+            # Scripts and monitoring see a store that needs attention.
+            raise CommandError(
+                f"{left} problems left"
+                + ("" if options["repair"] else "; run storage check --repair")
+            )
+
+    def do_stats(self, **options: Any) -> None:
+        if options["top"] < 0:
+            raise CommandError("--top must be 0 or more")
+        found = storage_stats(db=fdb_backend.get_database())
+        spaces = {
+            name: {"keys": s.keys, "bytes": s.bytes} for name, s in sorted(found.spaces.items())
+        }
+        ranked = sorted(found.tenants.items(), key=lambda item: -item[1].bytes)
+        tenants = [
+            {"id": tid, "slug": found.slugs.get(tid), "keys": s.keys, "bytes": s.bytes}
+            for tid, s in ranked
+        ]
+        shown = tenants[: options["top"]] if options["top"] else tenants
+        total_keys = sum(s["keys"] for s in spaces.values())
+        total_bytes = sum(s["bytes"] for s in spaces.values())
+        data = {
+            "keys": total_keys,
+            "bytes": total_bytes,
+            "spaces": spaces,
+            "tenants": tenants,
+        }
+        text = "\n".join(
+            [
+                f"{total_keys} keys, {total_bytes} bytes, {len(tenants)} tenants with data",
+                "",
+                table(
+                    ["space", "keys", "bytes"],
+                    [[n, s["keys"], s["bytes"]] for n, s in spaces.items()],
+                ),
+                "",
+                "largest tenants" if len(shown) < len(tenants) else "tenants",
+                table(
+                    ["tenant", "slug", "keys", "bytes"],
+                    [[t["id"], t["slug"] or "(no record)", t["keys"], t["bytes"]] for t in shown],
+                ),
+            ]
+        )
+        self.emit(options, data, text)
+
+    def do_purge(self, **options: Any) -> None:
+        known = purge_task_names()
+        only = options["only"]
+        unknown = sorted(set(only or ()) - set(known))
+        if unknown:
+            raise CommandError(f"unknown kind {unknown[0]!r}; known: {', '.join(known)}")
+        report = storage_purge(db=fdb_backend.get_database(), dry_run=options["dry_run"], only=only)
+        verb = "would remove" if report.dry_run else "removed"
+        data = {"dry_run": report.dry_run, "tenants": report.tenants, "removed": report.removed}
+        text = "\n".join(
+            [
+                f"{verb} {sum(report.removed.values())} records in {report.tenants} tenants",
+                table(["kind", verb], sorted(report.removed.items())),
+            ]
+        )
+        self.emit(options, data, text)

@@ -1,0 +1,265 @@
+"""``manage.py tenants list|show|create|suspend|resume|delete|export|import`` (CONTRACT §5)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from django.core.management.base import CommandError, CommandParser
+
+import fdb_backend
+from accounts.management.output import OperatorCommand, Progress, opened_for_writing, table
+from accounts.services.maintenance import (
+    tenant_create,
+    tenant_delete,
+    tenant_details,
+    tenant_export,
+    tenant_import,
+    tenant_list,
+    tenant_resolve,
+    tenant_size,
+    tenant_status_set,
+)
+
+
+def _tenant_json(tenant: Any) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "status": tenant.status,
+        "status_reason": tenant.status_reason,
+        "created_at": tenant.created_at,
+    }
+
+
+class Command(OperatorCommand):
+    help = "Tenant maintenance: list, show, create, suspend, resume, delete, export, import."
+    actions: ClassVar[Mapping[str, str]] = {
+        "list": "List tenants.",
+        "show": "Show one tenant (id or slug) with its members and counts.",
+        "create": "Create a tenant and an invitation for its owner.",
+        "suspend": "Suspend a tenant: its users are refused at once.",
+        "resume": "Resume a suspended tenant.",
+        "delete": "Delete a tenant and everything it holds (needs --yes).",
+        "export": "Write a tenant as JSON Lines to a file or standard output.",
+        "import": "Restore a tenant from an export (idempotent).",
+    }
+
+    # --- arguments -------------------------------------------------------------------
+
+    def arguments_list(self, parser: CommandParser) -> None:
+        parser.add_argument("--status", choices=["active", "suspended"])
+
+    def arguments_show(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+
+    def arguments_create(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--owner-email", required=True)
+        parser.add_argument("--slug", help="default: made from the name")
+
+    def arguments_suspend(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+        parser.add_argument("--reason", required=True)
+
+    def arguments_resume(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+        parser.add_argument("--reason", default="")
+
+    def arguments_delete(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+        parser.add_argument("--yes", action="store_true", help="confirm: this cannot be undone")
+
+    def arguments_export(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+        parser.add_argument("--output", "-o", default="-", help="file (default: standard output)")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def arguments_import(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="an export (- for standard input)")
+        parser.add_argument(
+            "--replace", action="store_true", help="delete the tenant here first, if present"
+        )
+        parser.add_argument("--no-progress", action="store_true")
+
+    # --- actions ---------------------------------------------------------------------
+
+    def do_list(self, **options: Any) -> None:
+        found = list(tenant_list(db=fdb_backend.get_database(), status=options["status"]))
+        rows = [[t.id, t.slug, t.name, t.status, t.created_at] for t in found]
+        self.emit(
+            options,
+            [_tenant_json(t) for t in found],
+            table(["id", "slug", "name", "status", "created"], rows),
+        )
+
+    def do_show(self, **options: Any) -> None:
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        details = tenant_details(db=db, tenant_id=tenant.id)
+        members = [
+            {"id": u.id, "email": u.email, "role": u.role, "locked": u.locked}
+            for u in details.members
+        ]
+        spaces = {
+            name: {"keys": s.keys, "bytes": s.bytes, "records": s.records}
+            for name, s in sorted(details.spaces.items())
+        }
+        data = {**_tenant_json(tenant), "members": members, "spaces": spaces}
+        text = "\n".join(
+            [
+                f"{tenant.name} ({tenant.slug})",
+                f"id:      {tenant.id}",
+                f"status:  {tenant.status}"
+                + (f" ({tenant.status_reason})" if tenant.status_reason else ""),
+                f"created: {tenant.created_at:%Y-%m-%d %H:%M:%S}Z",
+                "",
+                "members" + (" (first 100)" if details.more_members else ""),
+                table(
+                    ["id", "email", "role", "locked"],
+                    [[m["id"], m["email"], m["role"], m["locked"]] for m in members],
+                ),
+                "",
+                "storage",
+                table(
+                    ["space", "records", "keys", "bytes"],
+                    [[n, s["records"], s["keys"], s["bytes"]] for n, s in spaces.items()],
+                ),
+            ]
+        )
+        self.emit(options, data, text)
+
+    def do_create(self, **options: Any) -> None:
+        created = tenant_create(
+            db=fdb_backend.get_database(),
+            name=options["name"],
+            owner_email=options["owner_email"],
+            slug=options["slug"],
+        )
+        tenant = created.tenant
+        data = {
+            **_tenant_json(tenant),
+            "owner_invitation": {
+                "token": created.token,
+                "email": created.invitation.email,
+                "expires_at": created.invitation.expires_at,
+            },
+        }
+        text = (
+            f"created tenant {tenant.slug} ({tenant.id})\n"
+            f"owner invitation for {created.invitation.email}, shown once, valid until "
+            f"{created.invitation.expires_at:%Y-%m-%d %H:%M}Z:\n{created.token}"
+        )
+        self.emit(options, data, text)
+
+    def _status(self, options: dict[str, Any], *, suspended: bool) -> None:
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        changed = tenant_status_set(
+            db=db, tenant_id=tenant.id, suspended=suspended, reason=options["reason"]
+        )
+        self.emit(
+            options, _tenant_json(changed), f"{changed.slug} ({changed.id}): {changed.status}"
+        )
+
+    def do_suspend(self, **options: Any) -> None:
+        if not options["reason"].strip():
+            raise CommandError("--reason must not be empty")
+        self._status(options, suspended=True)
+
+    def do_resume(self, **options: Any) -> None:
+        self._status(options, suspended=False)
+
+    def do_delete(self, **options: Any) -> None:
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        if not options["yes"]:
+            raise CommandError(
+                f"refusing to delete tenant {tenant.slug} ({tenant.id}) without --yes"
+            )
+        progress = Progress(self.stderr, total=None, label="deleting keys", enabled=True)
+        report = tenant_delete(db=db, tenant_id=tenant.id, progress=progress)
+        progress.close()
+        data = {
+            "tenant_id": tenant.id,
+            "slug": tenant.slug,
+            "keys": report.keys,
+            "bytes": report.bytes,
+            "global_keys": report.global_keys,
+            "spaces": report.spaces,
+        }
+        text = "\n".join(
+            [
+                f"deleted tenant {tenant.slug} ({tenant.id}): {report.keys} keys, "
+                f"{report.bytes} bytes, {report.global_keys} global entries",
+                table(["space", "keys"], sorted(report.spaces.items())),
+            ]
+        )
+        self.emit(options, data, text)
+
+    def do_export(self, **options: Any) -> None:
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        enabled = not options["no_progress"] and self.stderr.isatty()
+        total = tenant_size(db=db, tenant_id=tenant.id) if enabled else None
+        progress = Progress(self.stderr, total=total, label="exporting", enabled=enabled)
+        with opened_for_writing(options["output"], self.stdout) as write:
+            report = tenant_export(db=db, tenant_id=tenant.id, write=write, progress=progress)
+        progress.close()
+        summary = {"tenant_id": tenant.id, "keys": report.keys, "bytes": report.bytes}
+        message = f"exported tenant {tenant.slug} ({tenant.id}): {report.keys} keys"
+        # The export may be on standard output: the summary goes to stderr.
+        self.stderr.write(message if not options["json"] else _json_line(summary))
+
+    def do_import(self, **options: Any) -> None:
+        path = options["file"]
+        total = None
+        if path != "-":
+            try:
+                total = os.path.getsize(path)
+            except OSError as error:
+                raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        enabled = not options["no_progress"]
+        progress = Progress(self.stderr, total=total, label="importing", enabled=enabled)
+        report = tenant_import(
+            db=fdb_backend.get_database(),
+            lines=_lines(path),
+            replace=options["replace"],
+            progress=progress,
+        )
+        progress.close()
+        data = {
+            "tenant_id": report.tenant_id,
+            "keys": report.keys,
+            "bytes": report.bytes,
+            "verification_keys_added": report.verification_keys,
+            "replaced": report.replaced is not None,
+        }
+        text = f"imported tenant {report.tenant_id}: {report.keys} keys, {report.bytes} bytes"
+        if report.verification_keys:
+            text += f", {report.verification_keys} verification keys added"
+        self.emit(options, data, text)
+
+
+def _json_line(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, default=str)
+
+
+def _lines(path: str) -> Iterator[str]:
+    if path == "-":
+        yield from sys.stdin
+        return
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        try:
+            yield from handle
+        except UnicodeDecodeError:
+            raise CommandError(f"malformed export: {path} is not UTF-8 text") from None

@@ -1,0 +1,323 @@
+"""Storage-wide checks, statistics and purges over every tenant (``manage.py storage``).
+
+What the platform stores and how its parts refer to each other is known here, by name: the
+global collections, each tenant's collections, the login index, and what hangs off a
+workspace session or a user. The walking itself is ``fdb_backend.maintenance``'s, in
+bounded transactions (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.records import AuthSession, auth_sessions, invitations, tenants, users
+from accounts.services.maintenance import MaintenanceError
+from fdb_backend import keyspace
+from fdb_backend import maintenance as storage
+from fdb_backend.records import Collection, CorruptRecord, utcnow
+from realtime.records import Connection, Lock, connections, locks
+from workspaces.records import events, heads, states
+
+# Revoked auth sessions stay this long (support sees recent sign-outs), then purge takes them.
+REVOKED_SESSIONS_KEPT = timedelta(days=7)
+# Expired locks and stale connections are the realtime services' to release (they tell the
+# session's sockets); purge takes only those left this long after, with nobody to notice.
+REALTIME_LEFTOVERS_AFTER = timedelta(hours=1)
+
+
+def _tenant_collections(tenant_id: uuid.UUID) -> list[Collection[Any]]:
+    return [
+        users(tenant_id),
+        invitations(tenant_id),
+        auth_sessions(tenant_id),
+        heads(tenant_id),
+        states(tenant_id),
+        events(tenant_id),
+        locks(tenant_id),
+        connections(tenant_id),
+    ]
+
+
+def _tenant_ids(db: Any) -> Iterator[uuid.UUID]:
+    for tenant in tenants().scan(db, batch_size=200, include_expired=True):
+        yield tenant.id
+
+
+# --- check and repair ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency: an index entry (``missing``/``dangling``/``stale``, see
+    ``fdb_backend.maintenance.IndexIssue``) or an ``orphan``, data whose owner is gone."""
+
+    kind: str
+    what: str  # "users.user_by_email", "tenant data", "events of a deleted session", ...
+    tenant_id: uuid.UUID | None
+    key: str  # the record or range concerned, printable
+    repaired: bool = False
+
+
+@dataclass
+class CheckReport:
+    problems: list[Problem] = field(default_factory=list)
+    tenants: int = 0
+
+    @property
+    def repaired(self) -> int:
+        return sum(1 for p in self.problems if p.repaired)
+
+
+def _index_problem(issue: storage.IndexIssue, repaired: bool) -> Problem:
+    return Problem(
+        issue.kind,
+        f"{issue.collection}.{issue.index}" if issue.index else issue.collection,
+        issue.tenant_id,
+        ", ".join(str(part) for part in issue.key) or repr(issue.entry),
+        repaired,
+    )
+
+
+def _repair_order(issue: storage.IndexIssue) -> int:
+    # Clear wrong entries first, so that a missing unique entry finds its key free.
+    return 0 if issue.kind in ("dangling", "stale") else 1
+
+
+@dataclass(frozen=True)
+class _Orphan:
+    what: str
+    tenant_id: uuid.UUID
+    key: str
+    repair: Callable[[], bool]
+
+
+def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
+    """Workspace data without its session head; auth sessions without their user."""
+    scope = keyspace.tenant(tenant_id)
+    session_heads = heads(tenant_id)
+
+    @fdb_backend.transactional
+    def missing_heads(tr: Any, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        return [i for i in ids if session_heads.get(tr.snapshot, i) is None]
+
+    def clear(keys: Any, session_id: uuid.UUID) -> Callable[[], bool]:
+        def run() -> bool:
+            if session_heads.get(db, session_id) is not None:
+                return False  # created since the check
+            return storage.clear_prefix(db, keys, (session_id,)) > 0
+
+        return run
+
+    for name in ("workspace_states", "events", "locks", "connections"):
+        keys = scope.collection(name)
+        prefixes = storage.key_prefixes(db, keys)
+        while batch := [prefix[0] for prefix in itertools.islice(prefixes, 100)]:
+            for session_id in missing_heads(db, batch):
+                yield _Orphan(
+                    f"{name} of a missing workspace session",
+                    tenant_id,
+                    str(session_id),
+                    clear(keys, session_id),
+                )
+
+    people = users(tenant_id)
+    sessions = auth_sessions(tenant_id)
+
+    def drop_session(session: AuthSession) -> Callable[[], bool]:
+        def run() -> bool:
+            if people.get(db, session.user_id) is not None:
+                return False
+            sessions.delete(db, session.id)
+            return True
+
+        return run
+
+    owners: dict[uuid.UUID, bool] = {}
+    for session in sessions.scan(db, batch_size=200, include_expired=True):
+        if session.user_id not in owners:
+            owners[session.user_id] = people.get(db, session.user_id) is not None
+        if not owners[session.user_id]:
+            yield _Orphan(
+                "auth session of a missing user", tenant_id, str(session.id), drop_session(session)
+            )
+
+
+def _orphan_tenant_data(db: Any, known: set[uuid.UUID]) -> Iterator[_Orphan]:
+    def clear(tenant_id: uuid.UUID) -> Callable[[], bool]:
+        def run() -> bool:
+            if tenants().get(db, tenant_id) is not None:
+                return False  # created (or imported) since the check
+            return (
+                sum(len(b) for b in storage.clear_walk(db, keyspace.tenant(tenant_id).range())) > 0
+            )
+
+        return run
+
+    for tenant_id in storage.tenant_ids_with_data(db):
+        if tenant_id not in known:
+            yield _Orphan("data of a missing tenant", tenant_id, str(tenant_id), clear(tenant_id))
+
+
+def storage_check(*, db: Any, repair: bool = False) -> CheckReport:
+    """Check every index entry against its record in both directions, and look for data
+    whose owner is gone; with ``repair``, fix what can be fixed (each fix re-checks its
+    problem in its own transaction first, so a concurrent change is never undone).
+
+    Not to be run with ``repair`` while a tenant is being imported: its range, written
+    before its tenant record, looks orphaned until the import ends.
+    """
+    report = CheckReport()
+    found: list[tuple[storage.IndexIssue, Callable[[], bool]]] = []
+
+    def fix(collection: Collection[Any], issue: storage.IndexIssue) -> Callable[[], bool]:
+        return lambda: bool(storage.repair_issue(db, collection, issue))
+
+    global_tenants = tenants()
+    for issue in storage.check_collection(global_tenants, db):
+        found.append((issue, fix(global_tenants, issue)))
+    known: set[uuid.UUID] = set()
+    for tenant_id in _tenant_ids(db):
+        known.add(tenant_id)
+        for collection in _tenant_collections(tenant_id):
+            for issue in storage.check_collection(collection, db):
+                found.append((issue, fix(collection, issue)))
+    for issue in storage.check_root_index(db, "user_by_email", users):
+        found.append((issue, functools.partial(storage.repair_root_issue, db, issue, users)))
+    report.tenants = len(known)
+    found.sort(key=lambda pair: _repair_order(pair[0]))
+    for issue, repair_one in found:
+        report.problems.append(_index_problem(issue, repair and repair_one()))
+    orphans = list(_orphan_tenant_data(db, known))
+    for tenant_id in sorted(known):
+        orphans.extend(_orphans_of_tenant(db, tenant_id))
+    for orphan in orphans:
+        fixed = repair and orphan.repair()
+        report.problems.append(Problem("orphan", orphan.what, orphan.tenant_id, orphan.key, fixed))
+    return report
+
+
+# --- statistics ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorageStats:
+    spaces: dict[str, storage.SpaceStats]
+    tenants: dict[uuid.UUID, storage.SpaceStats]
+    slugs: dict[uuid.UUID, str]  # tenants without a record have none
+
+
+def storage_stats(*, db: Any) -> StorageStats:
+    """Keys and bytes per top-level space and per tenant (one walk over the store)."""
+    found = storage.store_stats(db)
+    slugs = {t.id: t.slug for t in tenants().scan(db, batch_size=200, include_expired=True)}
+    return StorageStats(found.spaces, found.tenants, slugs)
+
+
+# --- purge -----------------------------------------------------------------------------
+
+# A purge task: (db, tenant_id, now, dry_run) -> records removed (or that would be).
+PurgeTask = Callable[[Any, uuid.UUID, datetime, bool], int]
+
+
+def _auth_session_over(session: AuthSession, now: datetime) -> bool:
+    if session.revoked_at is not None and session.revoked_at <= now - REVOKED_SESSIONS_KEPT:
+        return True
+    return session.refresh_expires_at <= now or session.absolute_expires_at <= now
+
+
+def _purge_auth_sessions(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+    return storage.purge_where(
+        auth_sessions(tenant_id), db, _auth_session_over, now=now, dry_run=dry_run
+    )
+
+
+def _purge_expired(factory: Callable[[uuid.UUID], Collection[Any]], batch: int) -> PurgeTask:
+    def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+        collection = factory(tenant_id)
+        return storage.purge_where(
+            collection,
+            db,
+            storage.expired(collection),
+            batch_size=batch,
+            now=now,
+            dry_run=dry_run,
+        )
+
+    return task
+
+
+def _lock_over(lock: Lock, now: datetime) -> bool:
+    return lock.expires_at <= now - REALTIME_LEFTOVERS_AFTER
+
+
+def _connection_over(connection: Connection, now: datetime) -> bool:
+    timeout = timedelta(seconds=settings.CODITECT_WS_PRESENCE_TIMEOUT_S)
+    return connection.last_seen <= now - timeout - REALTIME_LEFTOVERS_AFTER
+
+
+def _purge_matching(
+    factory: Callable[[uuid.UUID], Collection[Any]], predicate: Callable[[Any, datetime], bool]
+) -> PurgeTask:
+    def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+        return storage.purge_where(factory(tenant_id), db, predicate, now=now, dry_run=dry_run)
+
+    return task
+
+
+_PURGE_TASKS: dict[str, PurgeTask] = {
+    "auth_sessions": _purge_auth_sessions,
+    "invitations": _purge_expired(invitations, 100),
+    # Events may carry a whole state change: fewer of them per transaction.
+    "events": _purge_expired(events, 25),
+    "locks": _purge_matching(locks, _lock_over),
+    "connections": _purge_matching(connections, _connection_over),
+}
+
+
+def purge_task_register(name: str, task: PurgeTask) -> None:
+    """Add a purge of another app's records (the realtime app's expired locks and stale
+    connections), run for every tenant by ``storage purge``."""
+    _PURGE_TASKS[name] = task
+
+
+def purge_task_names() -> list[str]:
+    return list(_PURGE_TASKS)
+
+
+@dataclass
+class PurgeReport:
+    dry_run: bool
+    removed: dict[str, int] = field(default_factory=dict)
+    tenants: int = 0
+
+
+def storage_purge(
+    *, db: Any, dry_run: bool = False, only: list[str] | None = None, now: datetime | None = None
+) -> PurgeReport:
+    """Remove, tenant by tenant and in batches, auth sessions that can no longer be used
+    (refresh expired, or revoked more than 7 days ago), expired invitations, events past
+    the log's retention, locks expired and connections stale for an hour, and what other
+    apps registered. ``dry_run`` counts without removing."""
+    moment = now or utcnow()
+    tasks = {name: task for name, task in _PURGE_TASKS.items() if only is None or name in only}
+    report = PurgeReport(dry_run, dict.fromkeys(tasks, 0))
+    for tenant_id in _tenant_ids(db):
+        report.tenants += 1
+        for name, task in tasks.items():
+            try:
+                report.removed[name] += task(db, tenant_id, moment, dry_run)
+            except CorruptRecord as error:
+                raise MaintenanceError(
+                    f"a record that does not decode stops the purge ({error.collection} "
+                    f"{error.key} of tenant {tenant_id}); see storage check"
+                ) from None
+    return report
