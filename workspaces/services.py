@@ -519,3 +519,57 @@ def session_events_append(
 
 def session_exists(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
     return heads(tenant_id).get(tr, session_id) is not None
+
+
+# --- support staff: explicit cross-tenant entry points (accounts/services/staff.py) --------
+
+
+def _session_remove(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Clear a session's head, state, indexes, events, locks and connections (one commit)."""
+    for begin, end in session_ranges(tenant_id, session_id):
+        tr.clear_range(begin, end)
+    heads(tenant_id).delete(tr, session_id)
+    states(tenant_id).delete(tr, session_id)
+
+
+def session_list_by_staff(
+    *, db: Any, tenant_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+) -> Page[WorkspaceSession]:
+    """A tenant's sessions (heads only), most recently active first, for support staff.
+
+    Raises InvalidContinuation for a cursor from another listing.
+    """
+    page: Page[WorkspaceSession] = heads(tenant_id).list_by_index(
+        db, "recent_sessions_tenant", (), limit=limit, reverse=True, continuation=cursor
+    )
+    return page
+
+
+def session_get_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> SessionView:
+    """One session of a tenant with its state, for support staff. Raises WorkspaceError 404."""
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> SessionView:
+        head = heads(tenant_id).get(tr.snapshot, session_id)
+        if head is None:
+            raise _not_found()
+        return _view(tr.snapshot, tenant_id, head)
+
+    view: SessionView = read(db)
+    return view
+
+
+def session_delete_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Delete a session as ``session_delete`` does, without an owner check (support staff,
+    audited by the caller). Open sockets are told. Raises WorkspaceError 404."""
+    if heads(tenant_id).get(db, session_id) is None:
+        raise _not_found()
+
+    @fdb_backend.transactional
+    def delete(tr: Any) -> None:
+        # No existence check in here: a retry after commit_unknown_result finds nothing
+        # left and clears nothing, instead of reporting a 404 for its own deletion.
+        _session_remove(tr, tenant_id, session_id)
+
+    delete(db)
+    broadcast.session_deleted_send(session_id=session_id)

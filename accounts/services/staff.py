@@ -1,0 +1,403 @@
+"""Support staff: cross-tenant reads and audited actions (the explicit entry points that
+DESIGN §3.3 allows).
+
+The reads take a tenant id chosen by a staff member, not a principal's: only the support
+views call them, behind staff status and ``accounts.view_support``. Every action checks its
+own Django permission, requires a reason and writes a ``StaffAuditEntry`` (staff account,
+action, target, reason, time) in an ORM transaction wrapped around the storage change: an
+action that fails leaves no entry. Each action also lands in the tenant's auth event log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
+from django.db import transaction
+
+import fdb_backend
+from accounts.errors import AccountError
+from accounts.models import StaffAuditEntry
+from accounts.records import (
+    AuthEvent,
+    AuthSession,
+    Tenant,
+    User,
+    auth_event_read,
+    auth_sessions,
+    email_index,
+    tenants,
+    users,
+)
+from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
+from accounts.services.maintenance import tenant_status_set
+from accounts.services.tenancy import user_lock
+from fdb_backend import keyspace
+from fdb_backend import maintenance as storage
+from fdb_backend.records import Page
+
+REASON_MAX = 1000
+COUNT_CAP = 10_000  # counts on the tenant page stop here ("10000+")
+_NOT_FOUND = (404, "not_found", "Not found.")
+
+Staff = AbstractBaseUser | AnonymousUser
+
+
+class StaffForbidden(Exception):
+    """The staff member lacks the permission of this action (HTTP 403)."""
+
+    def __init__(self, permission: str) -> None:
+        super().__init__("staff permission required", permission)
+        self.permission = permission
+
+
+class StaffInvalid(Exception):
+    """The request cannot be carried out as given (a missing reason): HTTP 400."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def tenant_search(
+    *, db: Any, query: str = "", limit: int = 50, cursor: str | None = None, scan: int = 2000
+) -> Page[Tenant]:
+    """Tenants by id (exact), slug (exact) or name (substring, case-insensitive).
+
+    A name search reads at most ``scan`` tenants per call and hands back a continuation
+    for the rest. Raises InvalidContinuation for a cursor from elsewhere.
+    """
+    text = query.strip()
+    collection = tenants()
+    if text:
+        try:
+            found = collection.get(db, uuid.UUID(text))
+        except ValueError:
+            pass
+        else:
+            return Page([found] if found else [], None)
+    matches: list[Tenant] = []
+    needle = text.casefold()
+    if needle and cursor is None:
+        exact = collection.find_unique(db, "tenant_by_slug", (text,))
+        if exact is not None:
+            matches.append(exact)
+    read = 0
+    while True:
+        page = collection.list_by_key(db, limit=min(200, scan), continuation=cursor)
+        cursor = page.continuation
+        read += len(page.records)
+        for tenant in page.records:
+            if not needle or (
+                tenant not in matches
+                and (needle in tenant.name.casefold() or needle in tenant.slug)
+            ):
+                matches.append(tenant)
+        if cursor is None or len(matches) >= limit or read >= scan:
+            return Page(matches, cursor)
+
+
+@dataclass(frozen=True)
+class TenantOverview:
+    tenant: Tenant
+    members: list[User]
+    more_members: bool
+    counts: dict[str, int]  # capped at COUNT_CAP
+
+
+def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> TenantOverview:
+    """A tenant, its first members and counts of what it holds. Raises AccountError 404."""
+    tenant = tenants().get(db, tenant_id)
+    if tenant is None:
+        raise AccountError(*_NOT_FOUND)
+    page = users(tenant_id).list_by_key(db, limit=members)
+    scope = keyspace.tenant(tenant_id)
+    ranges = {
+        "users": scope.collection("users").range(),
+        "auth sessions": scope.collection("auth_sessions").range(),
+        "workspace sessions": scope.collection("workspace_sessions").range(),
+        "invitations": scope.collection("invitations").range(),
+    }
+    counts = {name: storage.count_keys(db, r, cap=COUNT_CAP) for name, r in ranges.items()}
+    return TenantOverview(tenant, page.records, page.continuation is not None, counts)
+
+
+@dataclass(frozen=True)
+class UserHit:
+    user: User
+    tenant: Tenant | None
+
+
+def user_search(*, db: Any, email: str, limit: int = 50) -> list[UserHit]:
+    """Users of every tenant whose email starts with ``email`` (case-insensitive), in
+    email order, read from the login index."""
+    prefix = email_key(email.strip())
+    if not prefix:
+        return []
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> list[UserHit]:
+        snap = tr.snapshot
+        hits = []
+        for pointer in storage.string_prefix_pointers(snap, email_index(), prefix, limit=limit):
+            tenant_id, user_id = pointer[0], pointer[1]
+            user = users(tenant_id).get(snap, user_id)
+            if user is not None:
+                hits.append(UserHit(user, tenants().get(snap, tenant_id)))
+        return hits
+
+    found: list[UserHit] = read(db)
+    return found
+
+
+@dataclass(frozen=True)
+class UserOverview:
+    user: User
+    tenant: Tenant
+    sessions: list[AuthSession]  # newest first, revoked ones included
+    events: list[AuthEvent]  # this user's, newest first
+
+
+def user_overview(
+    *, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, sessions: int = 100, events: int = 50
+) -> UserOverview:
+    """A user with their auth sessions and recent auth events. Raises AccountError 404."""
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> UserOverview:
+        snap = tr.snapshot
+        user = users(tenant_id).get(snap, user_id)
+        tenant = tenants().get(snap, tenant_id)
+        if user is None or tenant is None:
+            raise AccountError(*_NOT_FOUND)
+        listed = auth_sessions(tenant_id).list_by_index(
+            snap, "auth_sessions_by_user", (user_id,), limit=sessions
+        )
+        recent = [
+            e
+            for e in auth_event_read(snap, tenant_id=tenant_id, limit=1000)
+            if e.user_id == user_id
+        ]
+        ordered = sorted(listed.records, key=lambda s: s.created_at, reverse=True)
+        return UserOverview(user, tenant, ordered, recent[:events])
+
+    overview: UserOverview = read(db)
+    return overview
+
+
+def auth_events(
+    *, db: Any, tenant_id: uuid.UUID, limit: int = 100, type: str = ""
+) -> list[AuthEvent]:
+    """A tenant's newest auth events (of one ``type`` when given), newest first."""
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> list[AuthEvent]:
+        found = auth_event_read(tr.snapshot, tenant_id=tenant_id, limit=limit if not type else 1000)
+        return [e for e in found if not type or e.type == type][:limit]
+
+    listed: list[AuthEvent] = read(db)
+    return listed
+
+
+# --- audited actions -------------------------------------------------------------------
+
+
+def can(staff: Staff, permission: str) -> bool:
+    """Whether an active staff account holds ``permission``."""
+    return (
+        isinstance(staff, PermissionsMixin)
+        and bool(staff.is_active)
+        and bool(getattr(staff, "is_staff", False))
+        and staff.has_perm(permission)
+    )
+
+
+def _reason(text: str) -> str:
+    reason = text.strip()
+    if not reason:
+        raise StaffInvalid("A reason is required.")
+    if len(reason) > REASON_MAX:
+        raise StaffInvalid(f"The reason is longer than {REASON_MAX} characters.")
+    return reason
+
+
+@contextmanager
+def _audited(
+    *,
+    staff: Staff,
+    permission: str,
+    action: str,
+    target_type: str,
+    target_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    reason: str,
+) -> Iterator[str]:
+    """Check the permission and the reason, then run the body inside the ORM transaction
+    that writes the audit entry (rolled back when the body raises)."""
+    if not can(staff, permission):
+        raise StaffForbidden(permission)
+    why = _reason(reason)
+    with transaction.atomic():
+        StaffAuditEntry.objects.create(
+            staff_id=staff.pk,
+            staff_username=staff.get_username(),
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            tenant_id=tenant_id,
+            reason=why,
+        )
+        yield why
+
+
+def staff_tenant_suspend(
+    *, db: Any, staff: Staff, tenant_id: uuid.UUID, reason: str, suspended: bool = True
+) -> Tenant:
+    """Suspend (or resume) a tenant: its users are refused from their next request on."""
+    with _audited(
+        staff=staff,
+        permission="accounts.suspend_tenant",
+        action="tenant_suspend" if suspended else "tenant_resume",
+        target_type="tenant",
+        target_id=tenant_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+        return tenant_status_set(db=db, tenant_id=tenant_id, suspended=suspended, reason=why)
+
+
+def staff_user_lock(
+    *,
+    db: Any,
+    staff: Staff,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    reason: str,
+    locked: bool = True,
+) -> User:
+    """Lock (every session revoked at once) or unlock a user."""
+    with _audited(
+        staff=staff,
+        permission="accounts.lock_user",
+        action="user_lock" if locked else "user_unlock",
+        target_type="user",
+        target_id=user_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+        return user_lock(db=db, tenant_id=tenant_id, user_id=user_id, reason=why, locked=locked)
+
+
+def staff_session_revoke(
+    *,
+    db: Any,
+    staff: Staff,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    reason: str,
+) -> bool:
+    """Revoke one auth session of a user (its tokens stop at once); False if it already
+    was. Raises AccountError 404 when it is not that user's."""
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+    with _audited(
+        staff=staff,
+        permission="accounts.revoke_sessions",
+        action="session_revoke",
+        target_type="auth_session",
+        target_id=session_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+
+        @fdb_backend.transactional
+        def revoke(tr: Any) -> bool:
+            sessions = auth_sessions(tenant_id)
+            session = sessions.get(tr, session_id)
+            if session is None or session.user_id != user_id:
+                raise AccountError(*_NOT_FOUND)
+            if session.revoked_at is not None:
+                return False
+            sessions.save(tr, revoked(session, reason="staff_revoked", now=now))
+            event(
+                tr,
+                tenant_id=tenant_id,
+                event_id=event_id,
+                type="device_revoked",
+                at=now,
+                client=Client(),
+                user_id=user_id,
+                session_id=str(session_id),
+                by="support",
+                reason=why,
+            )
+            return True
+
+        return bool(revoke(db))
+
+
+def staff_sessions_revoke_all(
+    *, db: Any, staff: Staff, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str
+) -> int:
+    """Revoke every auth session of a user ("sign out everywhere"); returns how many were
+    live. Raises AccountError 404 for an unknown user."""
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+    with _audited(
+        staff=staff,
+        permission="accounts.revoke_sessions",
+        action="sessions_revoke_all",
+        target_type="user",
+        target_id=user_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+
+        @fdb_backend.transactional
+        def revoke(tr: Any) -> int:
+            if users(tenant_id).get(tr, user_id) is None:
+                raise AccountError(*_NOT_FOUND)
+            count = revoke_user_sessions(
+                tr, tenant_id=tenant_id, user_id=user_id, reason="staff_revoked", now=now
+            )
+            event(
+                tr,
+                tenant_id=tenant_id,
+                event_id=event_id,
+                type="logout_all",
+                at=now,
+                client=Client(),
+                user_id=user_id,
+                sessions=count,
+                by="support",
+                reason=why,
+            )
+            return count
+
+        return int(revoke(db))
+
+
+def staff_workspace_session_delete(
+    *, db: Any, staff: Staff, tenant_id: uuid.UUID, session_id: uuid.UUID, reason: str
+) -> None:
+    """Delete a workspace session with everything it holds; its sockets close (4404).
+    Raises WorkspaceError 404."""
+    from workspaces.services import session_delete_by_staff
+
+    with _audited(
+        staff=staff,
+        permission="accounts.delete_workspace_session",
+        action="workspace_session_delete",
+        target_type="workspace_session",
+        target_id=session_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ):
+        session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)

@@ -1,0 +1,58 @@
+"""Admin tests: the accounts personas in a fresh memory store, and staff accounts (ORM).
+
+Staff roles are the groups that the accounts migrations create: "Support (read-only)"
+(views only) and "Support" (views and actions). Staff log in with ``force_login``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from tests.accounts.conftest import accounts_environment, alice, api, bob, charlie
+
+__all__ = ["accounts_environment", "alice", "api", "bob", "charlie"]
+
+
+def _account(username: str, *, is_staff: bool, group: str | None = None) -> User:
+    user = User.objects.create(username=username, is_staff=is_staff)
+    user.set_unusable_password()
+    user.save()
+    if group is not None:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def plain_user(db) -> User:
+    """A Django account without staff status."""
+    return _account("visitor", is_staff=False, group="Support")
+
+
+@pytest.fixture
+def bare_staff(db) -> User:
+    """Staff status, but no support permission."""
+    return _account("intern", is_staff=True)
+
+
+@pytest.fixture
+def readonly_staff(db) -> User:
+    return _account("viewer", is_staff=True, group="Support (read-only)")
+
+
+@pytest.fixture
+def support_staff(db) -> User:
+    return _account("agent", is_staff=True, group="Support")
+
+
+def logged_in(user: User | None, **kwargs) -> Client:
+    client = Client(**kwargs)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def staff_tables(db) -> None:
+    """Every admin test reads the ORM (sessions, permissions, the audit log)."""
