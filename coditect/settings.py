@@ -13,6 +13,7 @@ from urllib.parse import quote
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from coditect.channel_layers import channel_layers_config
 from coditect.env import (
     dev_secret_key,
     env_bool,
@@ -126,13 +127,7 @@ CODITECT_STORAGE_URL = env_str(
 )
 
 REDIS_URL = env_str("REDIS_URL", default="")
-CHANNEL_LAYERS = {
-    "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-        if REDIS_URL
-        else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
-    )
-}
+CHANNEL_LAYERS = channel_layers_config(REDIS_URL)
 
 # Multiplies every throttle limit (load tests raise it instead of turning throttling off).
 CODITECT_THROTTLE_SCALE = env_positive_float("CODITECT_THROTTLE_SCALE", default=1.0)

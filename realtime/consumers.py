@@ -71,11 +71,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close(CLOSE_FORBIDDEN)
             return
-        await self.accept(subprotocol=PROTOCOL)
         query = self.scope.get("query_string", b"").decode("latin-1")
-        if "token=" in query:  # tokens leak into logs from URLs: never take one there
+        if "token=" in query:  # tokens leak into logs from URLs: refuse the handshake itself
             await self.close(CLOSE_UNAUTHENTICATED)
             return
+        await self.accept(subprotocol=PROTOCOL)
         try:
             self.session_id = uuid.UUID(str(self.scope["url_route"]["kwargs"]["session_id"]))
         except ValueError:
@@ -296,6 +296,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         return True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return  # frames that were in flight when we closed
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.CODITECT_WS_MAX_MESSAGE_BYTES:
             await self.close(CLOSE_TOO_LARGE)

@@ -239,12 +239,13 @@ def lock_acquire(
     def acquire(tr: Any) -> tuple[Lock, Events]:
         current = locks(tenant_id).get(tr, (session_id, path))
         live = current is not None and current.expires_at > now
+        mine = live and current is not None and current.connection_id == connection_id
+        if renew and not mine:
+            raise LockError("lock_not_held", "This connection does not hold the lock.")
         if live and current is not None and current.connection_id != connection_id:
             holder = connections(tenant_id).get(tr, (session_id, current.connection_id))
             if holder is not None and now - holder.last_seen <= _timeout():
                 raise LockError("lock_held", "Another connection holds this lock.", current)
-        if renew and not (live and current is not None and current.connection_id == connection_id):
-            raise LockError("lock_not_held", "This connection does not hold the lock.")
         saved = locks(tenant_id).save(tr, wanted)
         sent = session_events_append(
             tr, tenant_id=tenant_id, session_id=session_id,

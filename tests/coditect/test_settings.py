@@ -124,7 +124,9 @@ def test_scale_out_variables(production):
         (
             {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": ["redis://cache.internal:6379/2"]},
+                "CONFIG": {
+                    "hosts": [{"address": "redis://cache.internal:6379/2", "socket_timeout": 30}]
+                },
             },
             "fdb:///etc/foundationdb/fdb.cluster",
             "django.db.backends.postgresql",

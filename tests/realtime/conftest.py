@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from coditect.channel_layers import channel_layers_config
 from tests.accounts.conftest import accounts_environment, alice, api, bob, charlie
 from tests.accounts.helpers import Persona
 from tests.realtime.helpers import Sockets, redis_url_or_skip
@@ -61,9 +62,7 @@ def redis_layer(settings, realtime_environment: None) -> str:
 
 def use_redis(settings: Any) -> str:
     url = redis_url_or_skip(REDIS_DB_IN_PROCESS)
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [url]}}
-    }
+    settings.CHANNEL_LAYERS = channel_layers_config(url)
     return url
 
 
