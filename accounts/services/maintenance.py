@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import json
 import re
 import secrets
@@ -342,7 +343,8 @@ def tenant_export(
             emit("global", kv)
         if continuation is None:
             break
-    for kv in reversed(items):  # index entries, then the tenant record last
+    record = keyspace.GLOBAL.collection("tenants").range()
+    for kv in sorted(items, key=lambda kv: record.contains(kv.key)):  # the record last
         emit("global", kv)
     for batch in storage.walk(db, keyspace.tenant(tenant_id).range()):
         for kv in batch:
@@ -483,9 +485,8 @@ def _write_all_globals(db: Any, entries: list[_Entry]) -> None:
     _write_globals(db, last)
 
 
-def _verification_keys(db: Any, jwks: list[dict[str, Any]]) -> int:
-    """Add the export's verification keys that this store lacks, verify-only (they never
-    sign), so tokens issued before the export keep verifying here."""
+def _verification_keys(jwks: list[dict[str, Any]]) -> list[SigningKey]:
+    """The export's verification keys as verify-only signing keys (they never sign)."""
     now = datetime.now(UTC)
     wanted = []
     for jwk in jwks:
@@ -503,6 +504,11 @@ def _verification_keys(db: Any, jwks: list[dict[str, Any]]) -> int:
                 kid=str(kid), status="verify", public_key=raw, private_key=b"", created_at=now
             )
         )
+    return wanted
+
+
+def _verification_keys_add(db: Any, wanted: list[SigningKey]) -> int:
+    """Add the keys this store lacks, so tokens issued before the export verify here."""
 
     @fdb_backend.transactional
     def add(tr: Any) -> int:
@@ -525,6 +531,7 @@ def tenant_import(
     db: Any,
     lines: Iterable[str],
     replace: bool = False,
+    check_only: bool = False,
     progress: Progress = _nothing,
 ) -> ImportReport:
     """Restore a tenant from an export, into an empty store or one that has other tenants.
@@ -536,7 +543,8 @@ def tenant_import(
     further down leaves the tenant invisible (``storage check`` reports its range as
     orphaned data; importing a good file completes it). Importing the same file again
     writes the same bytes: nothing changes. Over an existing copy of the tenant the file's
-    keys are written over it; ``replace=True`` deletes that copy first.
+    keys are written over it; ``replace=True`` deletes that copy first (check the whole
+    file with ``check_only=True`` before: it reads and checks everything, writes nothing).
     """
     reader = _Reader(lines, progress)
     tenant_id, jwks = _header(reader)
@@ -551,7 +559,7 @@ def tenant_import(
     if clash is not None:
         raise MaintenanceError(f"cannot import: {clash}")
     report = ImportReport(tenant_id)
-    if replace and tenants().get(db, tenant_id) is not None:
+    if replace and not check_only and tenants().get(db, tenant_id) is not None:
         report.replaced = tenant_delete(db=db, tenant_id=tenant_id)
     trailer: dict[str, Any] = {}
 
@@ -569,8 +577,10 @@ def tenant_import(
             report.bytes += len(entry.key) + len(entry.value)
             yield entry.key, entry.value
 
-    for _ in storage.write_batches(db, range_items()):
-        pass
+    if check_only:
+        collections.deque(range_items(), maxlen=0)
+    else:
+        collections.deque(storage.write_batches(db, range_items()), maxlen=0)
     if not trailer:
         raise MaintenanceError("malformed export: truncated (no end line); the tenant stays hidden")
     for entry in globals_:
@@ -578,6 +588,9 @@ def tenant_import(
         report.bytes += len(entry.key) + len(entry.value)
     if trailer.get("keys") != report.keys or trailer.get("bytes") != report.bytes:
         raise MaintenanceError("malformed export: the end line's counts do not match the file")
-    report.verification_keys = _verification_keys(db, jwks)
+    wanted = _verification_keys(jwks)
+    if check_only:
+        return report
+    report.verification_keys = _verification_keys_add(db, wanted)
     _write_all_globals(db, globals_)
     return report

@@ -330,3 +330,17 @@ def test_import_from_standard_input(
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(good_export) + "\n"))
     assert run("tenants", "import", "-", "--json").json()["tenant_id"] == alice.tenant_id
     assert api.login(alice.email, alice.password).status_code == 200
+
+
+def test_replace_checks_the_whole_file_before_deleting(
+    good_export: list[str], api: Api, alice: Persona, tmp_path: Path
+) -> None:
+    path = tmp_path / "acme.jsonl"
+    path.write_text("\n".join(good_export) + "\n")
+    run("tenants", "import", str(path))
+    path.write_text("\n".join(good_export[:-2]) + "\n")  # truncated
+    with pytest.raises(CommandError, match="truncated"):
+        run("tenants", "import", str(path), "--replace")
+    assert api.login(alice.email, alice.password).status_code == 200  # never deleted
+    with pytest.raises(CommandError, match="--replace needs a file"):
+        run("tenants", "import", "-", "--replace")

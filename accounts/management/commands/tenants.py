@@ -222,13 +222,18 @@ class Command(OperatorCommand):
                 total = os.path.getsize(path)
             except OSError as error:
                 raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        db = fdb_backend.get_database()
         enabled = not options["no_progress"]
+        if options["replace"]:
+            # The tenant here is deleted first: the whole file must be good before that.
+            if path == "-":
+                raise CommandError("--replace needs a file (it is checked before deleting)")
+            checking = Progress(self.stderr, total=total, label="checking", enabled=enabled)
+            tenant_import(db=db, lines=_lines(path), check_only=True, progress=checking)
+            checking.close()
         progress = Progress(self.stderr, total=total, label="importing", enabled=enabled)
         report = tenant_import(
-            db=fdb_backend.get_database(),
-            lines=_lines(path),
-            replace=options["replace"],
-            progress=progress,
+            db=db, lines=_lines(path), replace=options["replace"], progress=progress
         )
         progress.close()
         data = {
