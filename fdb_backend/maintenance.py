@@ -14,7 +14,6 @@ repairs), always inside ranges that ``keyspace`` hands out.
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,14 +48,17 @@ def engine_name(db: Any) -> str:
 # --- bounded walks ---------------------------------------------------------------------
 
 
-def _read_budgeted(reader: Any, begin: bytes, end: bytes) -> tuple[list[KeyValue], bool]:
-    """Up to MAX_BATCH key-values from ``begin``, never more than TARGET_BYTES: each read
+def _read_budgeted(
+    reader: Any, begin: bytes, end: bytes, max_keys: int = MAX_BATCH
+) -> tuple[list[KeyValue], bool]:
+    """Up to ``max_keys`` key-values from ``begin``, never more than TARGET_BYTES: each read
     asks for as many keys as the budget left could hold at their largest. Returns them and
     whether the range is exhausted."""
     found: list[KeyValue] = []
     size = 0
-    while len(found) < MAX_BATCH:
-        limit = min(MAX_BATCH - len(found), (TARGET_BYTES - size) // _LARGEST_KV)
+    while len(found) < max_keys:
+        budget = (TARGET_BYTES - size) // _LARGEST_KV
+        limit = min(max_keys - len(found), budget if found else max(1, budget))
         if limit < 1:
             return found, False
         kvs = list(reader.get_range(begin, end, limit=limit))
@@ -140,37 +142,46 @@ def range_is_empty(tr: Any, key_range: KeyRange) -> bool:
 
 @transactional
 def _first_keys(
-    tr: Any, begin: bytes, end: bytes, count: int, skip: Callable[[bytes], bytes]
-) -> list[bytes]:
-    """Up to ``count`` keys, each the first one after ``skip`` of the previous."""
+    tr: Any, begin: bytes, end: bytes, skip: Callable[[bytes], bytes]
+) -> tuple[list[bytes], bool]:
+    """Keys from ``begin``, each the first one after ``skip`` of the previous, up to 100 or
+    TARGET_BYTES read; and whether the range is exhausted."""
     found: list[bytes] = []
-    while len(found) < count and begin < end:
+    size = 0
+    while len(found) < 100 and size < TARGET_BYTES:
+        if begin >= end:
+            return found, True
         kvs = tr.snapshot.get_range(begin, end, limit=1)
         if not kvs:
-            break
+            return found, True
         found.append(kvs[0].key)
+        size += len(kvs[0].key) + len(kvs[0].value)
         begin = skip(kvs[0].key)
-    return found
+    return found, False
+
+
+def _skip_scan(db: Any, key_range: KeyRange, skip: Callable[[bytes], bytes]) -> Iterator[bytes]:
+    begin, end = key_range
+    while True:
+        keys, exhausted = _first_keys(db, begin, end, skip)
+        yield from keys
+        if exhausted or not keys:
+            return
+        begin = skip(keys[-1])
 
 
 def tenant_ids_with_data(db: Any) -> Iterator[uuid.UUID]:
     """Every tenant id that has keys in the store, read by skipping from tenant to tenant
     (one key read per tenant), whether or not its tenant record exists."""
-    begin, end = keyspace.tenants_range()
 
     def skip(key: bytes) -> bytes:
         tenant_id = keyspace.tenant_of_key(key)
         return keyspace.tenant(tenant_id).range().end if tenant_id else key + b"\x00"
 
-    while begin < end:
-        keys = _first_keys(db, begin, end, 100, skip)
-        for key in keys:
-            tenant_id = keyspace.tenant_of_key(key)
-            if tenant_id is not None:
-                yield tenant_id
-        if len(keys) < 100:
-            return
-        begin = skip(keys[-1])
+    for key in _skip_scan(db, keyspace.tenants_range(), skip):
+        tenant_id = keyspace.tenant_of_key(key)
+        if tenant_id is not None:
+            yield tenant_id
 
 
 def key_prefixes(db: Any, keys: CollectionKeys, depth: int = 1) -> Iterator[tuple[Any, ...]]:
@@ -181,14 +192,8 @@ def key_prefixes(db: Any, keys: CollectionKeys, depth: int = 1) -> Iterator[tupl
     def skip(key: bytes) -> bytes:
         return bytes(records.range(records.unpack(key)[:depth]).stop)
 
-    begin, end = keys.range()
-    while begin < end:
-        found = _first_keys(db, begin, end, 100, skip)
-        for key in found:
-            yield tuple(records.unpack(key)[:depth])
-        if len(found) < 100:
-            return
-        begin = skip(found[-1])
+    for key in _skip_scan(db, keys.range(), skip):
+        yield tuple(records.unpack(key)[:depth])
 
 
 def clear_prefix(db: Any, keys: CollectionKeys, prefix: tuple[Any, ...]) -> int:
@@ -196,6 +201,39 @@ def clear_prefix(db: Any, keys: CollectionKeys, prefix: tuple[Any, ...]) -> int:
     records without index entries only (states, events, locks, connections). Returns keys."""
     r = keys.records.range(prefix)
     return sum(len(batch) for batch in clear_walk(db, KeyRange(r.start, r.stop)))
+
+
+def _records_from(
+    tr: Any, collection: Collection[R], begin: bytes, end: bytes, max_records: int
+) -> tuple[list[tuple[tuple[Any, ...], R | CorruptRecord]], bytes | None]:
+    """Whole records from ``begin`` (a record boundary): at most ``max_records``, reading
+    about TARGET_BYTES (more only to finish a record split across keys). Each comes as
+    ``(pk, record)``, or ``(pk, CorruptRecord)`` when its bytes do not decode. Returns them
+    and where the next batch starts (None: nothing follows)."""
+    records = collection.keys.records
+    kvs, exhausted = _read_budgeted(tr, begin, end, max_keys=max_records)
+    groups: list[tuple[tuple[Any, ...], list[tuple[int, bytes]]]] = []
+    for kv in kvs:
+        key = records.unpack(kv.key)
+        pk, chunk = tuple(key[:-1]), key[-1]
+        if groups and groups[-1][0] == pk:
+            groups[-1][1].append((chunk, kv.value))
+        else:
+            groups.append((pk, [(chunk, kv.value)]))
+    if not groups:
+        return [], None
+    if not exhausted:  # the last record may go on past what was read
+        last = records.range(groups[-1][0])
+        for kv in tr.get_range(kvs[-1].key + b"\x00", last.stop):
+            groups[-1][1].append((records.unpack(kv.key)[-1], kv.value))
+    found: list[tuple[tuple[Any, ...], R | CorruptRecord]] = []
+    for pk, chunks in groups:
+        try:
+            found.append((pk, collection._decode(pk, chunks)))
+        except CorruptRecord as error:
+            found.append((pk, error))
+    resume = None if exhausted else bytes(records.range(groups[-1][0]).stop)
+    return found, resume
 
 
 # --- counting --------------------------------------------------------------------------
@@ -437,21 +475,18 @@ def _scope_id(collection: Collection[R]) -> uuid.UUID | None:
 
 @transactional
 def _check_records_batch(
-    tr: Any, collection: Collection[R], pks: list[tuple[Any, ...]]
-) -> list[tuple[IssueKind, str, tuple[Any, ...], bytes]]:
+    tr: Any, collection: Collection[R], begin: bytes, end: bytes, max_records: int
+) -> tuple[list[tuple[IssueKind, str, tuple[Any, ...], bytes]], bytes | None]:
     found: list[tuple[IssueKind, str, tuple[Any, ...], bytes]] = []
-    for pk in pks:
-        try:
-            record = collection._read(tr, pk)
-        except CorruptRecord:
+    batch, resume = _records_from(tr, collection, begin, end, max_records)
+    for pk, record in batch:
+        if isinstance(record, CorruptRecord):
             found.append(("corrupt", "", pk, b""))
             continue
-        if record is None:
-            continue  # removed since its key was listed
         for key, (index, _, value) in collection._entries(record).items():
             if tr.get(key) != value:
                 found.append(("missing", index.name, pk, key))
-    return found
+    return found, resume
 
 
 def check_collection(
@@ -460,17 +495,19 @@ def check_collection(
     """Every record decodes and has its entries, and every entry of its in-scope indexes
     has its record.
 
-    Records are listed by key (one key read each) and read ``batch_size`` per transaction,
-    so one undecodable record is reported instead of stopping the check. Entries of
+    Records are read whole, at most ``batch_size`` and about 1 MB per transaction; one
+    that does not decode is reported instead of stopping the check. Entries of
     indexes outside the scope (``user_by_email``) are checked from the record side only
     here; ``check_root_index`` walks them once for all tenants.
     """
     tenant_id = _scope_id(collection)
     name = collection.schema.collection
     issues: list[IndexIssue] = []
-    pks = key_prefixes(db, collection.keys, depth=len(collection.schema.key_fields))
-    while chunk := list(itertools.islice(pks, batch_size)):
-        for kind, index_name, pk, entry in _check_records_batch(db, collection, chunk):
+    begin: bytes | None
+    begin, end = collection.keys.range()
+    while begin is not None:
+        found, begin = _check_records_batch(db, collection, begin, end, batch_size)
+        for kind, index_name, pk, entry in found:
             issues.append(IndexIssue(kind, name, index_name, tenant_id, pk, entry))
     for index, keys in collection._indexes.values():
         if keys.cross_scope:
@@ -569,19 +606,22 @@ def _purge_batch(
     tr: Any,
     collection: Collection[R],
     predicate: Callable[[R, datetime], bool],
+    begin: bytes,
+    end: bytes,
     limit: int,
-    continuation: str | None,
     now: datetime,
     dry_run: bool,
-) -> tuple[int, str | None]:
-    page = collection._page_by_key(tr, (), limit, False, continuation, None, live_only=False)
+) -> tuple[int, bytes | None]:
+    batch, resume = _records_from(tr, collection, begin, end, limit)
     matched = 0
-    for record in page.records:
+    for pk, record in batch:
+        if isinstance(record, CorruptRecord):
+            raise record
         if predicate(record, now):
             matched += 1
             if not dry_run:
-                collection._remove(tr, collection.key_of(record), record)
-    return matched, page.continuation
+                collection._remove(tr, pk, record)
+    return matched, resume
 
 
 def purge_where(
@@ -594,17 +634,19 @@ def purge_where(
     dry_run: bool = False,
 ) -> int:
     """Remove the records (and their index entries) for which ``predicate(record, now)``
-    holds, ``batch_size`` records per transaction; returns how many (would be) removed."""
+    holds, at most ``batch_size`` records and about 1 MB read per transaction; returns how
+    many were (or, with ``dry_run``, would be) removed. Raises CorruptRecord for a record
+    that does not decode (``check_collection`` reports it)."""
     moment = now or utcnow()
     total = 0
-    continuation: str | None = None
-    while True:
-        matched, continuation = _purge_batch(
-            db, collection, predicate, batch_size, continuation, moment, dry_run
+    begin: bytes | None
+    begin, end = collection.keys.range()
+    while begin is not None:
+        matched, begin = _purge_batch(
+            db, collection, predicate, begin, end, batch_size, moment, dry_run
         )
         total += matched
-        if continuation is None:
-            return total
+    return total
 
 
 def expired(collection: Collection[R]) -> Callable[[R, datetime], bool]:

@@ -278,18 +278,41 @@ def test_purge_works_in_batches(alice: Persona, monkeypatch) -> None:
     batches: list[int] = []
     original = maintenance._purge_batch
 
-    def counting(tr, collection, predicate, limit, continuation, now, dry_run):
-        matched, following = original(tr, collection, predicate, limit, continuation, now, dry_run)
-        batches.append(limit)
+    def counting(tr, collection, predicate, begin, end, limit, now, dry_run):
+        matched, following = original(tr, collection, predicate, begin, end, limit, now, dry_run)
+        batches.append(matched)
         return matched, following
 
     monkeypatch.setattr(maintenance, "_purge_batch", counting)
     report = run("storage", "purge", "--only", "invitations", "--json").json()
     assert report["removed"] == {"invitations": 207}
-    assert len(batches) == 3
+    assert len(batches) == 3  # 100 records per transaction at most
+    assert sum(batches) == 207
     assert len(pending.list_by_key(db).records) == 23
 
 
 def test_purge_refuses_an_unknown_kind() -> None:
     with pytest.raises(CommandError, match="unknown kind 'cookies'; known: auth_sessions"):
         run("storage", "purge", "--only", "cookies")
+
+
+def test_check_reads_split_records_whole_across_small_batches(
+    api: Api, alice: Persona, monkeypatch
+) -> None:
+    big = {"name": "S", "workspace_path": "/w", "editor_state": {"x": "y" * 250_000}}
+    for _ in range(3):  # three states of three chunks each
+        assert api.post("/api/v5/sessions", big, alice.access).status_code == 201
+    reads: list[int] = []
+    original = maintenance._records_from
+
+    def counting(tr, collection, begin, end, max_records):
+        found, resume = original(tr, collection, begin, end, max_records)
+        if collection.schema.collection == "workspace_states":
+            reads.append(len(found))
+        return found, resume
+
+    monkeypatch.setattr(maintenance, "_records_from", counting)
+    monkeypatch.setattr(maintenance, "TARGET_BYTES", 120_000)  # one key per read
+    assert run("storage", "check", "--json").json()["problems"] == []
+    # Each batch: one key read, then the rest of its record; the last one finds the end.
+    assert reads == [1, 1, 1, 0]
