@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import unicodedata
@@ -60,6 +61,38 @@ def event(
     )
 
 
+@dataclass(frozen=True)
+class SessionIds:
+    """The ids of a new auth session, made before the transaction that may be retried."""
+
+    session_id: uuid.UUID
+    family: uuid.UUID
+    jti: uuid.UUID
+
+    @classmethod
+    def fresh(cls) -> SessionIds:
+        return cls(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+
+
+def auth_session_open(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    ids: SessionIds,
+    user_id: uuid.UUID,
+    client: Client,
+    now: datetime,
+) -> AuthSession:
+    """Store a new auth session (one login on one device) with its token family."""
+    return auth_sessions(tenant_id).save(
+        tr,
+        new_auth_session(
+            session_id=ids.session_id, family=ids.family, jti=ids.jti,
+            user_id=user_id, client=client, now=now,
+        ),
+    )  # fmt: skip
+
+
 def new_auth_session(
     *,
     session_id: uuid.UUID,
@@ -99,16 +132,10 @@ def revoke_user_sessions(
     for session in sessions.list_by_index(tr, "auth_sessions_by_user", (user_id,)).records:
         if session.id == keep or session.revoked_at is not None:
             continue
-        sessions.save(tr, _revoked(session, reason, now))
+        sessions.save(tr, revoked(session, reason=reason, now=now))
         count += 1
     return count
 
 
-def _revoked(session: AuthSession, reason: str, now: datetime) -> AuthSession:
-    from dataclasses import replace
-
-    return replace(session, revoked_at=now, revoked_reason=reason)
-
-
 def revoked(session: AuthSession, *, reason: str, now: datetime) -> AuthSession:
-    return _revoked(session, reason, now)
+    return dataclasses.replace(session, revoked_at=now, revoked_reason=reason)

@@ -19,8 +19,8 @@ from accounts.errors import (
     fail,
 )
 from accounts.passwords import password_check, password_check_dummy
-from accounts.records import Tenant, User, auth_sessions, email_index, tenants, users
-from accounts.services.common import Client, email_key, event, new_auth_session
+from accounts.records import Tenant, User, email_index, tenants, users
+from accounts.services.common import Client, SessionIds, auth_session_open, email_key, event
 from accounts.services.issue import TokenPair, token_pair_issue
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
 from fdb_backend.records import resolve_unique
@@ -93,7 +93,7 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
     if tenant.status != "active":
         raise fail(TENANT_SUSPENDED)
 
-    session_id, family, jti = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    ids = SessionIds.fresh()
     new_hash = check.new_hash
 
     @fdb_backend.transactional
@@ -105,16 +105,8 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
             raise fail(ACCOUNT_LOCKED)
         if new_hash is not None and current.password_hash == user.password_hash:
             users(tenant.id).save(tr, dataclasses.replace(current, password_hash=new_hash))
-        session = auth_sessions(tenant.id).save(
-            tr,
-            new_auth_session(
-                session_id=session_id,
-                family=family,
-                jti=jti,
-                user_id=user.id,
-                client=client,
-                now=now,
-            ),
+        session = auth_session_open(
+            tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
         )
         event(
             tr,

@@ -13,8 +13,15 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.passwords import password_hash, password_problems
-from accounts.records import Tenant, User, auth_sessions, invitations, tenants, users
-from accounts.services.common import Client, email_key, event, new_auth_session, slug_for
+from accounts.records import Tenant, User, invitations, tenants, users
+from accounts.services.common import (
+    Client,
+    SessionIds,
+    auth_session_open,
+    email_key,
+    event,
+    slug_for,
+)
 from accounts.services.issue import TokenPair, token_pair_issue
 from accounts.throttle import Bucket, Throttled, throttle_hit
 from fdb_backend.records import UniqueViolation
@@ -91,7 +98,7 @@ def user_register(
     now = datetime.now(UTC)
     # Everything random is made here, outside the retried transaction.
     hashed = password_hash(password=password)
-    user_id, session_id, family, jti = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    user_id, ids = uuid.uuid4(), SessionIds.fresh()
     new_tenant_id, event_id = uuid.uuid4(), uuid.uuid4()
     slug = slug_for(tenant_name or email.partition("@")[0])
     key = email_key(email)
@@ -132,16 +139,8 @@ def user_register(
                 password_changed_at=now,
             ),
         )
-        session = auth_sessions(tenant.id).save(
-            tr,
-            new_auth_session(
-                session_id=session_id,
-                family=family,
-                jti=jti,
-                user_id=user.id,
-                client=client,
-                now=now,
-            ),
+        session = auth_session_open(
+            tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
         )
         event(
             tr,
