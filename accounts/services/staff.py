@@ -5,7 +5,8 @@ The reads take a tenant id chosen by a staff member, not a principal's: only the
 views call them, behind staff status and ``accounts.view_support``. Every action checks its
 own Django permission, requires a reason and writes a ``StaffAuditEntry`` (staff account,
 action, target, reason, time) in an ORM transaction wrapped around the storage change: an
-action that fails leaves no entry. Each action also lands in the tenant's auth event log.
+action that fails leaves no entry. Actions on tenants, users and their auth sessions also
+land in the tenant's auth event log.
 """
 
 from __future__ import annotations

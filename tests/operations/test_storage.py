@@ -316,3 +316,10 @@ def test_check_reads_split_records_whole_across_small_batches(
     assert run("storage", "check", "--json").json()["problems"] == []
     # Each batch: one key read, then the rest of its record; the last one finds the end.
     assert reads == [1, 1, 1, 0]
+
+
+def test_storage_refuses_unknown_actions_and_options() -> None:
+    for args in (["storage"], ["storage", "vacuum"], ["storage", "check", "--fix"]):
+        with pytest.raises(CommandError) as caught:
+            run(*args)
+        assert "\n" not in str(caught.value)
