@@ -333,12 +333,15 @@ def session_delete(
     Only its owner or a tenant owner/admin may. Raises WorkspaceError 403, 404, 412.
     """
     tenant_id = principal.tenant_id
+    # Found first, outside the retried transaction: a retry after commit_unknown_result
+    # that finds the session already gone is our own delete, not a 404.
+    session_get(db=db, principal=principal, session_id=session_id)
 
     @fdb_backend.transactional
     def delete(tr: Any) -> None:
         head = heads(tenant_id).get(tr, session_id)
         if head is None:
-            raise _not_found()
+            return
         if head.owner_id != principal.user_id and principal.user.role not in ("owner", "admin"):
             raise WorkspaceError(
                 403, "forbidden", "Only its owner or a tenant admin may delete it."

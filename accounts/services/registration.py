@@ -112,6 +112,8 @@ def user_register(
             found = invites.get(tr, token_hash, now=now) if tenant is not None else None
             if tenant is None or found is None or tenant.status != "active":
                 raise _invalid_invitation()
+            if email_key(found.email) != key:  # an invitation is for the person it names
+                raise _invalid_invitation()
             invites.delete(tr, token_hash)  # single use
             role = found.role
         else:
