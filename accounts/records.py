@@ -183,13 +183,26 @@ def auth_event_read(tr: Any, *, tenant_id: uuid.UUID, limit: int) -> list[AuthEv
     return events
 
 
-# --- throttle counters: ("throttle", scope, subject_digest, window) -> little-endian int ------
+# --- throttle counters: ("throttle", scope, subject_digest, window_s, window) -> int ----------
 
 
-def throttle_key(*, scope: str, subject_digest: str, window: int) -> bytes:
-    return bytes(keyspace.GLOBAL.space("throttle").pack((scope, subject_digest, window)))
+def throttle_key(*, scope: str, subject_digest: str, window_s: int, window: int) -> bytes:
+    """The window's length is in the key, so a purge can tell when the window ended."""
+    return bytes(keyspace.GLOBAL.space("throttle").pack((scope, subject_digest, window_s, window)))
 
 
-def throttle_prefix() -> tuple[bytes, bytes]:
-    r = keyspace.GLOBAL.space("throttle").range()
-    return r.start, r.stop
+def throttle_ended(
+    tr: Any, *, now: float, after: bytes | None, limit: int
+) -> tuple[list[bytes], bytes | None]:
+    """Keys of counters whose window ended before ``now``, scanning ``limit`` keys after
+    ``after``; returns them and where to continue (None at the end)."""
+    space = keyspace.GLOBAL.space("throttle")
+    r = space.range()
+    begin = after + b"\x00" if after is not None else r.start
+    rows = tr.get_range(begin, r.stop, limit=limit)
+    ended = []
+    for kv in rows:
+        parts = space.unpack(kv.key)
+        if len(parts) != 4 or (parts[3] + 1) * parts[2] < now:
+            ended.append(kv.key)
+    return ended, (rows[-1].key if len(rows) == limit else None)

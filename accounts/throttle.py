@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
-from accounts.records import throttle_key
+from accounts.records import throttle_ended, throttle_key
 
 _ONE = struct.pack("<q", 1)
 
@@ -48,9 +48,13 @@ def _limit(bucket: Bucket) -> int:
 def _key(bucket: Bucket, now: float) -> tuple[bytes, int]:
     window = int(now // bucket.window_s)
     retry_after = max(1, math.ceil((window + 1) * bucket.window_s - now))
-    return throttle_key(
-        scope=bucket.scope, subject_digest=_digest(bucket.subject), window=window
-    ), retry_after
+    key = throttle_key(
+        scope=bucket.scope,
+        subject_digest=_digest(bucket.subject),
+        window_s=bucket.window_s,
+        window=window,
+    )
+    return key, retry_after
 
 
 def _count(value: bytes | None) -> int:
@@ -110,3 +114,26 @@ def throttle_record(*, db: Any, buckets: list[Bucket], now: float | None = None)
             tr.add(key, _ONE)
 
     record(db)
+
+
+def throttle_purge(
+    *, db: Any, now: float | None = None, dry_run: bool = False, batch: int = 500
+) -> int:
+    """Remove counters of windows that have ended, ``batch`` keys per transaction."""
+    moment = time.time() if now is None else now
+    removed = 0
+    after: bytes | None = None
+    while True:
+
+        @fdb_backend.transactional
+        def sweep(tr: Any, start: bytes | None) -> tuple[int, bytes | None]:
+            ended, resume = throttle_ended(tr, now=moment, after=start, limit=batch)
+            if not dry_run:
+                for key in ended:
+                    tr.clear(key)
+            return len(ended), resume
+
+        count, after = sweep(db, after)
+        removed += count
+        if after is None:
+            return removed

@@ -21,6 +21,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.records import AuthSession, auth_sessions, invitations, tenants, users
 from accounts.services.maintenance import MaintenanceError
+from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Collection, CorruptRecord, utcnow
@@ -290,7 +291,7 @@ def purge_task_register(name: str, task: PurgeTask) -> None:
 
 
 def purge_task_names() -> list[str]:
-    return list(_PURGE_TASKS)
+    return [*_PURGE_TASKS, "throttle"]
 
 
 @dataclass
@@ -320,4 +321,6 @@ def storage_purge(
                     f"a record that does not decode stops the purge ({error.collection} "
                     f"{error.key} of tenant {tenant_id}); see storage check"
                 ) from None
+    if only is None or "throttle" in only:
+        report.removed["throttle"] = throttle_purge(db=db, now=moment.timestamp(), dry_run=dry_run)
     return report
