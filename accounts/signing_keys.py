@@ -15,8 +15,9 @@ import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -52,6 +53,9 @@ class Keyring:
     active_key: Ed25519PrivateKey
     public_keys: dict[str, Ed25519PublicKey]
     loaded_at: float
+    # Access tokens already verified with these keys (token -> claims). It lives and dies
+    # with the keyring, so a retired key's tokens are forgotten at the next reload.
+    verified: dict[str, Any] = field(default_factory=dict)
 
 
 def _wrapping_key() -> AESGCM:

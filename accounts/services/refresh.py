@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 from django.conf import settings
 
 import fdb_backend
@@ -24,7 +26,7 @@ from accounts.records import AuthSession, auth_sessions, tenants, users
 from accounts.services.common import Client, event, revoked
 from accounts.services.issue import TokenPair, refresh_expiry, token_pair_issue
 from accounts.signing_keys import keyring
-from accounts.tokens import REFRESH, Claims, TokenError, token_verify
+from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_verify
 
 
 @dataclass(frozen=True)
@@ -33,19 +35,45 @@ class _Outcome:
     error: tuple[int, str, str] | None = None
 
 
-def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
-    """Verify a token's signature and type; an unknown kid reloads the keys once."""
-    import jwt
+VERIFIED_CACHE_MAX = 50_000
 
+
+def _kid(token: object) -> str | None:
+    if not isinstance(token, str):
+        return None
     try:
-        kid = str(jwt.get_unverified_header(token).get("kid")) if isinstance(token, str) else None
+        return str(jwt.get_unverified_header(token).get("kid"))
     except jwt.PyJWTError:
-        kid = None
-    keys = keyring(db=db, missing_kid=kid)
+        return None
+
+
+def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
+    """Verify a token's signature and type; an unknown kid reloads the keys once.
+
+    An access token is checked once per process: its signature and claims cannot change,
+    so later requests with it cost a dictionary lookup plus the expiry check. Revocation is
+    not cached: callers read the auth session on every request.
+    """
+    keys = keyring(db=db)
+    cacheable = token_use == ACCESS and isinstance(token, str)
+    if cacheable:
+        known: Claims | None = keys.verified.get(token)
+        if known is not None:
+            if known.expires_at.timestamp() <= time.time():
+                raise AccountError(401, "token_expired", "The token is invalid or expired.")
+            return known
+    kid = _kid(token)
+    if kid is not None and kid not in keys.public_keys:
+        keys = keyring(db=db, missing_kid=kid)
     try:
-        return token_verify(token=token, token_use=token_use, public_keys=keys.public_keys)
+        claims = token_verify(token=token, token_use=token_use, public_keys=keys.public_keys)
     except TokenError as error:
         raise AccountError(401, error.code, "The token is invalid or expired.") from None
+    if cacheable:
+        if len(keys.verified) >= VERIFIED_CACHE_MAX:
+            keys.verified.clear()
+        keys.verified[token] = claims
+    return claims
 
 
 def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
