@@ -6,17 +6,21 @@ path: under daphne a sync-only middleware would cost a thread hop on every reque
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
 from coditect.problems import as_problem, is_api_path, problem_response
 from coditect.request_id import assign_request_id, echo_request_id
+
+security_log = logging.getLogger("django.security.DisallowedHost")
 
 Before = Callable[[HttpRequest], HttpResponseBase | None]
 After = Callable[[HttpRequest, HttpResponseBase], HttpResponseBase]
@@ -57,6 +61,15 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
     """
     if not is_api_path(request.path_info):
         return None
+    # CommonMiddleware, which checks the Host header on pages, is skipped on API paths
+    # (coditect/pages_only.py): check it here.
+    try:
+        request.get_host()
+    except DisallowedHost:
+        security_log.warning("disallowed host", extra={"host": request.META.get("HTTP_HOST")})
+        return problem_response(
+            request, status=400, code="bad_request", detail="This host is not served here."
+        )
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
         length = int(declared)

@@ -74,11 +74,13 @@ MIDDLEWARE = [
     "coditect.middleware.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "coditect.middleware.api_problem_middleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's page middleware, skipped on API paths (coditect/pages_only.py says why).
+    # CSRF and frame options stay Django's own classes, which `check --deploy` looks for.
+    "coditect.pages_only.Session",
+    "coditect.pages_only.Common",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "coditect.pages_only.Authentication",
+    "coditect.pages_only.Messages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
