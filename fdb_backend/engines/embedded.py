@@ -602,8 +602,10 @@ class Transaction:
     # --- writes ----------------------------------------------------------------------
 
     def _put(self, key: bytes, entry: Entry) -> None:
-        if key not in self._writes:
-            self._sorted_keys = None
+        if key not in self._writes and self._sorted_keys is not None:
+            # Kept sorted as keys arrive: re-sorting on every read-after-write made a
+            # transaction of n read-then-write steps (the records layer's save) O(n² log n).
+            bisect.insort(self._sorted_keys, key)
         self._writes[key] = entry
 
     def set(self, key: bytes, value: bytes) -> None:
@@ -634,9 +636,12 @@ class Transaction:
         if begin == end:
             return
         self._size += len(begin) + len(end)
-        for key in self._local_keys(begin, end):
+        keys = self._local_keys(begin, end)
+        for key in keys:
             del self._writes[key]
-        self._sorted_keys = None
+        if keys and self._sorted_keys is not None:
+            lo = bisect.bisect_left(self._sorted_keys, begin)
+            del self._sorted_keys[lo : lo + len(keys)]
         self._cleared_begins, self._cleared_ends = _merge_ranges(
             [*zip(self._cleared_begins, self._cleared_ends, strict=True), (begin, end)]
         )
