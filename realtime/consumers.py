@@ -217,7 +217,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             {"type": "error", "id": msg_id, "code": code, "detail": detail, **extra}
         )
 
-    async def deliver(self, event: dict[str, Any]) -> None:
+    async def deliver(self, event: dict[str, Any], text: str | None = None) -> None:
         """Send one logged event in seq order: drop repeats, fill gaps from the log."""
         seq = int(event["seq"])
         if seq <= self.last_sent:
@@ -226,7 +226,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.replay(self.last_sent, upto=seq - 1)
             if self.last_sent >= seq:
                 return
-        await self.send_json(wire_event(event))
+        if self.closing:
+            return
+        if text is None:
+            text = json.dumps(wire_event(event), separators=(",", ":"))
+        await self.send(text_data=text)
         self.last_sent = seq
 
     async def replay(self, after: int, upto: int | None = None) -> int:
@@ -277,7 +281,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def session_event(self, message: dict[str, Any]) -> None:
         if self.joined:
-            await self.deliver(message["event"])
+            await self.deliver(message["event"], message.get("text"))
 
     async def session_deleted(self, message: dict[str, Any]) -> None:
         self.joined = False  # nothing left to clean up: the session took its records along

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workspaces.broadcast import wire_event
+
+__all__ = ["PROTOCOL", "ProtocolError", "parse_message", "wire_event"]
+
 PROTOCOL = "coditect.v5"
 CLIENT_TYPES = frozenset(
     {
@@ -18,8 +22,6 @@ CLIENT_TYPES = frozenset(
         "lock.release",
     }
 )
-# Logged platform events are sent as their own message types; custom ones as "event".
-_OWN_TYPES = frozenset({"state.changed", "presence.join", "presence.leave", "lock.changed"})
 
 
 class ProtocolError(Exception):
@@ -48,17 +50,3 @@ def parse_message(text: str | None) -> dict[str, Any]:
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         raise ProtocolError("unknown_type", "Unknown message type.", msg_id)
     return message
-
-
-def wire_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A logged event as a WebSocket message."""
-    name = event["event"]
-    if name in _OWN_TYPES:
-        return {"type": name, "seq": event["seq"], **event["data"], "origin": event["origin"]}
-    return {
-        "type": "event",
-        "seq": event["seq"],
-        "event": name,
-        "data": event["data"],
-        "origin": event["origin"],
-    }

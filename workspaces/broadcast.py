@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -10,6 +11,24 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
+
+
+# Logged platform events go out as their own message types; custom ones as "event".
+_OWN_TYPES = frozenset({"state.changed", "presence.join", "presence.leave", "lock.changed"})
+
+
+def wire_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A logged event as the WebSocket message clients receive (docs/protocol.md)."""
+    name = event["event"]
+    if name in _OWN_TYPES:
+        return {"type": name, "seq": event["seq"], **event["data"], "origin": event["origin"]}
+    return {
+        "type": "event",
+        "seq": event["seq"],
+        "event": name,
+        "data": event["data"],
+        "origin": event["origin"],
+    }
 
 
 def group_name(session_id: uuid.UUID) -> str:
@@ -27,8 +46,10 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
         return
     try:
         for event in events:
+            # Encoded once here rather than once per socket: a session may have hundreds.
+            text = json.dumps(wire_event(event), separators=(",", ":"))
             async_to_sync(layer.group_send)(
-                group_name(session_id), {"type": "session.event", "event": event}
+                group_name(session_id), {"type": "session.event", "event": event, "text": text}
             )
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})
