@@ -52,7 +52,7 @@ def install(site: AdminSite) -> None:
         return support + original()
 
     setattr(site, "get_urls", get_urls)  # noqa: B010 - this one site instance, not the class
-    setattr(site, "_support_installed", True)  # noqa: B010
+    setattr(site, "_support_installed", True)  # noqa: B010 - a marker on this instance only
 
 
 def url(name: str, *args: Any) -> str:

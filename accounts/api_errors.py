@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accounts.errors import AccountError
-from coditect.problems import ApiError
+from coditect.problems import ApiError, field_errors
 
 
 def api_error(error: AccountError) -> ApiError:
@@ -12,7 +12,5 @@ def api_error(error: AccountError) -> ApiError:
         headers["WWW-Authenticate"] = f'Bearer realm="coditect", error="{error.code}"'
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    errors = (
-        [{"attr": error.attr, "code": error.code, "detail": error.detail}] if error.attr else None
-    )
-    return ApiError(error.status, error.code, error.detail, errors, headers=headers)  # type: ignore[arg-type]
+    errors = field_errors(error.attr, error.code, error.detail)
+    return ApiError(error.status, error.code, error.detail, errors, headers=headers)

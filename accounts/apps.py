@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of bearer authentication.
-        from accounts import schema  # noqa: F401
+        from accounts import schema  # noqa: F401 - imported for its registration

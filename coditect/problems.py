@@ -57,6 +57,11 @@ class FieldError(TypedDict):
     detail: str
 
 
+def field_errors(attr: str | None, code: str, detail: str) -> list[FieldError]:
+    """The ``errors`` list of a problem about one field (empty when it names none)."""
+    return [] if attr is None else [{"attr": attr, "code": code, "detail": detail}]
+
+
 class ApiError(exceptions.APIException):
     """An error a service or view raises to answer with a given status and code.
 

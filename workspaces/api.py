@@ -18,7 +18,7 @@ import fdb_backend
 from accounts.api import LIST_PARAMETERS, principal_of
 from accounts.services import Principal
 from coditect.cursors import cursor_open, cursor_seal
-from coditect.problems import ApiError
+from coditect.problems import ApiError, field_errors
 from coditect.time import rfc3339
 from fdb_backend.records import InvalidContinuation, RecordTooLarge
 from workspaces import schema, serializers, services
@@ -37,16 +37,12 @@ def workspace_errors(view: View) -> View:
         try:
             return view(*args, **kwargs)
         except WorkspaceError as error:
-            errors = [{"attr": error.attr, "code": error.code, "detail": error.detail}]
             headers = {}
             if "current_version" in error.context:
                 headers["ETag"] = f'"{error.context["current_version"]}"'
+            errors = field_errors(error.attr, error.code, error.detail)
             raise ApiError(
-                error.status,
-                error.code,
-                error.detail,
-                errors if error.attr else None,  # type: ignore[arg-type]
-                headers=headers,
+                error.status, error.code, error.detail, errors, headers=headers
             ) from None
         except InvalidContinuation:
             raise ApiError(

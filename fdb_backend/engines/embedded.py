@@ -539,7 +539,7 @@ class Transaction:
             result = list(map(_as_key_value, rows))
         else:
             cursor = conn.execute(
-                f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608
+                f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608 - as above
                 (b, e),
             )
             result = self._merge(cursor, local, limit, reverse)
