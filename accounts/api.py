@@ -46,7 +46,7 @@ LIST_PARAMETERS = [
 
 
 def account_errors(view: View) -> View:
-    """Turn the services' AccountError into the API's problem responses."""
+    """Turn the services' AccountError (and a cursor from elsewhere) into problem responses."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -54,6 +54,10 @@ def account_errors(view: View) -> View:
             return view(*args, **kwargs)
         except AccountError as error:
             raise api_error(error) from None
+        except InvalidContinuation:
+            raise ApiError(
+                400, "invalid_cursor", "The cursor is not valid for this list."
+            ) from None
 
     return wrapper
 
@@ -197,18 +201,13 @@ class SessionsView(APIView):
     @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
-        try:
-            page = selectors.auth_session_list(
-                db=db(),
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
-                limit=_limit(request),
-                cursor=cursor_open(request.query_params.get("cursor")),
-            )
-        except InvalidContinuation as error:
-            raise ApiError(
-                400, "invalid_cursor", "The cursor is not valid for this list."
-            ) from error
+        page = selectors.auth_session_list(
+            db=db(),
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            limit=_limit(request),
+            cursor=cursor_open(request.query_params.get("cursor")),
+        )
         return Response(
             {
                 "results": [session_json(s, principal.session.id) for s in page.records],
@@ -268,19 +267,15 @@ class TenantView(APIView):
 
 class MembersView(APIView):
     @extend_schema(responses={200: schema.MemberListOut}, parameters=LIST_PARAMETERS)
+    @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
-        try:
-            page = selectors.member_list(
-                db=db(),
-                tenant_id=principal.tenant_id,
-                limit=_limit(request),
-                cursor=cursor_open(request.query_params.get("cursor")),
-            )
-        except InvalidContinuation as error:
-            raise ApiError(
-                400, "invalid_cursor", "The cursor is not valid for this list."
-            ) from error
+        page = selectors.member_list(
+            db=db(),
+            tenant_id=principal.tenant_id,
+            limit=_limit(request),
+            cursor=cursor_open(request.query_params.get("cursor")),
+        )
         return Response(
             {
                 "results": [

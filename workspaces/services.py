@@ -189,17 +189,15 @@ def session_create(
 
 
 def session_get(*, db: Any, principal: Principal, session_id: uuid.UUID) -> SessionView:
-    tenant_id = principal.tenant_id
+    return _session_read(db, principal.tenant_id, session_id)
 
-    @fdb_backend.transactional
-    def read(tr: Any) -> SessionView:
-        head = heads(tenant_id).get(tr.snapshot, session_id)
-        if head is None:
-            raise _not_found()
-        return _view(tr.snapshot, tenant_id, head)
 
-    view: SessionView = read(db)
-    return view
+@fdb_backend.transactional
+def _session_read(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> SessionView:
+    head = heads(tenant_id).get(tr.snapshot, session_id)
+    if head is None:
+        raise _not_found()
+    return _view(tr.snapshot, tenant_id, head)
 
 
 def session_list(
@@ -550,16 +548,7 @@ def session_list_by_staff(
 
 def session_get_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> SessionView:
     """One session of a tenant with its state, for support staff. Raises WorkspaceError 404."""
-
-    @fdb_backend.transactional
-    def read(tr: Any) -> SessionView:
-        head = heads(tenant_id).get(tr.snapshot, session_id)
-        if head is None:
-            raise _not_found()
-        return _view(tr.snapshot, tenant_id, head)
-
-    view: SessionView = read(db)
-    return view
+    return _session_read(db, tenant_id, session_id)
 
 
 def session_delete_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
