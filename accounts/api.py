@@ -165,6 +165,8 @@ class LoginView(Public):
 
 
 class RefreshView(Public):
+    lean_methods = frozenset({"post"})
+
     @extend_schema(request=serializers.RefreshIn, responses={200: schema.TokenPairOut})
     @account_errors
     def post(self, request: Request) -> Response:
@@ -174,6 +176,8 @@ class RefreshView(Public):
 
 
 class LogoutView(APIView):
+    lean_methods = frozenset({"post"})
+
     @extend_schema(request=None, responses=schema.NO_CONTENT)
     @account_errors
     def post(self, request: Request) -> Response:
@@ -182,6 +186,8 @@ class LogoutView(APIView):
 
 
 class LogoutAllView(APIView):
+    lean_methods = frozenset({"post"})
+
     @extend_schema(request=None, responses=schema.NO_CONTENT)
     @account_errors
     def post(self, request: Request) -> Response:
@@ -190,6 +196,8 @@ class LogoutAllView(APIView):
 
 
 class MeView(APIView):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(responses={200: schema.MeOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -197,6 +205,8 @@ class MeView(APIView):
 
 
 class SessionsView(APIView):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(responses={200: schema.AuthSessionListOut}, parameters=LIST_PARAMETERS)
     @account_errors
     def get(self, request: Request) -> Response:
@@ -217,6 +227,8 @@ class SessionsView(APIView):
 
 
 class SessionDetailView(APIView):
+    lean_methods = frozenset({"delete"})
+
     @extend_schema(responses=schema.NO_CONTENT)
     @account_errors
     def delete(self, request: Request, session_id: str) -> Response:
@@ -243,6 +255,8 @@ class PasswordView(APIView):
 
 
 class JwksView(Public):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(responses={200: schema.JwksOut})
     def get(self, request: Request) -> Response:
         keys = keyring(db=db())
@@ -253,6 +267,8 @@ class JwksView(Public):
 
 
 class TenantView(APIView):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(responses={200: schema.TenantDetailOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -266,6 +282,8 @@ class TenantView(APIView):
 
 
 class MembersView(APIView):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(responses={200: schema.MemberListOut}, parameters=LIST_PARAMETERS)
     @account_errors
     def get(self, request: Request) -> Response:
@@ -294,6 +312,8 @@ class MembersView(APIView):
 
 
 class MemberDetailView(APIView):
+    lean_methods = frozenset({"delete"})
+
     @extend_schema(responses=schema.NO_CONTENT)
     @account_errors
     def delete(self, request: Request, user_id: str) -> Response:
@@ -307,6 +327,8 @@ class MemberDetailView(APIView):
 
 
 class InvitationsView(APIView):
+    lean_methods = frozenset({"post"})
+
     @extend_schema(request=serializers.InvitationIn, responses={201: schema.InvitationOut})
     @account_errors
     def post(self, request: Request) -> Response:

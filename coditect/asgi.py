@@ -13,12 +13,14 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 
+from coditect.request_threads import ReusedRequestThreads
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
 
 # Set up Django before importing the routes: consumers import code that needs the app registry.
 # One daphne process is a whole deployment by default, so it serves the admin's static files
 # itself; a proxy in front may serve `collectstatic`'s output instead.
-_http = ASGIStaticFilesHandler(get_asgi_application())
+_http = ReusedRequestThreads(ASGIStaticFilesHandler(get_asgi_application()))
 
 
 async def _no_such_route(

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.utils.decorators import sync_and_async_middleware
 
 from coditect.problems import as_problem, is_api_path, problem_response
@@ -92,3 +94,33 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
 
 request_id_middleware = _middleware(assign_request_id, echo_request_id)
 api_problem_middleware = _middleware(reject_large_body, as_problem)
+
+
+def _inline(middleware_class: type[Any]) -> Callable[[GetResponse], GetResponse]:
+    """One of Django's header-only middlewares with its hooks called inline.
+
+    Installed as Django's class it would cost a thread hop per hook under ASGI
+    (MiddlewareMixin runs hooks through sync_to_async); its hooks only read settings and set
+    headers, so they are safe on the event loop. Instantiated when the handler loads its
+    middleware, as Django does, so it reads the settings of that moment.
+    """
+
+    @sync_and_async_middleware
+    def factory(get_response: GetResponse) -> GetResponse:
+        instance = middleware_class(get_response)
+        before = getattr(instance, "process_request", _nothing)
+        return _middleware(before, instance.process_response)(get_response)
+
+    factory.__name__ = factory.__qualname__ = middleware_class.__name__
+    return factory
+
+
+def _nothing(request: HttpRequest) -> None:
+    return None
+
+
+# Django's SecurityMiddleware (HSTS, nosniff, referrer and opener policies, the HTTPS redirect)
+# and XFrameOptionsMiddleware; coditect/checks.py keeps Django's deploy checks of their
+# settings working with these in MIDDLEWARE instead of Django's class paths.
+security_middleware = _inline(SecurityMiddleware)
+frame_options_middleware = _inline(XFrameOptionsMiddleware)

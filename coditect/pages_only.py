@@ -1,9 +1,10 @@
-"""Django's page middleware (sessions, auth user, messages, APPEND_SLASH) for pages only.
+"""Django's page middleware (sessions, CSRF, auth user, messages, APPEND_SLASH) for pages only.
 
-The API authenticates with bearer tokens and never reads a cookie, so these do nothing for
-it. Under daphne each of them also moves every request and response to a thread and back
-(Django runs MiddlewareMixin hooks through sync_to_async): skipping them on API paths takes
-eight thread hops off every API request. Pages (the admin) keep all of them.
+The API authenticates with bearer tokens and never reads a cookie, so these do nothing for it
+(a browser does not send a header token on its own, so it needs no CSRF check). Under daphne
+each of them also moves every request and response to a thread and back (Django runs
+MiddlewareMixin hooks through sync_to_async): skipping them on API paths takes about ten thread
+hops off every API request. Pages (the admin) keep all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest
 from django.middleware.common import CommonMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
 
 from coditect.problems import is_api_path
 
@@ -39,5 +41,6 @@ def _for_pages(base: type[Any]) -> type[Any]:
 
 Session = _for_pages(SessionMiddleware)
 Common = _for_pages(CommonMiddleware)
+Csrf = _for_pages(CsrfViewMiddleware)
 Authentication = _for_pages(AuthenticationMiddleware)
 Messages = _for_pages(MessageMiddleware)

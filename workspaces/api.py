@@ -124,6 +124,8 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
 
 
 class SessionsView(APIView):
+    lean_methods = frozenset({"get", "post"})
+
     @extend_schema(
         operation_id="sessions_list",
         parameters=[
@@ -175,6 +177,8 @@ class SessionsView(APIView):
 
 
 class SessionDetailView(APIView):
+    lean_methods = frozenset({"get", "patch", "delete"})
+
     @extend_schema(operation_id="sessions_retrieve", responses={200: schema.SessionOut})
     @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
@@ -209,6 +213,8 @@ class SessionDetailView(APIView):
 
 
 class ForkView(APIView):
+    lean_methods = frozenset({"post"})
+
     @extend_schema(request=serializers.ForkIn, responses={201: schema.SessionOut})
     @workspace_errors
     def post(self, request: Request, session_id: str) -> Response:
@@ -224,6 +230,8 @@ class ForkView(APIView):
 
 
 class RelatedView(APIView):
+    lean_methods = frozenset({"get"})
+
     @extend_schema(operation_id="sessions_related", responses={200: schema.SessionListOut})
     @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
@@ -237,6 +245,8 @@ class RelatedView(APIView):
 
 
 class EventsView(APIView):
+    lean_methods = frozenset({"get", "post"})
+
     @extend_schema(
         parameters=[OpenApiParameter("after_seq", int), OpenApiParameter("limit", int)],
         responses={200: schema.EventListOut},

@@ -175,3 +175,25 @@ class TestEnvReaders:
         assert env.dev_secret_key(path) == key
         assert path.stat().st_mode & 0o777 == 0o600
         assert [p.name for p in path.parent.iterdir()] == ["dev-secret-key"]
+
+
+def test_check_deploy_runs_djangos_security_checks_on_our_middlewares(production):
+    # Our stand-ins for SecurityMiddleware and friends must not switch Django's checks of
+    # their settings off: without HSTS the deploy check still says so.
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", DJANGO_SECURE_HSTS_SECONDS="0", **production
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "security.W004" in output
+
+
+def test_check_deploy_names_a_missing_security_middleware(settings):
+    from django.core.checks import run_checks
+
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "coditect.middleware.security_middleware"
+    ]
+    ids = {message.id for message in run_checks(include_deployment_checks=True)}
+    assert "coditect.W001" in ids
+    assert "security.W004" not in ids  # no security middleware: its settings do not matter

@@ -1,0 +1,70 @@
+"""Hot API operations under ASGI: the view and its rendering in one pool thread, not three hops.
+
+Under daphne, Django runs a sync view through ``sync_to_async(thread_sensitive=True)`` (a hop
+to the request's one thread-sensitive thread), renders a DRF response in a second such hop,
+and runs the view middleware (CSRF's ``process_view``) in a third. A DRF view lists the methods
+that need none of that in ``lean_methods``; for those, this middleware, last in MIDDLEWARE,
+resolves the path, then calls the view and renders its response in a single
+``sync_to_async(thread_sensitive=False)`` call (a pool thread; no thread-sensitive context is
+needed because these views use the storage layer, which is thread-safe, and never the ORM).
+The view itself is unchanged, so are its answers, errors and schema. Under WSGI there are no
+hops to save and the middleware steps aside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.urls import Resolver404, ResolverMatch, resolve
+from django.utils.decorators import sync_and_async_middleware
+
+from coditect.problems import is_api_path
+
+GetResponse = Callable[[HttpRequest], Any]
+
+
+@sync_and_async_middleware
+def lean_middleware(get_response: GetResponse) -> GetResponse:
+    if not iscoroutinefunction(get_response):
+        return get_response
+
+    async def middleware(request: HttpRequest) -> HttpResponseBase:
+        match = _lean_route(request)
+        if match is None:
+            response: HttpResponseBase = await get_response(request)
+            return response
+        request.resolver_match = match
+        response = await _view_and_render_in_pool(request, match)
+        return response
+
+    return middleware
+
+
+def _lean_route(request: HttpRequest) -> ResolverMatch | None:
+    """The route of a request whose view declares its method lean, else None."""
+    if not is_api_path(request.path_info):
+        return None
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    view_class = getattr(match.func, "cls", None)
+    method = (request.method or "").lower()
+    if method not in getattr(view_class, "lean_methods", ()):
+        return None
+    return match
+
+
+def _view_and_render(request: HttpRequest, match: ResolverMatch) -> HttpResponseBase:
+    response: HttpResponseBase = match.func(request, *match.args, **match.kwargs)
+    render = getattr(response, "render", None)
+    if callable(render):
+        response = render()
+    return response
+
+
+_view_and_render_in_pool = sync_to_async(_view_and_render, thread_sensitive=False)
