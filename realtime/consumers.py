@@ -2,7 +2,11 @@
 
 Ordering: every event carries its session ``seq``. The consumer remembers the last seq it
 sent and never sends one twice or out of order: an event that arrives ahead of a gap (two
-processes, a slow layer) makes it read the missing ones from the log first.
+processes, a slow layer) makes it read the missing ones from the log first, and while it reads
+the log (welcome, resume, a gap) live events only note how far it must read.
+
+Live events reach the socket through the process's fan-out (realtime/fanout.py), not through a
+channel-layer group member per socket.
 """
 
 from __future__ import annotations
@@ -15,22 +19,23 @@ import uuid
 from typing import Any
 
 import jwt
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
 import fdb_backend
 from accounts.errors import AccountError
-from accounts.services import Principal, principal_authenticate, principal_check
+from accounts.services import Principal, principal_authenticate
 from realtime import services
+from realtime.fanout import fanout
 from realtime.protocol import (
     PROTOCOL,
     ProtocolError,
     parse_message,
     wire_event,
 )
-from workspaces import broadcast
+from realtime.watch import watch
 from workspaces.api import EVENT_DATA_MAX_BYTES, session_json
 from workspaces.errors import WorkspaceError
 from workspaces.serializers import SessionPatchIn, event_name_check, storable_json
@@ -51,21 +56,34 @@ CLOSE_RATE_LIMITED = 4429
 
 
 def _sync(fn: Any) -> Any:
-    return database_sync_to_async(fn, thread_sensitive=False)
+    # A pool thread: the services use the storage layer, never the ORM, so no thread-bound
+    # database connection needs opening or closing around them.
+    return sync_to_async(fn, thread_sensitive=False)
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
+    # No channel of its own: live events come from the process's fan-out.
+    channel_layer_alias = None
+
     async def connect(self) -> None:
         self.principal: Principal | None = None
         self.token_expires_at = 0.0
         self.connection_id = uuid.uuid4().hex
         self.last_sent = 0
+        # The seq of the last full state sent (welcome, resync): events up to it reached the
+        # client only as state, so a resume replays them; later ones were sent live.
+        self.state_seq = 0
         self.joined = False
         self.tasks: list[asyncio.Task[None]] = []
         self.last_message = time.monotonic()
         self.tokens = float(settings.CODITECT_WS_RATE_BURST)
         self.tokens_at = time.monotonic()
         self.closing = False
+        self.subscribed = False
+        # While the log is read (welcome, resume, a gap), live events only raise `behind`.
+        self.catching_up = False
+        self.behind = 0
+        self.log_lock = asyncio.Lock()
         offered = list(self.scope.get("subprotocols") or [])
         if PROTOCOL not in offered:
             await self.accept()
@@ -111,7 +129,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if principal is None:
             return
         self.principal = principal
-        await self.channel_layer.group_add(broadcast.group_name(self.session_id), self.channel_name)
+        # Subscribed before the welcome's snapshot is read, so no event falls between them.
+        self.catching_up = True
+        await fanout().join(self.session_id, self)
+        self.subscribed = True
         try:
             welcome = await _sync(services.connection_open)(
                 db=fdb_backend.get_database(),
@@ -123,7 +144,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_NOT_FOUND)
             return
         self.joined = True
-        self.last_sent = welcome.seq
+        self.last_sent = self.state_seq = welcome.seq
         await self.send_json(
             {
                 "type": "welcome",
@@ -135,46 +156,21 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 "locks": welcome.locks,
             }
         )
-        self.tasks += [
-            asyncio.ensure_future(self.heartbeat()),
-            asyncio.ensure_future(self.watch_auth()),
-            asyncio.ensure_future(self.watch_idle()),
-        ]
+        self.catching_up = False
+        if self.behind > self.last_sent:
+            await self.read_log()
+        watch().add(self)
 
-    async def heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(settings.CODITECT_WS_HEARTBEAT_S)
-            try:
-                await _sync(services.connection_heartbeat)(
-                    db=fdb_backend.get_database(),
-                    tenant_id=self.tenant_id,
-                    session_id=self.session_id,
-                    connection_id=self.connection_id,
-                )
-            except Exception:
-                log.exception("heartbeat failed", extra={"connection_id": self.connection_id})
+    # --- closed by the process's watch (realtime/watch.py) ----------------------------
 
-    async def watch_auth(self) -> None:
-        while True:
-            await asyncio.sleep(settings.CODITECT_WS_AUTH_CHECK_S)
-            if time.time() >= self.token_expires_at:
-                await self.close(CLOSE_UNAUTHENTICATED)
-                return
-            try:
-                await _sync(principal_check)(
-                    db=fdb_backend.get_database(), principal=self.principal
-                )
-            except AccountError as error:
-                await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
-                return
+    async def close_for(self, error: AccountError) -> None:
+        await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
 
-    async def watch_idle(self) -> None:
-        idle = settings.CODITECT_WS_IDLE_TIMEOUT_S
-        while True:
-            await asyncio.sleep(min(1.0, idle / 2))
-            if time.monotonic() - self.last_message > idle:
-                await self.close(CLOSE_TIMEOUT)
-                return
+    async def close_idle(self) -> None:
+        await self.close(CLOSE_TIMEOUT)
+
+    async def close_expired(self) -> None:
+        await self.close(CLOSE_UNAUTHENTICATED)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         if self.closing:
@@ -185,12 +181,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in self.tasks:
             task.cancel()
+        watch().discard(self)
+        if getattr(self, "subscribed", False):
+            self.subscribed = False
+            await fanout().leave(self.session_id, self)
         if not getattr(self, "joined", False):
             return
         self.joined = False
-        await self.channel_layer.group_discard(
-            broadcast.group_name(self.session_id), self.channel_name
-        )
         try:
             await _sync(services.connection_close)(
                 db=fdb_backend.get_database(),
@@ -217,34 +214,65 @@ class SessionConsumer(AsyncWebsocketConsumer):
             {"type": "error", "id": msg_id, "code": code, "detail": detail, **extra}
         )
 
-    async def deliver(self, event: dict[str, Any], text: str | None = None) -> None:
-        """Send one logged event in seq order: drop repeats, fill gaps from the log."""
-        seq = int(event["seq"])
-        if seq <= self.last_sent:
-            return
-        if seq > self.last_sent + 1:
-            await self.replay(self.last_sent, upto=seq - 1)
-            if self.last_sent >= seq:
-                return
+    async def fanout_event(self, seq: int, text: str) -> None:
+        """A live event from the fan-out: sent now if it is the next one, else read from the log."""
         if self.closing:
             return
-        if text is None:
-            text = json.dumps(wire_event(event), separators=(",", ":"))
-        await self.send(text_data=text)
-        self.last_sent = seq
+        if self.catching_up or not self.joined:
+            self.behind = max(self.behind, seq)
+            return
+        if seq <= self.last_sent:
+            return
+        if seq == self.last_sent + 1:
+            self.last_sent = seq
+            await self.send(text_data=text)
+            return
+        # Ahead of a gap (two processes, a slow layer): fill it from the log in a task of this
+        # socket's own, so the fan-out goes on to the other sockets.
+        self.behind = max(self.behind, seq)
+        self.catching_up = True
+        self.tasks.append(asyncio.ensure_future(self.fill_gap()))
 
-    async def replay(self, after: int, upto: int | None = None) -> int:
-        """Send logged events after ``after`` (to ``upto``); a resync if the log is short."""
+    async def fanout_deleted(self) -> None:
+        self.joined = False  # nothing left to clean up: the session took its records along
+        await self.close(CLOSE_NOT_FOUND)
+
+    async def fill_gap(self) -> None:
+        await self.read_log()
+
+    async def read_log(self) -> None:
+        """Send logged events after ``last_sent``, up to the log's end and then up to the
+        newest live event that came meanwhile (a gap, or events held back during a read)."""
+        async with self.log_lock:
+            self.catching_up = True
+            try:
+                await self.replay(upto=None)
+                await self.catch_up()
+            finally:
+                self.catching_up = False
+
+    async def catch_up(self) -> None:
+        """Send from the log the live events that came while it was being read."""
+        while self.behind > self.last_sent and not self.closing:
+            if not await self.replay(upto=self.behind):
+                break  # the log ends before `behind`: nothing more to send
+
+    async def replay(self, *, upto: int | None, after: int | None = None) -> int:
+        """Send logged events after ``after`` (default ``last_sent``, which then moves along)
+        up to ``upto`` (default the log's end); a resync instead if the log is short.
+        Returns how many were sent."""
         assert self.principal is not None
+        live = after is None
+        cursor = self.last_sent if after is None else after
         sent = 0
-        while upto is None or self.last_sent < upto:
-            limit = 200 if upto is None else min(200, upto - self.last_sent)
+        while upto is None or cursor < upto:
+            limit = 200 if upto is None else min(200, upto - cursor)
             try:
                 page = await _sync(session_event_list)(
                     db=fdb_backend.get_database(),
                     principal=self.principal,
                     session_id=self.session_id,
-                    after_seq=self.last_sent,
+                    after_seq=cursor,
                     limit=limit,
                 )
             except WorkspaceError as error:
@@ -253,10 +281,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
                     return sent
                 raise
             for item in page.events:
+                cursor = int(item["seq"])
+                if live:
+                    self.last_sent = cursor
                 await self.send_json(wire_event(item))
-                self.last_sent = int(item["seq"])
                 sent += 1
-            if not page.events or self.last_sent >= page.latest_seq:
+            if not page.events or cursor >= page.latest_seq:
                 break
         return sent
 
@@ -265,7 +295,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         snapshot = await _sync(services.session_snapshot)(
             db=fdb_backend.get_database(), principal=self.principal, session_id=self.session_id
         )
-        self.last_sent = snapshot.seq
+        self.last_sent = self.state_seq = snapshot.seq
         await self.send_json(
             {
                 "type": "resync",
@@ -276,16 +306,6 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 "locks": snapshot.locks,
             }
         )
-
-    # --- from the channel layer ------------------------------------------------------
-
-    async def session_event(self, message: dict[str, Any]) -> None:
-        if self.joined:
-            await self.deliver(message["event"], message.get("text"))
-
-    async def session_deleted(self, message: dict[str, Any]) -> None:
-        self.joined = False  # nothing left to clean up: the session took its records along
-        await self.close(CLOSE_NOT_FOUND)
 
     # --- from the client -------------------------------------------------------------
 
@@ -366,10 +386,19 @@ class SessionConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(
                 "invalid", "last_seq must be a non-negative integer.", message.get("id")
             )
-        # Rewind: events after last_seq are sent again from the log, then live ones follow.
-        self.last_sent = last_seq
-        replayed = await self.replay(last_seq)
-        await self.send_json({"type": "ack", "id": message.get("id"), "replayed": replayed})
+        # Events after state_seq were sent on this socket as they came; the client missed
+        # those from last_seq up to the state it was given.
+        # Live events wait meanwhile, so the replay comes whole, then the ack, then them.
+        async with self.log_lock:
+            self.catching_up = True
+            try:
+                replayed = 0
+                if last_seq < self.state_seq:
+                    replayed = await self.replay(after=last_seq, upto=self.state_seq)
+                await self.send_json({"type": "ack", "id": message.get("id"), "replayed": replayed})
+                await self.catch_up()
+            finally:
+                self.catching_up = False
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
         assert self.principal is not None

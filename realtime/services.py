@@ -172,22 +172,35 @@ def connection_close(
 def connection_heartbeat(
     *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_id: str
 ) -> None:
-    """Refresh ``last_seen``; drop connections whose server stopped beating (no ghosts)
-    and release their locks and any expired lease, announcing each."""
+    """Refresh one connection's ``last_seen``, sweeping the session (see connections_heartbeat)."""
+    connections_heartbeat(
+        db=db, tenant_id=tenant_id, session_id=session_id, connection_ids=[connection_id]
+    )
+
+
+def connections_heartbeat(
+    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_ids: list[str]
+) -> None:
+    """Refresh ``last_seen`` of a server's connections to one session; drop connections whose
+    server stopped beating (no ghosts) and release their locks and any expired lease,
+    announcing each. One transaction for all of them: a server beats once per session, not
+    once per socket."""
     now, batch = datetime.now(UTC), uuid.uuid4()
+    ours = set(connection_ids)
 
     @fdb_backend.transactional
     def beat(tr: Any) -> Events:
-        mine = connections(tenant_id).get(tr, (session_id, connection_id))
-        if mine is not None:
-            connections(tenant_id).save(tr, dataclasses.replace(mine, last_seen=now))
-        # Scan without conflicts (every socket of the session beats), then re-read just what
+        for connection_id in connection_ids:
+            mine = connections(tenant_id).get(tr, (session_id, connection_id))
+            if mine is not None:
+                connections(tenant_id).save(tr, dataclasses.replace(mine, last_seen=now))
+        # Scan without conflicts (every server of the session beats), then re-read just what
         # is removed, so two sweepers of one ghost still conflict and only one announces it.
         _, stale, _, gone = _live(tr.snapshot, tenant_id, session_id, now)
-        stale = [c for c in stale if c.connection_id != connection_id]
+        stale = [c for c in stale if c.connection_id not in ours]
         items: list[tuple[str, Any]] = []
         for lock in gone:
-            if lock.connection_id == connection_id and lock.expires_at > now:
+            if lock.connection_id in ours and lock.expires_at > now:
                 continue  # our own lock, our own connection is alive
             if locks(tenant_id).get(tr, (session_id, lock.path)) != lock:
                 continue
@@ -300,3 +313,31 @@ def session_snapshot(*, db: Any, principal: Principal, session_id: uuid.UUID) ->
         presence=[presence_json(c) for c in alive],
         locks=[lock_json(lk) for lk in valid],
     )
+
+
+def connection_counts(
+    *, db: Any, principal: Principal, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """How many live connections each of the tenant's sessions has (one snapshot read).
+
+    Live as presence counts them: seen within the presence timeout, so the sockets of a
+    crashed server stop counting before a heartbeat sweeps them. Ids of other tenants, or of
+    no session, count 0.
+    """
+    tenant_id = principal.tenant_id
+    now = datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> dict[uuid.UUID, int]:
+        found = connections(tenant_id)
+        return {
+            session_id: sum(
+                1
+                for c in found.list_by_key(tr.snapshot, (session_id,)).records
+                if now - c.last_seen <= _timeout()
+            )
+            for session_id in session_ids
+        }
+
+    counts: dict[uuid.UUID, int] = read(db)
+    return counts

@@ -48,9 +48,14 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
         for event in events:
             # Encoded once here rather than once per socket: a session may have hundreds.
             text = json.dumps(wire_event(event), separators=(",", ":"))
-            async_to_sync(layer.group_send)(
-                group_name(session_id), {"type": "session.event", "event": event, "text": text}
-            )
+            message = {
+                "type": "session.event",
+                "session": session_id.hex,
+                "seq": event["seq"],
+                "event": event,
+                "text": text,
+            }
+            async_to_sync(layer.group_send)(group_name(session_id), message)
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})
 
@@ -61,6 +66,7 @@ def session_deleted_send(*, session_id: uuid.UUID) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group_name(session_id), {"type": "session.deleted"})
+        message = {"type": "session.deleted", "session": session_id.hex}
+        async_to_sync(layer.group_send)(group_name(session_id), message)
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})

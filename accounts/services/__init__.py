@@ -3,7 +3,12 @@
 from accounts.services.common import Client
 from accounts.services.issue import TokenPair
 from accounts.services.login import LoggedIn, user_login
-from accounts.services.principal import Principal, principal_authenticate, principal_check
+from accounts.services.principal import (
+    Principal,
+    principal_authenticate,
+    principal_check,
+    principals_check,
+)
 from accounts.services.refresh import token_refresh
 from accounts.services.registration import Registered, user_register
 from accounts.services.sessions import (
@@ -38,6 +43,7 @@ __all__ = [
     "member_remove",
     "principal_authenticate",
     "principal_check",
+    "principals_check",
     "tenant_resume",
     "tenant_suspend",
     "token_refresh",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,10 +99,36 @@ def principal_authenticate(*, db: Any, token: str) -> Principal:
 
 def principal_check(*, db: Any, principal: Principal) -> None:
     """Re-check a principal held open (a WebSocket): raises AccountError once it is revoked."""
-    session, user, tenant = _load(db, principal.tenant_id, principal.session.id)
+    error = principals_check(db=db, principals=[principal])[0]
+    if error is not None:
+        raise error
+
+
+def principals_check(*, db: Any, principals: Sequence[Principal]) -> list[AccountError | None]:
+    """principal_check of many principals in one transaction: an error or None for each.
+
+    A server re-checks all its open sockets at once, reading each auth session once however
+    many sockets share it.
+    """
+    keys = {(p.tenant_id, p.session.id) for p in principals}
+    found = _load_many(db, sorted(keys))
+    return [_why_not(*found[(p.tenant_id, p.session.id)]) for p in principals]
+
+
+@fdb_backend.transactional
+def _load_many(
+    tr: Any, keys: list[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[AuthSession | None, User | None, Tenant | None]]:
+    return {key: _load(tr, *key) for key in keys}
+
+
+def _why_not(
+    session: AuthSession | None, user: User | None, tenant: Tenant | None
+) -> AccountError | None:
     if session is None or session.revoked_at is not None or user is None or tenant is None:
-        raise fail(SESSION_REVOKED)
+        return fail(SESSION_REVOKED)
     if user.locked:
-        raise fail(ACCOUNT_LOCKED)
+        return fail(ACCOUNT_LOCKED)
     if tenant.status != "active":
-        raise AccountError(*TENANT_SUSPENDED)
+        return AccountError(*TENANT_SUSPENDED)
+    return None
