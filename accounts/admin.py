@@ -23,6 +23,7 @@ from accounts.admin_support import (
 )
 from accounts.models import StaffAuditEntry
 from accounts.services import staff
+from accounts.services.mfa import staff_mfa_reset
 
 
 @admin.register(StaffAuditEntry)
@@ -138,16 +139,20 @@ def users_view(request: HttpRequest) -> HttpResponse:
 @support_view
 def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) -> HttpResponse:
     overview = staff.user_overview(db=_db(), tenant_id=tenant_id, user_id=user_id)
+    member = overview.user
     return render(
         request,
-        "admin/support/user.html",
-        f"User {overview.user.email}",
+        "admin/support/user_security.html",
+        f"User {member.email}",
         {
             "overview": overview,
             "tenant": overview.tenant,
-            "member": overview.user,
+            "member": member,
             "can_lock": staff.can(request.user, "accounts.lock_user"),
             "can_revoke": staff.can(request.user, "accounts.revoke_sessions"),
+            "mfa_on": member.totp_enabled_at is not None,
+            "mfa_pending": member.totp_enabled_at is None and bool(member.totp_secret),
+            "recovery_codes_left": len(member.recovery_codes),
         },
     )
 
@@ -236,6 +241,26 @@ def user_revoke_all_view(
 
 
 @support_view
+def user_mfa_reset_view(
+    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> HttpResponse:
+    def perform(reason: str) -> str:
+        staff_mfa_reset(
+            db=_db(), staff=request.user, tenant_id=tenant_id, user_id=user_id, reason=reason
+        )
+        return "Two-factor authentication is off; the user signs in with the password alone."
+
+    return _user_action(
+        request,
+        tenant_id,
+        user_id,
+        permission="accounts.lock_user",
+        title="Reset two-factor authentication of",
+        perform=perform,
+    )
+
+
+@support_view
 def session_revoke_view(
     request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> HttpResponse:
@@ -298,6 +323,11 @@ support_route(
     "tenants/<uuid:tenant_id>/users/<uuid:user_id>/revoke-all/",
     user_revoke_all_view,
     "user_revoke_all",
+)
+support_route(
+    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/mfa-reset/",
+    user_mfa_reset_view,
+    "user_mfa_reset",
 )
 support_route(
     "tenants/<uuid:tenant_id>/users/<uuid:user_id>/sessions/<uuid:session_id>/revoke/",

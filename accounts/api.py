@@ -28,7 +28,6 @@ from accounts.services import (
     invitation_create,
     member_remove,
     token_refresh,
-    user_login,
     user_password_change,
     user_register,
 )
@@ -93,6 +92,7 @@ def user_json(user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "tenant_id": str(user.tenant_id),
         "role": user.role,
+        "email_verified": user.email_verified_at is not None,
     }
 
 
@@ -153,15 +153,6 @@ class RegisterView(Public):
             },
             status=201,
         )
-
-
-class LoginView(Public):
-    @extend_schema(request=serializers.LoginIn, responses={200: schema.LoginOut})
-    @account_errors
-    def post(self, request: Request) -> Response:
-        body = parsed(serializers.LoginIn, request)
-        done = user_login(db=db(), client=client_of(request), **body)
-        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
 
 
 class RefreshView(Public):

@@ -37,3 +37,67 @@ TENANT_SUSPENDED = (403, "tenant_suspended", "This organisation is suspended.")
 def fail(spec: tuple[int, str, str], *, attr: str | None = None) -> AccountError:
     status, code, detail = spec
     return AccountError(status, code, detail, attr=attr)
+
+
+# --- account recovery and the second factor (docs/accounts.md) ----------------------------
+EMAIL_NOT_VERIFIED = (403, "email_not_verified", "Confirm your email address first.")
+EMAIL_ALREADY_VERIFIED = (409, "email_already_verified", "This email address is already verified.")
+INVALID_VERIFICATION_TOKEN = (
+    400,
+    "invalid_verification_token",
+    "The verification token is invalid or was already used.",
+)
+VERIFICATION_TOKEN_EXPIRED = (
+    400,
+    "verification_token_expired",
+    "The verification token has expired; ask for a new one.",
+)
+INVALID_RESET_TOKEN = (
+    400,
+    "invalid_reset_token",
+    "The password reset token is invalid or was already used.",
+)
+RESET_TOKEN_EXPIRED = (
+    400,
+    "reset_token_expired",
+    "The password reset token has expired; ask for a new one.",
+)
+INVALID_MFA_CHALLENGE = (
+    401,
+    "invalid_mfa_challenge",
+    "The sign-in attempt is invalid or already completed; sign in again.",
+)
+MFA_CHALLENGE_EXPIRED = (
+    401,
+    "mfa_challenge_expired",
+    "The sign-in attempt expired; sign in again.",
+)
+# 401 when completing a login, 400 elsewhere (the caller is signed in): see mfa_code_error.
+INVALID_MFA_CODE = (400, "invalid_mfa_code", "The code is incorrect.")
+MFA_CODE_REUSED = (400, "mfa_code_reused", "This code was already used; wait for the next one.")
+MFA_ALREADY_ENABLED = (409, "mfa_already_enabled", "Two-factor authentication is already on.")
+MFA_NOT_ENABLED = (409, "mfa_not_enabled", "Two-factor authentication is not on.")
+MFA_NOT_ENROLLING = (409, "mfa_not_enrolling", "Start a two-factor enrolment first.")
+WRONG_PASSWORD = (400, "wrong_password", "The password is incorrect.")
+
+
+class MfaRequired(AccountError):
+    """The password was right and the user has a second factor: finish with
+    ``POST login/mfa`` and this challenge (shown once; only its digest is stored)."""
+
+    def __init__(self, *, challenge: str, expires_in: int) -> None:
+        super().__init__(401, "mfa_required", "Enter a code from your authenticator app.")
+        self.challenge = challenge
+        self.expires_in = expires_in
+
+
+def throttled(retry_after: int) -> AccountError:
+    return AccountError(
+        429, "throttled", "Too many attempts; try again later.", retry_after=retry_after
+    )
+
+
+def mfa_code_error(spec: tuple[int, str, str], *, login: bool) -> AccountError:
+    """A refused code: 401 while completing a login (no one is signed in yet), else 400."""
+    _, code, detail = spec
+    return AccountError(401 if login else 400, code, detail, attr="code")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +27,8 @@ class Tenant(Record):
     slug: str
     status: Literal["active", "suspended"] = "active"
     status_reason: str = ""
+    # Members must confirm their email before login (PATCH /api/v5/tenant/settings/).
+    require_email_verification: bool = False
     created_at: datetime
 
 
@@ -49,6 +51,22 @@ class User(Record):
     locked_reason: str = ""
     created_at: datetime
     password_changed_at: datetime
+    email_verified_at: datetime | None = None
+    # One-time tokens and the second factor live on the user, so they go wherever the user
+    # goes (removal, tenant export and delete) and a user never holds more than one of each.
+    # Tokens are stored as SHA-256 digests only (accounts/services/onetime.py).
+    email_token_hash: str = ""
+    email_token_expires_at: datetime | None = None
+    reset_token_hash: str = ""
+    reset_token_expires_at: datetime | None = None
+    mfa_challenge_hash: str = ""
+    mfa_challenge_expires_at: datetime | None = None
+    # TOTP: the secret sealed with AES-GCM under a key derived from SECRET_KEY (empty: none).
+    # Set with totp_enabled_at None while an enrolment awaits its first code.
+    totp_secret: bytes = b""
+    totp_enabled_at: datetime | None = None
+    totp_last_step: int = 0  # codes of this time step and earlier are spent
+    recovery_codes: list[str] = field(default_factory=list)  # digests of the unused ones
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,7 @@ UserOut = inline_serializer(
         "display_name": serializers.CharField(),
         "tenant_id": serializers.UUIDField(),
         "role": serializers.ChoiceField(choices=["owner", "admin", "member"]),
+        "email_verified": serializers.BooleanField(),
     },
 )
 TenantOut = inline_serializer(
@@ -54,6 +55,7 @@ MeOut = inline_serializer(
         "display_name": serializers.CharField(),
         "tenant_id": serializers.UUIDField(),
         "role": serializers.CharField(),
+        "email_verified": serializers.BooleanField(),
         "tenant": TenantOut,
     },
 )
@@ -118,3 +120,68 @@ JwksOut = inline_serializer(
     {"keys": serializers.ListField(child=serializers.DictField(child=serializers.CharField()))},
 )
 NO_CONTENT = {204: OpenApiResponse(description="Done.")}
+
+
+# --- account recovery and the second factor -----------------------------------------------
+
+_PROBLEM: dict[str, Any] = {
+    "type": serializers.CharField(),
+    "title": serializers.CharField(),
+    "status": serializers.IntegerField(),
+    "detail": serializers.CharField(),
+    "code": serializers.CharField(),
+    "errors": serializers.ListField(child=serializers.DictField()),
+    "request_id": serializers.CharField(),
+}
+MfaRequiredOut = OpenApiResponse(
+    response=inline_serializer(
+        "MfaRequired",
+        {
+            **_PROBLEM,
+            # Present with code mfa_required only.
+            "mfa_challenge": serializers.CharField(required=False),
+            "mfa_challenge_expires_in": serializers.IntegerField(required=False),
+            "mfa_methods": serializers.ListField(child=serializers.CharField(), required=False),
+        },
+    ),
+    description=(
+        "code mfa_required: the password was right and the account has a second factor; "
+        "POST mfa_challenge and a code to login/mfa. code invalid_credentials: unknown email "
+        "or wrong password."
+    ),
+)
+MfaStatusOut = inline_serializer(
+    "MfaStatus",
+    {
+        "totp_enabled": serializers.BooleanField(),
+        "totp_enabled_at": serializers.DateTimeField(allow_null=True),
+        "enrollment_pending": serializers.BooleanField(),
+        "recovery_codes_left": serializers.IntegerField(),
+    },
+)
+TotpEnrollmentOut = inline_serializer(
+    "TotpEnrollment",
+    {
+        "secret": serializers.CharField(help_text="Base32; shown this once."),
+        "otpauth_uri": serializers.CharField(help_text="otpauth://totp/... for a QR code."),
+        "digits": serializers.IntegerField(),
+        "period": serializers.IntegerField(),
+        "algorithm": serializers.CharField(),
+    },
+)
+RecoveryCodesOut = inline_serializer(
+    "RecoveryCodes",
+    {
+        "recovery_codes": serializers.ListField(
+            child=serializers.CharField(), help_text="Each works once; shown this once."
+        )
+    },
+)
+TenantSettingsOut = inline_serializer(
+    "TenantSettings", {"require_email_verification": serializers.BooleanField()}
+)
+ACCEPTED = {
+    202: OpenApiResponse(
+        description="Accepted: the same answer whether or not an account has this email."
+    )
+}

@@ -72,3 +72,58 @@ class InvitationIn(Strict):
 
 class EmptyIn(Strict):
     pass
+
+
+class Flag(serializers.BooleanField):
+    """A JSON boolean only: ``"yes"``, ``1`` and ``"true"`` are refused, not converted."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+def _token() -> serializers.CharField:
+    # Longer than any token we issue (about 110 characters), short of anything abusive.
+    return Text(max_length=300)
+
+
+class TokenIn(Strict):
+    token = _token()
+
+
+class EmailIn(Strict):
+    email = Email(max_length=254)
+
+
+class ResendIn(Strict):
+    """Without a bearer token, the address to send to; with one, nothing."""
+
+    email = Email(max_length=254, required=False)
+
+
+class PasswordResetConfirmIn(Strict):
+    token = _token()
+    new_password = _password()
+
+
+class LoginMfaIn(Strict):
+    challenge = _token()
+    code = Text(max_length=64)
+
+
+class PasswordConfirmIn(Strict):
+    password = _password()
+
+
+class CodeIn(Strict):
+    code = Text(max_length=64)
+
+
+class TotpDisableIn(Strict):
+    password = _password()
+    code = Text(max_length=64)
+
+
+class TenantSettingsIn(Strict):
+    require_email_verification = Flag(required=False)

@@ -237,3 +237,51 @@ CODITECT_WS_AUTH_CHECK_S = env_positive_float("CODITECT_WS_AUTH_CHECK_S", defaul
 # Connections refresh last_seen this often; one not seen for the timeout is a ghost.
 CODITECT_WS_HEARTBEAT_S = env_positive_float("CODITECT_WS_HEARTBEAT_S", default=10.0)
 CODITECT_WS_PRESENCE_TIMEOUT_S = env_positive_float("CODITECT_WS_PRESENCE_TIMEOUT_S", default=30.0)
+
+# --- email and account recovery (docs/configuration.md, docs/accounts.md) ---------------
+# Console by default (mail is printed to the server's standard output); SMTP as soon as
+# EMAIL_HOST is set; EMAIL_BACKEND picks any other Django backend (e.g. the file backend).
+EMAIL_HOST = env_str("EMAIL_HOST", default="")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+if EMAIL_USE_SSL and EMAIL_USE_TLS:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS (STARTTLS) and EMAIL_USE_SSL (implicit TLS) exclude each other; set one"
+    )
+EMAIL_PORT = env_int("EMAIL_PORT", default=465 if EMAIL_USE_SSL else 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", default="")
+# Django waits forever by default; mail leaves on a background thread, which must not hang.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", default=10, minimum=1)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="Coditect <noreply@localhost>")
+# Where people reach the platform: links in mail point here (no trailing slash).
+CODITECT_PUBLIC_URL = env_str("CODITECT_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+if not CODITECT_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"CODITECT_PUBLIC_URL must start with http:// or https://; got {CODITECT_PUBLIC_URL!r}"
+    )
+# The name authenticator apps show beside a TOTP entry.
+CODITECT_TOTP_ISSUER = env_str("CODITECT_TOTP_ISSUER", default="Coditect")
+
+CODITECT_EMAIL_VERIFICATION_TTL_S = env_int(
+    "CODITECT_EMAIL_VERIFICATION_TTL_S", default=3 * 86_400, minimum=1
+)
+CODITECT_PASSWORD_RESET_TTL_S = env_int("CODITECT_PASSWORD_RESET_TTL_S", default=3600, minimum=1)
+CODITECT_MFA_CHALLENGE_TTL_S = env_int("CODITECT_MFA_CHALLENGE_TTL_S", default=300, minimum=1)
+# Throttles (each multiplied by CODITECT_THROTTLE_SCALE).
+# Password-reset mails and verification resends per email address, each per hour.
+CODITECT_THROTTLE_MAIL_PER_EMAIL = env_int("CODITECT_THROTTLE_MAIL_PER_EMAIL", default=5)
+# Password-reset and resend requests per client address per hour.
+CODITECT_THROTTLE_MAIL_PER_ADDRESS = env_int("CODITECT_THROTTLE_MAIL_PER_ADDRESS", default=20)
+# Token confirmations (verify-email, password-reset/confirm) per client address per minute.
+CODITECT_THROTTLE_TOKENS_PER_ADDRESS = env_int("CODITECT_THROTTLE_TOKENS_PER_ADDRESS", default=30)
+# Second-factor codes tried per user per minute, and failed ones per user per hour.
+CODITECT_THROTTLE_MFA_PER_USER = env_int("CODITECT_THROTTLE_MFA_PER_USER", default=5)
+CODITECT_MFA_FAILURES_PER_HOUR = env_int("CODITECT_MFA_FAILURES_PER_HOUR", default=10)

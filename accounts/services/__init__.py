@@ -3,6 +3,17 @@
 from accounts.services.common import Client
 from accounts.services.issue import TokenPair
 from accounts.services.login import LoggedIn, user_login
+from accounts.services.mfa import (
+    MfaStatus,
+    TotpEnrollment,
+    mfa_status,
+    recovery_codes_regenerate,
+    totp_disable,
+    totp_enroll_confirm,
+    totp_enroll_start,
+    user_login_mfa,
+)
+from accounts.services.password_reset import password_reset_confirm, password_reset_request
 from accounts.services.principal import (
     Principal,
     principal_authenticate,
@@ -27,28 +38,46 @@ from accounts.services.tenancy import (
     user_lock,
     user_unlock,
 )
+from accounts.services.verification import (
+    email_verification_confirm,
+    email_verification_resend,
+    tenant_settings_update,
+)
 
 __all__ = [
     "Client",
     "IssuedInvitation",
     "LoggedIn",
+    "MfaStatus",
     "Principal",
     "Registered",
     "TokenPair",
+    "TotpEnrollment",
     "auth_session_logout",
     "auth_session_logout_all",
     "auth_session_revoke",
     "auth_session_revoke_all",
+    "email_verification_confirm",
+    "email_verification_resend",
     "invitation_create",
     "member_remove",
+    "mfa_status",
+    "password_reset_confirm",
+    "password_reset_request",
     "principal_authenticate",
     "principal_check",
     "principals_check",
+    "recovery_codes_regenerate",
     "tenant_resume",
+    "tenant_settings_update",
     "tenant_suspend",
     "token_refresh",
+    "totp_disable",
+    "totp_enroll_confirm",
+    "totp_enroll_start",
     "user_lock",
     "user_login",
+    "user_login_mfa",
     "user_password_change",
     "user_register",
     "user_unlock",

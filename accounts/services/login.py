@@ -1,11 +1,15 @@
-"""Login by email and password: throttled, constant-time for unknown emails, audited."""
+"""Login by email and password: throttled, constant-time for unknown emails, audited.
+
+With a second factor on, the right password opens no session: it answers 401 mfa_required
+with a short-lived challenge, which ``user_login_mfa`` (services/mfa.py) completes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,15 +17,19 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import (
     ACCOUNT_LOCKED,
+    EMAIL_NOT_VERIFIED,
     INVALID_CREDENTIALS,
     TENANT_SUSPENDED,
     AccountError,
+    MfaRequired,
     fail,
+    throttled,
 )
 from accounts.passwords import password_check, password_check_dummy
 from accounts.records import Tenant, User, email_index, tenants, users
 from accounts.services.common import Client, SessionIds, auth_session_open, email_key, event
 from accounts.services.issue import TokenPair, token_pair_issue
+from accounts.services.onetime import MFA_CHALLENGE, onetime_digest, onetime_new, password_bound
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
 from fdb_backend.records import resolve_unique
 
@@ -37,13 +45,12 @@ class LoggedIn:
 
 
 def _throttled(error: Throttled) -> AccountError:
-    return AccountError(
-        429, "throttled", "Too many attempts; try again later.", retry_after=error.retry_after
-    )
+    return throttled(error.retry_after)
 
 
 @fdb_backend.transactional
-def _find(tr: Any, key: str) -> tuple[User | None, Tenant | None]:
+def find_by_email(tr: Any, key: str) -> tuple[User | None, Tenant | None]:
+    """The user whose casefolded email is ``key`` (``email_key``), with their tenant."""
     pointer = resolve_unique(tr, email_index(), (key,))
     if pointer is None:
         return None, None
@@ -55,7 +62,9 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
     """Check the password and open a new auth session (one per login per device).
 
     Unknown email and wrong password raise the same 401 invalid_credentials after the same
-    work; a locked account or suspended tenant is only revealed to the right password.
+    work; a locked account, a suspended tenant, a second factor (MfaRequired, 401
+    mfa_required) and an unverified email in a tenant that requires one (403
+    email_not_verified) are only revealed to the right password.
     Raises AccountError 401/403/429.
     """
     key = email_key(email)
@@ -74,7 +83,7 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
     except Throttled as error:
         raise _throttled(error) from None
 
-    user, tenant = _find(db, key)
+    user, tenant = find_by_email(db, key)
     now = datetime.now(UTC)
     if user is None or tenant is None:
         password_check_dummy(password=password)
@@ -92,9 +101,13 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
         raise fail(ACCOUNT_LOCKED)
     if tenant.status != "active":
         raise fail(TENANT_SUSPENDED)
+    new_hash = check.new_hash
+    if user.totp_enabled_at is not None:
+        raise _mfa_challenge(db, user=user, new_hash=new_hash, now=now)
+    if tenant.require_email_verification and user.email_verified_at is None:
+        raise fail(EMAIL_NOT_VERIFIED)
 
     ids = SessionIds.fresh()
-    new_hash = check.new_hash
 
     @fdb_backend.transactional
     def open_session(tr: Any) -> Any:
@@ -125,6 +138,42 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
         user=user,
         tenant=tenant,
     )
+
+
+def _mfa_challenge(db: Any, *, user: User, new_hash: str | None, now: datetime) -> MfaRequired:
+    """Store a new challenge on the user (replacing any earlier one) and return the error
+    that hands it out."""
+    token, secret = onetime_new(tenant_id=user.tenant_id, subject_id=user.id)
+    ttl = settings.CODITECT_MFA_CHALLENGE_TTL_S
+
+    @fdb_backend.transactional
+    def store(tr: Any) -> None:
+        people = users(user.tenant_id)
+        current = people.get(tr, user.id)
+        if current is None:  # removed between the check and now
+            raise fail(INVALID_CREDENTIALS)
+        if current.locked:
+            raise fail(ACCOUNT_LOCKED)
+        # Like open_session: upgrade the hash unless the password changed meanwhile.
+        hashed = (
+            new_hash
+            if new_hash is not None and current.password_hash == user.password_hash
+            else current.password_hash
+        )
+        people.save(
+            tr,
+            dataclasses.replace(
+                current,
+                password_hash=hashed,
+                mfa_challenge_hash=onetime_digest(
+                    secret, purpose=MFA_CHALLENGE, bound=password_bound(current)
+                ),
+                mfa_challenge_expires_at=now + timedelta(seconds=ttl),
+            ),
+        )
+
+    store(db)
+    return MfaRequired(challenge=token, expires_in=ttl)
 
 
 @fdb_backend.transactional

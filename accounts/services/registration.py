@@ -1,4 +1,7 @@
-"""Register: a new tenant with its owner, or a new member through an invitation."""
+"""Register: a new tenant with its owner, or a new member through an invitation.
+
+Either way a verification token is mailed to the new address (services/verification.py).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from accounts.services.common import (
     slug_for,
 )
 from accounts.services.issue import TokenPair, token_pair_issue
+from accounts.services.verification import verification_mail_send, verification_token_new
 from accounts.throttle import Bucket, Throttled, throttle_hit
 from fdb_backend.records import UniqueViolation
 
@@ -69,7 +73,9 @@ def user_register(
     """Create a tenant and its owner, or join the invitation's tenant; log in at once.
 
     Raises AccountError: 400 invalid (weak password) / invalid_invitation, 409 email_taken,
-    429 throttled.
+    429 throttled; 403 email_not_verified when an invitation admits the user to a tenant
+    that requires verified emails: the account is then created and its verification mail
+    sent, but no session is opened (as login would refuse one).
     """
     try:
         throttle_hit(
@@ -102,6 +108,12 @@ def user_register(
     new_tenant_id, event_id = uuid.uuid4(), uuid.uuid4()
     slug = slug_for(tenant_name or email.partition("@")[0])
     key = email_key(email)
+    verification = verification_token_new(
+        tenant_id=invite[0] if invite is not None else new_tenant_id,
+        user_id=user_id,
+        email_key=key,
+        now=now,
+    )
 
     @fdb_backend.transactional
     def register(tr: Any) -> tuple[User, Tenant, Any]:
@@ -139,11 +151,15 @@ def user_register(
                 role=role,
                 created_at=now,
                 password_changed_at=now,
+                email_token_hash=verification.digest,
+                email_token_expires_at=verification.expires_at,
             ),
         )
-        session = auth_session_open(
-            tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
-        )
+        session = None
+        if not tenant.require_email_verification:
+            session = auth_session_open(
+                tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
+            )
         event(
             tr,
             tenant_id=tenant.id,
@@ -164,6 +180,14 @@ def user_register(
         raise AccountError(
             409, "email_taken", "An account with this email exists.", attr="email"
         ) from None
+    verification_mail_send(user=user, tenant=tenant, token=verification.token)
+    if session is None:
+        raise AccountError(
+            403,
+            "email_not_verified",
+            "Your account is created. Confirm your email address with the mail we sent, "
+            "then sign in.",
+        )
     return Registered(
         tokens=token_pair_issue(db=db, tenant_id=tenant.id, session=session, now=now),
         user=user,

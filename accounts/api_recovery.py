@@ -1,0 +1,255 @@
+"""REST views of account recovery and the second factor (docs/accounts.md): parse, call a
+service, render. Login lives here too, because its mfa_required answer carries a challenge
+beside the usual problem fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.http import HttpResponseBase
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import schema, serializers
+from accounts.api import (
+    Public,
+    account_errors,
+    client_of,
+    db,
+    parsed,
+    principal_of,
+    user_json,
+)
+from accounts.api_errors import api_error
+from accounts.errors import AccountError, MfaRequired
+from accounts.records import Tenant
+from accounts.services import (
+    Principal,
+    email_verification_confirm,
+    email_verification_resend,
+    mfa_status,
+    password_reset_confirm,
+    password_reset_request,
+    recovery_codes_regenerate,
+    tenant_settings_update,
+    totp_disable,
+    totp_enroll_confirm,
+    totp_enroll_start,
+    user_login,
+    user_login_mfa,
+)
+from accounts.services.mfa import DIGITS, PERIOD_S
+from coditect.problems import ApiError, problem_response
+from coditect.time import rfc3339
+
+_IF_MATCH = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
+
+
+def _if_match(request: Request) -> int | None:
+    """The version named by ``If-Match`` (None when absent or ``*``)."""
+    raw = request.META.get("HTTP_IF_MATCH")
+    if raw is None or raw.strip() == "*":
+        return None
+    found = _IF_MATCH.fullmatch(raw)
+    # An entity tag we never issued matches no version: the precondition fails (RFC 9110).
+    return int(found.group(1)) if found else -1
+
+
+def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:
+    return problem_response(
+        request,
+        status=error.status,
+        code=error.code,
+        detail=error.detail,
+        headers={"WWW-Authenticate": f'Bearer realm="coditect", error="{error.code}"'},
+        extra={
+            "mfa_challenge": error.challenge,
+            "mfa_challenge_expires_in": error.expires_in,
+            "mfa_methods": ["totp", "recovery_code"],
+        },
+    )
+
+
+class LoginView(Public):
+    @extend_schema(
+        request=serializers.LoginIn,
+        responses={
+            200: schema.LoginOut,
+            (401, "application/problem+json"): schema.MfaRequiredOut,
+        },
+    )
+    def post(self, request: Request) -> HttpResponseBase:
+        body = parsed(serializers.LoginIn, request)
+        try:
+            done = user_login(db=db(), client=client_of(request), **body)
+        except MfaRequired as required:
+            return _mfa_required(request, required)
+        except AccountError as error:
+            raise api_error(error) from None
+        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
+
+
+class LoginMfaView(Public):
+    @extend_schema(request=serializers.LoginMfaIn, responses={200: schema.LoginOut})
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.LoginMfaIn, request)
+        done = user_login_mfa(db=db(), client=client_of(request), **body)
+        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
+
+
+class VerifyEmailView(Public):
+    @extend_schema(request=serializers.TokenIn, responses=schema.NO_CONTENT)
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.TokenIn, request)
+        email_verification_confirm(db=db(), token=body["token"], client=client_of(request))
+        return Response(status=204)
+
+
+class VerifyEmailResendView(APIView):
+    """Signed in: the caller's own address (no body). Signed out: ``{"email"}``."""
+
+    permission_classes = (AllowAny,)
+
+    @extend_schema(request=serializers.ResendIn, responses=schema.ACCEPTED)
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.ResendIn, request)
+        user = request.user
+        signed_in = isinstance(user, Principal)
+        if signed_in == ("email" in body):
+            raise ApiError(
+                400,
+                "invalid",
+                "Send either a bearer token or an email, not both and not neither.",
+                [{"attr": "email", "code": "invalid", "detail": "bearer token xor email"}],
+            )
+        email_verification_resend(
+            db=db(),
+            client=client_of(request),
+            principal=user if isinstance(user, Principal) else None,
+            email=body.get("email", ""),
+        )
+        return Response(status=202)
+
+
+class PasswordResetView(Public):
+    @extend_schema(request=serializers.EmailIn, responses=schema.ACCEPTED)
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.EmailIn, request)
+        password_reset_request(db=db(), email=body["email"], client=client_of(request))
+        return Response(status=202)
+
+
+class PasswordResetConfirmView(Public):
+    @extend_schema(request=serializers.PasswordResetConfirmIn, responses=schema.NO_CONTENT)
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.PasswordResetConfirmIn, request)
+        password_reset_confirm(db=db(), client=client_of(request), **body)
+        return Response(status=204)
+
+
+# --- the signed-in user's second factor ------------------------------------------------------
+
+
+class MfaView(APIView):
+    @extend_schema(responses={200: schema.MfaStatusOut})
+    def get(self, request: Request) -> Response:
+        status = mfa_status(principal=principal_of(request))
+        return Response(
+            {
+                "totp_enabled": status.totp_enabled,
+                "totp_enabled_at": rfc3339(status.totp_enabled_at)
+                if status.totp_enabled_at
+                else None,
+                "enrollment_pending": status.enrollment_pending,
+                "recovery_codes_left": status.recovery_codes_left,
+            }
+        )
+
+
+class TotpView(APIView):
+    @extend_schema(request=serializers.PasswordConfirmIn, responses={201: schema.TotpEnrollmentOut})
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.PasswordConfirmIn, request)
+        started = totp_enroll_start(
+            db=db(), principal=principal_of(request), client=client_of(request), **body
+        )
+        return Response(
+            {
+                "secret": started.secret,
+                "otpauth_uri": started.uri,
+                "digits": DIGITS,
+                "period": PERIOD_S,
+                "algorithm": "SHA1",
+            },
+            status=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class TotpConfirmView(APIView):
+    @extend_schema(request=serializers.CodeIn, responses={200: schema.RecoveryCodesOut})
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.CodeIn, request)
+        codes = totp_enroll_confirm(
+            db=db(), principal=principal_of(request), client=client_of(request), **body
+        )
+        return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
+
+
+class TotpDisableView(APIView):
+    @extend_schema(request=serializers.TotpDisableIn, responses=schema.NO_CONTENT)
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.TotpDisableIn, request)
+        totp_disable(db=db(), principal=principal_of(request), client=client_of(request), **body)
+        return Response(status=204)
+
+
+class RecoveryCodesView(APIView):
+    @extend_schema(request=serializers.CodeIn, responses={200: schema.RecoveryCodesOut})
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.CodeIn, request)
+        codes = recovery_codes_regenerate(
+            db=db(), principal=principal_of(request), client=client_of(request), **body
+        )
+        return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
+
+
+# --- the tenant's account settings -----------------------------------------------------------
+
+
+def _settings_json(tenant: Tenant) -> dict[str, Any]:
+    return {"require_email_verification": tenant.require_email_verification}
+
+
+class TenantSettingsView(APIView):
+    @extend_schema(responses={200: schema.TenantSettingsOut})
+    def get(self, request: Request) -> Response:
+        tenant = principal_of(request).tenant
+        return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})
+
+    @extend_schema(request=serializers.TenantSettingsIn, responses={200: schema.TenantSettingsOut})
+    @account_errors
+    def patch(self, request: Request) -> Response:
+        body = parsed(serializers.TenantSettingsIn, request)
+        tenant = tenant_settings_update(
+            db=db(),
+            principal=principal_of(request),
+            client=client_of(request),
+            expected_version=_if_match(request),
+            **body,
+        )
+        return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})

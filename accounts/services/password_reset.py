@@ -1,0 +1,157 @@
+"""Password reset: a token mailed on request sets a new password and signs out everywhere.
+
+The request answers the same for known and unknown emails (the mail leaves in the
+background, accounts/mail.py). One reset token per user: a new request replaces the
+previous token. Reset does not log in, so a second factor still guards the next login.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.errors import INVALID_RESET_TOKEN, RESET_TOKEN_EXPIRED, AccountError, fail
+from accounts.mail import duration_text, mail_link, mail_send
+from accounts.passwords import password_hash, password_problems
+from accounts.records import Tenant, User, tenants, users
+from accounts.services.common import Client, email_key, event, revoke_user_sessions
+from accounts.services.login import find_by_email
+from accounts.services.onetime import (
+    PASSWORD_RESET,
+    OneTime,
+    onetime_confirm_throttle,
+    onetime_digest,
+    onetime_mail_throttle,
+    onetime_matches,
+    onetime_new,
+    onetime_parse,
+    password_bound,
+)
+
+
+def password_reset_request(*, db: Any, email: str, client: Client) -> None:
+    """Mail a reset token to the account of ``email``, if there is one.
+
+    Answers (returns, or raises 429 throttled) exactly alike for unknown emails: the
+    throttles count the email and the client address whether or not an account exists.
+    """
+    key = email_key(email)
+    onetime_mail_throttle(db=db, scope="reset_mail", email_key=key, client=client)
+    found, _ = find_by_email(db, key)
+    if found is None:
+        return
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+    token, secret = onetime_new(tenant_id=found.tenant_id, subject_id=found.id)
+    expires_at = now + timedelta(seconds=settings.CODITECT_PASSWORD_RESET_TTL_S)
+
+    @fdb_backend.transactional
+    def store(tr: Any) -> tuple[User, Tenant] | None:
+        people = users(found.tenant_id)
+        user, tenant = people.get(tr, found.id), tenants().get(tr, found.tenant_id)
+        if user is None or tenant is None:
+            return None
+        digest = onetime_digest(secret, purpose=PASSWORD_RESET, bound=password_bound(user))
+        saved = people.save(
+            tr,
+            dataclasses.replace(user, reset_token_hash=digest, reset_token_expires_at=expires_at),
+        )
+        event(
+            tr,
+            tenant_id=tenant.id,
+            event_id=event_id,
+            type="password_reset_requested",
+            at=now,
+            client=client,
+            user_id=user.id,
+        )
+        return saved, tenant
+
+    stored = store(db)
+    if stored is None:
+        return
+    user, tenant = stored
+    mail_send(
+        template="password_reset",
+        to=user.email,
+        context={
+            "display_name": user.display_name,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "token": token,
+            "link": mail_link("/reset-password", token),
+            "valid_for": duration_text(settings.CODITECT_PASSWORD_RESET_TTL_S),
+        },
+    )
+
+
+def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Client) -> None:
+    """Set ``new_password`` with a reset token: the token is spent, every auth session of
+    the user is revoked, a pending MFA challenge is dropped, and the address counts as
+    verified (the token came through it).
+
+    Raises AccountError 400 invalid_reset_token (malformed, unknown, used, replaced by a
+    newer one, issued before the password last changed, another tenant's) /
+    reset_token_expired / invalid (password policy, attr
+    new_password), 429 throttled. A refused request changes nothing.
+    """
+    onetime_confirm_throttle(db=db, client=client)
+    parsed = onetime_parse(token)
+    if parsed is None:
+        raise fail(INVALID_RESET_TOKEN, attr="token")
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+    # The token is checked before the (costly) hash, so junk tokens cost no Argon2 time.
+    user = _valid_for(users(parsed.tenant_id).get(db, parsed.subject_id), parsed, now)
+    problems = password_problems(
+        password=new_password, email=user.email, display_name=user.display_name
+    )
+    if problems:
+        raise AccountError(400, "invalid", " ".join(problems), attr="new_password")
+    hashed = password_hash(password=new_password)
+
+    @fdb_backend.transactional
+    def reset(tr: Any) -> None:
+        people = users(parsed.tenant_id)
+        current = _valid_for(people.get(tr, parsed.subject_id), parsed, now)
+        people.save(
+            tr,
+            dataclasses.replace(
+                current,
+                password_hash=hashed,
+                password_changed_at=now,
+                reset_token_hash="",
+                reset_token_expires_at=None,
+                mfa_challenge_hash="",
+                mfa_challenge_expires_at=None,
+                email_verified_at=current.email_verified_at or now,
+            ),
+        )
+        revoked = revoke_user_sessions(
+            tr, tenant_id=parsed.tenant_id, user_id=current.id, reason="password_reset", now=now
+        )
+        event(
+            tr,
+            tenant_id=parsed.tenant_id,
+            event_id=event_id,
+            type="password_reset",
+            at=now,
+            client=client,
+            user_id=current.id,
+            sessions=revoked,
+        )
+
+    reset(db)
+
+
+def _valid_for(user: User | None, parsed: OneTime, now: datetime) -> User:
+    if user is None or not onetime_matches(
+        user.reset_token_hash, parsed.secret, purpose=PASSWORD_RESET, bound=password_bound(user)
+    ):
+        raise fail(INVALID_RESET_TOKEN, attr="token")
+    if user.reset_token_expires_at is None or user.reset_token_expires_at <= now:
+        raise fail(RESET_TOKEN_EXPIRED, attr="token")
+    return user

@@ -1,0 +1,235 @@
+"""Email verification: a token mailed at registration (and again on request) proves the
+address; a tenant may require it before its members log in."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+import fdb_backend
+from accounts.errors import (
+    EMAIL_ALREADY_VERIFIED,
+    INVALID_VERIFICATION_TOKEN,
+    VERIFICATION_TOKEN_EXPIRED,
+    AccountError,
+    fail,
+)
+from accounts.mail import duration_text, mail_link, mail_send
+from accounts.records import Tenant, User, tenants, users
+from accounts.services.common import Client, email_key, event
+from accounts.services.login import find_by_email
+from accounts.services.onetime import (
+    VERIFY_EMAIL,
+    onetime_confirm_throttle,
+    onetime_digest,
+    onetime_mail_throttle,
+    onetime_matches,
+    onetime_new,
+    onetime_parse,
+)
+from accounts.services.principal import Principal
+from fdb_backend.records import VersionConflict
+
+_MANAGERS = ("owner", "admin")
+
+
+@dataclass(frozen=True)
+class VerificationToken:
+    token: str  # mailed once; the user record keeps only ``digest``
+    digest: str
+    expires_at: datetime
+
+
+def verification_token_new(
+    *, tenant_id: uuid.UUID, user_id: uuid.UUID, email_key: str, now: datetime
+) -> VerificationToken:
+    """A token that proves ``email_key`` for this user (a changed email voids it)."""
+    token, secret = onetime_new(tenant_id=tenant_id, subject_id=user_id)
+    return VerificationToken(
+        token=token,
+        digest=onetime_digest(secret, purpose=VERIFY_EMAIL, bound=email_key),
+        expires_at=now + timedelta(seconds=settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
+    )
+
+
+def verification_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
+    """Mail ``token`` to the user (call after the transaction that stored its digest)."""
+    mail_send(
+        template="verify_email",
+        to=user.email,
+        context={
+            "display_name": user.display_name,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "token": token,
+            "link": mail_link("/verify-email", token),
+            "valid_for": duration_text(settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
+        },
+    )
+
+
+def _token_error(spec: tuple[int, str, str]) -> AccountError:
+    return fail(spec, attr="token")
+
+
+def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
+    """Mark the address the token was mailed to as verified; the token is spent.
+
+    Raises AccountError 400 invalid_verification_token (malformed, unknown, used, another
+    tenant's, or mailed to an address the user no longer has) / verification_token_expired,
+    429 throttled. A refused token changes nothing.
+    """
+    onetime_confirm_throttle(db=db, client=client)
+    parsed = onetime_parse(token)
+    if parsed is None:
+        raise _token_error(INVALID_VERIFICATION_TOKEN)
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def confirm(tr: Any) -> None:
+        people = users(parsed.tenant_id)
+        user = people.get(tr, parsed.subject_id)
+        if user is None or not onetime_matches(
+            user.email_token_hash, parsed.secret, purpose=VERIFY_EMAIL, bound=user.email_key
+        ):
+            raise _token_error(INVALID_VERIFICATION_TOKEN)
+        if user.email_token_expires_at is None or user.email_token_expires_at <= now:
+            raise _token_error(VERIFICATION_TOKEN_EXPIRED)
+        people.save(
+            tr,
+            dataclasses.replace(
+                user,
+                email_verified_at=user.email_verified_at or now,
+                email_token_hash="",
+                email_token_expires_at=None,
+            ),
+        )
+        event(
+            tr,
+            tenant_id=parsed.tenant_id,
+            event_id=event_id,
+            type="email_verified",
+            at=now,
+            client=client,
+            user_id=user.id,
+        )
+
+    confirm(db)
+
+
+def email_verification_resend(
+    *, db: Any, client: Client, principal: Principal | None = None, email: str = ""
+) -> None:
+    """Mail a new verification token; the previous one stops working.
+
+    With a ``principal``: to the caller's own address (409 email_already_verified when it
+    is). Without one: to the account of ``email``, if there is one that is unverified; the
+    call answers the same whether or not there is (a tenant that requires verification
+    leaves its unverified members no other way in). Raises AccountError 409, 429.
+    """
+    if principal is not None:
+        if principal.user.email_verified_at is not None:
+            raise fail(EMAIL_ALREADY_VERIFIED)
+        key = principal.user.email_key
+    else:
+        key = email_key(email)
+    onetime_mail_throttle(db=db, scope="verify_mail", email_key=key, client=client)
+    if principal is not None:
+        tenant_id, user_id = principal.tenant_id, principal.user_id
+    else:
+        found, _ = find_by_email(db, key)
+        if found is None:
+            return
+        tenant_id, user_id = found.tenant_id, found.id
+    now = datetime.now(UTC)
+    issued = verification_token_new(tenant_id=tenant_id, user_id=user_id, email_key=key, now=now)
+
+    @fdb_backend.transactional
+    def store(tr: Any) -> tuple[User, Tenant] | None:
+        people = users(tenant_id)
+        user, tenant = people.get(tr, user_id), tenants().get(tr, tenant_id)
+        if user is None or tenant is None or user.email_verified_at is not None:
+            return None
+        saved = people.save(
+            tr,
+            dataclasses.replace(
+                user, email_token_hash=issued.digest, email_token_expires_at=issued.expires_at
+            ),
+        )
+        return saved, tenant
+
+    stored = store(db)
+    if stored is not None:
+        verification_mail_send(user=stored[0], tenant=stored[1], token=issued.token)
+
+
+# --- the tenant's setting -----------------------------------------------------------------
+
+
+def tenant_settings_update(
+    *,
+    db: Any,
+    principal: Principal,
+    client: Client,
+    require_email_verification: bool | None = None,
+    expected_version: int | None = None,
+) -> Tenant:
+    """Change the tenant's account settings (owners and admins).
+
+    Turning on ``require_email_verification`` needs the caller's own address verified, so
+    nobody locks themselves out. Sessions already open stay open; the setting applies to
+    the next login. Raises AccountError 403 forbidden / email_not_verified, 412
+    version_conflict.
+    """
+    if principal.user.role not in _MANAGERS:
+        raise AccountError(403, "forbidden", "Only owners and admins can do this.")
+    if require_email_verification and principal.user.email_verified_at is None:
+        raise AccountError(
+            403,
+            "email_not_verified",
+            "Confirm your own email address before requiring it of every member.",
+            attr="require_email_verification",
+        )
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def update(tr: Any) -> Tenant:
+        every = tenants()
+        tenant = every.get(tr, principal.tenant_id)
+        if tenant is None:
+            raise AccountError(404, "not_found", "Not found.")
+        if expected_version is not None and expected_version != tenant.version:
+            raise VersionConflict(expected_version, tenant.version)
+        if require_email_verification is None or (
+            require_email_verification == tenant.require_email_verification
+        ):
+            return tenant
+        saved = every.save(
+            tr,
+            dataclasses.replace(tenant, require_email_verification=require_email_verification),
+            expected_version=tenant.version,
+        )
+        event(
+            tr,
+            tenant_id=tenant.id,
+            event_id=event_id,
+            type="tenant_settings_changed",
+            at=now,
+            client=client,
+            user_id=principal.user_id,
+            require_email_verification=require_email_verification,
+        )
+        return saved
+
+    try:
+        updated: Tenant = update(db)
+    except VersionConflict:
+        raise AccountError(
+            412, "version_conflict", "The tenant changed since you read it."
+        ) from None
+    return updated

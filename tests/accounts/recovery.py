@@ -1,0 +1,82 @@
+"""Helpers of the recovery and second-factor tests: mail as a user reads it, TOTP codes."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyotp
+from django.core import mail
+
+from tests.accounts.helpers import AUTH, Api, Persona
+
+TOKEN = re.compile(r"#token=([0-9a-f]{32}\.[0-9a-f]{32}\.[A-Za-z0-9_-]{43})")
+PERIOD = 30
+
+
+def mails_to(address: str, subject_has: str = "") -> list[Any]:
+    return [
+        m for m in mail.outbox if address.lower() in [t.lower() for t in m.to]
+        and subject_has in m.subject
+    ]  # fmt: skip
+
+
+def mailed_token(address: str, subject_has: str) -> str:
+    """The token of the newest such mail, read from its link as a person would click it;
+    the HTML part carries the same link."""
+    found = mails_to(address, subject_has)
+    assert found, [(m.to, m.subject) for m in mail.outbox]
+    message = found[-1]
+    match = TOKEN.search(message.body)
+    assert match, message.body
+    (html, kind), *_ = message.alternatives
+    assert kind == "text/html"
+    assert f"#token={match.group(1)}" in html
+    return match.group(1)
+
+
+def verification_token(persona: Persona | str) -> str:
+    return mailed_token(persona if isinstance(persona, str) else persona.email, "Confirm")
+
+
+def reset_token(persona: Persona | str) -> str:
+    return mailed_token(persona if isinstance(persona, str) else persona.email, "Reset")
+
+
+def step_start(now: datetime) -> datetime:
+    """A moment 5 s into a TOTP step, a little after ``now``."""
+    seconds = int(now.timestamp()) // PERIOD * PERIOD + PERIOD + 5
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def code_at(secret: str, moment: datetime, steps: int = 0) -> str:
+    """The code an authenticator shows at ``moment`` shifted by ``steps`` periods."""
+    step = int((moment + timedelta(seconds=steps * PERIOD)).timestamp()) // PERIOD
+    return pyotp.TOTP(secret).generate_otp(step)
+
+
+def enroll(api: Api, persona: Persona, moment: datetime) -> tuple[str, list[str]]:
+    """Turn TOTP on for ``persona`` at ``moment`` (the clock is frozen there): its secret
+    and recovery codes. The confirming code's step is spent."""
+    started = api.post(AUTH + "mfa/totp", {"password": persona.password}, persona.access)
+    assert started.status_code == 201, started.content
+    secret = started.json()["secret"]
+    confirmed = api.post(
+        AUTH + "mfa/totp/confirm", {"code": code_at(secret, moment)}, persona.access
+    )
+    assert confirmed.status_code == 200, confirmed.content
+    return secret, confirmed.json()["recovery_codes"]
+
+
+def challenge_of(api: Api, persona: Persona, **extra: Any) -> str:
+    """Log in with the password and return the mfa_required challenge."""
+    response = api.login(persona.email, persona.password, **extra)
+    assert response.status_code == 401, response.content
+    body = response.json()
+    assert body["code"] == "mfa_required", body
+    return str(body["mfa_challenge"])
+
+
+def login_mfa(api: Api, challenge: str, code: str, **extra: Any) -> Any:
+    return api.post(AUTH + "login/mfa", {"challenge": challenge, "code": code}, **extra)
