@@ -22,6 +22,7 @@ silently create a new key shape and this file stays the complete list.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -237,8 +238,12 @@ class GlobalKeys(Scope):
 GLOBAL: Final = GlobalKeys()
 
 
+@functools.lru_cache(maxsize=4096)
 def tenant(tenant_id: uuid.UUID) -> TenantKeys:
-    """The only way to build a tenant's keys: take ``tenant_id`` from the principal."""
+    """The only way to build a tenant's keys: take ``tenant_id`` from the principal.
+
+    Cached: building the keys packs every prefix, and a request asks for them many times.
+    """
     return TenantKeys(tenant_id)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import orjson
 from rest_framework import serializers
 
 from accounts.serializers import Strict, Text
@@ -26,11 +26,15 @@ def workspace_path_check(value: str) -> None:
 
 
 def storable_json(value: Any) -> None:
-    """Refuse JSON that cannot be stored as UTF-8 (lone surrogates arrive as \\ud800)."""
+    """Refuse JSON the records layer cannot store exactly: text that is not valid Unicode
+    (lone surrogates arrive as \\ud800) and integers beyond 64 bits (RFC 8259 §6; they would
+    come back as floats)."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise serializers.ValidationError("Contains text that is not valid Unicode.") from None
+        orjson.dumps(value)
+    except TypeError:
+        raise serializers.ValidationError(
+            "Contains text that is not valid Unicode or an integer beyond 64 bits."
+        ) from None
 
 
 class ObjectField(serializers.JSONField):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import types
 import typing
 import uuid
@@ -37,6 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
+
+import orjson
 
 from fdb_backend.records.errors import RecordTooLarge
 
@@ -212,10 +213,10 @@ class Schema:
         return {name: enc(getattr(record, name)) for name, enc in self.encoders.items()}
 
     def encode(self, record: Record, max_size: int) -> bytes:
-        text = json.dumps(
-            self.fields_json(record), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        payload = bytes([FORMAT_JSON]) + text.encode("utf-8")
+        # orjson: compact UTF-8 JSON like json.dumps(separators=(",", ":"), ensure_ascii=False),
+        # several times faster both ways. It refuses integers beyond 64 bits (which it would
+        # read back as floats): free JSON is checked for them before it gets here.
+        payload = bytes([FORMAT_JSON]) + orjson.dumps(self.fields_json(record))
         if len(payload) > max_size:
             raise RecordTooLarge(len(payload), max_size)
         return payload
@@ -224,7 +225,7 @@ class Schema:
         """Raises ValueError for bytes that are not a record of this type."""
         if not payload or payload[0] != FORMAT_JSON:
             raise ValueError("unknown record format")
-        data = json.loads(payload[1:].decode("utf-8"))
+        data = orjson.loads(payload[1:])
         if not isinstance(data, dict):
             raise ValueError("record is not a JSON object")
         missing = self.required - data.keys()

@@ -188,6 +188,9 @@ ODD_STRINGS: list[tuple[str, Any]] = [
     ("editor_state", {"text": "\udfff"}),
     ("editor_state", {"\ud800key": 1}),
     ("terminal_state", {"history": ["ls", "\ud800"]}),
+    # Beyond 64 bits: stored they would come back as floats (RFC 8259 §6).
+    ("editor_state", {"big": 2**70}),
+    ("terminal_state", {"small": [-(2**64)]}),
 ]
 
 
@@ -218,7 +221,9 @@ def test_strings_that_cannot_be_stored_are_never_a_500_at_patch(
         assert read_session(sessions, alice, alice_session["id"])["version"] == 1
 
 
-@pytest.mark.parametrize("data", ["\ud800", {"k": "\udfff"}, {"\ud800": 1}, ["a", "\udc00"]])
+@pytest.mark.parametrize(
+    "data", ["\ud800", {"k": "\udfff"}, {"\ud800": 1}, ["a", "\udc00"], {"n": 2**64}]
+)
 def test_event_data_that_cannot_be_stored_is_never_a_500(
     sessions: SessionApi, alice: Persona, alice_session: dict[str, Any], data: Any
 ) -> None:
@@ -342,3 +347,10 @@ def test_wrong_method_is_405(
         response = getattr(sessions.client, method)(url, **headers)
     problem(response, 405, "method_not_allowed")
     assert read_session(sessions, alice, alice_session["id"])["version"] == 1
+
+
+def test_64_bit_integers_and_floats_come_back_exactly(sessions: SessionApi, alice: Persona) -> None:
+    numbers = {"max": 2**63 - 1, "min": -(2**63), "u64": 2**64 - 1, "float": 0.1, "exp": 1e300}
+    response = sessions.post(SESSIONS, {**VALID, "editor_state": numbers}, alice.access)
+    assert response.status_code == 201, response.content
+    assert read_session(sessions, alice, response.json()["id"])["editor_state"] == numbers
