@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -126,27 +125,22 @@ class SigningKey(Record):
     retired_at: datetime | None = None
 
 
-@functools.lru_cache(maxsize=4096)  # a Collection packs its prefixes when built
 def tenants() -> Collection[Tenant]:
     return Collection(Tenant, keyspace.GLOBAL)
 
 
-@functools.lru_cache(maxsize=4096)
 def signing_keys() -> Collection[SigningKey]:
     return Collection(SigningKey, keyspace.GLOBAL)
 
 
-@functools.lru_cache(maxsize=4096)
 def users(tenant_id: uuid.UUID) -> Collection[User]:
     return Collection(User, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def invitations(tenant_id: uuid.UUID) -> Collection[Invitation]:
     return Collection(Invitation, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def auth_sessions(tenant_id: uuid.UUID) -> Collection[AuthSession]:
     return Collection(AuthSession, keyspace.tenant(tenant_id))
 

@@ -238,12 +238,15 @@ class GlobalKeys(Scope):
 GLOBAL: Final = GlobalKeys()
 
 
-@functools.lru_cache(maxsize=4096)
 def tenant(tenant_id: uuid.UUID) -> TenantKeys:
-    """The only way to build a tenant's keys: take ``tenant_id`` from the principal.
+    """The only way to build a tenant's keys: take ``tenant_id`` from the principal."""
+    return _tenant_keys(tenant_id)
 
-    Cached: building the keys packs every prefix, and a request asks for them many times.
-    """
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_keys(tenant_id: uuid.UUID) -> TenantKeys:
+    # Cached: the keys pack every prefix once (and cache their collections), and a request
+    # asks for a tenant's keys dozens of times.
     return TenantKeys(tenant_id)
 
 

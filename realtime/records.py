@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,11 +41,9 @@ class Lock(Record):
     expires_at: datetime
 
 
-@functools.lru_cache(maxsize=4096)  # a Collection packs its prefixes when built
 def connections(tenant_id: uuid.UUID) -> Collection[Connection]:
     return Collection(Connection, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def locks(tenant_id: uuid.UUID) -> Collection[Lock]:
     return Collection(Lock, keyspace.tenant(tenant_id))
