@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: start test lint typecheck pytest bench install
+.PHONY: start test lint typecheck pytest bench install chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-pytest: $(STAMP)
+# The browser tests drive Debian's Chromium (never a downloaded build). Installing it needs
+# root; where that fails the browser tests skip with the reason (and fail under CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y chromium >/dev/null 2>&1 \
+		|| (apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1) || true)
+
+pytest: $(STAMP) chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -285,3 +285,11 @@ CODITECT_THROTTLE_TOKENS_PER_ADDRESS = env_int("CODITECT_THROTTLE_TOKENS_PER_ADD
 # Second-factor codes tried per user per minute, and failed ones per user per hour.
 CODITECT_THROTTLE_MFA_PER_USER = env_int("CODITECT_THROTTLE_MFA_PER_USER", default=5)
 CODITECT_MFA_FAILURES_PER_HOUR = env_int("CODITECT_MFA_FAILURES_PER_HOUR", default=10)
+
+# --- web pages (docs/web.md) ------------------------------------------------------------
+# The pages keep their refresh token in an HttpOnly cookie; Secure like the CSRF cookie, so
+# it is off only under DEBUG (a developer's plain-HTTP server and the browser tests).
+CODITECT_WEB_COOKIE_SECURE = not DEBUG
+# A refused CSRF check on the pages' JSON endpoints answers problem+json; elsewhere (the
+# admin) Django's own page, unchanged.
+CSRF_FAILURE_VIEW = "accounts.web_auth.csrf_failure"

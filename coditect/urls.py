@@ -24,4 +24,5 @@ urlpatterns = [
     *optional_slash("api/v5/sessions", workspaces_api.SessionsView.as_view(), name="sessions"),
     path("api/v5/sessions/", include(workspaces_urls.urlpatterns)),
     *optional_slash(".well-known/jwks.json", accounts_api.JwksView.as_view(), name="jwks"),
+    path("", include("coditect.page_urls")),
 ]

@@ -315,10 +315,15 @@ def session_snapshot(*, db: Any, principal: Principal, session_id: uuid.UUID) ->
     )
 
 
+# Up to this many connection records, counting reads the tenant's connections in one range
+# (one read instead of one per session on the page); past it, one read per session.
+COUNT_SCAN_MAX = 100
+
+
 def connection_counts(
     *, db: Any, principal: Principal, session_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """How many live connections each of the tenant's sessions has (one snapshot read).
+    """How many live connections each of the tenant's sessions has (one snapshot transaction).
 
     Live as presence counts them: seen within the presence timeout, so the sockets of a
     crashed server stop counting before a heartbeat sweeps them. Ids of other tenants, or of
@@ -330,14 +335,18 @@ def connection_counts(
     @fdb_backend.transactional
     def read(tr: Any) -> dict[uuid.UUID, int]:
         found = connections(tenant_id)
-        return {
-            session_id: sum(
-                1
-                for c in found.list_by_key(tr.snapshot, (session_id,)).records
-                if now - c.last_seen <= _timeout()
-            )
-            for session_id in session_ids
-        }
+        everyone = found.list_by_key(tr.snapshot, (), limit=COUNT_SCAN_MAX)
+        if everyone.continuation is None:
+            records = everyone.records
+        else:
+            records = [
+                c for sid in session_ids for c in found.list_by_key(tr.snapshot, (sid,)).records
+            ]
+        counts = dict.fromkeys(session_ids, 0)
+        for c in records:
+            if c.session_id in counts and now - c.last_seen <= _timeout():
+                counts[c.session_id] += 1
+        return counts
 
     counts: dict[uuid.UUID, int] = read(db)
     return counts

@@ -21,6 +21,7 @@ from coditect.cursors import cursor_open, cursor_seal
 from coditect.problems import ApiError, field_errors
 from coditect.time import rfc3339
 from fdb_backend.records import InvalidContinuation, RecordTooLarge
+from realtime.services import connection_counts
 from workspaces import schema, serializers, services
 from workspaces.errors import WorkspaceError
 
@@ -133,7 +134,7 @@ class SessionsView(APIView):
             OpenApiParameter("workspace_path", str),
             OpenApiParameter("owner", str, enum=["me", "all"]),
         ],
-        responses={200: schema.SessionListOut},
+        responses={200: schema.SessionPageOut},
     )
     @workspace_errors
     def get(self, request: Request) -> Response:
@@ -155,9 +156,16 @@ class SessionsView(APIView):
             limit=_int_param(request, "limit", 50, 1, 200),
             cursor=cursor_open(request.query_params.get("cursor")),
         )
+        # The dashboard shows who is in each session: one more snapshot transaction a page.
+        live = connection_counts(
+            db=db(), principal=principal, session_ids=[v.head.id for v in page.records]
+        )
         return Response(
             {
-                "results": [session_json(v, principal) for v in page.records],
+                "results": [
+                    {**session_json(v, principal), "live_connections": live.get(v.head.id, 0)}
+                    for v in page.records
+                ],
                 "next_cursor": cursor_seal(page.continuation),
             }
         )

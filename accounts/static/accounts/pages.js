@@ -1,0 +1,276 @@
+// The account pages (docs/web.md): sign in (with a second factor when the account has one),
+// register (with an invitation), sign out, and the account page (devices, sign out
+// everywhere, password change). The page to run is named by [data-page] in the template.
+
+import {
+  api,
+  auth,
+  bootSignedIn,
+  busy,
+  clearErrors,
+  el,
+  fieldProblem,
+  formValues,
+  Problem,
+  safeNext,
+  showErrors,
+  timeEl,
+  webAuthPost,
+} from "../coditect/web.js";
+
+const DASHBOARD = "/sessions/";
+
+const REASONS = {
+  signed_out: "You have been signed out. Sign in again to continue.",
+};
+
+function showNotice(id, text) {
+  const notice = document.getElementById(id);
+  if (!notice) return;
+  notice.textContent = text;
+  notice.hidden = false;
+}
+
+// --- sign in ------------------------------------------------------------------------------
+
+async function signinPage(root) {
+  const next = safeNext(root.dataset.next);
+  const reason = new URLSearchParams(location.search).get("reason");
+  if (REASONS[reason]) {
+    showNotice("signin-notice", REASONS[reason]);
+  } else {
+    // Already signed in on this browser: no need to type anything.
+    try {
+      await auth.refresh();
+      location.replace(next);
+      return;
+    } catch {
+      // Not signed in: the form it is.
+    }
+  }
+  const form = document.getElementById("signin-form");
+  const mfaForm = document.getElementById("mfa-form");
+  let challenge = null;
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const { email, password } = formValues(form);
+    try {
+      await busy(form, () => webAuthPost("login", { email, password }));
+      location.assign(next);
+    } catch (error) {
+      if (error.code === "mfa_required") {
+        challenge = error.body.mfa_challenge;
+        form.hidden = true;
+        mfaForm.hidden = false;
+        mfaForm.elements.namedItem("code").focus();
+        return;
+      }
+      showErrors(form, error);
+    }
+  });
+
+  mfaForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(mfaForm);
+    const { code } = formValues(mfaForm);
+    try {
+      await busy(mfaForm, () => webAuthPost("login/mfa", { challenge, code }));
+      location.assign(next);
+    } catch (error) {
+      if (error.code === "invalid_mfa_challenge" || error.code === "mfa_challenge_expired") {
+        // The attempt is over: start again from the password.
+        mfaForm.hidden = true;
+        form.hidden = false;
+        showErrors(form, error);
+        return;
+      }
+      showErrors(mfaForm, error);
+    }
+  });
+}
+
+// --- register -----------------------------------------------------------------------------
+
+async function registerPage() {
+  const form = document.getElementById("register-form");
+  const invitation = form.elements.namedItem("invitation");
+  const team = document.getElementById("register-team");
+  // Joining through an invitation means joining its team: no team name to choose.
+  const toggleTeam = () => {
+    team.hidden = invitation.value.trim() !== "";
+  };
+  invitation.addEventListener("input", toggleTeam);
+  toggleTeam();
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const values = formValues(form);
+    const body = { email: values.email, password: values.password };
+    if (values.display_name) body.display_name = values.display_name;
+    if (values.invitation.trim()) body.invitation = values.invitation.trim();
+    else if (values.tenant_name) body.tenant_name = values.tenant_name;
+    try {
+      await busy(form, () => webAuthPost("register", body));
+      location.assign(DASHBOARD);
+    } catch (error) {
+      if (error.code === "email_not_verified") {
+        // The account exists; the team wants a confirmed address before the first sign-in.
+        form.hidden = true;
+        showNotice("register-notice", error.message);
+        return;
+      }
+      showErrors(form, error);
+    }
+  });
+}
+
+// --- sign out -----------------------------------------------------------------------------
+
+async function signoutPage() {
+  const button = document.getElementById("signout-confirm");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await webAuthPost("logout", {});
+      document.getElementById("signout-ask").hidden = true;
+      document.getElementById("signout-done").hidden = false;
+    } catch (error) {
+      const slot = document.getElementById("signout-error");
+      slot.textContent = error.message;
+      slot.hidden = false;
+      button.disabled = false;
+    }
+  });
+}
+
+// --- account ------------------------------------------------------------------------------
+
+function describeAgent(agent) {
+  if (!agent) return "Unknown device";
+  const browser = /(Firefox|Edg|Chrome|Chromium|Safari)\/[\d.]+/.exec(agent);
+  const system = /(Windows|Mac OS X|Android|iPhone|Linux)/.exec(agent);
+  if (!browser) return agent.slice(0, 60);
+  const name = browser[1] === "Edg" ? "Edge" : browser[1];
+  return system ? `${name} on ${system[1].replace("Mac OS X", "macOS")}` : name;
+}
+
+async function accountPage() {
+  const user = await bootSignedIn();
+  document.getElementById("profile-email").textContent = user.email;
+  document.getElementById("profile-name").textContent = user.display_name || "—";
+  document.getElementById("profile-team").textContent = auth.tenant?.name ?? "—";
+  document.getElementById("profile-role").textContent = user.role;
+
+  const body = document.getElementById("devices-body");
+  const devicesError = document.getElementById("devices-error");
+
+  function reportDevices(error) {
+    devicesError.textContent = error.message;
+    devicesError.hidden = false;
+  }
+
+  async function signOutDevice(device, button) {
+    button.disabled = true;
+    try {
+      if (device.current) {
+        await webAuthPost("logout", {}, auth.access);
+        location.assign("/signin/?reason=signed_out");
+        return;
+      }
+      await api("DELETE", `/api/v5/auth/sessions/${device.id}`);
+      await loadDevices();
+    } catch (error) {
+      button.disabled = false;
+      reportDevices(error);
+    }
+  }
+
+  async function loadDevices() {
+    devicesError.hidden = true;
+    let page;
+    try {
+      page = await api("GET", "/api/v5/auth/sessions?limit=200");
+    } catch (error) {
+      reportDevices(error);
+      return;
+    }
+    body.replaceChildren(
+      ...page.results.map((device) => {
+        const button = el("button", { type: "button" }, "Sign out this device");
+        button.addEventListener("click", () => signOutDevice(device, button));
+        return el(
+          "tr",
+          { "data-device": device.id, class: device.current ? "current" : null },
+          el(
+            "td",
+            {},
+            el("span", { title: device.user_agent }, describeAgent(device.user_agent)),
+            device.current ? el("span", { class: "badge" }, "this device") : null,
+          ),
+          el("td", {}, device.ip || "—"),
+          el("td", {}, timeEl(device.created_at)),
+          el("td", {}, timeEl(device.last_used_at)),
+          el("td", { class: "actions" }, button),
+        );
+      }),
+    );
+  }
+
+  document.getElementById("signout-everywhere").addEventListener("click", async (event) => {
+    event.currentTarget.disabled = true;
+    try {
+      await webAuthPost("logout-all", {}, auth.access);
+      location.assign("/signin/?reason=signed_out");
+    } catch (error) {
+      event.currentTarget.disabled = false;
+      reportDevices(error);
+    }
+  });
+
+  const form = document.getElementById("password-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    document.getElementById("password-done").hidden = true;
+    const values = formValues(form);
+    if (values.new_password !== values.confirm_password) {
+      showErrors(form, fieldProblem("confirm_password", "The two new passwords differ."));
+      return;
+    }
+    try {
+      await busy(form, () =>
+        api("POST", "/api/v5/auth/password", {
+          current_password: values.current_password,
+          new_password: values.new_password,
+        }),
+      );
+      form.reset();
+      document.getElementById("password-done").hidden = false;
+      await loadDevices();
+    } catch (error) {
+      showErrors(form, error);
+    }
+  });
+
+  await loadDevices();
+}
+
+// --- start --------------------------------------------------------------------------------
+
+const PAGES = {
+  signin: signinPage,
+  register: registerPage,
+  signout: signoutPage,
+  account: accountPage,
+};
+
+const root = document.querySelector("[data-page]");
+const run = root && PAGES[root.dataset.page];
+if (run) {
+  run(root).catch((error) => {
+    if (!(error instanceof Problem)) console.error(error);
+  });
+}
