@@ -129,6 +129,30 @@ def _related(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> list[uuid
     return ids
 
 
+def _views(tr: Any, tenant_id: uuid.UUID, found: list[WorkspaceSession]) -> list[SessionView]:
+    """``[_view(tr, tenant_id, head) for head in found]``, each kind of read issued once for
+    all of them: a page of 20 sessions is five reads, not eighty."""
+    if len(found) <= 1:
+        return [_view(tr, tenant_id, head) for head in found]
+    ids = [head.id for head in found]
+    found_states = states(tenant_id).get_many(tr, ids)
+    children = heads(tenant_id).index_keys(
+        tr, "sessions_by_parent", [(i,) for i in ids], limit=RELATED_MAX
+    )
+    parent_ids = sorted({h.parent_session_id for h in found if h.parent_session_id is not None})
+    parents = heads(tenant_id).get_many(tr, parent_ids)
+    alive = {pid for pid, parent in zip(parent_ids, parents, strict=True) if parent is not None}
+    views = []
+    for head, state, child_keys in zip(found, found_states, children, strict=True):
+        if state is None:  # pragma: no cover - a head is always written with its state
+            raise _not_found()
+        related = [key[0] for key in child_keys]
+        if head.parent_session_id in alive:
+            related.insert(0, head.parent_session_id)  # a deleted parent is no longer related
+        views.append(SessionView(head=head, state=state, related_ids=related))
+    return views
+
+
 def _view(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> SessionView:
     state = states(tenant_id).get(tr, head.id)
     if state is None:  # pragma: no cover - a head is always written with its state
@@ -236,7 +260,7 @@ def session_list(
                 snap, "recent_sessions_tenant", (), limit=limit, reverse=True, continuation=cursor
             )
             found = page.records
-        return Page([_view(snap, tenant_id, h) for h in found], page.continuation)
+        return Page(_views(snap, tenant_id, found), page.continuation)
 
     listed: Page[SessionView] = read(db)
     return listed

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fdb_backend.errors import FDBError
@@ -92,6 +92,14 @@ class _Reads:
         self, prefix: bytes, limit: int = 0, reverse: bool = False
     ) -> list[KeyValue]:
         return self.get_range(prefix, self._fdb.strinc(prefix), limit, reverse)
+
+    def get_ranges(
+        self, ranges: Sequence[tuple[bytes, bytes]], limit: int = 0
+    ) -> list[list[KeyValue]]:
+        """The embedded engine's batched reads (its get_ranges), as separate reads here."""
+        return [
+            self.get_range(b, e, limit, streaming_mode=StreamingMode.want_all) for b, e in ranges
+        ]
 
     @_translated
     def get_key(self, selector: KeySelector) -> bytes:

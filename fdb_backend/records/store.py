@@ -43,6 +43,9 @@ Entries = dict[bytes, tuple[Index, tuple[Any, ...], bytes]]
 
 log = logging.getLogger(__name__)
 
+# Index entries whose records an unlimited list_by_index reads together.
+LIST_BATCH = 200
+
 
 class Collection(Generic[R]):
     """The records of type ``R`` in one scope (a tenant, or the global scope).
@@ -126,6 +129,26 @@ class Collection(Generic[R]):
         ]
         return self._decode(pk, chunks)
 
+    def _read_many(self, tr: Any, pks: list[tuple[Any, ...]]) -> list[R | None]:
+        """``[self._read(tr, pk) for pk in pks]``, the reads issued together."""
+        ranges = [self.keys.records.range(pk) for pk in pks]
+        bounds = [(r.start, r.stop) for r in ranges]
+        batched = getattr(tr, "get_ranges", None)
+        if batched is None or len(bounds) <= 1:
+            rows = [tr.get_range(b, e) for b, e in bounds]
+        else:
+            rows = batched(bounds)
+        found: list[R | None] = []
+        for pk, kvs in zip(pks, rows, strict=True):
+            if not kvs:
+                found.append(None)
+                continue
+            chunks = [
+                (fdb.tuple.unpack(kv.key, prefix_len=len(self._prefix))[-1], kv.value) for kv in kvs
+            ]
+            found.append(self._decode(pk, chunks))
+        return found
+
     def _live(self, record: R | None, now: datetime) -> R | None:
         if record is None or self.schema.is_expired(record, now):
             return None
@@ -151,6 +174,40 @@ class Collection(Generic[R]):
     def get(self, tr: Any, key: Any, *, now: datetime | None = None) -> R | None:
         """The live record with primary key ``key`` (a value, or a tuple for several fields)."""
         return self._live(self._read(tr, self._pk(key)), now or utcnow())
+
+    @transactional
+    def get_many(self, tr: Any, keys: list[Any], *, now: datetime | None = None) -> list[R | None]:
+        """The live record of each primary key in ``keys`` (None where there is none), read
+        together rather than one after another."""
+        moment = now or utcnow()
+        return [self._live(r, moment) for r in self._read_many(tr, [self._pk(k) for k in keys])]
+
+    @transactional
+    def index_keys(
+        self, tr: Any, index: str, prefixes: list[tuple[Any, ...]], *, limit: int = 0
+    ) -> list[list[tuple[Any, ...]]]:
+        """For each prefix of index ``index`` (not unique), the primary keys of its first
+        ``limit`` entries (0: all), read together and without reading the records: for
+        callers that need only ids. Indexes are written with their records in the same
+        transaction, so an entry names a record (``storage check`` verifies it)."""
+        idx, keys = self._index(index)
+        if idx.unique or keys.cross_scope:
+            raise ValueError("index_keys reads a local index that is not unique", index)
+        subspace = keys.subspace
+        prefix_len = len(subspace.key())
+        bounds = []
+        for values in prefixes:
+            start = subspace.pack(index_tuple(values))
+            bounds.append((start, start + b"\xff"))
+        batched = getattr(tr, "get_ranges", None)
+        if batched is None or len(bounds) <= 1:
+            rows = [tr.get_range(b, e, limit) for b, e in bounds]
+        else:
+            rows = batched(bounds, limit)
+        arity = len(self.schema.key_fields)
+        return [
+            [fdb.tuple.unpack(kv.key, prefix_len=prefix_len)[-arity:] for kv in kvs] for kvs in rows
+        ]
 
     @transactional
     def find_unique(
@@ -271,26 +328,36 @@ class Collection(Generic[R]):
         reader = RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
         found: list[R] = []
         last: bytes | None = None
-        while not limit or len(found) < limit:
-            kv = reader.next()
-            if kv is None:
+        exhausted = False
+        while not exhausted and (not limit or len(found) < limit):
+            # As many entries as records still wanted, then their records in one go.
+            wanted = limit - len(found) if limit else LIST_BATCH
+            entries: list[tuple[bytes, tuple[Any, ...]]] = []
+            while len(entries) < wanted:
+                kv = reader.next()
+                if kv is None:
+                    exhausted = True
+                    break
+                if idx.unique:
+                    pk = fdb.tuple.unpack(kv.value)
+                else:
+                    pk = fdb.tuple.unpack(kv.key, prefix_len=len(prefix))[
+                        -len(self.schema.key_fields) :
+                    ]
+                entries.append((kv.key, pk))
+            if not entries:
                 break
-            last = kv.key
-            if idx.unique:
-                pk = fdb.tuple.unpack(kv.value)
-            else:
-                pk = fdb.tuple.unpack(kv.key, prefix_len=len(prefix))[
-                    -len(self.schema.key_fields) :
-                ]
-            stored = self._read(tr, pk)
-            if stored is None:
-                log.warning(
-                    "index entry without its record",
-                    extra={"collection": self.schema.collection, "index": index, "key": pk},
-                )
-                continue
-            if self._live(stored, moment) is not None:
-                found.append(stored)
+            stored_records = self._read_many(tr, [pk for _, pk in entries])
+            for (key, pk), stored in zip(entries, stored_records, strict=True):
+                last = key
+                if stored is None:
+                    log.warning(
+                        "index entry without its record",
+                        extra={"collection": self.schema.collection, "index": index, "key": pk},
+                    )
+                    continue
+                if self._live(stored, moment) is not None:
+                    found.append(stored)
         token = None
         if last is not None and reader.has_more():
             boundary = last if reverse else last + b"\x00"

@@ -531,3 +531,66 @@ def test_threads_with_their_own_transactions(db: Any, ks: Any) -> None:
         t.join()
     assert errors == []
     assert len(db.create_transaction().get_range(*_range(ks))) == 80
+
+
+# --- get_ranges: several range reads at once --------------------------------------------
+
+
+def _bounds(ks: Any, *prefix: Any) -> tuple[bytes, bytes]:
+    r = ks.range(prefix)
+    return r.start, r.stop
+
+
+def _fill_groups(db: Any, ks: Any) -> None:
+    @fdb_backend.transactional
+    def fill(tr: Any) -> None:
+        for group in range(5):
+            for i in range(group * 3):
+                tr[ks.pack((group, i))] = b"v%d.%d" % (group, i)
+
+    fill(db)
+
+
+@pytest.mark.parametrize("limit", [0, 1, 4])
+def test_get_ranges_reads_what_separate_reads_read(db: Any, ks: Any, limit: int) -> None:
+    _fill_groups(db, ks)
+    # Out of order, one empty, one twice.
+    bounds = [_bounds(ks, g) for g in (4, 0, 2, 3, 4)]
+    bounds.append((ks.pack((2, 1)), ks.pack((3, 2))))  # overlapping two groups
+    tr = db.create_transaction()
+    separate = [tr.get_range(b, e, limit) for b, e in bounds]
+    assert tr.get_ranges(bounds, limit) == separate
+    assert tr.snapshot.get_ranges(bounds, limit) == separate
+    assert [len(r) for r in separate][:3] == ([12, 0, 6] if not limit else [limit, 0, limit])
+
+
+def test_get_ranges_sees_the_transactions_own_writes(db: Any, ks: Any) -> None:
+    _fill_groups(db, ks)
+    tr = db.create_transaction()
+    tr[ks.pack((0, "new"))] = b"mine"
+    tr.clear(ks.pack((2, 0)))
+    got = tr.get_ranges([_bounds(ks, 0), _bounds(ks, 2)])
+    assert [kv.value for kv in got[0]] == [b"mine"]
+    assert ks.pack((2, 0)) not in [kv.key for kv in got[1]]
+
+
+def test_get_ranges_conflicts_like_separate_reads(db: Any, ks: Any) -> None:
+    _fill_groups(db, ks)
+    reader = db.create_transaction()
+    reader.get_ranges([_bounds(ks, 1), _bounds(ks, 3)])
+    reader[ks.pack(("out",))] = b"x"
+    writer = db.create_transaction()
+    writer[ks.pack((3, "late"))] = b"y"
+    commit(writer)
+    assert codes(lambda: reader.commit().wait()) == 1020
+
+
+def test_get_ranges_in_a_snapshot_adds_no_conflict(db: Any, ks: Any) -> None:
+    _fill_groups(db, ks)
+    reader = db.create_transaction()
+    reader.snapshot.get_ranges([_bounds(ks, 1), _bounds(ks, 3)])
+    reader[ks.pack(("out",))] = b"x"
+    writer = db.create_transaction()
+    writer[ks.pack((3, "late"))] = b"y"
+    commit(writer)
+    commit(reader)

@@ -782,3 +782,57 @@ def test_random_saves_and_deletes_keep_indexes_consistent(
         )
     assert widgets.list_by_key(database).records == [model[k] for k in sorted(model)]
     assert set(assert_consistent(database, scope)) == set(model)
+
+
+def test_get_many_reads_like_get(
+    database: Any, scope: keyspace.Scope, widgets: Collection[Widget]
+) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        big = widgets.save(database, Widget(id=uuid.uuid4(), color="red", blob="x" * 250_000))
+        small = widgets.save(database, Widget(id=uuid.uuid4(), color="blue"))
+        brief = widgets.save(
+            database, Widget(id=uuid.uuid4(), color="red", expires_at=T0 + timedelta(hours=1))
+        )
+        missing = uuid.uuid4()
+        keys = [small.id, missing, big.id, brief.id, small.id]
+        assert widgets.get_many(database, keys) == [small, None, big, brief, small]
+        assert widgets.get_many(database, []) == []
+        clock.shift(timedelta(hours=2))
+        assert widgets.get_many(database, keys) == [widgets.get(database, k) for k in keys]
+        assert widgets.get_many(database, [brief.id], now=T0) == [brief]
+
+
+def test_index_keys_lists_each_prefix_in_index_order(
+    database: Any, widgets: Collection[Widget]
+) -> None:
+    made = [
+        widgets.save(database, Widget(id=uuid.uuid4(), color=color, size=size))
+        for color, size in [("red", 3), ("red", 1), ("blue", 2), ("red", 2)]
+    ]
+    by_size = {w.size: w.id for w in made if w.color == "red"}
+    prefixes = [("red",), ("green",), ("blue",)]
+    got = widgets.index_keys(database, "widgets_by_color", prefixes)
+    assert got == [[(by_size[1],), (by_size[2],), (by_size[3],)], [], [(made[2].id,)]]
+    assert widgets.index_keys(database, "widgets_by_color", prefixes, limit=1)[0] == [(by_size[1],)]
+    listed = [
+        [(w.id,) for w in widgets.list_by_index(database, "widgets_by_color", p).records]
+        for p in prefixes
+    ]
+    assert got == listed
+    with pytest.raises(ValueError):
+        widgets.index_keys(database, "widgets_by_sku", [("k",)])
+
+
+def test_list_by_index_reads_past_dead_entries_in_batches(
+    database: Any, scope: keyspace.Scope, widgets: Collection[Widget]
+) -> None:
+    with time_machine.travel(T0, tick=False) as clock:
+        for i in range(7):
+            expires = T0 + timedelta(hours=1) if i % 2 else None
+            widgets.save(database, Widget(id=uuid.uuid4(), color="red", size=i, expires_at=expires))
+        clock.shift(timedelta(hours=2))
+        sizes = [
+            w.size
+            for w in pages(widgets.list_by_index, database, "widgets_by_color", ("red",), limit=2)
+        ]
+        assert sizes == [0, 2, 4, 6]
