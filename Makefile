@@ -25,11 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy .
 
-# The browser tests drive Debian's Chromium (never a downloaded build). Installing it needs
-# root; where that fails the browser tests skip with the reason (and fail under CI).
+# The browser tests drive Debian's Chromium (never a downloaded build) and the proxy test
+# runs Debian's nginx. Installing them needs root; where that fails those tests skip with the
+# reason (and fail under CI).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get install -y chromium >/dev/null 2>&1 \
 		|| (apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1) || true)
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx \
+		|| apt-get install -y nginx-light >/dev/null 2>&1 || apt-get install -y nginx >/dev/null 2>&1 || true
 
 pytest: $(STAMP) chromium
 	$(BIN)/pytest

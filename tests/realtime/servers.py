@@ -70,10 +70,13 @@ def base_env(store_url: str, redis_url: str = "", **extra: str) -> dict[str, str
 class Server:
     """One daphne process."""
 
-    def __init__(self, name: str, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, log_path: Path, env: dict[str, str], args: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self.env = env
+        self.args = args
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -88,6 +91,7 @@ class Server:
     def start(self) -> None:
         self._log = self.log_path.open("wb")
         command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command += self.args
         self.process = subprocess.Popen(
             [*command, "coditect.asgi:application"],
             cwd=ROOT,
@@ -144,8 +148,8 @@ class Servers:
         self.tmp_path = tmp_path
         self.started: list[Server] = []
 
-    def start(self, name: str, env: dict[str, str]) -> Server:
-        server = Server(name, self.tmp_path / f"daphne-{name}.log", env)
+    def start(self, name: str, env: dict[str, str], args: tuple[str, ...] = ()) -> Server:
+        server = Server(name, self.tmp_path / f"daphne-{name}.log", env, args)
         self.started.append(server)
         server.start()
         return server

@@ -1,0 +1,174 @@
+"""docs/deploy/nginx-coditect.conf in front of two daphne processes sharing Redis and a store.
+
+REST and WebSockets go through nginx to either process; a socket on one process and a socket
+on the other see each other's events in order; the client address the platform records is
+the one nginx saw, whatever X-Forwarded-For the client sends. Needs Debian's nginx (`make
+test` installs it where it can) and Redis: skipped without them, failed under CI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.realtime.helpers import redis_url_or_skip
+from tests.realtime.servers import (
+    Http,
+    NetPeer,
+    Servers,
+    base_env,
+    create_session,
+    free_port,
+    invite,
+    net_open,
+    register,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "docs" / "deploy" / "nginx-coditect.conf"
+REDIS_DB_NGINX = 11
+
+
+def nginx_or_skip() -> str:
+    found = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
+    if found is None:
+        reason = "nginx is not installed (Debian: apt-get install nginx-light)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI is set: nginx is required)")
+        pytest.skip(reason)
+    return found
+
+
+@dataclass
+class Proxy:
+    """nginx, shaped like a tests.realtime.servers.Server for Http and net_open."""
+
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def start_nginx(
+    binary: str, tmp_path: Path, upstreams: list[int]
+) -> tuple[Proxy, subprocess.Popen[bytes]]:
+    site = CONF.read_text()
+    site = site.replace("server 127.0.0.1:8001;", f"server 127.0.0.1:{upstreams[0]};")
+    site = site.replace("server 127.0.0.1:8002;", f"server 127.0.0.1:{upstreams[1]};")
+    port = free_port()
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    assert f"127.0.0.1:{upstreams[1]}" in site and f":{port};" in site, "the example changed shape"
+    (tmp_path / "coditect.conf").write_text(site)
+    # What a distribution's nginx.conf provides around conf.d; here it runs unprivileged.
+    (tmp_path / "nginx.conf").write_text(
+        f"""
+daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {tmp_path}/nginx-access.log;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    fastcgi_temp_path {tmp_path}/fastcgi;
+    uwsgi_temp_path {tmp_path}/uwsgi;
+    scgi_temp_path {tmp_path}/scgi;
+    include {tmp_path}/coditect.conf;
+}}
+"""
+    )
+    process = subprocess.Popen(
+        [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    proxy = Proxy(port, tmp_path / "nginx-error.log")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(proxy.base_url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return proxy, process
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"nginx did not come up:\n{proxy.log()}")
+        time.sleep(0.05)
+
+
+async def test_two_daphnes_behind_nginx(servers: Servers, tmp_path: Path) -> None:
+    binary = nginx_or_skip()
+    redis_url = redis_url_or_skip(REDIS_DB_NGINX)
+    env = base_env(f"embedded://{tmp_path}/store.sqlite3", redis_url)
+    one = servers.start("one", env, ("--proxy-headers",))
+    two = servers.start("two", env, ("--proxy-headers",))
+    one.wait_ready()
+    two.wait_ready()
+    proxy, nginx = start_nginx(binary, tmp_path, [one.port, two.port])
+    peers: list[NetPeer] = []
+    try:
+        http = Http(proxy)  # type: ignore[arg-type]
+        alice = await asyncio.to_thread(register, http, "Alice", "alice@example.com", "Acme")
+        bob = await asyncio.to_thread(invite, http, alice, "Bob", "bob@example.com")
+        session = await asyncio.to_thread(create_session, http, alice)
+
+        # The address the platform records is nginx's view of the client, not the header's.
+        request = urllib.request.Request(
+            proxy.base_url + "/api/v5/auth/sessions",
+            headers={"Authorization": f"Bearer {alice.access}", "X-Forwarded-For": "203.0.113.9"},
+        )
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read())
+        assert b"203.0.113.9" not in body
+        assert b'"ip":"127.0.0.1"' in body.replace(b" ", b"")
+
+        # Sockets through nginx, round-robined over both processes.
+        for index in range(4):
+            token = (alice, bob)[index % 2].access
+            peers.append(await net_open(proxy, session["id"], token, f"peer-{index}"))  # type: ignore[arg-type]
+        for index, peer in enumerate(peers):
+            ack = await peer.ok("event.publish", event="hello", data={"from": index})
+            for other in peers:
+                await other.next("event", seq=ack["seq"], timeout=10)
+        final = await peers[0].ok("event.publish", event="final", data=None)
+        for peer in peers:
+            await peer.wait_seq(final["seq"], timeout=10)
+            peer.assert_contiguous()
+    finally:
+        for peer in peers:
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await peer.close()
+        nginx.terminate()
+        nginx.wait(10)
