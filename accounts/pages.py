@@ -1,4 +1,5 @@
-"""The platform's web pages for accounts (sign in, register, sign out, account); docs/web.md.
+"""The platform's web pages for accounts (sign in, register, sign out, account, email
+verification, password reset); docs/web.md.
 
 Every page is a shell: a template with forms and empty regions, and a script that fills them
 from the REST API and the WebSocket with the access token it holds in memory. A shell carries
@@ -81,3 +82,22 @@ def signout(request: HttpRequest) -> HttpResponse:
 @require_safe
 def account(request: HttpRequest) -> HttpResponse:
     return render_page(request, "web/account.html", {"nav": "account"})
+
+
+# The pages the account mail links to (accounts/mail.py ``mail_link``): the token is in the
+# URL's fragment, which the browser keeps to itself; the script reads it and POSTs it.
+
+
+@require_safe
+def verify_email(request: HttpRequest) -> HttpResponse:
+    return render_page(request, "web/verify_email.html")
+
+
+@require_safe
+def forgot_password(request: HttpRequest) -> HttpResponse:
+    return render_page(request, "web/forgot_password.html")
+
+
+@require_safe
+def reset_password(request: HttpRequest) -> HttpResponse:
+    return render_page(request, "web/reset_password.html")

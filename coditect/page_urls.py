@@ -17,6 +17,10 @@ urlpatterns: list[URLPattern] = [
     path("register/", account_pages.register, name="web-register"),
     path("signout/", account_pages.signout, name="web-signout"),
     path("account/", account_pages.account, name="web-account"),
+    # The mail links to /verify-email#token=... and /reset-password#token=... (no slash).
+    *optional_slash("verify-email", account_pages.verify_email, name="web-verify-email"),
+    path("forgot-password/", account_pages.forgot_password, name="web-forgot-password"),
+    *optional_slash("reset-password", account_pages.reset_password, name="web-reset-password"),
     path("sessions/", workspace_pages.dashboard, name="web-dashboard"),
     path("sessions/<uuid:session_id>/", realtime_pages.live, name="web-live"),
     *optional_slash("web/auth/login", web_auth.login, name="web-auth-login"),

@@ -7,7 +7,8 @@ environment variable ``CI`` set) that is a failure instead, so a broken install 
 behind a skip.
 
 One daphne serves the module (a temporary embedded store, DEBUG settings as a developer's
-machine has them, short access tokens so the pages' refresh runs within a test); a test may
+machine has them, short access tokens so the pages' refresh runs within a test, account mail
+written to files by Django's file backend: ``mail_to`` in helpers.py reads it); a test may
 stop and start it again on the same port and store.
 """
 
@@ -78,11 +79,21 @@ def browser() -> Iterator[Any]:
 def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("browser")
     servers = Servers(tmp)
+    # Account mail goes to files in MAIL_DIR, where a test reads it as its user would; its
+    # links point at this server (the port is known once the Server exists).
+    env = base_env(
+        f"embedded://{tmp}/store.sqlite3",
+        **SERVER_ENV,
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+        EMAIL_FILE_PATH=str(tmp / "mail"),
+    )
+    web = Server("web", tmp / "daphne-web.log", env)
+    env["CODITECT_PUBLIC_URL"] = web.base_url
+    servers.started.append(web)
     try:
-        (started,) = servers.start_all(
-            ("web", base_env(f"embedded://{tmp}/store.sqlite3", **SERVER_ENV))
-        )
-        yield started
+        web.start()
+        web.wait_ready()
+        yield web
     finally:
         servers.stop_all()
 

@@ -19,7 +19,16 @@ from tests.accounts.helpers import PASSWORD, Api, Persona, problem
 from tests.web.helpers import Web
 from tests.workspaces.helpers import SESSIONS, SessionApi, create_session, session_url
 
-PAGES = ["/signin/", "/register/", "/signout/", "/sessions/", "/account/"]
+PAGES = [
+    "/signin/",
+    "/register/",
+    "/signout/",
+    "/sessions/",
+    "/account/",
+    "/verify-email",
+    "/forgot-password/",
+    "/reset-password",
+]
 _SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 _STATIC = re.compile(r'(?:src|href)="/static/([^"]+)"')
 
@@ -70,6 +79,7 @@ def test_scripts_import_only_files_that_exist() -> None:
     for module in [
         "coditect/web.js",
         "accounts/pages.js",
+        "accounts/recovery.js",
         "workspaces/dashboard.js",
         "realtime/client.js",
         "realtime/live.js",

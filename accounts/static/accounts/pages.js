@@ -1,6 +1,7 @@
 // The account pages (docs/web.md): sign in (with a second factor when the account has one),
 // register (with an invitation), sign out, and the account page (devices, sign out
-// everywhere, password change). The page to run is named by [data-page] in the template.
+// everywhere, password change, email verification, two-step verification); the recovery
+// pages live in recovery.js. The page to run is named by [data-page] in the template.
 
 import {
   api,
@@ -17,6 +18,13 @@ import {
   timeEl,
   webAuthPost,
 } from "../coditect/web.js";
+import {
+  forgotPasswordPage,
+  mountEmailVerification,
+  mountTotp,
+  resetPasswordPage,
+  verifyEmailPage,
+} from "./recovery.js";
 
 const DASHBOARD = "/sessions/";
 
@@ -219,13 +227,14 @@ async function accountPage() {
     );
   }
 
-  document.getElementById("signout-everywhere").addEventListener("click", async (event) => {
-    event.currentTarget.disabled = true;
+  const everywhere = document.getElementById("signout-everywhere");
+  everywhere.addEventListener("click", async () => {
+    everywhere.disabled = true;
     try {
       await webAuthPost("logout-all", {}, auth.access);
       location.assign("/signin/?reason=signed_out");
     } catch (error) {
-      event.currentTarget.disabled = false;
+      everywhere.disabled = false;
       reportDevices(error);
     }
   });
@@ -255,7 +264,7 @@ async function accountPage() {
     }
   });
 
-  await loadDevices();
+  await Promise.all([loadDevices(), mountEmailVerification(user), mountTotp()]);
 }
 
 // --- start --------------------------------------------------------------------------------
@@ -265,6 +274,9 @@ const PAGES = {
   register: registerPage,
   signout: signoutPage,
   account: accountPage,
+  "verify-email": verifyEmailPage,
+  "forgot-password": forgotPasswordPage,
+  "reset-password": resetPasswordPage,
 };
 
 const root = document.querySelector("[data-page]");

@@ -162,6 +162,27 @@ export async function api(method, path, body) {
   }
 }
 
+/** Call a REST endpoint that needs no sign-in (verify-email, password reset): no token. */
+export async function publicApi(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new Problem(0, null);
+  }
+  const data = await readJson(response);
+  if (!response.ok) throw new Problem(response.status, data);
+  return data;
+}
+
 // --- navigation ---------------------------------------------------------------------------
 
 export function signInUrl(reason) {
