@@ -7,8 +7,8 @@ Run from the repository root::
 In one run on one machine it starts five server configurations side by side on 127.0.0.1
 (idle ones cost nothing) and loads one at a time at concurrency 16:
 
-- the platform under one daphne process, under gunicorn with one sync worker per core
-  (coditect.wsgi), and under one daphne process per core sharing a listening socket;
+- the platform under one daphne process, under gunicorn with one gthread worker (4 threads)
+  per core (coditect.wsgi), and under one daphne process per core sharing a listening socket;
 - the comparison app (bench/comparison: DRF + simplejwt + ORM) under one daphne process and
   under gunicorn with one sync worker per core.
 
@@ -59,6 +59,7 @@ if str(ROOT) not in sys.path:
 
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
 
+PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
 HOST = "127.0.0.1"
 CONCURRENCY = 16
 USERS = 16  # registered per app; logins cycle through them
@@ -441,7 +442,8 @@ class Platform:
             ]  # the parent's copy closes here; the children keep theirs
 
     def gunicorn(self, port: int) -> list[subprocess.Popen[bytes]]:
-        # The same flags as bench/comparison/run.py's start_gunicorn.
+        # The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
+        # worker goes on serving while one of its requests waits for its commit's fsync.
         argv = [
             sys.executable,
             "-m",
@@ -451,7 +453,9 @@ class Platform:
             "--workers",
             str(CORES),
             "--worker-class",
-            "sync",
+            "gthread",
+            "--threads",
+            str(PLATFORM_THREADS),
             "--no-control-socket",
             "--graceful-timeout",
             "5",
@@ -479,7 +483,7 @@ def configs(platform_app: Platform, db_dir: Path) -> list[Config]:
         Config(
             f"platform-gunicorn-{CORES}",
             "platform",
-            f"platform, gunicorn {CORES} sync",
+            f"platform, gunicorn {CORES} gthread x{PLATFORM_THREADS}",
             platform_app.gunicorn,
         ),
         Config(
@@ -1062,6 +1066,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def label_of(key: str) -> str:
     app, server, count = key.split("-")
+    if server == "gunicorn" and app == "platform":
+        return f"{app}, gunicorn {count} gthread x{PLATFORM_THREADS}"
     if server == "gunicorn":
         return f"{app}, gunicorn {count} sync"
     return f"{app}, {count} daphne"

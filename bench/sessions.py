@@ -5,7 +5,8 @@ Run from the repository root::
     python bench/sessions.py [--seconds N] [--warm-up N] [--json]
 
 It starts four servers over temporary databases: the platform under one daphne process and
-under gunicorn with one sync worker per core (REST from WSGI workers, DESIGN §6), the
+under gunicorn with one gthread worker (4 threads) per core (REST from WSGI workers, DESIGN
+§6), the
 conventional comparison app (bench/comparison: DRF + simplejwt + ORM on SQLite) under one
 daphne process and under gunicorn with one sync worker per core. Each app gets a user and
 ``SEEDED`` sessions with a few kB of state; then ``wrk`` loads each server at concurrency 16,
@@ -50,6 +51,7 @@ if str(ROOT) not in sys.path:
 
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
 
+PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
 HOST = "127.0.0.1"
 CONCURRENCY = 16
 PASSWORD = "correct horse battery staple"  # passes both apps' password validators
@@ -203,7 +205,9 @@ class Platform:
         return self.spawn(f"daphne-{port}", [*argv, "coditect.asgi:application"])
 
     def gunicorn(self, port: int) -> subprocess.Popen[bytes]:
-        argv = [  # the flags of bench/comparison/run.py's start_gunicorn
+        # The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
+        # worker goes on serving while one of its requests waits for its commit's fsync.
+        argv = [
             sys.executable,
             "-m",
             "gunicorn",
@@ -212,7 +216,9 @@ class Platform:
             "--workers",
             str(CORES),
             "--worker-class",
-            "sync",
+            "gthread",
+            "--threads",
+            str(PLATFORM_THREADS),
             "--no-control-socket",
             "--graceful-timeout",
             "5",
@@ -633,7 +639,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             (
                 f"platform-gunicorn-{CORES}",
-                f"platform, gunicorn {CORES} sync",
+                f"platform, gunicorn {CORES} gthread x{PLATFORM_THREADS}",
                 "platform",
                 platform_app.gunicorn,
             ),
