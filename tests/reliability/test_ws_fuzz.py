@@ -1,0 +1,457 @@
+"""WebSocket fuzzing (issue 8): whatever a client sends, it gets an ``error`` or one of the
+contract's close codes (CONTRACT §4, docs/protocol.md), and the session's other sockets never
+notice.
+
+Every test joins two sockets to one workspace session: ``fuzzer`` (Alice), which gets the
+malformed frames, binary frames, huge frames, unknown types, wrong field types (hand-written and
+Hypothesis-generated) and floods, and ``watcher`` (Bob, a member of Alice's tenant), which
+must keep answering pings and receive every event, in order, as if nothing happened. Every
+message the server sends must be strict JSON (RFC 8259: no NaN or Infinity), which a browser's
+``JSON.parse`` requires.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.accounts.helpers import Persona
+from tests.realtime.helpers import (
+    ERROR_CODES,
+    PROTOCOL,
+    CommPeer,
+    Sockets,
+    call,
+    ws_path,
+)
+from tests.workspaces.helpers import SessionApi, all_events
+
+pytestmark = pytest.mark.slow
+
+# Close codes of CONTRACT §4.
+CLOSE_CODES = frozenset({4401, 4403, 4404, 4408, 4413, 4429})
+# Errors a well-formed but refused message may get (protocol.md, "Messages").
+REFUSALS = ERROR_CODES | {
+    "not_authenticated",
+    "version_conflict",
+    "lock_held",
+    "lock_not_held",
+}
+LIMIT = 1024 * 1024  # CODITECT_WS_MAX_MESSAGE_BYTES, default
+
+
+def assert_strict_json(value: Any, where: str) -> None:
+    """No NaN or Infinity anywhere: JSON.parse in a browser refuses them."""
+    if isinstance(value, float):
+        assert math.isfinite(value), f"{where}: the server sent {value!r}, which is not JSON"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            assert_strict_json(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            assert_strict_json(item, f"{where}[{index}]")
+
+
+@dataclass
+class Pair:
+    fuzzer: CommPeer
+    watcher: CommPeer
+    session_id: str
+    sockets: Sockets
+
+    async def watcher_still_works(self) -> None:
+        """The watcher answers a ping and hears an event published after the fuzzing."""
+        await self.watcher.ping()
+        ack = await self.watcher.ok("event.publish", event="watcher.alive", data={"ok": True})
+        event = await self.watcher.next("event", seq=ack["seq"])
+        assert event["data"] == {"ok": True}
+
+    def check(self) -> None:
+        """Everything came as strict JSON, the watcher heard every event in order, and a
+        socket that was closed got one of the contract's close codes."""
+        for peer in (self.fuzzer, self.watcher):
+            for index, message in enumerate(peer.received):
+                assert_strict_json(message, f"{peer.name}[{index}]")
+            assert peer.close_code is None or peer.close_code in CLOSE_CODES, peer.close_code
+        assert self.watcher.close_code is None
+        self.watcher.assert_contiguous()
+
+
+@pytest.fixture
+async def pair(
+    sockets: Sockets, alice: Persona, bob: Persona, alice_session: dict[str, Any], settings
+) -> AsyncIterator[Pair]:
+    # Most tests send far more than 50 messages a second (each frame and a ping); the flood
+    # test puts the default limits back.
+    settings.CODITECT_WS_RATE_BURST = 100_000
+    settings.CODITECT_WS_RATE_PER_S = 100_000
+    session_id = alice_session["id"]
+    watcher = await sockets.join(session_id, bob.access, "watcher")
+    fuzzer = await sockets.join(session_id, alice.access, "fuzzer")
+    await watcher.next("presence.join", connection_id=fuzzer.connection_id)
+    yield Pair(fuzzer, watcher, session_id, sockets)
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+async def reply_to(peer: CommPeer, send: Any) -> dict[str, Any]:
+    """Send a frame, then a ping; the one reply (ack, error or pong) that came before the pong."""
+    await send
+    marker = peer.new_id()
+    await peer.send({"type": "ping", "id": marker})
+    await peer.next("pong", id=marker, take=False)
+    replies = [
+        m
+        for m in peer.pending()
+        if m.get("type") in ("ack", "error", "pong") and m.get("id") != marker
+    ]
+    peer._taken.update(range(len(peer.received)))  # what came so far is accounted for
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+# --- hand-written frames ------------------------------------------------------------------------
+
+TEXT_FRAMES = [
+    "",
+    " ",
+    "{",
+    "}",
+    "nope",
+    "\x00",
+    '{"type": "ping"',
+    '{"type": "ping",}',
+    "{'type': 'ping'}",
+    '{"type": "ping"} trailing',
+    "[]",
+    '[{"type": "ping"}]',
+    "1",
+    '"ping"',
+    "null",
+    "true",
+    '{"type": "\\ud800"}',
+]
+BINARY_FRAMES = [b"", b"\x00\xff\xfe", b'{"type": "ping", "id": "binary"}', bytes(range(256))]
+INVALID = {"invalid"}
+
+
+def msg(kind: Any, msg_id: Any = None, **fields: Any) -> dict[str, Any]:
+    message = {"type": kind, **fields}
+    if msg_id is not None:
+        message["id"] = msg_id
+    return message
+
+
+def patch(msg_id: str, base: Any = 1, **changes: Any) -> dict[str, Any]:
+    return msg("state.patch", msg_id, base_version=base, changes=changes)
+
+
+# (message, acceptable error codes)
+JSON_FRAMES: list[tuple[dict[str, Any], set[str]]] = [
+    ({}, {"unknown_type"}),
+    ({"id": "no-type"}, {"unknown_type"}),
+    *(
+        (msg(kind, f"t{index}"), {"unknown_type"})
+        for index, kind in enumerate(
+            [
+                None,
+                7,
+                ["ping"],
+                "",
+                "PING",
+                "ping ",
+                "welcome",
+                "ack",
+                "state.changed",
+                "presence.join",
+                "file.delete",
+                "__class__",
+                "on_ping",
+                "\ud800",
+            ]
+        )
+    ),
+    (msg("ping", {"nested": 1}), INVALID),
+    (msg("ping", [1]), INVALID),
+    (msg("ping", 1.5), INVALID),
+    (msg("resume", "r1"), INVALID),
+    (msg("resume", "r2", last_seq=-1), INVALID),
+    (msg("resume", "r3", last_seq="0"), INVALID),
+    (msg("resume", "r4", last_seq=1.0), INVALID),
+    (msg("resume", "r5", last_seq=True), INVALID),
+    (msg("resume", "r6", last_seq=None), INVALID),
+    (msg("state.patch", "p1"), INVALID),
+    (patch("p2", "1", name="x"), INVALID),
+    (patch("p3", True, name="x"), INVALID),
+    (msg("state.patch", "p4", base_version=1, changes=[]), INVALID),
+    (patch("p5"), INVALID),
+    (patch("p6", name=5), INVALID),
+    (patch("p7", id="x"), INVALID),
+    (patch("p8", version=9), INVALID),
+    (patch("p9", owner_id="x"), INVALID),
+    (patch("p10", workspace_path="rel"), INVALID),
+    (patch("p11", workspace_path="/a/../b"), INVALID),
+    (patch("p12", editor_state=[]), INVALID),
+    (patch("p13", active_files="x"), INVALID),
+    (patch("p14", editor_state={"n": 2**70}), INVALID),
+    (patch("p15", 2**80, name="x"), {"invalid", "version_conflict"}),
+    (patch("p16", -1, name="x"), {"invalid", "version_conflict"}),
+    (msg("event.publish", "e1"), INVALID),
+    (msg("event.publish", "e2", event=5), INVALID),
+    (msg("event.publish", "e3", event=""), INVALID),
+    (msg("event.publish", "e4", event="a b"), INVALID),
+    (msg("event.publish", "e5", event="x" * 101), INVALID),
+    (msg("event.publish", "e6", event="state.changed", data={}), INVALID),
+    (msg("event.publish", "e7", event="presence.join", data={}), INVALID),
+    (msg("event.publish", "e8", event="lock.changed", data={}), INVALID),
+    (msg("event.publish", "e9", event="ok", data={"n": 2**64}), INVALID),
+    (msg("event.publish", "e10", event="ok", data="x" * (65 * 1024)), INVALID),
+    (msg("event.publish", "e11", event="ok", data="\ud800"), INVALID),
+    (msg("lock.acquire", "l1"), INVALID),
+    (msg("lock.acquire", "l2", path=5, ttl_s=10), INVALID),
+    (msg("lock.acquire", "l3", path="", ttl_s=10), INVALID),
+    (msg("lock.acquire", "l4", path="/a", ttl_s="10"), INVALID),
+    (msg("lock.acquire", "l5", path="/a", ttl_s=0), INVALID),
+    (msg("lock.acquire", "l6", path="/a", ttl_s=301), INVALID),
+    (msg("lock.acquire", "l7", path="/a", ttl_s=True), INVALID),
+    (msg("lock.acquire", "l8", path="/a", ttl_s=1.5), INVALID),
+    (msg("lock.acquire", "l9", path="x" * 1025, ttl_s=10), INVALID),
+    (msg("lock.renew", "l10", path="/never/held", ttl_s=10), {"lock_not_held"}),
+    (msg("lock.renew", "l11", path=None, ttl_s=10), INVALID),
+    (msg("lock.release", "l12", path="/never/held"), {"lock_not_held"}),
+    (msg("lock.release", "l13", path=["/a"]), INVALID),
+    (msg("auth", "a1"), INVALID),
+    (msg("auth", "a2", token=""), INVALID),
+    (msg("auth", "a3", token=5), INVALID),
+]
+
+
+async def test_malformed_frames_each_get_an_error_and_the_socket_lives(pair: Pair) -> None:
+    fuzzer = pair.fuzzer
+    heard = len(pair.watcher.heard())
+    for frame in TEXT_FRAMES:
+        reply = await reply_to(fuzzer, fuzzer.send_text(frame))
+        assert reply["type"] == "error", (frame, reply)
+        assert reply["code"] in {"invalid_message", "unknown_type"}, (frame, reply)
+        assert reply["detail"], (frame, reply)
+    await pair.watcher.ping()
+    for data in BINARY_FRAMES:
+        reply = await reply_to(fuzzer, fuzzer.send_bytes(data))
+        assert reply["type"] == "error", (data, reply)
+        assert reply["code"] == "invalid_message", (data, reply)
+    await pair.watcher.ping()
+    for message, codes in JSON_FRAMES:
+        reply = await reply_to(fuzzer, fuzzer.send(message))
+        assert reply["type"] == "error", (message, reply)
+        assert reply["code"] in codes, (message, reply)
+        assert isinstance(reply["detail"], str), (message, reply)
+        assert reply["detail"], (message, reply)
+        if _valid_id(message.get("id")):
+            assert reply["id"] == message["id"], (message, reply)
+    # Nothing of it reached the log or the other socket.
+    await pair.watcher.drain(quiet=0.1)
+    assert pair.watcher.heard()[heard:] == []
+    await pair.watcher_still_works()
+    await fuzzer.ping()
+    pair.check()
+
+
+async def test_a_bad_token_in_auth_closes_4401_and_only_that_socket(pair: Pair) -> None:
+    await pair.fuzzer.send({"type": "auth", "id": "bad", "token": "not-a-token"})
+    assert await pair.fuzzer.expect_close() == 4401
+    leave = await pair.watcher.next("presence.leave", connection_id=pair.fuzzer.connection_id)
+    assert leave["user_id"] == pair.fuzzer.welcome["session"]["owner_id"]
+    await pair.watcher_still_works()
+    pair.check()
+
+
+async def test_garbage_before_auth_leaks_nothing_and_auth_still_works(
+    pair: Pair, alice: Persona, settings
+) -> None:
+    path = ws_path(pair.session_id)
+    settings.CODITECT_WS_AUTH_TIMEOUT_S = 5  # time enough for the garbage, whatever the load
+    # Garbage, then a good auth message: the socket gets in.
+    late, accepted, _ = await pair.sockets.open(path, [PROTOCOL], "late")
+    assert accepted
+    for frame in ["{", "[]", '{"type": "nope"}', '{"type": "ping", "id": 1.5}']:
+        await late.send_text(frame)
+        reply = await late.next("error")
+        assert reply["code"] in ERROR_CODES, reply
+    await late.send_bytes(b"\x00")
+    assert (await late.next("error"))["code"] == "invalid_message"
+    before_auth: list[dict[str, Any]] = [
+        {"type": "ping", "id": "p"},
+        {"type": "resume", "id": "r", "last_seq": 0},
+        {"type": "state.patch", "id": "s", "base_version": 1, "changes": {"name": "x"}},
+        {"type": "event.publish", "id": "e", "event": "x", "data": {}},
+        {"type": "lock.acquire", "id": "l", "path": "/a", "ttl_s": 10},
+    ]
+    for message in before_auth:
+        await late.send(message)
+        reply = await late.next("error", id=message["id"])
+        assert reply["code"] == "not_authenticated", reply
+    assert not [m for m in late.received if m["type"] not in ("error",)], late.received
+    await late.send({"type": "auth", "token": alice.access})
+    late.welcome = await late.next("welcome")
+    await late.ping()
+    # Garbage only: closed at the auth timeout, having learnt nothing.
+    settings.CODITECT_WS_AUTH_TIMEOUT_S = 0.5
+    mute, accepted, _ = await pair.sockets.open(path, [PROTOCOL], "mute")
+    assert accepted
+    await mute.send_text("not json")
+    await mute.next("error")
+    assert await mute.expect_close() == 4408
+    assert [m["type"] for m in mute.received] == ["error"]
+    await pair.watcher_still_works()
+    pair.check()
+
+
+# --- generated messages ---------------------------------------------------------------------
+
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _finite | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_TYPES = [
+    "ping",
+    "resume",
+    "state.patch",
+    "event.publish",
+    "lock.acquire",
+    "lock.renew",
+    "lock.release",
+]
+_FIELDS = ["id", "last_seq", "base_version", "changes", "event", "data", "path", "ttl_s", "token"]
+_changes = st.dictionaries(
+    st.sampled_from(
+        ["name", "workspace_path", "active_files", "editor_state", "terminal_state", "x"]
+    ),
+    _json,
+    max_size=3,
+)
+
+
+@st.composite
+def client_messages(draw: st.DrawFn) -> dict[str, Any]:
+    """Mostly the protocol's own types with fields of any shape; sometimes anything at all."""
+    kind = draw(st.sampled_from(_TYPES) | _json)
+    message: dict[str, Any] = {"type": kind}
+    fields = draw(st.dictionaries(st.sampled_from(_FIELDS), _json, max_size=5))
+    message.update(fields)
+    if draw(st.booleans()):
+        message["changes"] = draw(_changes)
+    if draw(st.booleans()):
+        message["id"] = draw(st.text(max_size=10) | st.integers())
+    message.pop("token", None)  # a bad token closes the socket (4401): tested above
+    return message
+
+
+@given(message=client_messages())
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+async def test_generated_messages_get_one_reply_each(pair: Pair, message: dict[str, Any]) -> None:
+    fuzzer = pair.fuzzer
+    reply = await reply_to(fuzzer, fuzzer.send(message))
+    assert reply["type"] in ("ack", "error", "pong"), (message, reply)
+    if reply["type"] == "error":
+        assert reply["code"] in REFUSALS, (message, reply)
+        assert isinstance(reply["detail"], str), (message, reply)
+        assert reply["detail"], (message, reply)
+    elif message.get("type") == "ping":
+        assert reply["type"] == "pong", (message, reply)
+    if _valid_id(message.get("id")) and reply["type"] != "pong":
+        assert reply["id"] == message["id"], (message, reply)
+    if fuzzer.received and len(fuzzer.received) % 40 == 0:
+        await pair.watcher.ping()
+    pair.check()
+
+
+# --- huge frames and floods -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["text", "bytes"])
+async def test_huge_frames_close_4413_and_only_that_socket(pair: Pair, kind: str) -> None:
+    fuzzer = pair.fuzzer
+    head = '{"type": "event.publish", "id": "huge", "event": "huge", "data": "'
+    fits = head + "x" * (LIMIT - len(head) - 2) + '"}'
+    assert len(fits.encode()) == LIMIT
+    # At the limit: read and refused (its data is over 64 KiB), not closed.
+    reply = await reply_to(fuzzer, fuzzer.send_text(fits))
+    assert (reply["type"], reply["code"]) == ("error", "invalid"), reply
+    over = head + "é" * ((LIMIT - len(head)) // 2) + '"}'  # fewer characters than bytes
+    assert len(over) < LIMIT < len(over.encode())
+    if kind == "text":
+        await fuzzer.send_text(over)
+    else:
+        await fuzzer.send_bytes(over.encode())
+    assert await fuzzer.expect_close() == 4413
+    await pair.watcher.next("presence.leave", connection_id=fuzzer.connection_id)
+    await pair.watcher_still_works()
+    assert [e["event"] for e in pair.watcher.broadcasts("event")] == ["watcher.alive"]
+    pair.check()
+
+
+async def test_a_flood_closes_4429_and_only_that_socket(pair: Pair, settings) -> None:
+    settings.CODITECT_WS_RATE_PER_S = 50  # the defaults (CONTRACT §4)
+    settings.CODITECT_WS_RATE_BURST = 100
+    fuzzer = pair.fuzzer
+    # The default burst (100) passes whole ...
+    for index in range(80):
+        await fuzzer.send(
+            {"type": "event.publish", "id": f"b{index}", "event": "burst", "data": index}
+        )
+    acks = [await fuzzer.next("ack", id=f"b{index}") for index in range(80)]
+    seqs = [ack["seq"] for ack in acks]
+    assert seqs == list(range(seqs[0], seqs[0] + 80)), seqs
+    for seq in seqs:
+        await pair.watcher.next("event", seq=seq)
+    # ... a flood does not.
+    for index in range(400):
+        await fuzzer.send({"type": "ping", "id": f"f{index}"})
+    assert await fuzzer.expect_close(timeout=10) == 4429
+    pongs = [m for m in fuzzer.received if str(m.get("id", "")).startswith("f")]
+    assert len(pongs) < 400
+    await pair.watcher.next("presence.leave", connection_id=fuzzer.connection_id)
+    await pair.watcher_still_works()
+    pair.check()
+
+
+# --- what the fuzzing found -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_non_finite_numbers_are_refused_not_broadcast(
+    pair: Pair, sessions: SessionApi, alice: Persona, number: str
+) -> None:
+    text = '{"type": "event.publish", "id": "nan", "event": "n", "data": {"v": NUMBER}}'
+    text = text.replace("NUMBER", number)
+    reply = await reply_to(pair.fuzzer, pair.fuzzer.send_text(text))
+    events = await call(all_events, sessions, alice, pair.session_id)
+    await pair.watcher_still_works()
+    pair.check()  # the watcher must not have been sent NaN or Infinity
+    assert reply["type"] == "error", (reply, events)
+
+
+async def test_deeply_nested_json_is_an_error_not_a_crash(pair: Pair) -> None:
+    depth = 100_000  # 200 KB, far below the size limit
+    reply = await reply_to(pair.fuzzer, pair.fuzzer.send_text("[" * depth + "]" * depth))
+    assert (reply["type"], reply["code"]) == ("error", "invalid_message"), reply
+    await pair.watcher_still_works()
+    pair.check()
