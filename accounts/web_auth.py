@@ -15,7 +15,6 @@ body whose ``errors[].attr`` names the field, so the page shows it next to that 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +41,7 @@ from accounts.services import (
     user_register,
 )
 from coditect.problems import FieldError, problem_response
+from coditect.strict_json import strict_loads
 
 REFRESH_COOKIE = "coditect_refresh"
 # Every endpoint that reads or replaces the cookie is under this path; pages and the API never
@@ -125,7 +125,7 @@ def parsed(serializer_class: type[serializers.Strict], request: HttpRequest) -> 
     """The body, validated by the same serializer as the REST endpoint's."""
     raw = request.body
     try:
-        data = json.loads(raw) if raw.strip() else {}
+        data = strict_loads(raw) if raw.strip() else {}
     except ValueError:
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):

@@ -146,7 +146,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CODITECT_MAX_BODY_BYTES
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "coditect.problems.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["coditect.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["coditect.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A view that forgets its permissions is closed rather than open.
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],

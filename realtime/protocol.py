@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from coditect.strict_json import strict_loads
 from workspaces.broadcast import wire_event
 
 __all__ = ["PROTOCOL", "ProtocolError", "parse_message", "wire_event"]
@@ -38,7 +38,7 @@ def parse_message(text: str | None) -> dict[str, Any]:
     if text is None:
         raise ProtocolError("invalid_message", "Messages are JSON text frames.")
     try:
-        message = json.loads(text)
+        message = strict_loads(text)
     except ValueError:
         raise ProtocolError("invalid_message", "The message is not valid JSON.") from None
     if not isinstance(message, dict):
