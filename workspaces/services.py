@@ -7,12 +7,12 @@ another tenant's session id is simply not found.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 import fdb_backend
@@ -58,7 +58,7 @@ def _state_size_check(values: dict[str, Any]) -> None:
     limit = settings.CODITECT_SESSION_STATE_MAX_BYTES
     for name in STATE_FIELDS:
         if name in values:
-            size = len(json.dumps(values[name], separators=(",", ":")).encode())
+            size = len(orjson.dumps(values[name]))  # compact UTF-8, as stored
             if size > limit:
                 raise WorkspaceError(
                     413, "state_too_large", f"{name} is larger than {limit} bytes.", attr=name
@@ -205,8 +205,10 @@ def session_create(
                 last_active_at=now,
             ),
         )
-        states(tenant_id).save(tr, WorkspaceState(id=session_id, **values))
-        return _view(tr, tenant_id, head)
+        state = states(tenant_id).save(tr, WorkspaceState(id=session_id, **values))
+        # A new session has no children yet: its related ids are its parent, if any.
+        related = [] if parent_session_id is None else [parent_session_id]
+        return SessionView(head=head, state=state, related_ids=related)
 
     created: SessionView = create(db)
     return created
