@@ -237,6 +237,13 @@ _RANGE_ALL = (
     "SELECT * FROM (SELECT ? AS i, key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key)"
 )
 _RANGE_LIMITED = _RANGE_ALL[:-1] + " LIMIT ?)"
+# The WAL is checkpointed by a thread of each process (PASSIVE: it never blocks a commit),
+# woken after this many commits or this often; a commit checkpoints itself only past the
+# safety net of WAL pages, if that thread cannot keep up.
+CHECKPOINT_AFTER_COMMITS = 100
+CHECKPOINT_EVERY_S = 1.0
+WAL_SAFETY_NET_PAGES = 20_000
+
 # Subqueries per statement of get_ranges (SQLite allows 500 terms in a compound SELECT).
 _RANGES_PER_STATEMENT = 100
 
@@ -920,6 +927,8 @@ class Database:
         self._writer = self._connect()
         self._initialise()
         self._lock_fd = self._open_lock_file()
+        self._commits_since_checkpoint = 0
+        self._start_checkpointer()
 
     # --- connections -----------------------------------------------------------------
 
@@ -929,7 +938,42 @@ class Database:
         )
         conn.execute("PRAGMA synchronous=" + ("FULL" if self._durable else "OFF"))
         conn.execute("PRAGMA busy_timeout=60000")
+        # Checkpoints are the checkpointer thread's work (below), not a committer's: the
+        # commit that crossed SQLite's default 1,000 pages paid tens of milliseconds for it.
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
         return conn
+
+    def _start_checkpointer(self) -> None:
+        self._checkpoint_wanted = threading.Event()
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="embedded-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while not self._checkpoint_stop.is_set():
+                self._checkpoint_wanted.wait(CHECKPOINT_EVERY_S)
+                self._checkpoint_wanted.clear()
+                if self._checkpoint_stop.is_set():
+                    break
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy, or the store is closing: the next round tries again
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _stop_checkpointer(self) -> None:
+        self._checkpoint_stop.set()
+        self._checkpoint_wanted.set()
+        if self._checkpointer is not threading.current_thread():
+            self._checkpointer.join(10)
 
     def _initialise(self) -> None:
         conn = self._writer
@@ -972,6 +1016,7 @@ class Database:
             self._delete_on_close = False
             self._writer = self._connect()
             self._lock_fd = self._open_lock_file()
+            self._start_checkpointer()  # threads do not cross fork() either
 
     def _open_lock_file(self) -> int:
         return os.open(str(self.path) + "-lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -1052,6 +1097,10 @@ class Database:
                 raise
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS:
+            self._commits_since_checkpoint = 0
+            self._checkpoint_wanted.set()
         return version
 
     def _apply_locked(self, conn: sqlite3.Connection, tr: Transaction) -> int:
@@ -1172,6 +1221,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if os.getpid() == self._pid:
+            self._stop_checkpointer()
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:

@@ -124,3 +124,40 @@ def settings_url(settings: Any, tmp_path: Path) -> Iterator[str]:
     settings.CODITECT_STORAGE_URL = url
     yield url
     fdb_backend.reset_database()
+
+
+def test_the_wal_is_checkpointed_off_the_commit_path_and_the_thread_ends_on_close(
+    tmp_path: Path,
+) -> None:
+    import threading
+    import time
+
+    from fdb_backend.engines.embedded import CHECKPOINT_AFTER_COMMITS
+
+    def checkpointers() -> int:
+        return sum(t.name == "embedded-checkpoint" and t.is_alive() for t in threading.enumerate())
+
+    already = checkpointers()
+    path = tmp_path / "store.sqlite3"
+    db = fdb_backend.open_database(f"embedded://{path}")
+    assert checkpointers() == already + 1
+    before = path.stat().st_mtime_ns
+
+    @fdb_backend.transactional
+    def write(tr: Any, i: int) -> None:
+        tr[b"k%05d" % i] = b"v" * 100
+
+    # Commits go to the WAL; only a checkpoint writes the store file itself.
+    for i in range(CHECKPOINT_AFTER_COMMITS + 5):
+        write(db, i)
+    deadline = time.monotonic() + 5
+    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.stat().st_mtime_ns != before, "no checkpoint reached the store file"
+    db.close()
+    assert not [
+        t for t in threading.enumerate() if t.name == "embedded-checkpoint" and t.is_alive()
+    ]
+    reopened = fdb_backend.open_database(f"embedded://{path}")
+    assert reopened.create_transaction()[b"k00000"] == b"v" * 100
+    reopened.close()
