@@ -3,6 +3,7 @@
 `make start` serves it with daphne: ``daphne coditect.asgi:application``.
 """
 
+import gc
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -50,3 +51,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(_websocket_routes()),
     }
 )
+
+# Everything loaded so far (Django, the apps, the URL conf) lives as long as the process: out
+# of the collector's sight, a full collection no longer walks it, which took tens of
+# milliseconds of a busy server's event loop at a time.
+gc.freeze()

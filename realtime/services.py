@@ -179,12 +179,18 @@ def connection_heartbeat(
 
 
 def connections_heartbeat(
-    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_ids: list[str]
+    *,
+    db: Any,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    connection_ids: list[str],
+    sweep: bool = True,
 ) -> None:
     """Refresh ``last_seen`` of a server's connections to one session; drop connections whose
     server stopped beating (no ghosts) and release their locks and any expired lease,
     announcing each. One transaction for all of them: a server beats once per session, not
-    once per socket."""
+    once per socket. ``sweep=False`` only refreshes (a server beating for many sockets in
+    several transactions sweeps in the last one)."""
     now, batch = datetime.now(UTC), uuid.uuid4()
     ours = set(connection_ids)
 
@@ -194,6 +200,8 @@ def connections_heartbeat(
             mine = connections(tenant_id).get(tr, (session_id, connection_id))
             if mine is not None:
                 connections(tenant_id).save(tr, dataclasses.replace(mine, last_seen=now))
+        if not sweep:
+            return []
         # Scan without conflicts (every server of the session beats), then re-read just what
         # is removed, so two sweepers of one ghost still conflict and only one announces it.
         _, stale, _, gone = _live(tr.snapshot, tenant_id, session_id, now)

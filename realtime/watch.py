@@ -30,8 +30,9 @@ from realtime import services
 
 log = logging.getLogger(__name__)
 
-# Connections refreshed per heartbeat transaction (bounded, like every transaction).
-HEARTBEAT_BATCH = 200
+# Connections refreshed per heartbeat transaction: small transactions, so that a beat never
+# holds the interpreter for long while the event loop is fanning events out.
+HEARTBEAT_BATCH = 25
 
 
 class Watched(Protocol):
@@ -116,13 +117,15 @@ class Watch:
             if member.principal is not None:
                 by_session[(member.tenant_id, member.session_id)].append(member.connection_id)
         for (tenant_id, session_id), connection_ids in by_session.items():
-            for start in range(0, len(connection_ids), HEARTBEAT_BATCH):
+            starts = range(0, len(connection_ids), HEARTBEAT_BATCH)
+            for start in starts:
                 try:
                     await _in_pool(services.connections_heartbeat)(
                         db=fdb_backend.get_database(),
                         tenant_id=tenant_id,
                         session_id=session_id,
                         connection_ids=connection_ids[start : start + HEARTBEAT_BATCH],
+                        sweep=start == starts[-1],
                     )
                 except Exception:
                     log.exception("heartbeat failed", extra={"session_id": str(session_id)})
