@@ -57,9 +57,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/auth.py` puts bench/, not the root, first
 
+from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
 
-PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
 HOST = "127.0.0.1"
 CONCURRENCY = 16
 USERS = 16  # registered per app; logins cycle through them
@@ -442,25 +442,7 @@ class Platform:
             ]  # the parent's copy closes here; the children keep theirs
 
     def gunicorn(self, port: int) -> list[subprocess.Popen[bytes]]:
-        # The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
-        # worker goes on serving while one of its requests waits for its commit's fsync.
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{HOST}:{port}",
-            "--workers",
-            str(CORES),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(PLATFORM_THREADS),
-            "--no-control-socket",
-            "--graceful-timeout",
-            "5",
-            "coditect.wsgi:application",
-        ]
+        argv = common.platform_gunicorn(port, CORES)
         return [self._spawn(f"gunicorn-{port}", argv)]
 
 
@@ -483,7 +465,7 @@ def configs(platform_app: Platform, db_dir: Path) -> list[Config]:
         Config(
             f"platform-gunicorn-{CORES}",
             "platform",
-            f"platform, gunicorn {CORES} gthread x{PLATFORM_THREADS}",
+            f"platform, gunicorn {CORES} gthread x{common.PLATFORM_THREADS}",
             platform_app.gunicorn,
         ),
         Config(
@@ -914,12 +896,7 @@ def bars(results: list[Measurement], bounds: dict[str, dict[str, Any]]) -> list[
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = common.cpu_model()
     wrk_version = subprocess.run(
         [wrk_path(), "-v"], capture_output=True, text=True, check=False
     ).stdout.split("\n")[0]
@@ -934,18 +911,7 @@ def machine() -> dict[str, Any]:
 
 
 def revision() -> str:
-    """The commit measured, and the files of the apps that differ from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-        status = git("status", "--porcelain", "accounts", "coditect", "fdb_backend")
-    except OSError:
-        return "unknown"
-    changed = [line[3:] for line in status.splitlines() if line[3:].endswith(".py")]
-    return f"{head} (modified: {', '.join(changed)})" if changed else head
+    return common.revision("accounts", "coditect", "fdb_backend")
 
 
 def command(args: argparse.Namespace) -> str:
@@ -1067,7 +1033,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def label_of(key: str) -> str:
     app, server, count = key.split("-")
     if server == "gunicorn" and app == "platform":
-        return f"{app}, gunicorn {count} gthread x{PLATFORM_THREADS}"
+        return f"{app}, gunicorn {count} gthread x{common.PLATFORM_THREADS}"
     if server == "gunicorn":
         return f"{app}, gunicorn {count} sync"
     return f"{app}, {count} daphne"

@@ -43,9 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/load.py` puts bench/, not the root, first
 
+from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.realtime import redis_flush, wait_listening  # noqa: E402
-from bench.sessions import PASSWORD, Platform, call, register  # noqa: E402
+from bench.realtime import redis_flush, wait_listening  # noqa: E402 - as above
+from bench.sessions import PASSWORD, Platform, call, register  # noqa: E402 - as above
 
 HOST = "127.0.0.1"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_variant(tmp / f"v{index}", processes, redis_url, args)
             report["variants"][name] = result
             report["bars"] += bars(name, result)
-    cpu = platform.processor() or platform.machine()
+    cpu = common.cpu_model()
     report["machine"] = (
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.2f} at end"

@@ -54,8 +54,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/realtime.py` puts bench/, not the root, first
 
+from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.sessions import Platform, call, foreign_processes, register  # noqa: E402
+from bench.sessions import Platform, call, foreign_processes, register  # noqa: E402 - as above
 
 HOST = "127.0.0.1"
 SOCKETS = 100
@@ -567,12 +568,7 @@ def bars(variant: str, ours: dict[str, Any], stock: dict[str, Any]) -> list[dict
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = common.cpu_model()
     import websockets
 
     return {
@@ -586,13 +582,7 @@ def machine() -> dict[str, Any]:
 
 
 def revision() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    status = git("status", "--porcelain", "realtime", "workspaces", "coditect", "fdb_backend")
-    changed = [line[3:] for line in status.splitlines() if line[3:].endswith(".py")]
-    return f"{head} (modified: {', '.join(changed)})" if changed else head
+    return common.revision("realtime", "workspaces", "coditect", "fdb_backend")
 
 
 def command(args: argparse.Namespace) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import datetime
 import http.client
 import json
@@ -49,9 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/sessions.py` puts bench/, not the root, first
 
+from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
 
-PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
 HOST = "127.0.0.1"
 CONCURRENCY = 16
 PASSWORD = "correct horse battery staple"  # passes both apps' password validators
@@ -205,25 +204,7 @@ class Platform:
         return self.spawn(f"daphne-{port}", [*argv, "coditect.asgi:application"])
 
     def gunicorn(self, port: int) -> subprocess.Popen[bytes]:
-        # The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
-        # worker goes on serving while one of its requests waits for its commit's fsync.
-        argv = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{HOST}:{port}",
-            "--workers",
-            str(CORES),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(PLATFORM_THREADS),
-            "--no-control-socket",
-            "--graceful-timeout",
-            "5",
-            "coditect.wsgi:application",
-        ]
+        argv = common.platform_gunicorn(port, CORES)
         return self.spawn(f"gunicorn-{port}", argv)
 
     def seed(self, tenant_id: str, owner_id: str, count: int) -> float:
@@ -565,12 +546,7 @@ def bars(results: list[Measurement], flat: list[dict[str, Any]]) -> list[dict[st
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = common.cpu_model()
     version = subprocess.run([wrk_path(), "-v"], capture_output=True, text=True, check=False)
     return {
         "cpu": model,
@@ -583,13 +559,7 @@ def machine() -> dict[str, Any]:
 
 
 def revision() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    status = git("status", "--porcelain", "accounts", "coditect", "fdb_backend", "workspaces")
-    changed = [line[3:] for line in status.splitlines() if line[3:].endswith(".py")]
-    return f"{head} (modified: {', '.join(changed)})" if changed else head
+    return common.revision("accounts", "coditect", "fdb_backend", "workspaces")
 
 
 def command(args: argparse.Namespace) -> str:
@@ -639,7 +609,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             (
                 f"platform-gunicorn-{CORES}",
-                f"platform, gunicorn {CORES} gthread x{PLATFORM_THREADS}",
+                f"platform, gunicorn {CORES} gthread x{common.PLATFORM_THREADS}",
                 "platform",
                 platform_app.gunicorn,
             ),

@@ -25,7 +25,6 @@ import shlex
 import shutil
 import sqlite3
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,8 @@ if str(ROOT) not in sys.path:
 
 import fdb.tuple  # noqa: E402 - after the path fix; fdb_backend makes it work without libfdb_c
 
-import fdb_backend  # noqa: E402
+import fdb_backend  # noqa: E402 - after the path fix
+from bench import common  # noqa: E402 - after the path fix
 
 KEY_COUNT = 10_000
 VALUE_SIZE = 200
@@ -465,15 +465,7 @@ def bars(results: list[Result]) -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    model = common.cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -493,18 +485,7 @@ def command(seconds: float, directory: str | None) -> str:
 
 
 def revision() -> str:
-    """The commit measured, and the files of fdb_backend that differ from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-        changed = git("status", "--porcelain", "--untracked-files=no", "fdb_backend").split()
-    except OSError:
-        return "unknown"
-    modified = [word for word in changed if word.startswith("fdb_backend/")]
-    return f"{head} (modified: {', '.join(modified)})" if modified else head
+    return common.revision("fdb_backend")
 
 
 def run(seconds: float, directory: str | None) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""What every benchmark reports the same way: the CPU, the revision measured, and the
+platform's WSGI command line."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
+
+
+def cpu_model() -> str:
+    model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return model
+
+
+def revision(*apps: str) -> str:
+    """The commit measured, and the Python files of ``apps`` that differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    try:
+        head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+        status = git("status", "--porcelain", *apps)
+    except OSError:
+        return "unknown"
+    changed = [line[3:] for line in status.splitlines() if line[3:].endswith(".py")]
+    return f"{head} (modified: {', '.join(changed)})" if changed else head
+
+
+def platform_gunicorn(port: int, workers: int) -> list[str]:
+    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
+    worker goes on serving while one of its requests waits for its commit's fsync."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{HOST}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(PLATFORM_THREADS),
+        "--no-control-socket",
+        "--graceful-timeout",
+        "5",
+        "coditect.wsgi:application",
+    ]
