@@ -23,7 +23,6 @@ from accounts.admin_support import (
 )
 from accounts.models import StaffAuditEntry
 from accounts.services import staff
-from accounts.services.mfa import staff_mfa_reset
 
 
 @admin.register(StaffAuditEntry)
@@ -245,7 +244,7 @@ def user_mfa_reset_view(
     request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID
 ) -> HttpResponse:
     def perform(reason: str) -> str:
-        staff_mfa_reset(
+        staff.staff_mfa_reset(
             db=_db(), staff=request.user, tenant_id=tenant_id, user_id=user_id, reason=reason
         )
         return "Two-factor authentication is off; the user signs in with the password alone."

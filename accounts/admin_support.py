@@ -10,6 +10,7 @@ permission, checked again by the service that performs it.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -38,9 +39,12 @@ def support_route(route: str, view: View, name: str) -> None:
     _routes.append((route, view, name))
 
 
+_installed: weakref.WeakSet[AdminSite] = weakref.WeakSet()
+
+
 def install(site: AdminSite) -> None:
     """Add the support routes to ``site`` (once), ahead of its own."""
-    if getattr(site, "_support_installed", False):
+    if site in _installed:
         return
     original = site.get_urls
 
@@ -51,8 +55,10 @@ def install(site: AdminSite) -> None:
         ]
         return support + original()
 
-    setattr(site, "get_urls", get_urls)  # noqa: B010 - this one site instance, not the class
-    setattr(site, "_support_installed", True)  # noqa: B010 - a marker on this instance only
+    # Replaced on this site instance only; mypy refuses assigning to a method, setattr says
+    # plainly that this overrides one.
+    setattr(site, "get_urls", get_urls)  # noqa: B010 - see above
+    _installed.add(site)
 
 
 def url(name: str, *args: Any) -> str:

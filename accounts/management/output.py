@@ -139,7 +139,7 @@ def opened_for_writing(path: str, stdout: OutputWrapper) -> Iterator[Callable[[s
         yield lambda line: stdout.write(line, ending="\n")
         return
     try:
-        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - a `with` here would turn the body's OSErrors into "cannot write"
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror}") from None
     with handle:

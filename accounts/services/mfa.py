@@ -66,7 +66,7 @@ from accounts.services.principal import Principal
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
 
 if TYPE_CHECKING:
-    from accounts.services.staff import Staff
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -543,24 +543,3 @@ def mfa_reset(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str)
 
     done: User = reset(db)
     return done
-
-
-def staff_mfa_reset(
-    *, db: Any, staff: Staff, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str
-) -> User:
-    """``mfa_reset`` by a support staff member: needs ``accounts.lock_user`` and a reason,
-    and writes a staff audit entry (action ``mfa_reset``)."""
-    # Imported here: the staff module brings the ORM's audit model, which the API's login
-    # path has no use for. Its audit helper is shared so every staff action audits alike.
-    from accounts.services.staff import _audited
-
-    with _audited(
-        staff=staff,
-        permission="accounts.lock_user",
-        action="mfa_reset",
-        target_type="user",
-        target_id=user_id,
-        tenant_id=tenant_id,
-        reason=reason,
-    ) as why:
-        return mfa_reset(db=db, tenant_id=tenant_id, user_id=user_id, reason=why)

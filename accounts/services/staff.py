@@ -37,6 +37,7 @@ from accounts.records import (
 )
 from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
 from accounts.services.maintenance import tenant_status_set
+from accounts.services.mfa import mfa_reset
 from accounts.services.tenancy import user_lock
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
@@ -402,3 +403,20 @@ def staff_workspace_session_delete(
         reason=reason,
     ):
         session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
+
+
+def staff_mfa_reset(
+    *, db: Any, staff: Staff, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str
+) -> User:
+    """``mfa_reset`` by a support staff member: needs ``accounts.lock_user`` and a reason,
+    and writes a staff audit entry (action ``mfa_reset``)."""
+    with _audited(
+        staff=staff,
+        permission="accounts.lock_user",
+        action="mfa_reset",
+        target_type="user",
+        target_id=user_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+        return mfa_reset(db=db, tenant_id=tenant_id, user_id=user_id, reason=why)

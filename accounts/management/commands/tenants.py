@@ -260,7 +260,7 @@ def _lines(path: str) -> Iterator[str]:
         yield from sys.stdin
         return
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - the `with` below: only the open means "cannot read"
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     with handle:
