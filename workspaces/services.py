@@ -118,46 +118,45 @@ def _append_event(
     return new_head, stored
 
 
-def _related(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> list[uuid.UUID]:
-    children = heads(tenant_id).list_by_index(
-        tr, "sessions_by_parent", (head.id,), limit=RELATED_MAX
-    )
-    ids = [child.id for child in children.records]
-    parent_id = head.parent_session_id
-    if parent_id is not None and heads(tenant_id).get(tr, parent_id) is not None:
-        ids.insert(0, parent_id)  # a deleted parent is no longer related
-    return ids
-
-
-def _views(tr: Any, tenant_id: uuid.UUID, found: list[WorkspaceSession]) -> list[SessionView]:
-    """``[_view(tr, tenant_id, head) for head in found]``, each kind of read issued once for
-    all of them: a page of 20 sessions is five reads, not eighty."""
-    if len(found) <= 1:
-        return [_view(tr, tenant_id, head) for head in found]
-    ids = [head.id for head in found]
-    found_states = states(tenant_id).get_many(tr, ids)
+def _related_many(
+    tr: Any, tenant_id: uuid.UUID, found: list[WorkspaceSession]
+) -> list[list[uuid.UUID]]:
+    """Each session's related ids: its live parent first, then its children (from the index
+    alone), each kind of read issued once for all of ``found``."""
     children = heads(tenant_id).index_keys(
-        tr, "sessions_by_parent", [(i,) for i in ids], limit=RELATED_MAX
+        tr, "sessions_by_parent", [(head.id,) for head in found], limit=RELATED_MAX
     )
     parent_ids = sorted({h.parent_session_id for h in found if h.parent_session_id is not None})
     parents = heads(tenant_id).get_many(tr, parent_ids)
     alive = {pid for pid, parent in zip(parent_ids, parents, strict=True) if parent is not None}
+    related = []
+    for head, child_keys in zip(found, children, strict=True):
+        ids = [key[0] for key in child_keys]
+        if head.parent_session_id in alive:
+            ids.insert(0, head.parent_session_id)  # a deleted parent is no longer related
+        related.append(ids)
+    return related
+
+
+def _related(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> list[uuid.UUID]:
+    return _related_many(tr, tenant_id, [head])[0]
+
+
+def _views(tr: Any, tenant_id: uuid.UUID, found: list[WorkspaceSession]) -> list[SessionView]:
+    """The views of ``found``, their reads issued together: a page of 20 sessions is five
+    reads, not eighty."""
+    found_states = states(tenant_id).get_many(tr, [head.id for head in found])
+    related = _related_many(tr, tenant_id, found)
     views = []
-    for head, state, child_keys in zip(found, found_states, children, strict=True):
+    for head, state, ids in zip(found, found_states, related, strict=True):
         if state is None:  # pragma: no cover - a head is always written with its state
             raise _not_found()
-        related = [key[0] for key in child_keys]
-        if head.parent_session_id in alive:
-            related.insert(0, head.parent_session_id)  # a deleted parent is no longer related
-        views.append(SessionView(head=head, state=state, related_ids=related))
+        views.append(SessionView(head=head, state=state, related_ids=ids))
     return views
 
 
 def _view(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> SessionView:
-    state = states(tenant_id).get(tr, head.id)
-    if state is None:  # pragma: no cover - a head is always written with its state
-        raise _not_found()
-    return SessionView(head=head, state=state, related_ids=_related(tr, tenant_id, head))
+    return _views(tr, tenant_id, [head])[0]
 
 
 # --- create, read, list ---------------------------------------------------------------
