@@ -5,7 +5,6 @@ beside the usual problem fields.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.http import HttpResponseBase
@@ -44,20 +43,9 @@ from accounts.services import (
     user_login_mfa,
 )
 from accounts.services.mfa import DIGITS, PERIOD_S
+from coditect.conditional import if_match
 from coditect.problems import ApiError, problem_response
 from coditect.time import rfc3339
-
-_IF_MATCH = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
-
-
-def _if_match(request: Request) -> int | None:
-    """The version named by ``If-Match`` (None when absent or ``*``)."""
-    raw = request.META.get("HTTP_IF_MATCH")
-    if raw is None or raw.strip() == "*":
-        return None
-    found = _IF_MATCH.fullmatch(raw)
-    # An entity tag we never issued matches no version: the precondition fails (RFC 9110).
-    return int(found.group(1)) if found else -1
 
 
 def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:
@@ -249,7 +237,7 @@ class TenantSettingsView(APIView):
             db=db(),
             principal=principal_of(request),
             client=client_of(request),
-            expected_version=_if_match(request),
+            expected_version=if_match(request),
             **body,
         )
         return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})

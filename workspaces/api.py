@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 import fdb_backend
 from accounts.api import LIST_PARAMETERS, principal_of
 from accounts.services import Principal
+from coditect.conditional import if_match
 from coditect.cursors import cursor_open, cursor_seal
 from coditect.problems import ApiError, field_errors
 from coditect.time import rfc3339
@@ -27,7 +27,6 @@ from workspaces.errors import WorkspaceError
 
 View = Callable[..., Response]
 EVENT_DATA_MAX_BYTES = 64 * 1024
-_IF_MATCH = re.compile(r'\s*(?:W/)?"?(\d{1,18})"?\s*')
 
 
 def workspace_errors(view: View) -> View:
@@ -88,16 +87,6 @@ def session_id_of(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise ApiError(404, "not_found", "Not found.") from None
-
-
-def if_match(request: Request) -> int | None:
-    """The version named by ``If-Match`` (None when absent or ``*``)."""
-    raw = request.META.get("HTTP_IF_MATCH")
-    if raw is None or raw.strip() == "*":
-        return None
-    found = _IF_MATCH.fullmatch(raw)
-    # An entity tag we never issued matches no version: the precondition fails (RFC 9110).
-    return int(found.group(1)) if found else -1
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
