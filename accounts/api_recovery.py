@@ -54,7 +54,7 @@ def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:
         status=error.status,
         code=error.code,
         detail=error.detail,
-        headers={"WWW-Authenticate": f'Bearer realm="coditect", error="{error.code}"'},
+        headers=api_error(error).headers,  # the Bearer challenge of every 401
         extra={
             "mfa_challenge": error.challenge,
             "mfa_challenge_expires_in": error.expires_in,
