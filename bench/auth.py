@@ -7,7 +7,7 @@ Run from the repository root::
 In one run on one machine it starts five server configurations side by side on 127.0.0.1
 (idle ones cost nothing) and loads one at a time at concurrency 16:
 
-- the platform under one daphne process, under gunicorn with one gthread worker (4 threads)
+- the platform under one daphne process, under gunicorn with one gthread worker (1 thread)
   per core (coditect.wsgi), and under one daphne process per core sharing a listening socket;
 - the comparison app (bench/comparison: DRF + simplejwt + ORM) under one daphne process and
   under gunicorn with one sync worker per core.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PLATFORM_THREADS = 4  # threads of each platform gunicorn worker
+PLATFORM_THREADS = 1  # threads of each platform gunicorn worker (docs/operations.md says why)
 
 
 def cpu_model() -> str:
@@ -39,8 +39,9 @@ def revision(*apps: str) -> str:
 
 
 def platform_gunicorn(port: int, workers: int) -> list[str]:
-    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core, so a
-    worker goes on serving while one of its requests waits for its commit's fsync."""
+    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core with one
+    request thread (gthread for its keep-alive connections; one thread, as more contend for
+    the GIL at every SQLite step of the embedded engine)."""
     return [
         sys.executable,
         "-m",

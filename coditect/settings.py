@@ -143,6 +143,10 @@ CODITECT_THROTTLE_SCALE = env_positive_float("CODITECT_THROTTLE_SCALE", default=
 CODITECT_MAX_BODY_BYTES = env_int("CODITECT_MAX_BODY_BYTES", default=2 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CODITECT_MAX_BODY_BYTES
 
+# Threads of a daphne process that run the API's storage-bound views (coditect/lean.py);
+# 0: the storage engine's default (1 embedded, 8 cluster).
+CODITECT_API_THREADS = env_int("CODITECT_API_THREADS", default=0, minimum=0)
+
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "coditect.problems.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["coditect.renderers.JSONRenderer"],

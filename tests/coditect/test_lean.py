@@ -1,0 +1,70 @@
+"""The lean API path's thread pool (coditect/lean.py): its size, and that one thread serves
+concurrent requests, including writes that broadcast, without waiting on itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.test import AsyncClient, override_settings
+
+from coditect.lean import api_threads
+from tests.accounts.helpers import Persona
+from tests.workspaces.conftest import accounts_environment, alice, alice_session, api, sessions
+from tests.workspaces.helpers import session_url
+
+__all__ = ["accounts_environment", "alice", "alice_session", "api", "sessions"]
+
+
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        ("embedded:///var/lib/coditect/store.sqlite3", 0, 1),
+        ("memory:", 0, 1),
+        ("fdb:", 0, 8),
+        ("fdb:///etc/foundationdb/fdb.cluster", 0, 8),
+        ("embedded:///var/lib/coditect/store.sqlite3", 3, 3),
+        ("fdb:", 2, 2),
+    ],
+)
+def test_the_pool_size_follows_the_engine_unless_configured(
+    url: str, configured: int, expected: int
+) -> None:
+    with override_settings(CODITECT_STORAGE_URL=url, CODITECT_API_THREADS=configured):
+        assert api_threads() == expected
+
+
+def test_concurrent_reads_and_broadcasting_writes_all_complete(
+    alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    """Forty requests at once through the ASGI handler: lists, reads, events (which broadcast
+    from inside the view) and PATCHes. With a one-thread pool a view that waited on another
+    lean request would hang here; every answer must come, each seq exactly once."""
+    url = session_url(alice_session["id"])
+    events_url = session_url(alice_session["id"], "events")
+    auth = {"Authorization": f"Bearer {alice.access}"}
+
+    async def burst() -> list[Any]:
+        client = AsyncClient()
+        calls = []
+        for n in range(10):
+            calls.append(client.get("/api/v5/sessions/?limit=20", headers=auth))
+            calls.append(client.get(url, headers=auth))
+            calls.append(
+                client.post(
+                    events_url, {"event": "note", "data": {"n": n}},
+                    content_type="application/json", headers=auth,
+                )
+            )  # fmt: skip
+            calls.append(
+                client.patch(
+                    url, {"name": f"name {n}"}, content_type="application/json", headers=auth
+                )
+            )
+        return await asyncio.wait_for(asyncio.gather(*calls), timeout=60)
+
+    responses = asyncio.run(burst())
+    assert sorted({r.status_code for r in responses}) == [200, 202]
+    log = asyncio.run(AsyncClient().get(events_url + "?after_seq=0", headers=auth)).json()
+    assert [event["seq"] for event in log["results"]] == list(range(1, 21))
