@@ -20,6 +20,7 @@ from accounts.errors import (
 from accounts.records import AuthSession, Tenant, User, auth_sessions, tenants, users
 from accounts.services.refresh import claims_of
 from accounts.tokens import ACCESS
+from fdb_backend.records import get_together
 
 # last_used_at is written at most this often per session, so reads stay reads.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -44,18 +45,25 @@ class Principal:
         return True
 
 
+Loaded = tuple[AuthSession | None, User | None, Tenant | None]
+# (tenant id, auth session id, user id): what an access token names.
+Key = tuple[uuid.UUID, uuid.UUID, uuid.UUID]
+
+
 @fdb_backend.transactional
-def _load(
-    tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID
-) -> tuple[AuthSession | None, User | None, Tenant | None]:
-    session = auth_sessions(tenant_id).get(tr.snapshot, session_id)
-    if session is None:
-        return None, None, None
-    return (
-        session,
-        users(tenant_id).get(tr.snapshot, session.user_id),
-        tenants().get(tr.snapshot, tenant_id),
-    )
+def _load_many(tr: Any, keys: list[Key]) -> dict[Key, Loaded]:
+    """The auth session, user and tenant of each key, every record read once and all of
+    them together: one read whether one request asks or a server re-checks its sockets."""
+    reads: dict[tuple[str, uuid.UUID, uuid.UUID], tuple[Any, uuid.UUID]] = {}
+    for t, s, u in keys:
+        reads.setdefault(("session", t, s), (auth_sessions(t), s))
+        reads.setdefault(("user", t, u), (users(t), u))
+        reads.setdefault(("tenant", t, t), (tenants(), t))
+    found = dict(zip(reads, get_together(tr.snapshot, list(reads.values())), strict=True))
+    return {
+        (t, s, u): (found["session", t, s], found["user", t, u], found["tenant", t, t])
+        for t, s, u in keys
+    }
 
 
 @fdb_backend.transactional
@@ -77,7 +85,8 @@ def principal_authenticate(*, db: Any, token: str) -> Principal:
     by the very next request because the auth session is read every time.
     """
     claims = claims_of(db=db, token=token, token_use=ACCESS)
-    session, user, tenant = _load(db, claims.tenant_id, claims.session_id)
+    key = (claims.tenant_id, claims.session_id, claims.user_id)
+    session, user, tenant = _load_many(db, [key])[key]
     if (
         session is None
         or session.token_family != claims.token_family
@@ -110,22 +119,21 @@ def principals_check(*, db: Any, principals: Sequence[Principal]) -> list[Accoun
     A server re-checks all its open sockets at once, reading each auth session once however
     many sockets share it.
     """
-    keys = {(p.tenant_id, p.session.id) for p in principals}
+    keys = {(p.tenant_id, p.session.id, p.user_id) for p in principals}
     found = _load_many(db, sorted(keys))
-    return [_why_not(*found[(p.tenant_id, p.session.id)]) for p in principals]
-
-
-@fdb_backend.transactional
-def _load_many(
-    tr: Any, keys: list[tuple[uuid.UUID, uuid.UUID]]
-) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[AuthSession | None, User | None, Tenant | None]]:
-    return {key: _load(tr, *key) for key in keys}
+    return [_why_not(*found[(p.tenant_id, p.session.id, p.user_id)]) for p in principals]
 
 
 def _why_not(
     session: AuthSession | None, user: User | None, tenant: Tenant | None
 ) -> AccountError | None:
-    if session is None or session.revoked_at is not None or user is None or tenant is None:
+    if (
+        session is None
+        or session.revoked_at is not None
+        or user is None
+        or session.user_id != user.id
+        or tenant is None
+    ):
         return fail(SESSION_REVOKED)
     if user.locked:
         return fail(ACCOUNT_LOCKED)

@@ -39,6 +39,7 @@ from fdb_backend.records import (
     UniqueViolation,
     VersionConflict,
     epoch_micros,
+    get_together,
     paging,
     resolve_unique,
 )
@@ -266,6 +267,20 @@ def test_stored_format_evolves(database: Any, scope: keyspace.Scope) -> None:
     assert widgets.get(database, wid) == Widget(id=wid, color="red", version=4)
     tr = database.create_transaction()
     tr[key] = b"\x02" + json.dumps(doc).encode()
+    tr.commit().wait()
+    with pytest.raises(CorruptRecord):
+        widgets.get(database, wid)
+
+
+@pytest.mark.parametrize("stored_id", [17, ["a"], {"x": 1}, "not-a-uuid"])
+def test_a_stored_id_that_is_no_uuid_is_a_corrupt_record(
+    database: Any, scope: keyspace.Scope, stored_id: Any
+) -> None:
+    widgets = Collection(Widget, scope)
+    wid = uuid.uuid4()
+    key = scope.collection("widgets").records.pack((wid, 0))
+    tr = database.create_transaction()
+    tr[key] = b"\x01" + json.dumps({"version": 1, "id": stored_id, "color": "red"}).encode()
     tr.commit().wait()
     with pytest.raises(CorruptRecord):
         widgets.get(database, wid)
@@ -800,6 +815,39 @@ def test_get_many_reads_like_get(
         clock.shift(timedelta(hours=2))
         assert widgets.get_many(database, keys) == [widgets.get(database, k) for k in keys]
         assert widgets.get_many(database, [brief.id], now=T0) == [brief]
+
+
+def test_get_together_reads_several_collections_like_get(
+    database: Any, scope: keyspace.Scope, widgets: Collection[Widget]
+) -> None:
+    parts = Collection(Part, scope)
+    with time_machine.travel(T0, tick=False) as clock:
+        big = widgets.save(database, Widget(id=uuid.uuid4(), color="red", blob="x" * 250_000))
+        brief = widgets.save(
+            database, Widget(id=uuid.uuid4(), color="red", expires_at=T0 + timedelta(hours=1))
+        )
+        part = parts.save(
+            database,
+            Part(
+                widget_id=big.id, n=2, weight=1.5, active=True, made_at=T0, raw=b"\x00",
+                meta={"k": [1]}, kind="a",
+            ),
+        )  # fmt: skip
+        wanted: list[tuple[Collection[Any], Any]] = [
+            (widgets, big.id),
+            (parts, (big.id, 2)),
+            (widgets, uuid.uuid4()),
+            (parts, (big.id, 3)),
+            (widgets, brief.id),
+            (widgets, big.id),
+        ]
+        assert get_together(database, wanted) == [big, part, None, None, brief, big]
+        assert get_together(database, []) == []
+        clock.shift(timedelta(hours=2))
+        assert get_together(database, wanted) == [c.get(database, k) for c, k in wanted]
+        assert get_together(database, [(widgets, brief.id)], now=T0) == [brief]
+        with pytest.raises(ValueError):
+            get_together(database, [(parts, big.id)])  # a key of the wrong arity
 
 
 def test_index_keys_lists_each_prefix_in_index_order(
