@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -46,10 +47,22 @@ log = logging.getLogger(__name__)
 # Index entries whose records an unlimited list_by_index reads together.
 LIST_BATCH = 200
 
-# The packed tail of a record key -> its chunk number, for every chunk a record can have
-# (MAX of the records layer's users: 8 MiB in 100,000-byte chunks), so reading a record
-# needs no tuple decoding of its keys.
-_CHUNK_NUMBERS = {fdb.tuple.pack((n,)): n for n in range(128)}
+# The packed tail of a record key and its chunk number, both ways, for every chunk a record
+# can have in a transaction (10 MB in 100,000-byte chunks; beyond, the tuple layer), so
+# writing and reading a record needs no tuple coding of chunk numbers.
+_CHUNK_KEYS = [fdb.tuple.pack((n,)) for n in range(128)]
+_CHUNK_NUMBERS = {tail: n for n, tail in enumerate(_CHUNK_KEYS)}
+
+
+_UUID_CODE = b"\x30"  # the tuple layer's type code of a UUID: 16 bytes follow
+
+
+def _packed(pk: tuple[Any, ...]) -> bytes:
+    """``fdb.tuple.pack(pk)``, without the tuple layer's generic encoder for the common
+    one-UUID key (the tuple layer packed some 60 keys per page of sessions)."""
+    if len(pk) == 1 and type(pk[0]) is uuid.UUID:
+        return _UUID_CODE + pk[0].bytes
+    return fdb.tuple.pack(pk)
 
 
 def _chunks(kvs: list[Any], pk_len: int) -> Chunks:
@@ -138,15 +151,13 @@ class Collection(Generic[R]):
 
     def _read(self, tr: Any, pk: tuple[Any, ...]) -> R | None:
         """The stored record, expired or not."""
-        r = self.keys.records.range(pk)
-        kvs = tr.get_range(r.start, r.stop)
-        if not kvs:
-            return None
-        return self._decode(pk, _chunks(kvs, len(r.start) - 1))  # range start: key + b"\x00"
+        begin, end = self._bounds(pk)
+        return self._from_range(pk, begin, tr.get_range(begin, end))
 
     def _bounds(self, pk: tuple[Any, ...]) -> tuple[bytes, bytes]:
-        r = self.keys.records.range(pk)
-        return r.start, r.stop
+        """The key range of a record's chunks (``self.keys.records.range(pk)``)."""
+        key = self._prefix + _packed(pk)
+        return key + b"\x00", key + b"\xff"
 
     def _from_range(self, pk: tuple[Any, ...], begin: bytes, kvs: list[Any]) -> R | None:
         """The stored record of ``pk`` from the key-values of its range (starting at
@@ -168,16 +179,16 @@ class Collection(Generic[R]):
         return record
 
     def _write(self, tr: Any, pk: tuple[Any, ...], payload: bytes) -> None:
-        records = self.keys.records
+        key = self._prefix + _packed(pk)
         if len(payload) <= CHUNK_SIZE:
-            tr[records.pack((*pk, 0))] = payload
+            tr[key + _CHUNK_KEYS[0]] = payload
             return
         for number, offset in enumerate(range(0, len(payload), CHUNK_SIZE), start=1):
-            tr[records.pack((*pk, number))] = payload[offset : offset + CHUNK_SIZE]
+            tail = _CHUNK_KEYS[number] if number < len(_CHUNK_KEYS) else fdb.tuple.pack((number,))
+            tr[key + tail] = payload[offset : offset + CHUNK_SIZE]
 
     def _remove(self, tr: Any, pk: tuple[Any, ...], stored: R) -> None:
-        r = self.keys.records.range(pk)
-        tr.clear_range(r.start, r.stop)
+        tr.clear_range(*self._bounds(pk))
         for key in self._entries(stored):
             tr.clear(key)
 
@@ -414,8 +425,7 @@ class Collection(Generic[R]):
             if old_entries.get(key, (None, None, None))[2] != value:
                 tr[key] = value
         if stored is not None:
-            r = self.keys.records.range(pk)
-            tr.clear_range(r.start, r.stop)
+            tr.clear_range(*self._bounds(pk))
         self._write(tr, pk, payload)
         return new
 
