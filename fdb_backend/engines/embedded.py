@@ -514,22 +514,30 @@ class Transaction:
             raise FDBError(2000)
         bounds = []
         for begin, end in ranges:
-            b = self._resolve(begin, b"", snapshot)
-            e = self._resolve(end, SYSTEM_KEYS_BEGIN, snapshot)
-            if b > e:
+            # Plain keys within the limits (what callers pass) need no resolving; the rest
+            # (selectors, None, keys to refuse) take the checked path.
+            if not (type(begin) is bytes and len(begin) <= KEY_SIZE_LIMIT):
+                begin = self._resolve(begin, b"", snapshot)
+            if not (type(end) is bytes and len(end) <= KEY_SIZE_LIMIT):
+                end = self._resolve(end, SYSTEM_KEYS_BEGIN, snapshot)
+            if begin > SYSTEM_KEYS_BEGIN or end > SYSTEM_KEYS_BEGIN:
+                raise FDBError(2004)
+            if begin > end:
                 raise FDBError(2005)
-            bounds.append((b, e))
-        conn = self._snapshot_conn()
+            bounds.append((begin, end))
+            self._size += len(begin) + len(end)
+        conn = self._snapshot_conn()  # sets _stale_writes for a transaction of an older version
+        if self._stale_writes is not None:
+            for b, e in bounds:
+                self._check_stale(b, e)
         results: list[list[KeyValue]] = [[] for _ in bounds]
         for first in range(0, len(bounds), _RANGES_PER_STATEMENT):
             part = bounds[first : first + _RANGES_PER_STATEMENT]
             # Tagged, so each row goes back to its range even where ranges overlap.
             one = _RANGE_LIMITED if limit else _RANGE_ALL
             params: list[Any] = []
-            for offset, (b, e) in enumerate(part):
-                self._check_stale(b, e)
-                self._size += len(b) + len(e)
-                params += [first + offset, b, e, limit] if limit else [first + offset, b, e]
+            for offset, (b, e) in enumerate(part, start=first):
+                params.extend((offset, b, e, limit) if limit else (offset, b, e))
             sql = " UNION ALL ".join([one] * len(part))
             for i, key, value in conn.execute(sql, params).fetchall():
                 results[i].append(KeyValue(key, value))

@@ -564,6 +564,32 @@ def test_get_ranges_reads_what_separate_reads_read(db: Any, ks: Any, limit: int)
     assert [len(r) for r in separate][:3] == ([12, 0, 6] if not limit else [limit, 0, limit])
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (b"\xff\x01", b"\xff\x02"),  # system keys
+        (b"b", b"a"),  # inverted
+        (b"k" * 10_001, b"z"),  # key too large
+        ("text", b"z"),  # not bytes
+    ],
+)
+def test_get_ranges_refuses_what_get_range_refuses(db: Any, ks: Any, bad: Any) -> None:
+    good = _bounds(ks, 1)
+
+    def error_of(call: Any) -> Any:
+        try:
+            call()
+        except Exception as error:  # compared below, not handled
+            return type(error), getattr(error, "code", None)
+        return None
+
+    tr = db.create_transaction()
+    single = error_of(lambda: tr.get_range(*bad))
+    assert single is not None
+    assert error_of(lambda: db.create_transaction().get_ranges([good, bad])) == single
+    assert error_of(lambda: db.create_transaction().snapshot.get_ranges([bad, good])) == single
+
+
 def test_get_ranges_sees_the_transactions_own_writes(db: Any, ks: Any) -> None:
     _fill_groups(db, ks)
     tr = db.create_transaction()

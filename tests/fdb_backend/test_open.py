@@ -111,6 +111,24 @@ def test_set_read_version_reads_the_past_or_says_too_old(tmp_path: Path) -> None
     db.close()
 
 
+def test_batched_reads_at_an_old_version_say_too_old_where_it_changed(tmp_path: Path) -> None:
+    db = fdb_backend.open_database(f"embedded://{tmp_path}/s.sqlite3")
+    for key in (b"a1", b"a2", b"b1"):
+        db[key] = b"1"
+    old = db.create_transaction().get_read_version().wait()
+    db[b"b2"] = b"2"
+    tr = db.create_transaction()
+    tr.set_read_version(old)
+    got = tr.get_ranges([(b"a", b"b"), (b"c", b"d")])  # unchanged since `old`
+    assert [[kv.key for kv in kvs] for kvs in got] == [[b"a1", b"a2"], []]
+    tr = db.create_transaction()
+    tr.set_read_version(old)  # the first read of the transaction is the batched one
+    with pytest.raises(fdb_backend.FDBError) as info:
+        tr.snapshot.get_ranges([(b"a", b"b"), (b"b", b"c")])
+    assert info.value.code == 1007
+    db.close()
+
+
 def test_get_database_follows_settings(settings_url: str) -> None:
     db = fdb_backend.get_database()
     assert db is fdb_backend.get_database()
