@@ -138,7 +138,7 @@ def _codec(annotation: Any, name: str) -> tuple[Encoder, Decoder]:
         enc, dec = _codec(inner, name)
         return (
             lambda v: None if v is None else enc(v),
-            lambda v: None if v is None else dec(v),
+            _identity if dec is _identity else (lambda v: None if v is None else dec(v)),
         )
     if annotation is uuid.UUID:
         check = _expect(uuid.UUID, name)
@@ -218,6 +218,10 @@ class Schema:
     encoders: dict[str, Encoder]
     decoders: dict[str, Decoder]
     required: frozenset[str]
+    # The fields whose stored JSON needs converting (ids, times, bytes, floats), and whether
+    # a record can be filled the way unpickling fills one (see decode).
+    converters: tuple[tuple[str, Decoder], ...] = ()
+    fill_directly: bool = False
 
     def key_of(self, record: Record) -> tuple[Any, ...]:
         return tuple(getattr(record, name) for name in self.key_fields)
@@ -244,9 +248,18 @@ class Schema:
         """Raises ValueError for bytes that are not a record of this type."""
         if not payload or payload[0] != FORMAT_JSON:
             raise ValueError("unknown record format")
-        data = orjson.loads(payload[1:])
+        data = orjson.loads(memoryview(payload)[1:])
         if not isinstance(data, dict):
             raise ValueError("record is not a JSON object")
+        if self.fill_directly and data.keys() == self.decoders.keys():
+            # Every field stored and nothing else (records written by this version): convert
+            # in place and fill the instance as unpickling does, without the dataclass's
+            # generated __init__ and a second dict. A third of decoding a session's records.
+            for name, dec in self.converters:
+                data[name] = dec(data[name])
+            record = object.__new__(self.record_type)
+            record.__dict__.update(data)
+            return record
         missing = self.required - data.keys()
         if missing:
             raise ValueError("record lacks required fields", sorted(missing))
@@ -318,6 +331,10 @@ def schema_of(record_type: type[Record]) -> Schema:
         encoders=encoders,
         decoders=decoders,
         required=required,
+        converters=tuple((name, dec) for name, dec in decoders.items() if dec is not _identity),
+        # Not for types whose instances have no __dict__ or do more than store their fields.
+        fill_directly=not hasattr(record_type, "__slots__")
+        and not hasattr(record_type, "__post_init__"),
     )
     _schemas[record_type] = found
     return found

@@ -8,6 +8,7 @@ records layer's own code.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import random
@@ -270,6 +271,22 @@ def test_stored_format_evolves(database: Any, scope: keyspace.Scope) -> None:
     tr.commit().wait()
     with pytest.raises(CorruptRecord):
         widgets.get(database, wid)
+
+
+def test_a_read_record_is_a_whole_frozen_instance(database: Any, scope: keyspace.Scope) -> None:
+    parts = Collection(Part, scope)
+    made = Part(
+        widget_id=uuid.uuid4(), n=1, weight=2.0, active=False, made_at=T0, raw=b"\x01\x02",
+        meta={"a": [1, {"b": None}]}, kind="b",
+    )  # fmt: skip
+    saved = parts.save(database, made)
+    read = parts.get(database, (made.widget_id, 1))
+    assert read == saved and hash(read.widget_id) == hash(made.widget_id)
+    assert dataclasses.asdict(read) == dataclasses.asdict(saved)
+    assert replace(read, n=2) == replace(saved, n=2)
+    assert type(read.made_at) is datetime and type(read.raw) is bytes and read.note is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.n = 5  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("stored_id", [17, ["a"], {"x": 1}, "not-a-uuid"])
