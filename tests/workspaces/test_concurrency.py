@@ -157,3 +157,34 @@ def test_events_and_patches_share_one_sequence(
     after = read_session(sessions, alice, session_id)
     assert after["seq"] == 30
     assert after["version"] == 16
+
+
+def test_racing_creates_each_validate_their_own_body(sessions: SessionApi, alice: Persona) -> None:
+    """Request bodies are validated by field objects copied from shared prototypes
+    (accounts/serializers.py): racing requests, half of them invalid in a different field
+    each, must each get their own answer."""
+
+    def create(client: SessionApi, index: int) -> list[Any]:
+        out = []
+        for round_ in range(10):
+            files = [f"/p/{index}/{round_}/{n}.py" for n in range(5)]
+            body: dict[str, Any] = {"name": f"s{index}.{round_}", "workspace_path": "/p"}
+            body["active_files"] = files
+            if index % 4 == 1:
+                body["active_files"] = [*files, "\ud800"]
+            elif index % 4 == 3:
+                body["name"] = ""
+            response = client.post("/api/v5/sessions/", body, alice.access)
+            out.append((index, round_, files, response.status_code, response.json()))
+        return out
+
+    for index, round_, files, status, body in race(8, create):
+        if index % 2 == 0:
+            assert status == 201, body
+            assert (body["name"], body["active_files"]) == (f"s{index}.{round_}", files)
+        else:
+            assert status == 400, body
+            wrong = "active_files" if index % 4 == 1 else "name"
+            assert [e["attr"].split(".")[0] for e in body["errors"]] == [wrong], body
+            if wrong == "active_files":
+                assert "U+D800" in body["errors"][0]["detail"], body
