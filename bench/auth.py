@@ -7,7 +7,7 @@ Run from the repository root::
 In one run on one machine it starts five server configurations side by side on 127.0.0.1
 (idle ones cost nothing) and loads one at a time at concurrency 16:
 
-- the platform under one daphne process, under gunicorn with one gthread worker (1 thread)
+- the platform under one daphne process, under gunicorn with one gthread worker (4 threads)
   per core (coditect.wsgi), and under one daphne process per core sharing a listening socket;
 - the comparison app (bench/comparison: DRF + simplejwt + ORM) under one daphne process and
   under gunicorn with one sync worker per core.
@@ -401,13 +401,15 @@ class Platform:
         time_cost, memory, parallelism = json.loads(out)
         return Argon2Params(time_cost, memory, parallelism, PLATFORM_HASH_LEN, PLATFORM_SALT_LEN)
 
-    def _spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, argv: list[str], processes: int = 1, **kwargs: Any
+    ) -> subprocess.Popen[bytes]:
         log_path = self.tmp / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **common.hash_concurrency_env(processes)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -436,14 +438,17 @@ class Platform:
             argv = [sys.executable, "-m", "daphne", "--fd", str(fd), "--verbosity", "0"]
             return [
                 self._spawn(
-                    f"daphne-{port}-{i}", [*argv, "coditect.asgi:application"], pass_fds=(fd,)
+                    f"daphne-{port}-{i}",
+                    [*argv, "coditect.asgi:application"],
+                    processes=count,
+                    pass_fds=(fd,),
                 )
                 for i in range(count)
             ]  # the parent's copy closes here; the children keep theirs
 
     def gunicorn(self, port: int) -> list[subprocess.Popen[bytes]]:
         argv = common.platform_gunicorn(port, CORES)
-        return [self._spawn(f"gunicorn-{port}", argv)]
+        return [self._spawn(f"gunicorn-{port}", argv, processes=CORES)]
 
 
 def configs(platform_app: Platform, db_dir: Path) -> list[Config]:

@@ -4,6 +4,7 @@ platform's WSGI command line."""
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PLATFORM_THREADS = 1  # threads of each platform gunicorn worker (docs/operations.md says why)
+PLATFORM_THREADS = 4  # threads of each platform gunicorn worker (docs/operations.md says why)
 
 
 def cpu_model() -> str:
@@ -38,10 +39,18 @@ def revision(*apps: str) -> str:
     return f"{head} (modified: {', '.join(changed)})" if changed else head
 
 
+def hash_concurrency_env(processes: int) -> dict[str, str]:
+    """The environment of one of ``processes`` platform processes sharing this machine:
+    password hashes at once per process, the cores divided among them, as
+    docs/configuration.md advises (CODITECT_ARGON2_CONCURRENCY)."""
+    cores = len(os.sched_getaffinity(0))
+    return {"CODITECT_ARGON2_CONCURRENCY": str(max(1, cores // processes))}
+
+
 def platform_gunicorn(port: int, workers: int) -> list[str]:
-    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core with one
-    request thread (gthread for its keep-alive connections; one thread, as more contend for
-    the GIL at every SQLite step of the embedded engine)."""
+    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core, whose
+    threads keep it answering during password hashes while its storage-bound requests run one
+    at a time (coditect/lean.py)."""
     return [
         sys.executable,
         "-m",

@@ -5,7 +5,7 @@ Run from the repository root::
     python bench/sessions.py [--seconds N] [--warm-up N] [--json]
 
 It starts four servers over temporary databases: the platform under one daphne process and
-under gunicorn with one gthread worker (1 thread) per core (REST from WSGI workers, DESIGN
+under gunicorn with one gthread worker (4 threads) per core (REST from WSGI workers, DESIGN
 §6), the
 conventional comparison app (bench/comparison: DRF + simplejwt + ORM on SQLite) under one
 daphne process and under gunicorn with one sync worker per core. Each app gets a user and

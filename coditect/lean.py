@@ -7,15 +7,18 @@ that need none of that in ``lean_methods``; for those, this middleware, last in 
 resolves the path, then calls the view and renders its response in a single
 ``sync_to_async(thread_sensitive=False)`` call (a pool thread; no thread-sensitive context is
 needed because these views use the storage layer, which is thread-safe, and never the ORM).
-The view itself is unchanged, so are its answers, errors and schema. Under WSGI there are no
-hops to save and the middleware steps aside.
+The view itself is unchanged, so are its answers, errors and schema.
 
-The pool has ``CODITECT_API_THREADS`` threads, by default one under the embedded engine and
-eight under the cluster engine. The embedded engine's reads are CPU work in this process that
-releases the GIL at every SQLite step: a second thread does not add CPU, it adds a GIL hand-off
-per step, and one daphne process served 27% fewer session lists per second with six threads
-than with one (docs/benchmarks.md). The cluster engine's reads wait on the network, which
-threads overlap.
+How many lean requests a process runs at once is ``CODITECT_API_THREADS``: by default one
+under the embedded engine and eight under the cluster engine. The embedded engine's reads are
+CPU work in this process that releases the GIL at every SQLite step: a second thread does not
+add CPU, it adds a GIL hand-off per step, and one daphne process served 27% fewer session
+lists per second with six threads than with one (docs/benchmarks.md). The cluster engine's
+reads wait on the network, which threads overlap. Under daphne that is the size of the pool;
+under WSGI (a gthread worker's threads) lean requests take one of as many slots and the other
+threads wait for it outside the GIL, while the rest (logins hashing a password, pages) run
+beside them: a worker stays responsive during an Argon2 hash without storage requests paying
+for the threads.
 """
 
 from __future__ import annotations
@@ -41,7 +44,16 @@ GetResponse = Callable[[HttpRequest], Any]
 @sync_and_async_middleware
 def lean_middleware(get_response: GetResponse) -> GetResponse:
     if not iscoroutinefunction(get_response):
-        return get_response
+
+        def sync_middleware(request: HttpRequest) -> HttpResponseBase:
+            if _lean_route(request) is None:
+                response: HttpResponseBase = get_response(request)
+                return response
+            with _slots():
+                response = get_response(request)
+            return response
+
+        return sync_middleware
 
     async def middleware(request: HttpRequest) -> HttpResponseBase:
         match = _lean_route(request)
@@ -91,6 +103,21 @@ EMBEDDED_THREADS = 1
 CLUSTER_THREADS = 8
 _pool_lock = threading.Lock()
 _pool: tuple[ThreadPoolExecutor, Callable[..., Any]] | None = None
+_wsgi_slots: Any = None
+
+
+def _slots() -> Any:
+    """What a WSGI thread holds while it runs a lean request: a plain lock for one slot
+    (acquired in C; threading's semaphores wake their waiters through a Python Condition)."""
+    global _wsgi_slots
+    slots = _wsgi_slots
+    if slots is None:
+        with _pool_lock:
+            if _wsgi_slots is None:
+                count = api_threads()
+                _wsgi_slots = threading.Lock() if count == 1 else threading.BoundedSemaphore(count)
+            slots = _wsgi_slots
+    return slots
 
 
 async def _view_and_render_in_pool(request: HttpRequest, match: ResolverMatch) -> Any:

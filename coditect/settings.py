@@ -194,6 +194,8 @@ LOGGING = {
 CODITECT_ARGON2_TIME_COST = env_int("CODITECT_ARGON2_TIME_COST", default=3, minimum=1)
 CODITECT_ARGON2_MEMORY_KIB = env_int("CODITECT_ARGON2_MEMORY_KIB", default=65_536, minimum=8)
 CODITECT_ARGON2_PARALLELISM = env_int("CODITECT_ARGON2_PARALLELISM", default=4, minimum=1)
+# Hashes a process computes at once (each holds CODITECT_ARGON2_MEMORY_KIB); 0: its CPU cores.
+CODITECT_ARGON2_CONCURRENCY = env_int("CODITECT_ARGON2_CONCURRENCY", default=0, minimum=0)
 
 CODITECT_JWT_ISSUER = env_str("CODITECT_JWT_ISSUER", default="coditect")
 CODITECT_JWT_AUDIENCE = env_str("CODITECT_JWT_AUDIENCE", default="coditect-api")

@@ -4,6 +4,7 @@ concurrent requests, including writes that broadcast, without waiting on itself.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -68,3 +69,59 @@ def test_concurrent_reads_and_broadcasting_writes_all_complete(
     assert sorted({r.status_code for r in responses}) == [200, 202]
     log = asyncio.run(AsyncClient().get(events_url + "?after_seq=0", headers=auth)).json()
     assert [event["seq"] for event in log["results"]] == list(range(1, 21))
+
+
+def test_wsgi_threads_take_turns_for_lean_requests_and_logins_pass_by(
+    monkeypatch: pytest.MonkeyPatch, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    """Under WSGI (gunicorn's gthread workers) lean requests run one at a time per process
+    with the embedded engine's default, while a login is not held up by them."""
+    from django.test import Client
+
+    from workspaces import services
+
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    hold = threading.Event()
+    first_in = threading.Event()
+    real_get = services.session_get
+
+    def counted_get(**kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        first_in.set()
+        try:
+            hold.wait(10)
+            return real_get(**kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(services, "session_get", counted_get)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {alice.access}"}
+    statuses: list[int] = []
+
+    def read() -> None:
+        response = Client().get(session_url(alice_session["id"]), **auth)
+        with lock:
+            statuses.append(response.status_code)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    assert first_in.wait(10)
+    # One reader holds the slot (and waits on `hold`); a login goes through meanwhile.
+    login = Client().post(
+        "/api/v5/auth/login",
+        {"email": alice.email, "password": alice.password},
+        content_type="application/json",
+    )
+    assert login.status_code == 200
+    assert running[0] == 1
+    hold.set()
+    for thread in readers:
+        thread.join(timeout=30)
+    assert statuses == [200] * 4
+    assert most[0] == 1
