@@ -100,11 +100,11 @@ def test_wsgi_threads_take_turns_for_lean_requests_and_logins_pass_by(
                 running[0] -= 1
 
     monkeypatch.setattr(services, "session_get", counted_get)
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {alice.access}"}
+    auth = {"Authorization": f"Bearer {alice.access}"}
     statuses: list[int] = []
 
     def read() -> None:
-        response = Client().get(session_url(alice_session["id"]), **auth)
+        response = Client().get(session_url(alice_session["id"]), headers=auth)
         with lock:
             statuses.append(response.status_code)
 
