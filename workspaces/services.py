@@ -17,7 +17,7 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.services import Principal
-from fdb_backend.records import Page
+from fdb_backend.records import Page, VersionConflict, get_together, insert_together
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError
 from workspaces.records import (
@@ -185,26 +185,40 @@ def session_create(
 
     @fdb_backend.transactional
     def create(tr: Any) -> SessionView:
-        existing = heads(tenant_id).get(tr, session_id)
-        if existing is not None:  # our own commit, applied before a 1021
-            return _view(tr, tenant_id, existing)
-        if parent_session_id is not None and heads(tenant_id).get(tr, parent_session_id) is None:
-            raise WorkspaceError(
-                400, "invalid", "No such parent session.", attr="parent_session_id"
+        if parent_session_id is not None:
+            existing, parent = get_together(
+                tr, [(heads(tenant_id), session_id), (heads(tenant_id), parent_session_id)]
             )
-        head = heads(tenant_id).save(
-            tr,
-            WorkspaceSession(
-                id=session_id,
-                owner_id=principal.user_id,
-                name=name,
-                workspace_path=workspace_path,
-                parent_session_id=parent_session_id,
-                created_at=now,
-                last_active_at=now,
-            ),
+            if existing is not None:  # our own commit, applied before a 1021
+                return _view(tr, tenant_id, existing)
+            if parent is None:
+                raise WorkspaceError(
+                    400, "invalid", "No such parent session.", attr="parent_session_id"
+                )
+        head = WorkspaceSession(
+            id=session_id,
+            owner_id=principal.user_id,
+            name=name,
+            workspace_path=workspace_path,
+            parent_session_id=parent_session_id,
+            created_at=now,
+            last_active_at=now,
         )
-        state = states(tenant_id).save(tr, WorkspaceState(id=session_id, **values))
+        try:
+            # Both keys checked free in one read; a retry finding its own commit gets it back.
+            head, state = insert_together(
+                tr,
+                [
+                    (heads(tenant_id), head),
+                    (states(tenant_id), WorkspaceState(id=session_id, **values)),
+                ],
+            )
+        except VersionConflict:
+            # Our own commit, applied before a 1021, and changed by someone since.
+            found = heads(tenant_id).get(tr, session_id)
+            if found is None:  # pragma: no cover - deleted since, too
+                raise _not_found() from None
+            return _view(tr, tenant_id, found)
         # A new session has no children yet: its related ids are its parent, if any.
         related = [] if parent_session_id is None else [parent_session_id]
         return SessionView(head=head, state=state, related_ids=related)

@@ -3,7 +3,7 @@
 Declare a record type (``Record``, ``Index``), bind it to a scope from
 ``fdb_backend.keyspace`` with ``Collection``, then ``get`` / ``save`` / ``delete`` /
 ``list_by_key`` / ``list_by_index`` / ``find_unique`` inside transactions; ``get_together``
-reads records of several collections at once.
+and ``insert_together`` read and create records of several collections at once.
 """
 
 from fdb_backend.records.errors import (
@@ -17,7 +17,13 @@ from fdb_backend.records.errors import (
 from fdb_backend.records.maintenance import IndexProblem
 from fdb_backend.records.paging import Page
 from fdb_backend.records.schema import Index, Record, epoch_micros, utcnow
-from fdb_backend.records.store import MAX_RECORD_SIZE, Collection, get_together, resolve_unique
+from fdb_backend.records.store import (
+    MAX_RECORD_SIZE,
+    Collection,
+    get_together,
+    insert_together,
+    resolve_unique,
+)
 
 __all__ = [
     "MAX_RECORD_SIZE",
@@ -34,6 +40,7 @@ __all__ = [
     "VersionConflict",
     "epoch_micros",
     "get_together",
+    "insert_together",
     "resolve_unique",
     "utcnow",
 ]

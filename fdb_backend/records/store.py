@@ -404,8 +404,14 @@ class Collection(Generic[R]):
         Raises UniqueViolation, RecordTooLarge. ``record`` itself is not changed.
         """
         moment = now or utcnow()
+        stored = self._read(tr, self.key_of(record))
+        return self._save_over(tr, record, stored, expected_version, moment)
+
+    def _save_over(
+        self, tr: Any, record: R, stored: R | None, expected_version: int | None, moment: datetime
+    ) -> R:
+        """``save`` once the stored record of ``record``'s key (expired or not) is known."""
         pk = self.key_of(record)
-        stored = self._read(tr, pk)
         live = self._live(stored, moment)
         actual = live.version if live is not None else 0
         if expected_version is not None and expected_version != actual:
@@ -521,6 +527,24 @@ def get_together(
     return [
         collection._live(collection._from_range(pk, begin, kvs), moment)
         for (collection, _), pk, (begin, _), kvs in zip(wanted, pks, bounds, rows, strict=True)
+    ]
+
+
+@transactional
+def insert_together(
+    tr: Any, new: list[tuple[Collection[Any], Any]], *, now: datetime | None = None
+) -> list[Any]:
+    """``[collection.save(tr, record, expected_version=0) for collection, record in new]``,
+    the reads that check each key is free issued together (one statement on the embedded
+    engine). Raises VersionConflict where a live record holds a key; a retry after
+    commit_unknown_result that finds its own records gets them back."""
+    moment = now or utcnow()
+    pks = [collection.key_of(record) for collection, record in new]
+    bounds = [collection._bounds(pk) for (collection, _), pk in zip(new, pks, strict=True)]
+    rows = _read_ranges(tr, bounds)
+    return [
+        collection._save_over(tr, record, collection._from_range(pk, begin, kvs), 0, moment)
+        for (collection, record), pk, (begin, _), kvs in zip(new, pks, bounds, rows, strict=True)
     ]
 
 

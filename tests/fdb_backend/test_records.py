@@ -41,6 +41,7 @@ from fdb_backend.records import (
     VersionConflict,
     epoch_micros,
     get_together,
+    insert_together,
     paging,
     resolve_unique,
 )
@@ -865,6 +866,47 @@ def test_get_together_reads_several_collections_like_get(
         assert get_together(database, [(widgets, brief.id)], now=T0) == [brief]
         with pytest.raises(ValueError):
             get_together(database, [(parts, big.id)])  # a key of the wrong arity
+
+
+def test_insert_together_creates_new_records_of_several_collections(
+    database: Any, scope: keyspace.Scope, widgets: Collection[Widget]
+) -> None:
+    parts = Collection(Part, scope)
+    widget = Widget(id=uuid.uuid4(), color="red", sku="S-1", tags=["a"], blob="x" * 250_000)
+    part = Part(
+        widget_id=widget.id, n=1, weight=1.0, active=True, made_at=T0, raw=b"", meta={},
+        kind="a",
+    )  # fmt: skip
+    made = insert_together(database, [(widgets, widget), (parts, part)])
+    assert made == [replace(widget, version=1), replace(part, version=1)]
+    assert widgets.get(database, widget.id) == made[0]
+    assert parts.get(database, (widget.id, 1)) == made[1]
+    assert_consistent(database, scope)
+    # A retry that finds its own records (commit_unknown_result) gets them back ...
+    assert insert_together(database, [(widgets, widget), (parts, part)]) == made
+    # ... but a key held by another record is a conflict, and nothing is written.
+    with pytest.raises(VersionConflict):
+        insert_together(database, [(parts, replace(part, n=2)), (widgets, replace(widget, size=9))])
+    assert parts.get(database, (widget.id, 2)) is None
+    # Unique index entries are claimed as save claims them.
+    with pytest.raises(UniqueViolation):
+        insert_together(database, [(widgets, Widget(id=uuid.uuid4(), color="b", sku="S-1"))])
+    assert insert_together(database, []) == []
+
+
+def test_insert_together_conflicts_with_a_racing_insert(
+    database: Any, widgets: Collection[Widget]
+) -> None:
+    wid = uuid.uuid4()
+    first = database.create_transaction()
+    insert_together(first, [(widgets, Widget(id=wid, color="red"))])
+    second = database.create_transaction()
+    insert_together(second, [(widgets, Widget(id=wid, color="blue"))])
+    first.commit().wait()
+    with pytest.raises(fdb_backend.FDBError) as info:
+        second.commit().wait()
+    assert info.value.code == 1020
+    assert widgets.get(database, wid).color == "red"
 
 
 def test_index_keys_lists_each_prefix_in_index_order(
