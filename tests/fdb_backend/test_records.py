@@ -906,7 +906,8 @@ def test_insert_together_conflicts_with_a_racing_insert(
     with pytest.raises(fdb_backend.FDBError) as info:
         second.commit().wait()
     assert info.value.code == 1020
-    assert widgets.get(database, wid).color == "red"
+    stored = widgets.get(database, wid)
+    assert stored is not None and stored.color == "red"
 
 
 def test_index_keys_lists_each_prefix_in_index_order(
