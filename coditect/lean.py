@@ -1,4 +1,5 @@
-"""Hot API operations under ASGI: the view and its rendering in one pool thread, not three hops.
+"""Hot API operations: under ASGI the view and its rendering in one pool thread, not three
+hops; on either path, a bounded number of them at once per process.
 
 Under daphne, Django runs a sync view through ``sync_to_async(thread_sensitive=True)`` (a hop
 to the request's one thread-sensitive thread), renders a DRF response in a second such hop,
