@@ -121,7 +121,10 @@ def _slots() -> Any:
     return slots
 
 
-async def _view_and_render_in_pool(request: HttpRequest, match: ResolverMatch) -> Any:
+def storage_executor() -> ThreadPoolExecutor:
+    """The process's pool for storage-bound work under ASGI: lean views, and the WebSocket
+    consumers' and watch's service calls, so that they too take turns rather than hand the
+    GIL back and forth."""
     global _pool
     pool = _pool
     if pool is None:
@@ -131,4 +134,10 @@ async def _view_and_render_in_pool(request: HttpRequest, match: ResolverMatch) -
                 call = sync_to_async(_view_and_render, thread_sensitive=False, executor=executor)
                 _pool = (executor, call)
             pool = _pool
-    return await pool[1](request, match)
+    return pool[0]
+
+
+async def _view_and_render_in_pool(request: HttpRequest, match: ResolverMatch) -> Any:
+    storage_executor()
+    assert _pool is not None
+    return await _pool[1](request, match)

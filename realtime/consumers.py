@@ -27,6 +27,7 @@ from rest_framework.exceptions import ValidationError
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Principal, principal_authenticate
+from coditect.lean import storage_executor
 from realtime import services
 from realtime.fanout import fanout
 from realtime.protocol import (
@@ -58,7 +59,7 @@ CLOSE_RATE_LIMITED = 4429
 def _sync(fn: Any) -> Any:
     # A pool thread: the services use the storage layer, never the ORM, so no thread-bound
     # database connection needs opening or closing around them.
-    return sync_to_async(fn, thread_sensitive=False)
+    return sync_to_async(fn, thread_sensitive=False, executor=storage_executor())
 
 
 class SessionConsumer(AsyncWebsocketConsumer):

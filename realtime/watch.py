@@ -26,6 +26,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Principal, principals_check
+from coditect.lean import storage_executor
 from realtime import services
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class Watched(Protocol):
 
 
 def _in_pool(fn: Any) -> Any:
-    return sync_to_async(fn, thread_sensitive=False)
+    return sync_to_async(fn, thread_sensitive=False, executor=storage_executor())
 
 
 class Watch:
