@@ -331,3 +331,49 @@ async def test_sessions_do_not_share_events(
     await asyncio.sleep(0.2)
     await there.drain()
     assert there.heard() == []
+
+
+async def test_socket_writes_take_turns_in_the_storage_pool(
+    sockets: Sockets,
+    alice: Persona,
+    bob: Persona,
+    alice_session: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The consumers' service calls run in the process's storage pool (coditect/lean.py: one
+    thread with the embedded engine): racing publishers never run two at once, and every
+    event still gets its own seq."""
+    import threading
+    import time
+
+    from realtime import consumers
+
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    publish = consumers.session_event_publish
+
+    def counted(**kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.005)  # long enough for the other publishers to be waiting
+            return publish(**kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(consumers, "session_event_publish", counted)
+    session_id = alice_session["id"]
+    first, second = await pair(sockets, session_id, alice, bob)
+
+    async def publish_five(peer: CommPeer) -> list[int]:
+        return [
+            (await peer.ok("event.publish", event="note", data={"n": n}))["seq"] for n in range(5)
+        ]
+
+    seqs = await asyncio.gather(publish_five(first), publish_five(second))
+    got = sorted(seqs[0] + seqs[1])
+    assert got == list(range(got[0], got[0] + 10))  # after the presence events' seqs
+    assert most[0] == 1
