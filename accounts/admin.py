@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 import fdb_backend
 from accounts.admin_support import (
     action,
-    install,
     pick_tenant,
     render,
     support_route,
@@ -335,4 +334,3 @@ support_route(
 )
 support_route("auth-events/", auth_events_pick_view, "auth_events_pick")
 support_route("tenants/<uuid:tenant_id>/auth-events/", auth_events_view, "auth_events")
-install(admin.site)

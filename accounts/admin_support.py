@@ -1,8 +1,8 @@
 """The support views' plumbing: their URLs on the admin site, access, the reason form.
 
 Support views are admin pages over the storage layer (docs/operations.md). Each app adds
-its own with ``support_route`` from its ``admin.py``; ``install`` puts them on the admin
-site under ``/admin/support/``, behind ``AdminSite.admin_view`` (staff status, CSRF, no
+its own with ``support_route`` from its ``admin.py``; ``SupportAdminSite`` serves them
+under ``/admin/support/``, behind ``AdminSite.admin_view`` (staff status, CSRF, no
 caching). Every view also needs ``accounts.view_support``; every action its own
 permission, checked again by the service that performs it.
 """
@@ -10,7 +10,6 @@ permission, checked again by the service that performs it.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -39,26 +38,16 @@ def support_route(route: str, view: View, name: str) -> None:
     _routes.append((route, view, name))
 
 
-_installed: weakref.WeakSet[AdminSite] = weakref.WeakSet()
+class SupportAdminSite(AdminSite):
+    """The admin site, with the support routes ahead of its own (accounts.apps makes it the
+    default site, as Django's docs describe for overriding the admin site)."""
 
-
-def install(site: AdminSite) -> None:
-    """Add the support routes to ``site`` (once), ahead of its own."""
-    if site in _installed:
-        return
-    original = site.get_urls
-
-    def get_urls() -> list[URLPattern | Any]:
+    def get_urls(self) -> list[URLPattern | Any]:
         support = [
-            path(f"support/{route}", site.admin_view(view), name=f"support_{name}")
+            path(f"support/{route}", self.admin_view(view), name=f"support_{name}")
             for route, view, name in _routes
         ]
-        return support + original()
-
-    # Replaced on this site instance only; mypy refuses assigning to a method, setattr says
-    # plainly that this overrides one.
-    setattr(site, "get_urls", get_urls)  # noqa: B010 - see above
-    _installed.add(site)
+        return support + super().get_urls()
 
 
 def url(name: str, *args: Any) -> str:

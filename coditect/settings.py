@@ -55,7 +55,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` speaks ASGI.
     "daphne",
-    "django.contrib.admin",
+    "accounts.apps.SupportAdminConfig",  # django.contrib.admin, with the support views
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
