@@ -15,6 +15,18 @@ TOKEN = re.compile(r"#token=([0-9a-f]{32}\.[0-9a-f]{32}\.[A-Za-z0-9_-]{43})")
 PERIOD = 30
 
 
+def forged_tokens(own: str, foreign: str) -> list[str]:
+    """The foreign token's secret re-addressed to the own token's tenant, user or both
+    (tokens are ``tenant.user.secret``): each names nobody's token."""
+    tenant_a, user_a, _ = own.split(".")
+    tenant_b, user_b, secret_b = foreign.split(".")
+    return [
+        f"{tenant_a}.{user_a}.{secret_b}",
+        f"{tenant_b}.{user_a}.{secret_b}",
+        f"{tenant_a}.{user_b}.{secret_b}",
+    ]
+
+
 def mails_to(address: str, subject_has: str = "") -> list[Any]:
     return [
         m for m in mail.outbox if address.lower() in [t.lower() for t in m.to]

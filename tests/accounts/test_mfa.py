@@ -27,6 +27,7 @@ from tests.accounts.recovery import (
     challenge_of,
     code_at,
     enroll,
+    forged_tokens,
     login_mfa,
     reset_token,
     step_start,
@@ -408,13 +409,7 @@ def test_another_tenants_codes_and_challenges_reach_nobody_else(
     problem(login_mfa(api, ours, code_at(charlie_secret, now())), 401, "invalid_mfa_code")
     problem(login_mfa(api, ours, charlie_codes[0]), 401, "invalid_mfa_code")
     # Charlie's challenge re-addressed to Alice's tenant or user names nobody's.
-    tenant_a, user_a, _ = ours.split(".")
-    tenant_b, user_b, secret_b = theirs.split(".")
-    for forged in (
-        f"{tenant_a}.{user_a}.{secret_b}",
-        f"{tenant_a}.{user_b}.{secret_b}",
-        f"{tenant_b}.{user_a}.{secret_b}",
-    ):
+    for forged in forged_tokens(ours, theirs):
         problem(login_mfa(api, forged, code_at(alice_secret, now())), 401, "invalid_mfa_challenge")
     # Both still work for their own people.
     done = login_mfa(api, theirs, charlie_codes[0])
