@@ -6,12 +6,21 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # Every wait in these tests ends within this (ms) unless it says otherwise.
 WAIT_MS = 10_000
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's expect, waiting at most WAIT_MS (imported late: the package may be absent)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=WAIT_MS)
+    return playwright_expect(locator)
 
 
 @dataclass
@@ -134,3 +143,7 @@ class Authenticator:
         totp = pyotp.TOTP(self.secret)
         now = time.time()
         return {str(totp.at(now + drift)) for drift in (-TOTP_PERIOD_S, 0, TOTP_PERIOD_S)}
+
+
+# A fixture's factory: a new tab (its own browser context) under a name.
+Tabs = Callable[[str], BrowserTab]

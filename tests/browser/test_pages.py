@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,12 @@ import pytest
 
 from tests.accounts.helpers import PASSWORD
 from tests.browser.conftest import ACCESS_TTL_S
-from tests.browser.helpers import WAIT_MS, BrowserTab
+from tests.browser.helpers import WAIT_MS, BrowserTab, Tabs, expect
 from tests.realtime.servers import ROOT, Http, Server, register
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-Tabs = Callable[[str], BrowserTab]
 DANA = "dana@example.com"
-
-
-def expect(locator: Any) -> Any:
-    """Playwright's expect, waiting at most WAIT_MS (imported late: the package may be absent)."""
-    from playwright.sync_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=WAIT_MS)
-    return playwright_expect(locator)
 
 
 def login(http: Http, email: str) -> str:

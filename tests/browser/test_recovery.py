@@ -10,17 +10,15 @@ new recovery codes and turn the factor off.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.accounts.helpers import PASSWORD
 from tests.browser.helpers import (
-    WAIT_MS,
     Authenticator,
-    BrowserTab,
+    Tabs,
+    expect,
     mail_links,
     wait_for_mail_link,
 )
@@ -28,16 +26,7 @@ from tests.realtime.servers import Http, Server, register
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-Tabs = Callable[[str], BrowserTab]
 NEW_PASSWORD = "Brand-new-passphrase-42"
-
-
-def expect(locator: Any) -> Any:
-    """Playwright's expect, waiting at most WAIT_MS (imported late: the package may be absent)."""
-    from playwright.sync_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=WAIT_MS)
-    return playwright_expect(locator)
 
 
 def mail_dir(server: Server) -> Path:
