@@ -504,7 +504,6 @@ class Collection(Generic[R]):
         return self._page_by_key(tr, (), limit, False, continuation, None, live_only=False)
 
 
-@transactional
 def _read_ranges(tr: Any, bounds: list[tuple[bytes, bytes]], limit: int = 0) -> list[list[Any]]:
     """The key-values of each range, in one batched read where the engine has one."""
     batched = getattr(tr, "get_ranges", None)
@@ -548,6 +547,7 @@ def insert_together(
     ]
 
 
+@transactional
 def resolve_unique(tr: Any, index: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The pointer stored under ``values`` in a unique index subspace (e.g. the root
     ``user_by_email`` from ``keyspace.GLOBAL.index``: ``(tenant_id, user_id)``), or None.
