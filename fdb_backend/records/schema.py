@@ -28,6 +28,7 @@ dataclass default, and unknown ones are ignored, so fields can be added without 
 from __future__ import annotations
 
 import base64
+import math
 import dataclasses
 import types
 import typing
@@ -171,6 +172,9 @@ def _codec(annotation: Any, name: str) -> tuple[Encoder, Decoder]:
 
         def enc_float(v: Any) -> float:
             check(v)
+            # orjson writes NaN and infinities as null, which would not read back.
+            if not math.isfinite(v):
+                raise ValueError("record float field is not finite", name)
             return float(v)
 
         return enc_float, float

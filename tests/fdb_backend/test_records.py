@@ -274,6 +274,20 @@ def test_stored_format_evolves(database: Any, scope: keyspace.Scope) -> None:
         widgets.get(database, wid)
 
 
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -float("inf")])
+def test_a_float_field_must_be_finite(database: Any, scope: keyspace.Scope, weight: float) -> None:
+    """Stored JSON has no NaN or infinity (orjson would write null, which reads back as
+    nothing): refused at save, nothing written."""
+    parts = Collection(Part, scope)
+    part = Part(
+        widget_id=uuid.uuid4(), n=1, weight=weight, active=True, made_at=T0, raw=b"",
+        meta={}, kind="a",
+    )  # fmt: skip
+    with pytest.raises(ValueError):
+        parts.save(database, part)
+    assert raw(database, scope.range()) == []
+
+
 def test_a_read_record_is_a_whole_frozen_instance(database: Any, scope: keyspace.Scope) -> None:
     parts = Collection(Part, scope)
     made = Part(
