@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import jwt
@@ -75,7 +76,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # client only as state, so a resume replays them; later ones were sent live.
         self.state_seq = 0
         self.joined = False
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks: set[asyncio.Task[None]] = set()  # running ones only: see _background
         self.last_message = time.monotonic()
         self.tokens = float(settings.CODITECT_WS_RATE_BURST)
         self.tokens_at = time.monotonic()
@@ -104,7 +105,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if bearer:
             await self.join(bearer[0])
         else:
-            self.tasks.append(asyncio.ensure_future(self.auth_deadline()))
+            self._background(self.auth_deadline())
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -179,8 +180,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.closing = True
         await super().close(code=code)
 
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the socket's messages, cancelled at disconnect; a finished task
+        leaves the set, so a long-lived socket does not collect them."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def disconnect(self, code: int) -> None:
-        for task in self.tasks:
+        for task in list(self.tasks):
             task.cancel()
         watch().discard(self)
         if getattr(self, "subscribed", False):
@@ -232,14 +240,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # socket's own, so the fan-out goes on to the other sockets.
         self.behind = max(self.behind, seq)
         self.catching_up = True
-        self.tasks.append(asyncio.ensure_future(self.fill_gap()))
+        self._background(self.read_log())
 
     async def fanout_deleted(self) -> None:
         self.joined = False  # nothing left to clean up: the session took its records along
         await self.close(CLOSE_NOT_FOUND)
-
-    async def fill_gap(self) -> None:
-        await self.read_log()
 
     async def read_log(self) -> None:
         """Send logged events after ``last_sent``, up to the log's end and then up to the
@@ -468,7 +473,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             ttl_s=ttl,
             renew=renew,
         )
-        self.tasks.append(asyncio.ensure_future(self.expire_later(ttl)))
+        self._background(self.expire_later(ttl))
         await self.send_json(
             {
                 "type": "ack",
