@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pyotp
 from cryptography.exceptions import InvalidTag
@@ -64,9 +64,6 @@ from accounts.services.onetime import (
 )
 from accounts.services.principal import Principal
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
@@ -212,11 +209,12 @@ def _failure_budget(db: Any, user_id: uuid.UUID) -> Bucket:
 
 
 def _counting(db: Any, failures: Bucket, run: Callable[[], T]) -> T:
-    """``run()``; a refused code (or password) is charged to the failure budget."""
+    """``run()``; a refused code is charged to the failure budget (a refused password is
+    charged by _password_ok, which runs before)."""
     try:
         return run()
     except AccountError as error:
-        if error.code in _CODE_REFUSALS or error.code == WRONG_PASSWORD[1]:
+        if error.code in _CODE_REFUSALS:
             throttle_record(db=db, buckets=[failures])
         raise
 
