@@ -351,8 +351,9 @@ def connection_counts(
                 c for sid in session_ids for c in found.list_by_key(tr.snapshot, (sid,)).records
             ]
         counts = dict.fromkeys(session_ids, 0)
+        seen_since = now - _timeout()
         for c in records:
-            if c.session_id in counts and now - c.last_seen <= _timeout():
+            if c.session_id in counts and c.last_seen >= seen_since:
                 counts[c.session_id] += 1
         return counts
 
