@@ -290,12 +290,8 @@ def session_related(*, db: Any, principal: Principal, session_id: uuid.UUID) -> 
         head = heads(tenant_id).get(snap, session_id)
         if head is None:
             raise _not_found()
-        views = []
-        for related_id in _related(snap, tenant_id, head):
-            related = heads(tenant_id).get(snap, related_id)
-            if related is not None:
-                views.append(_view(snap, tenant_id, related))
-        return views
+        found = heads(tenant_id).get_many(snap, _related(snap, tenant_id, head))
+        return _views(snap, tenant_id, [related for related in found if related is not None])
 
     related: list[SessionView] = read(db)
     return related
