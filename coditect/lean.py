@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
@@ -40,6 +40,7 @@ from django.utils.decorators import sync_and_async_middleware
 from coditect.problems import is_api_path
 
 GetResponse = Callable[[HttpRequest], Any]
+T = TypeVar("T")
 
 
 @sync_and_async_middleware
@@ -62,7 +63,7 @@ def lean_middleware(get_response: GetResponse) -> GetResponse:
             response: HttpResponseBase = await get_response(request)
             return response
         request.resolver_match = match
-        response = await _view_and_render_in_pool(request, match)
+        response = await _pooled_view_and_render()(request, match)
         return response
 
     return middleware
@@ -102,42 +103,37 @@ def api_threads() -> int:
 
 EMBEDDED_THREADS = 1
 CLUSTER_THREADS = 8
-_pool_lock = threading.Lock()
-_pool: tuple[ThreadPoolExecutor, Callable[..., Any]] | None = None
-_wsgi_slots: Any = None
 
 
-def _slots() -> Any:
-    """What a WSGI thread holds while it runs a lean request: a plain lock for one slot
-    (acquired in C; threading's semaphores wake their waiters through a Python Condition)."""
-    global _wsgi_slots
-    slots = _wsgi_slots
-    if slots is None:
-        with _pool_lock:
-            if _wsgi_slots is None:
-                count = api_threads()
-                _wsgi_slots = threading.Lock() if count == 1 else threading.BoundedSemaphore(count)
-            slots = _wsgi_slots
-    return slots
+def _made_once(make: Callable[[], T]) -> Callable[[], T]:
+    """``make()`` on first use, once (settings are read then, not at import)."""
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get() -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(make())
+        return made[0]
+
+    return get
 
 
-def storage_executor() -> ThreadPoolExecutor:
-    """The process's pool for storage-bound work under ASGI: lean views, and the WebSocket
-    consumers' and watch's service calls, so that they too take turns rather than hand the
-    GIL back and forth."""
-    global _pool
-    pool = _pool
-    if pool is None:
-        with _pool_lock:
-            if _pool is None:
-                executor = ThreadPoolExecutor(api_threads(), thread_name_prefix="api")
-                call = sync_to_async(_view_and_render, thread_sensitive=False, executor=executor)
-                _pool = (executor, call)
-            pool = _pool
-    return pool[0]
+def _new_slots() -> Any:
+    # A plain lock for one slot: acquired in C, where threading's semaphores wake their
+    # waiters through a Python Condition.
+    count = api_threads()
+    return threading.Lock() if count == 1 else threading.BoundedSemaphore(count)
 
 
-async def _view_and_render_in_pool(request: HttpRequest, match: ResolverMatch) -> Any:
-    storage_executor()
-    assert _pool is not None
-    return await _pool[1](request, match)
+# What a WSGI thread holds while it runs a lean request.
+_slots = _made_once(_new_slots)
+
+# The process's pool for storage-bound work under ASGI: lean views, and the WebSocket
+# consumers' and watch's service calls, so that they too take turns rather than hand the
+# GIL back and forth.
+storage_executor = _made_once(lambda: ThreadPoolExecutor(api_threads(), thread_name_prefix="api"))
+_pooled_view_and_render = _made_once(
+    lambda: sync_to_async(_view_and_render, thread_sensitive=False, executor=storage_executor())
+)
