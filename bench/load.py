@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
+from websockets.typing import Origin, Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -172,8 +173,8 @@ async def listener(url: str, token: str, tally: Tally, stop: asyncio.Event) -> N
     try:
         async with connect(
             url,
-            subprotocols=["coditect.v5", f"bearer.{token}"],  # type: ignore[list-item]
-            origin=f"http://{HOST}",  # type: ignore[arg-type]
+            subprotocols=[Subprotocol("coditect.v5"), Subprotocol(f"bearer.{token}")],
+            origin=Origin(f"http://{HOST}"),
             open_timeout=30,
             max_queue=None,
         ) as socket:
