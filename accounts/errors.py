@@ -30,6 +30,8 @@ TOKEN_REUSED = (
     "token_reused",
     "This refresh token was already used; every token of its session is now revoked.",
 )
+NOT_FOUND = (404, "not_found", "Not found.")
+MANAGERS_ONLY = (403, "forbidden", "Only owners and admins can do this.")
 ACCOUNT_LOCKED = (403, "account_locked", "This account is locked.")
 TENANT_SUSPENDED = (403, "tenant_suspended", "This organisation is suspended.")
 

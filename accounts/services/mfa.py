@@ -42,6 +42,7 @@ from accounts.errors import (
     MFA_CODE_REUSED,
     MFA_NOT_ENABLED,
     MFA_NOT_ENROLLING,
+    NOT_FOUND,
     SESSION_REVOKED,
     TENANT_SUSPENDED,
     WRONG_PASSWORD,
@@ -78,7 +79,6 @@ _TOTP_CODE = re.compile(r"[0-9]{6}")  # ASCII only: \d would admit other scripts
 _RECOVERY_CODE = re.compile(r"[a-z2-7]{16}")
 # Refusals of a code: each counts against the hourly failure budget.
 _CODE_REFUSALS = frozenset({INVALID_MFA_CODE[1], MFA_CODE_REUSED[1]})
-_NOT_FOUND = (404, "not_found", "Not found.")
 
 T = TypeVar("T")
 
@@ -524,7 +524,7 @@ def mfa_reset(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str)
         people = users(tenant_id)
         user = people.get(tr, user_id)
         if user is None:
-            raise AccountError(*_NOT_FOUND)
+            raise AccountError(*NOT_FOUND)
         saved = people.save(tr, _without_factor(user))
         event(
             tr,

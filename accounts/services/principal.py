@@ -12,6 +12,7 @@ from typing import Any
 import fdb_backend
 from accounts.errors import (
     ACCOUNT_LOCKED,
+    MANAGERS_ONLY,
     SESSION_REVOKED,
     TENANT_SUSPENDED,
     AccountError,
@@ -104,6 +105,12 @@ def principal_authenticate(*, db: Any, token: str) -> Principal:
     if now - session.last_used_at >= _TOUCH_EVERY:
         _touch(db, claims.tenant_id, session.id, now)
     return Principal(user=user, tenant=tenant, session=session)
+
+
+def principal_require_manager(*, principal: Principal) -> None:
+    """Raises AccountError 403 unless the caller is an owner or admin of the tenant."""
+    if principal.user.role not in ("owner", "admin"):
+        raise AccountError(*MANAGERS_ONLY)
 
 
 def principal_check(*, db: Any, principal: Principal) -> None:

@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permissi
 from django.db import transaction
 
 import fdb_backend
-from accounts.errors import AccountError
+from accounts.errors import NOT_FOUND, AccountError
 from accounts.models import StaffAuditEntry
 from accounts.records import (
     AuthEvent,
@@ -45,7 +45,6 @@ from fdb_backend.records import Page
 
 REASON_MAX = 1000
 COUNT_CAP = 10_000  # counts on the tenant page stop here ("10000+")
-_NOT_FOUND = (404, "not_found", "Not found.")
 
 Staff = AbstractBaseUser | AnonymousUser
 
@@ -119,7 +118,7 @@ def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> Ten
     """A tenant, its first members and counts of what it holds. Raises AccountError 404."""
     tenant = tenants().get(db, tenant_id)
     if tenant is None:
-        raise AccountError(*_NOT_FOUND)
+        raise AccountError(*NOT_FOUND)
     page = users(tenant_id).list_by_key(db, limit=members)
     scope = keyspace.tenant(tenant_id)
     ranges = {
@@ -179,7 +178,7 @@ def user_overview(
         user = users(tenant_id).get(snap, user_id)
         tenant = tenants().get(snap, tenant_id)
         if user is None or tenant is None:
-            raise AccountError(*_NOT_FOUND)
+            raise AccountError(*NOT_FOUND)
         listed = auth_sessions(tenant_id).list_by_index(
             snap, "auth_sessions_by_user", (user_id,), limit=sessions
         )
@@ -325,7 +324,7 @@ def staff_session_revoke(
             sessions = auth_sessions(tenant_id)
             session = sessions.get(tr, session_id)
             if session is None or session.user_id != user_id:
-                raise AccountError(*_NOT_FOUND)
+                raise AccountError(*NOT_FOUND)
             if session.revoked_at is not None:
                 return False
             sessions.save(tr, revoked(session, reason="staff_revoked", now=now))
@@ -365,7 +364,7 @@ def staff_sessions_revoke_all(
         @fdb_backend.transactional
         def revoke(tr: Any) -> int:
             if users(tenant_id).get(tr, user_id) is None:
-                raise AccountError(*_NOT_FOUND)
+                raise AccountError(*NOT_FOUND)
             count = revoke_user_sessions(
                 tr, tenant_id=tenant_id, user_id=user_id, reason="staff_revoked", now=now
             )

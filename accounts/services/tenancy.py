@@ -17,14 +17,11 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
-from accounts.errors import AccountError
+from accounts.errors import NOT_FOUND, AccountError
 from accounts.records import Invitation, Role, Tenant, User, invitations, tenants, users
 from accounts.services.common import Client, event, revoke_user_sessions
-from accounts.services.principal import Principal
+from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
-
-_MANAGERS = ("owner", "admin")
-_NOT_FOUND = (404, "not_found", "Not found.")
 
 
 @dataclass(frozen=True)
@@ -33,15 +30,10 @@ class IssuedInvitation:
     invitation: Invitation
 
 
-def _require_manager(principal: Principal) -> None:
-    if principal.user.role not in _MANAGERS:
-        raise AccountError(403, "forbidden", "Only owners and admins can do this.")
-
-
 def invitation_create(
     *, db: Any, principal: Principal, email: str, role: Role, client: Client
 ) -> IssuedInvitation:
-    _require_manager(principal)
+    principal_require_manager(principal=principal)
     if role not in ("admin", "member"):
         raise AccountError(400, "invalid", "Role must be admin or member.", attr="role")
     secret = secrets.token_urlsafe(32)
@@ -78,7 +70,7 @@ def invitation_create(
 def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: Client) -> None:
     """Remove a member from the caller's tenant: their sessions end and their login goes."""
     if user_id != principal.user_id:
-        _require_manager(principal)
+        principal_require_manager(principal=principal)
     now, event_id = datetime.now(UTC), uuid.uuid4()
 
     @fdb_backend.transactional
@@ -86,7 +78,7 @@ def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: 
         people = users(principal.tenant_id)
         member = people.get(tr, user_id)
         if member is None:
-            raise AccountError(*_NOT_FOUND)
+            raise AccountError(*NOT_FOUND)
         if member.role == "owner":
             if principal.user.role != "owner" and member.id != principal.user_id:
                 raise AccountError(403, "forbidden", "Only an owner can remove an owner.")
@@ -123,7 +115,7 @@ def user_lock(
         people = users(tenant_id)
         user = people.get(tr, user_id)
         if user is None:
-            raise AccountError(*_NOT_FOUND)
+            raise AccountError(*NOT_FOUND)
         saved = people.save(
             tr, dataclasses.replace(user, locked=locked, locked_reason=reason if locked else "")
         )
@@ -162,7 +154,7 @@ def tenant_suspend(
         all_tenants = tenants()
         tenant = all_tenants.get(tr, tenant_id)
         if tenant is None:
-            raise AccountError(*_NOT_FOUND)
+            raise AccountError(*NOT_FOUND)
         saved = all_tenants.save(
             tr,
             dataclasses.replace(

@@ -15,6 +15,7 @@ import fdb_backend
 from accounts.errors import (
     EMAIL_ALREADY_VERIFIED,
     INVALID_VERIFICATION_TOKEN,
+    NOT_FOUND,
     VERIFICATION_TOKEN_EXPIRED,
     AccountError,
     fail,
@@ -32,10 +33,8 @@ from accounts.services.onetime import (
     onetime_new,
     onetime_parse,
 )
-from accounts.services.principal import Principal
+from accounts.services.principal import Principal, principal_require_manager
 from fdb_backend.records import VersionConflict
-
-_MANAGERS = ("owner", "admin")
 
 
 @dataclass(frozen=True)
@@ -186,8 +185,7 @@ def tenant_settings_update(
     the next login. Raises AccountError 403 forbidden / email_not_verified, 412
     version_conflict.
     """
-    if principal.user.role not in _MANAGERS:
-        raise AccountError(403, "forbidden", "Only owners and admins can do this.")
+    principal_require_manager(principal=principal)
     if require_email_verification and principal.user.email_verified_at is None:
         raise AccountError(
             403,
@@ -202,7 +200,7 @@ def tenant_settings_update(
         every = tenants()
         tenant = every.get(tr, principal.tenant_id)
         if tenant is None:
-            raise AccountError(404, "not_found", "Not found.")
+            raise AccountError(*NOT_FOUND)
         if expected_version is not None and expected_version != tenant.version:
             raise VersionConflict(expected_version, tenant.version)
         if require_email_verification is None or (
