@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +70,31 @@ def platform_gunicorn(port: int, workers: int) -> list[str]:
         "5",
         "coditect.wsgi:application",
     ]
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            log = getattr(proc, "log_path", None)
+            tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}:\n{tail}")
+        with socket.socket() as sock:
+            if sock.connect_ex((HOST, port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server on port {port} not listening after {timeout} s")
+        time.sleep(0.1)
+
+
+def redis_flush(url: str) -> str | None:
+    """FLUSHDB on ``url``; the reason it failed, or None."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        client.flushdb()
+        client.close()
+    except Exception as error:  # any failure means: no Redis variant
+        return f"{type(error).__name__}: {error}"
+    return None

@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/load.py` puts bench/, not the root, first
 
 from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.realtime import redis_flush, wait_listening  # noqa: E402 - as above
-from bench.sessions import PASSWORD, Platform, call, register  # noqa: E402 - as above
+from bench.sessions import PASSWORD, call, platform_daphnes, register  # noqa: E402 - as above
 
 HOST = "127.0.0.1"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -290,19 +287,7 @@ async def drive(
 def run_variant(
     tmp: Path, processes: int, redis_url: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    app = Platform(tmp)
-    tmp.mkdir()
-    if redis_url:
-        app.env["REDIS_URL"] = redis_url
-    else:
-        app.env.pop("REDIS_URL", None)
-    app.prepare()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        ports = [comparison.free_port() for _ in range(processes)]
-        procs = [app.daphne(port) for port in ports]
-        for port, proc in zip(ports, procs, strict=True):
-            wait_listening(port, proc)
+    with platform_daphnes(tmp, processes, redis_url) as (ports, procs):
         owner = register(ports[0], "load-owner@example.com")
         sessions = []
         for i in range(SESSIONS):
@@ -329,9 +314,6 @@ def run_variant(
                 raise RuntimeError(f"register: {status} {joined}")
             accounts.append(Account(email, joined["access"], joined["refresh"]))
         result = asyncio.run(drive(ports, accounts, sessions, [p.pid for p in procs], args))
-    finally:
-        for proc in procs:
-            comparison.stop(proc)
     return result
 
 
@@ -375,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_dir)
         variants = [("1 daphne, in-memory layer", 1, "")]
         if not args.no_redis:
-            reason = redis_flush(REDIS_URL)
+            reason = common.redis_flush(REDIS_URL)
             if reason is None:
                 variants.append(("2 daphne, Redis", 2, REDIS_URL))
             else:

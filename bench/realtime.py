@@ -39,7 +39,6 @@ import platform
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,12 @@ if str(ROOT) not in sys.path:
 
 from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.sessions import Platform, call, foreign_processes, register  # noqa: E402 - as above
+from bench.sessions import (  # noqa: E402 - as above
+    call,
+    foreign_processes,
+    platform_daphnes,
+    register,
+)
 
 HOST = "127.0.0.1"
 SOCKETS = 100
@@ -70,21 +74,6 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 
 
 # --- servers ---------------------------------------------------------------------------------
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            log = getattr(proc, "log_path", None)
-            tail = Path(log).read_text(errors="replace")[-2000:] if log else ""
-            raise RuntimeError(f"server on port {port} exited with {proc.returncode}:\n{tail}")
-        with socket.socket() as sock:
-            if sock.connect_ex((HOST, port)) == 0:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"server on port {port} not listening after {timeout} s")
-        time.sleep(0.1)
 
 
 def start_stock(tmp: Path, port: int, redis_url: str) -> subprocess.Popen[bytes]:
@@ -107,19 +96,6 @@ def start_stock(tmp: Path, port: int, redis_url: str) -> subprocess.Popen[bytes]
         )
     proc.log_path = log_path  # type: ignore[attr-defined]
     return proc
-
-
-def redis_flush(url: str) -> str | None:
-    """FLUSHDB on ``url``; the reason it failed, or None."""
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        client.flushdb()
-        client.close()
-    except Exception as error:  # any failure means: no Redis variant
-        return f"{type(error).__name__}: {error}"
-    return None
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -456,20 +432,7 @@ async def drive(
 def run_platform(
     tmp: Path, processes: int, redis_url: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    app = Platform(tmp)
-    tmp.mkdir()
-    if redis_url:
-        app.env["REDIS_URL"] = redis_url
-    else:
-        app.env.pop("REDIS_URL", None)
-    app.prepare()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        ports = [comparison.free_port() for _ in range(processes)]
-        for port in ports:
-            procs.append(app.daphne(port))
-        for port, proc in zip(ports, procs, strict=True):
-            wait_listening(port, proc)
+    with platform_daphnes(tmp, processes, redis_url) as (ports, procs):
         account = register(ports[0], "bench-realtime@example.com")
         token = account["access"]
         status, created = call(
@@ -488,9 +451,6 @@ def run_platform(
                 args,
             )
         )
-    finally:
-        for proc in procs:
-            comparison.stop(proc)
     return {**result, "load": note}
 
 
@@ -503,7 +463,7 @@ def run_stock(
         for port in ports:
             procs.append(start_stock(tmp, port, redis_url))
         for port, proc in zip(ports, procs, strict=True):
-            wait_listening(port, proc)
+            common.wait_listening(port, proc)
         note = machine_load({p.pid for p in procs})
         sid = "0f0e0d0c0b0a09080706050403020100"
         result = asyncio.run(
@@ -608,7 +568,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     variants: list[tuple[str, int, str]] = [("in-memory, 1 daphne", 1, "")]
     skipped = None
     if not args.no_redis:
-        skipped = redis_flush(REDIS_URL)
+        skipped = common.redis_flush(REDIS_URL)
         if skipped is None:
             variants.append(("redis, 2 daphne", 2, REDIS_URL))
         else:
@@ -619,11 +579,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(name)
         for number, (variant, processes, redis_url) in enumerate(variants):
             if redis_url:
-                redis_flush(redis_url)
+                common.redis_flush(redis_url)
             stock = run_stock(tmp, processes, redis_url, args)
             progress(args, clock, f"stock consumer, {variant}")
             if redis_url:
-                redis_flush(redis_url)
+                common.redis_flush(redis_url)
             ours = run_platform(tmp / f"platform-{number}", processes, redis_url, args)
             progress(args, clock, f"platform, {variant}")
             results[variant] = {"platform": ours, "stock": stock}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import http.client
 import json
@@ -39,7 +40,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,32 @@ def seed_worker(tenant: str, owner: str, start_at: str, first: int, last: int) -
 
     for begin in range(first, last, SEED_BATCH):
         batch(db, begin, min(last, begin + SEED_BATCH))
+
+
+@contextlib.contextmanager
+def platform_daphnes(
+    tmp: Path, processes: int, redis_url: str
+) -> Iterator[tuple[list[int], list[subprocess.Popen[bytes]]]]:
+    """``processes`` platform daphnes over one new store in ``tmp`` (with Redis as their
+    channel layer when ``redis_url`` is set), listening; their ports and processes, stopped
+    afterwards."""
+    app = Platform(tmp)
+    tmp.mkdir()
+    if redis_url:
+        app.env["REDIS_URL"] = redis_url
+    else:
+        app.env.pop("REDIS_URL", None)
+    app.prepare()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ports = [comparison.free_port() for _ in range(processes)]
+        procs = [app.daphne(port) for port in ports]
+        for port, proc in zip(ports, procs, strict=True):
+            common.wait_listening(port, proc)
+        yield ports, procs
+    finally:
+        for proc in procs:
+            comparison.stop(proc)
 
 
 # --- HTTP from this process (setup only; the measured load is wrk's) -----------------------------
