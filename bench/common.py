@@ -98,3 +98,12 @@ def redis_flush(url: str) -> str | None:
     except Exception as error:  # any failure means: no Redis variant
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values`` (NaN for none): what every benchmark that
+    keeps its samples reports as p50 and p99."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]

@@ -263,12 +263,11 @@ async def drive(
     await asyncio.gather(*listeners, sampler)
     ops = {}
     for op, values in sorted(tally.latencies.items()):
-        values.sort()
         ops[op] = {
             "requests": len(values),
             "per_s": round(len(values) / elapsed, 1),
-            "p50_ms": round(values[len(values) // 2] * 1000, 1),
-            "p99_ms": round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, 1),
+            "p50_ms": round(common.percentile(values, 0.50) * 1000, 1),
+            "p99_ms": round(common.percentile(values, 0.99) * 1000, 1),
         }
     total = sum(op["requests"] for op in ops.values())
     return {

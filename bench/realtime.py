@@ -260,13 +260,6 @@ class Client:
         await asyncio.gather(*(r for r in self.readers if r is not None), return_exceptions=True)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
-
-
 async def phase1(client: Client, patches: int) -> dict[str, Any]:
     """One socket patches at PATCH_RATE; time until all SOCKETS have each state.changed."""
     sender, latencies, conflicts, errors = 0, [], 0, 0
@@ -299,8 +292,8 @@ async def phase1(client: Client, patches: int) -> dict[str, Any]:
     expected = patches - errors
     return {
         "patches": patches,
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
+        "p50_ms": common.percentile(latencies, 0.50),
+        "p99_ms": common.percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
         "complete": len(latencies),
         "expected": expected,
@@ -388,8 +381,8 @@ async def phase2(
         "seconds": round(elapsed, 2),
         "deliveries_per_s": delivered / elapsed if elapsed > 0 else float("nan"),
         "messages_per_s": len(keys) / elapsed if elapsed > 0 else float("nan"),
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
+        "p50_ms": common.percentile(latencies, 0.50),
+        "p99_ms": common.percentile(latencies, 0.99),
         "ack_errors": len(ack_errors),
         "client_cores": client_cpu / elapsed if elapsed > 0 else float("nan"),
     }
