@@ -28,8 +28,8 @@ dataclass default, and unknown ones are ignored, so fields can be added without 
 from __future__ import annotations
 
 import base64
-import math
 import dataclasses
+import math
 import types
 import typing
 import uuid
@@ -338,7 +338,8 @@ def schema_of(record_type: type[Record]) -> Schema:
         converters=tuple((name, dec) for name, dec in decoders.items() if dec is not _identity),
         # Not for types whose instances have no __dict__ or do more than store their fields.
         fill_directly=not hasattr(record_type, "__slots__")
-        and not hasattr(record_type, "__post_init__"),
+        and not hasattr(record_type, "__post_init__")
+        and all(f.init for f in fields.values()),
     )
     _schemas[record_type] = found
     return found

@@ -213,7 +213,8 @@ class Collection(Generic[R]):
         """For each prefix of index ``index`` (not unique), the primary keys of its first
         ``limit`` entries (0: all), read together and without reading the records: for
         callers that need only ids. Indexes are written with their records in the same
-        transaction, so an entry names a record (``storage check`` verifies it)."""
+        transaction, so an entry names a record (``storage check`` verifies it); an expired
+        record's entry is not left out, as list_by_index leaves it out."""
         idx, keys = self._index(index)
         if idx.unique or keys.cross_scope:
             raise ValueError("index_keys reads a local index that is not unique", index)
