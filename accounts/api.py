@@ -32,9 +32,9 @@ from accounts.services import (
     user_register,
 )
 from accounts.signing_keys import jwk_of, keyring
-from coditect.cursors import cursor_open, cursor_seal
-from coditect.problems import ApiError
-from coditect.time import rfc3339
+from core.cursors import cursor_open, cursor_seal
+from core.problems import ApiError
+from core.time import rfc3339
 from fdb_backend.records import InvalidContinuation
 
 View = Callable[..., Response]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from accounts.errors import AccountError
-from coditect.problems import ApiError, field_errors
+from core.problems import ApiError, field_errors
 
 
 def api_error(error: AccountError) -> ApiError:

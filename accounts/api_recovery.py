@@ -43,9 +43,9 @@ from accounts.services import (
     user_login_mfa,
 )
 from accounts.services.mfa import DIGITS, PERIOD_S
-from coditect.conditional import if_match
-from coditect.problems import ApiError, problem_response
-from coditect.time import rfc3339
+from core.conditional import if_match
+from core.problems import ApiError, problem_response
+from core.time import rfc3339
 
 
 def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:

@@ -16,7 +16,7 @@ CHALLENGE = 'Bearer realm="coditect"'
 
 class BearerAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Principal, str] | None:
-        # Imported here: DRF loads this class while coditect.problems is still importing DRF.
+        # Imported here: DRF loads this class while core.problems is still importing DRF.
         from accounts.api_errors import api_error
 
         header = request.META.get("HTTP_AUTHORIZATION", "")

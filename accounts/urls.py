@@ -3,7 +3,7 @@
 from django.urls import URLPattern
 
 from accounts import api, api_recovery
-from coditect.routes import optional_slash
+from core.routes import optional_slash
 
 auth: list[URLPattern] = [
     *optional_slash("register", api.RegisterView.as_view(), name="auth-register"),

@@ -40,8 +40,8 @@ from accounts.services import (
     user_login_mfa,
     user_register,
 )
-from coditect.problems import FieldError, problem_response
-from coditect.strict_json import strict_loads
+from core.problems import FieldError, problem_response
+from core.strict_json import strict_loads
 
 REFRESH_COOKIE = "coditect_refresh"
 # Every endpoint that reads or replaces the cookie is under this path; pages and the API never

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 import fdb_backend
-from coditect.problems import FieldError, problem_response
+from core.problems import FieldError, problem_response
 
 logger = logging.getLogger(__name__)
 

@@ -26,21 +26,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
-from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.decorators import sync_and_async_middleware
 
-from coditect.problems import is_api_path
+from core.problems import is_api_path
+from fdb_backend.pool import api_threads, made_once, storage_executor
 
 GetResponse = Callable[[HttpRequest], Any]
-T = TypeVar("T")
 
 
 @sync_and_async_middleware
@@ -92,34 +89,6 @@ def _view_and_render(request: HttpRequest, match: ResolverMatch) -> HttpResponse
     return response
 
 
-def api_threads() -> int:
-    """Threads of the pool: ``CODITECT_API_THREADS``, or 0 for the storage engine's default."""
-    configured: int = settings.CODITECT_API_THREADS
-    if configured:
-        return configured
-    scheme = urlsplit(settings.CODITECT_STORAGE_URL).scheme.lower()
-    return CLUSTER_THREADS if scheme == "fdb" else EMBEDDED_THREADS
-
-
-EMBEDDED_THREADS = 1
-CLUSTER_THREADS = 8
-
-
-def _made_once(make: Callable[[], T]) -> Callable[[], T]:
-    """``make()`` on first use, once (settings are read then, not at import)."""
-    lock = threading.Lock()
-    made: list[T] = []
-
-    def get() -> T:
-        if not made:
-            with lock:
-                if not made:
-                    made.append(make())
-        return made[0]
-
-    return get
-
-
 def _new_slots() -> Any:
     # A plain lock for one slot: acquired in C, where threading's semaphores wake their
     # waiters through a Python Condition.
@@ -128,12 +97,8 @@ def _new_slots() -> Any:
 
 
 # What a WSGI thread holds while it runs a lean request.
-_slots = _made_once(_new_slots)
+_slots = made_once(_new_slots)
 
-# The process's pool for storage-bound work under ASGI: lean views, and the WebSocket
-# consumers' and watch's service calls, so that they too take turns rather than hand the
-# GIL back and forth.
-storage_executor = _made_once(lambda: ThreadPoolExecutor(api_threads(), thread_name_prefix="api"))
-_pooled_view_and_render = _made_once(
+_pooled_view_and_render = made_once(
     lambda: sync_to_async(_view_and_render, thread_sensitive=False, executor=storage_executor())
 )

@@ -19,8 +19,8 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.decorators import sync_and_async_middleware
 
-from coditect.problems import as_problem, is_api_path, problem_response
-from coditect.request_id import assign_request_id, echo_request_id
+from core.problems import as_problem, is_api_path, problem_response
+from core.request_id import assign_request_id, echo_request_id
 
 security_log = logging.getLogger("django.security.DisallowedHost")
 

@@ -7,7 +7,7 @@ from django.urls import URLPattern, path
 
 from accounts import pages as account_pages
 from accounts import web_auth
-from coditect.routes import optional_slash
+from core.routes import optional_slash
 from realtime import pages as realtime_pages
 from workspaces import pages as workspace_pages
 

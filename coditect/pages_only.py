@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 
-from coditect.problems import is_api_path
+from core.problems import is_api_path
 
 
 def _for_pages(base: type[Any]) -> type[Any]:

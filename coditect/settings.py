@@ -148,9 +148,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CODITECT_MAX_BODY_BYTES
 CODITECT_API_THREADS = env_int("CODITECT_API_THREADS", default=0, minimum=0)
 
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "coditect.problems.exception_handler",
-    "DEFAULT_RENDERER_CLASSES": ["coditect.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["coditect.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "core.problems.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # A view that forgets its permissions is closed rather than open.
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],

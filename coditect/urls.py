@@ -8,7 +8,7 @@ from accounts import api as accounts_api
 from accounts import urls as accounts_urls
 from coditect.api_docs import api_docs
 from coditect.health import healthz, readyz
-from coditect.routes import optional_slash
+from core.routes import optional_slash
 from workspaces import api as workspaces_api
 from workspaces import urls as workspaces_urls
 

@@ -229,7 +229,7 @@ def _records_from(
     found: list[tuple[tuple[Any, ...], R | CorruptRecord]] = []
     for pk, chunks in groups:
         try:
-            found.append((pk, collection._decode(pk, chunks)))
+            found.append((pk, collection.decode(pk, chunks)))
         except CorruptRecord as error:
             found.append((pk, error))
     resume = None if exhausted else bytes(records.range(groups[-1][0]).stop)
@@ -314,8 +314,8 @@ def count_keys(db: Any, key_range: KeyRange, *, cap: int) -> int:
 def _expected_entries(
     collection: Collection[R], record: R, *, outer_only: bool
 ) -> list[tuple[bytes, bytes]]:
-    entries = collection._entries(record)
-    outer = {index.name for index, keys in collection._indexes.values() if keys.cross_scope}
+    entries = collection.entries_of(record)
+    outer = {index.name for index, keys in collection.indexes.values() if keys.cross_scope}
     return [
         (key, value)
         for key, (index, _, value) in entries.items()
@@ -326,12 +326,12 @@ def _expected_entries(
 def record_items(tr: Any, collection: Collection[R], key: Any) -> list[KeyValue]:
     """The stored keys of one record (its chunks) and those of its index entries that hold
     the expected value; empty when the record is absent."""
-    pk = collection._pk(key)
+    pk = collection.pk_of(key)
     r = collection.keys.records.range(pk)
     chunks = list(tr.get_range(r.start, r.stop))
     if not chunks:
         return []
-    record = collection._read(tr, pk)
+    record = collection.read_stored(tr, pk)
     assert record is not None
     return chunks + _stored_entries(tr, collection, record, outer_only=False)
 
@@ -441,16 +441,16 @@ def _issue_of(
     else:
         pointer_len = len(keys.pointer_prefix) + len(collection.schema.key_fields)
         pointer = keys.subspace.unpack(kv.key)[-pointer_len:]
-    pk = collection._local_pk(keys, pointer)
+    pk = collection.local_pk(keys, pointer)
     if pk is None:
         return None  # another tenant's entry in a root index
     try:
-        stored = collection._read(tr, pk)
+        stored = collection.read_stored(tr, pk)
     except CorruptRecord:
         return None  # reported as corrupt by the record side of the check
     if stored is None:
         return "dangling", pk
-    expected = collection._entries(stored).get(kv.key)
+    expected = collection.entries_of(stored).get(kv.key)
     if expected is None or expected[2] != kv.value:
         return "stale", pk
     return None
@@ -460,7 +460,7 @@ def _issue_of(
 def _check_entries_batch(
     tr: Any, collection: Collection[R], index_name: str, kvs: list[KeyValue]
 ) -> list[tuple[IssueKind, tuple[Any, ...], bytes]]:
-    index, keys = collection._indexes[index_name]
+    index, keys = collection.indexes[index_name]
     found = []
     for kv in kvs:
         issue = _issue_of(tr, collection, index, keys, kv)
@@ -483,7 +483,7 @@ def _check_records_batch(
         if isinstance(record, CorruptRecord):
             found.append(("corrupt", "", pk, b""))
             continue
-        for key, (index, _, value) in collection._entries(record).items():
+        for key, (index, _, value) in collection.entries_of(record).items():
             if tr.get(key) != value:
                 found.append(("missing", index.name, pk, key))
     return found, resume
@@ -509,7 +509,7 @@ def check_collection(
         found, begin = _check_records_batch(db, collection, begin, end, batch_size)
         for kind, index_name, pk, entry in found:
             issues.append(IndexIssue(kind, name, index_name, tenant_id, pk, entry))
-    for index, keys in collection._indexes.values():
+    for index, keys in collection.indexes.values():
         if keys.cross_scope:
             continue
         for batch in walk(db, keys.range()):
@@ -556,7 +556,7 @@ def repair_issue(tr: Any, collection: Collection[R], issue: IndexIssue) -> bool:
     """
     if issue.kind == "corrupt":
         return False
-    index, keys = collection._indexes[issue.index]
+    index, keys = collection.indexes[issue.index]
     if issue.kind in ("dangling", "stale"):
         value = tr.get(issue.entry)
         if value is None:
@@ -565,10 +565,10 @@ def repair_issue(tr: Any, collection: Collection[R], issue: IndexIssue) -> bool:
             return False
         tr.clear(issue.entry)
         return True
-    record = collection._read(tr, issue.key)
+    record = collection.read_stored(tr, issue.key)
     if record is None:
         return False
-    expected = collection._entries(record).get(issue.entry)
+    expected = collection.entries_of(record).get(issue.entry)
     if expected is None:
         return False
     current = tr.get(issue.entry)
@@ -620,7 +620,7 @@ def _purge_batch(
         if predicate(record, now):
             matched += 1
             if not dry_run:
-                collection._remove(tr, pk, record)
+                collection.remove_stored(tr, pk, record)
     return matched, resume
 
 

@@ -20,7 +20,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 import jwt
-from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
@@ -28,7 +27,7 @@ from rest_framework.exceptions import ValidationError
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Principal, principal_authenticate
-from coditect.lean import storage_executor
+from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.fanout import fanout
 from realtime.protocol import (
@@ -55,12 +54,6 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TIMEOUT = 4408
 CLOSE_TOO_LARGE = 4413
 CLOSE_RATE_LIMITED = 4429
-
-
-def _sync(fn: Any) -> Any:
-    # A pool thread: the services use the storage layer, never the ORM, so no thread-bound
-    # database connection needs opening or closing around them.
-    return sync_to_async(fn, thread_sensitive=False, executor=storage_executor())
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
@@ -117,7 +110,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def authenticate(self, token: str) -> Principal | None:
         db = fdb_backend.get_database()
         try:
-            principal: Principal = await _sync(principal_authenticate)(db=db, token=token)
+            principal: Principal = await in_pool(principal_authenticate)(db=db, token=token)
         except AccountError as error:
             await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
             return None
@@ -136,7 +129,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await fanout().join(self.session_id, self)
         self.subscribed = True
         try:
-            welcome = await _sync(services.connection_open)(
+            welcome = await in_pool(services.connection_open)(
                 db=fdb_backend.get_database(),
                 principal=principal,
                 session_id=self.session_id,
@@ -198,7 +191,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.joined = False
         try:
-            await _sync(services.connection_close)(
+            await in_pool(services.connection_close)(
                 db=fdb_backend.get_database(),
                 tenant_id=self.tenant_id,
                 session_id=self.session_id,
@@ -274,7 +267,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         while upto is None or cursor < upto:
             limit = 200 if upto is None else min(200, upto - cursor)
             try:
-                page = await _sync(session_event_list)(
+                page = await in_pool(session_event_list)(
                     db=fdb_backend.get_database(),
                     principal=self.principal,
                     session_id=self.session_id,
@@ -298,7 +291,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def resync(self) -> None:
         assert self.principal is not None
-        snapshot = await _sync(services.session_snapshot)(
+        snapshot = await in_pool(services.session_snapshot)(
             db=fdb_backend.get_database(), principal=self.principal, session_id=self.session_id
         )
         self.last_sent = self.state_seq = snapshot.seq
@@ -419,7 +412,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(
                 "invalid", "changes are not valid session fields.", message.get("id")
             )
-        view = await _sync(session_update)(
+        view = await in_pool(session_update)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
@@ -445,7 +438,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             ) from None
         if len(json.dumps(data, separators=(",", ":")).encode()) > EVENT_DATA_MAX_BYTES:
             raise ProtocolError("invalid", "Event data is larger than 64 KiB.", message.get("id"))
-        seq = await _sync(session_event_publish)(
+        seq = await in_pool(session_event_publish)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
@@ -464,7 +457,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             raise ProtocolError(
                 "invalid", "ttl_s must be an integer from 1 to 300.", message.get("id")
             )
-        lock = await _sync(services.lock_acquire)(
+        lock = await in_pool(services.lock_acquire)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
@@ -492,7 +485,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         path = message.get("path")
         if not isinstance(path, str) or not path:
             raise ProtocolError("invalid", "path must be a non-empty string.", message.get("id"))
-        await _sync(services.lock_release)(
+        await in_pool(services.lock_release)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
@@ -504,7 +497,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def expire_later(self, ttl_s: int) -> None:
         """Sweep soon after our lease ends, so its release is broadcast promptly."""
         await asyncio.sleep(ttl_s + 0.2)
-        await _sync(services.connection_heartbeat)(
+        await in_pool(services.connection_heartbeat)(
             db=fdb_backend.get_database(),
             tenant_id=self.tenant_id,
             session_id=self.session_id,

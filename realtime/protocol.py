@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coditect.strict_json import strict_loads
+from core.strict_json import strict_loads
 from workspaces.broadcast import wire_event
 
 __all__ = ["PROTOCOL", "ProtocolError", "parse_message", "wire_event"]

@@ -16,7 +16,7 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.services import Principal
-from coditect.time import rfc3339
+from core.time import rfc3339
 from realtime.records import Connection, Lock, connections, locks
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError

@@ -18,15 +18,14 @@ import time
 import uuid
 import weakref
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Protocol
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Principal, principals_check
-from coditect.lean import storage_executor
+from fdb_backend.pool import in_pool
 from realtime import services
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,6 @@ class Watched(Protocol):
     async def close_idle(self) -> None: ...
 
     async def close_expired(self) -> None: ...
-
-
-def _in_pool(fn: Any) -> Any:
-    return sync_to_async(fn, thread_sensitive=False, executor=storage_executor())
 
 
 class Watch:
@@ -101,11 +96,12 @@ class Watch:
             await self.heartbeat()
 
     async def check_auth(self) -> None:
-        members = [m for m in self.members if m.principal is not None]
-        if not members:
+        signed_in = [(m, m.principal) for m in self.members if m.principal is not None]
+        if not signed_in:
             return
-        principals = [m.principal for m in members]
-        errors = await _in_pool(principals_check)(
+        members = [member for member, _ in signed_in]
+        principals = [principal for _, principal in signed_in]
+        errors = await in_pool(principals_check)(
             db=fdb_backend.get_database(), principals=principals
         )
         for member, error in zip(members, errors, strict=True):
@@ -121,7 +117,7 @@ class Watch:
             starts = range(0, len(connection_ids), HEARTBEAT_BATCH)
             for start in starts:
                 try:
-                    await _in_pool(services.connections_heartbeat)(
+                    await in_pool(services.connections_heartbeat)(
                         db=fdb_backend.get_database(),
                         tenant_id=tenant_id,
                         session_id=session_id,

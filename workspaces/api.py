@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 import fdb_backend
 from accounts.api import LIST_PARAMETERS, principal_of
 from accounts.services import Principal
-from coditect.conditional import if_match
-from coditect.cursors import cursor_open, cursor_seal
-from coditect.problems import ApiError, field_errors
-from coditect.time import rfc3339
+from core.conditional import if_match
+from core.cursors import cursor_open, cursor_seal
+from core.problems import ApiError, field_errors
+from core.time import rfc3339
 from fdb_backend.records import InvalidContinuation, RecordTooLarge
 from realtime.services import connection_counts
 from workspaces import schema, serializers, services

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern
 
-from coditect.routes import optional_slash
+from core.routes import optional_slash
 from workspaces import api
 
 urlpatterns: list[URLPattern] = [

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.errors import AccountError
 from accounts.services.maintenance import MaintenanceError
 from accounts.signing_keys import SigningKeyError
-from coditect.time import rfc3339
+from core.time import rfc3339
 
 
 def _default(value: Any) -> Any:

@@ -40,7 +40,7 @@ from accounts.services.common import Client, email_key, event, slug_for
 from accounts.services.registration import invitation_hash
 from accounts.services.tenancy import tenant_suspend
 from accounts.signing_keys import jwk_of, keyring_reset, signing_key_list
-from coditect.time import rfc3339
+from core.time import rfc3339
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import UniqueViolation, resolve_unique

@@ -14,7 +14,6 @@ from fdb_backend.records.errors import (
     UniqueViolation,
     VersionConflict,
 )
-from fdb_backend.records.maintenance import IndexProblem
 from fdb_backend.records.paging import Page
 from fdb_backend.records.schema import Index, Record, epoch_micros, utcnow
 from fdb_backend.records.store import (
@@ -30,7 +29,6 @@ __all__ = [
     "Collection",
     "CorruptRecord",
     "Index",
-    "IndexProblem",
     "InvalidContinuation",
     "Page",
     "Record",

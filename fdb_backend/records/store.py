@@ -26,9 +26,7 @@ import fdb.tuple
 
 from fdb_backend.keyspace import CollectionKeys, IndexKeys, Scope
 from fdb_backend.limits import VALUE_SIZE_LIMIT
-from fdb_backend.records import maintenance
 from fdb_backend.records.errors import CorruptRecord, UniqueViolation, VersionConflict
-from fdb_backend.records.maintenance import IndexProblem
 from fdb_backend.records.paging import Page, decode_continuation, encode_continuation
 from fdb_backend.records.reader import ChunkGroups, Chunks, RangeReader, assemble
 from fdb_backend.records.schema import Index, Record, Schema, index_tuple, schema_of, utcnow
@@ -94,12 +92,12 @@ class Collection(Generic[R]):
         self.schema: Schema = schema_of(record_type)
         self.keys: CollectionKeys = scope.collection(self.schema.collection)
         self.max_record_size = max_record_size
-        self._indexes: dict[str, tuple[Index, IndexKeys]] = {}
+        self.indexes: dict[str, tuple[Index, IndexKeys]] = {}
         for index in self.schema.indexes:
             keys = self.keys.index(index.name)
             if keys.cross_scope and not index.unique:
                 raise TypeError("an index outside the record's scope must be unique", index.name)
-            self._indexes[index.name] = (index, keys)
+            self.indexes[index.name] = (index, keys)
         self._prefix = self.keys.records.key()
 
     def __repr__(self) -> str:
@@ -110,7 +108,7 @@ class Collection(Generic[R]):
     def key_of(self, record: R) -> tuple[Any, ...]:
         return self.schema.key_of(record)
 
-    def _pk(self, key: Any) -> tuple[Any, ...]:
+    def pk_of(self, key: Any) -> tuple[Any, ...]:
         arity = len(self.schema.key_fields)
         if not isinstance(key, tuple):
             key = (key,)
@@ -118,10 +116,10 @@ class Collection(Generic[R]):
             raise ValueError("primary key has the wrong number of fields", arity, len(key))
         return key
 
-    def _entries(self, record: R) -> Entries:
+    def entries_of(self, record: R) -> Entries:
         pk = self.key_of(record)
         entries: Entries = {}
-        for index, keys in self._indexes.values():
+        for index, keys in self.indexes.values():
             pointer = keys.pointer_prefix + pk
             for values in self.schema.index_entries(index, record):
                 if index.unique:
@@ -131,7 +129,7 @@ class Collection(Generic[R]):
                     entries[keys.subspace.pack(values + pointer)] = (index, values, b"")
         return entries
 
-    def _local_pk(self, keys: IndexKeys, pointer: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def local_pk(self, keys: IndexKeys, pointer: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """The primary key an index pointer names in this scope, or None (another scope)."""
         n = len(keys.pointer_prefix)
         if pointer[:n] != keys.pointer_prefix:
@@ -140,7 +138,7 @@ class Collection(Generic[R]):
 
     # --- the stored form -------------------------------------------------------------
 
-    def _decode(self, pk: tuple[Any, ...], chunks: Chunks) -> R:
+    def decode(self, pk: tuple[Any, ...], chunks: Chunks) -> R:
         payload = assemble(chunks)
         if payload is None:
             raise CorruptRecord("record chunks are not contiguous", self.schema.collection, pk)
@@ -149,7 +147,7 @@ class Collection(Generic[R]):
         except (ValueError, TypeError, UnicodeDecodeError) as error:
             raise CorruptRecord(str(error.args[0]), self.schema.collection, pk) from None
 
-    def _read(self, tr: Any, pk: tuple[Any, ...]) -> R | None:
+    def read_stored(self, tr: Any, pk: tuple[Any, ...]) -> R | None:
         """The stored record, expired or not."""
         begin, end = self._bounds(pk)
         return self._from_range(pk, begin, tr.get_range(begin, end))
@@ -162,10 +160,10 @@ class Collection(Generic[R]):
     def _from_range(self, pk: tuple[Any, ...], begin: bytes, kvs: list[Any]) -> R | None:
         """The stored record of ``pk`` from the key-values of its range (starting at
         ``begin``, its packed key and a 0 byte), expired or not."""
-        return self._decode(pk, _chunks(kvs, len(begin) - 1)) if kvs else None
+        return self.decode(pk, _chunks(kvs, len(begin) - 1)) if kvs else None
 
     def _read_many(self, tr: Any, pks: list[tuple[Any, ...]]) -> list[R | None]:
-        """``[self._read(tr, pk) for pk in pks]``, the reads issued together."""
+        """``[self.read_stored(tr, pk) for pk in pks]``, the reads issued together."""
         bounds = [self._bounds(pk) for pk in pks]
         rows = _read_ranges(tr, bounds)
         return [
@@ -187,9 +185,9 @@ class Collection(Generic[R]):
             tail = _CHUNK_KEYS[number] if number < len(_CHUNK_KEYS) else fdb.tuple.pack((number,))
             tr[key + tail] = payload[offset : offset + CHUNK_SIZE]
 
-    def _remove(self, tr: Any, pk: tuple[Any, ...], stored: R) -> None:
+    def remove_stored(self, tr: Any, pk: tuple[Any, ...], stored: R) -> None:
         tr.clear_range(*self._bounds(pk))
-        for key in self._entries(stored):
+        for key in self.entries_of(stored):
             tr.clear(key)
 
     # --- reads -----------------------------------------------------------------------
@@ -197,14 +195,14 @@ class Collection(Generic[R]):
     @transactional
     def get(self, tr: Any, key: Any, *, now: datetime | None = None) -> R | None:
         """The live record with primary key ``key`` (a value, or a tuple for several fields)."""
-        return self._live(self._read(tr, self._pk(key)), now or utcnow())
+        return self._live(self.read_stored(tr, self.pk_of(key)), now or utcnow())
 
     @transactional
     def get_many(self, tr: Any, keys: list[Any], *, now: datetime | None = None) -> list[R | None]:
         """The live record of each primary key in ``keys`` (None where there is none), read
         together rather than one after another."""
         moment = now or utcnow()
-        return [self._live(r, moment) for r in self._read_many(tr, [self._pk(k) for k in keys])]
+        return [self._live(r, moment) for r in self._read_many(tr, [self.pk_of(k) for k in keys])]
 
     @transactional
     def index_keys(
@@ -241,14 +239,14 @@ class Collection(Generic[R]):
         found = tr.get(keys.subspace.pack(index_tuple(values)))
         if found is None:
             return None
-        pk = self._local_pk(keys, fdb.tuple.unpack(found))
+        pk = self.local_pk(keys, fdb.tuple.unpack(found))
         if pk is None:
             return None
-        return self._live(self._read(tr, pk), now or utcnow())
+        return self._live(self.read_stored(tr, pk), now or utcnow())
 
     def _index(self, name: str) -> tuple[Index, IndexKeys]:
         try:
-            return self._indexes[name]
+            return self.indexes[name]
         except KeyError:
             raise KeyError("record type declares no such index", name) from None
 
@@ -307,7 +305,7 @@ class Collection(Generic[R]):
             if group is None:
                 break
             last, chunks = group
-            record = self._decode(last, chunks)
+            record = self.decode(last, chunks)
             if not live_only or not self.schema.is_expired(record, moment):
                 found.append(record)
         token = None
@@ -405,7 +403,7 @@ class Collection(Generic[R]):
         Raises UniqueViolation, RecordTooLarge. ``record`` itself is not changed.
         """
         moment = now or utcnow()
-        stored = self._read(tr, self.key_of(record))
+        stored = self.read_stored(tr, self.key_of(record))
         return self._save_over(tr, record, stored, expected_version, moment)
 
     def _save_over(
@@ -421,8 +419,8 @@ class Collection(Generic[R]):
             raise VersionConflict(expected_version, actual)
         new = dataclasses.replace(record, version=(stored.version if stored else 0) + 1)
         payload = self.schema.encode(new, self.max_record_size)
-        old_entries = self._entries(stored) if stored is not None else {}
-        new_entries = self._entries(new)
+        old_entries = self.entries_of(stored) if stored is not None else {}
+        new_entries = self.entries_of(new)
         for key, (index, values, _) in new_entries.items():
             if index.unique and key not in old_entries:
                 self._claim(tr, key, index, values, moment)
@@ -450,16 +448,16 @@ class Collection(Generic[R]):
         found = tr.get(key)
         if found is None:
             return
-        _, keys = self._indexes[index.name]
-        holder_pk = self._local_pk(keys, fdb.tuple.unpack(found))
+        _, keys = self.indexes[index.name]
+        holder_pk = self.local_pk(keys, fdb.tuple.unpack(found))
         if holder_pk is None:
             raise UniqueViolation(index.name, values)
-        holder = self._read(tr, holder_pk)
+        holder = self.read_stored(tr, holder_pk)
         if holder is None:
             return  # an entry whose record is gone: overwriting it repairs the index
         if self._live(holder, now) is not None:
             raise UniqueViolation(index.name, values)
-        self._remove(tr, holder_pk, holder)  # expired records are absent: evict it
+        self.remove_stored(tr, holder_pk, holder)  # expired records are absent: evict it
 
     @transactional
     def delete(
@@ -476,29 +474,32 @@ class Collection(Generic[R]):
         one, whatever ``expected_version`` says (so a retried delete is not an error). A live
         record whose version is not ``expected_version`` raises VersionConflict.
         """
-        pk = self._pk(key)
-        stored = self._read(tr, pk)
+        pk = self.pk_of(key)
+        stored = self.read_stored(tr, pk)
         if stored is None:
             return False
         live = self._live(stored, now or utcnow())
         if live is not None and expected_version is not None and expected_version != live.version:
             raise VersionConflict(expected_version, live.version)
-        self._remove(tr, pk, stored)
+        self.remove_stored(tr, pk, stored)
         return live is not None
 
     # --- maintenance: each call runs batches in transactions of their own ----------------
 
     def scan(self, db: Any, *, batch_size: int = 100, include_expired: bool = False) -> Iterator[R]:
-        """Every record, in key order, read ``batch_size`` at a time (not one snapshot)."""
-        return maintenance.scan(self, db, batch_size=batch_size, include_expired=include_expired)
-
-    def purge_expired(self, db: Any, *, batch_size: int = 100, now: datetime | None = None) -> int:
-        """Remove expired records and their index entries; return how many were removed."""
-        return maintenance.purge_expired(self, db, batch_size=batch_size, now=now)
-
-    def verify_indexes(self, db: Any, *, batch_size: int = 100) -> list[IndexProblem]:
-        """Index entries missing for a record, or pointing at none or at the wrong values."""
-        return maintenance.verify_indexes(self, db, batch_size=batch_size)
+        """Every record, in key order, read ``batch_size`` at a time, each batch its own short
+        transaction (a walk sees no single snapshot). Index checks, repairs and purges are
+        ``fdb_backend.maintenance``'s."""
+        continuation: str | None = None
+        while True:
+            page = self._page_stored(db, batch_size, continuation)
+            moment = utcnow()
+            for record in page.records:
+                if include_expired or not self.schema.is_expired(record, moment):
+                    yield record
+            if page.continuation is None:
+                return
+            continuation = page.continuation
 
     @transactional
     def _page_stored(self, tr: Any, limit: int, continuation: str | None) -> Page[R]:
@@ -521,7 +522,7 @@ def get_together(
     """``[collection.get(tr, key) for collection, key in wanted]`` for records of several
     collections, the reads issued together (one statement on the embedded engine)."""
     moment = now or utcnow()
-    pks = [collection._pk(key) for collection, key in wanted]
+    pks = [collection.pk_of(key) for collection, key in wanted]
     bounds = [collection._bounds(pk) for (collection, _), pk in zip(wanted, pks, strict=True)]
     rows = _read_ranges(tr, bounds)
     return [

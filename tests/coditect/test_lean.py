@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import AsyncClient, override_settings
 
-from coditect.lean import api_threads
+from fdb_backend.pool import api_threads
 from tests.accounts.helpers import Persona
 from tests.workspaces.conftest import accounts_environment, alice, alice_session, api, sessions
 from tests.workspaces.helpers import session_url

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.renderers import JSONRenderer as DrfRenderer
 
-from coditect.renderers import JSONRenderer
+from core.renderers import JSONRenderer
 
 SAMPLES: list[Any] = [
     {"a": 1, "b": [1.5, None, True], "c": "é ü 漢字 🚀", "d": {"e": ""}},

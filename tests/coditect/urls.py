@@ -11,9 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from coditect.problems import ApiError
-from coditect.routes import optional_slash
 from coditect.urls import urlpatterns as project_urlpatterns
+from core.problems import ApiError
+from core.routes import optional_slash
 
 
 class EchoView(APIView):

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import fdb_backend
 from fdb_backend import keyspace
+from fdb_backend.maintenance import check_collection, expired, purge_where
 from fdb_backend.records import (
     MAX_RECORD_SIZE,
     Collection,
@@ -507,8 +508,8 @@ def test_purge_expired_sweeps_in_batches(
         clock.shift(timedelta(minutes=2))
         assert len(list(widgets.scan(database, batch_size=7))) == 20
         assert len(list(widgets.scan(database, batch_size=7, include_expired=True))) == 30
-        assert widgets.purge_expired(database, batch_size=4) == 10
-        assert widgets.purge_expired(database, batch_size=4) == 0
+        assert purge_where(widgets, database, expired(widgets), batch_size=4) == 10
+        assert purge_where(widgets, database, expired(widgets), batch_size=4) == 0
         assert len(assert_consistent(database, scope)) == 20
 
 
@@ -714,7 +715,7 @@ def test_verify_indexes_reports_planted_damage(
 ) -> None:
     a = widgets.save(database, Widget(id=uuid.uuid4(), color="red", sku="k"))
     b = widgets.save(database, Widget(id=uuid.uuid4(), color="blue"))
-    assert widgets.verify_indexes(database, batch_size=1) == []
+    assert check_collection(widgets, database, batch_size=1) == []
     by_color = index_space(scope, "widgets_by_color")
     ghost = uuid.uuid4()
     tr = database.create_transaction()
@@ -722,7 +723,7 @@ def test_verify_indexes_reports_planted_damage(
     tr[by_color.pack(("green", 0, ghost))] = b""
     tr[by_color.pack(("green", 0, b.id))] = b""
     tr.commit().wait()
-    problems = {(p.kind, p.index, p.key) for p in widgets.verify_indexes(database, batch_size=2)}
+    problems = {(p.kind, p.index, p.key) for p in check_collection(widgets, database, batch_size=2)}
     assert problems == {
         ("missing", "widgets_by_color", (a.id,)),
         ("dangling", "widgets_by_color", (ghost,)),
@@ -784,7 +785,7 @@ def test_concurrent_updates_keep_indexes_consistent(
     stored = assert_consistent(database, scope)
     skus = [r["sku"] for r in stored.values() if r["sku"] is not None]
     assert len(skus) == len(set(skus))
-    assert widgets.verify_indexes(database) == []
+    assert check_collection(widgets, database) == []
 
 
 ops = st.lists(

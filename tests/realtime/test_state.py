@@ -340,7 +340,7 @@ async def test_socket_writes_take_turns_in_the_storage_pool(
     alice_session: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The consumers' service calls run in the process's storage pool (coditect/lean.py: one
+    """The consumers' service calls run in the process's storage pool (fdb_backend/pool.py: one
     thread with the embedded engine): racing publishers never run two at once, and every
     event still gets its own seq."""
     import threading

@@ -2,7 +2,7 @@
 
 The sweeps enumerate routes from here, so a route added tomorrow is in them (and fails them
 until someone says what it should do). A route is a REST operation when its view is a DRF
-``APIView`` (``callback.cls``); ``coditect.routes.optional_slash`` serves a second spelling of
+``APIView`` (``callback.cls``); ``core.routes.optional_slash`` serves a second spelling of
 each through a plain wrapper, so each operation is listed once, in its canonical spelling, as
 the OpenAPI schema lists it.
 """

@@ -614,7 +614,7 @@ def classify(route: OtherRoute) -> str:
         return "page"
     if route.path.startswith("/web/auth/"):
         return "web-auth"
-    if route.module == "coditect.routes":  # the other spelling of a route listed
+    if route.module == "core.routes":  # the other spelling of a route listed
         return "alias"
     return "unknown"
 

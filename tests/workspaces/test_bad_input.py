@@ -141,7 +141,7 @@ MALFORMED = [b"{not json", b'{"name": ', b"\xff\xfe", b'{"name": NaN}', b'{"name
 def test_malformed_json(
     sessions: SessionApi, alice: Persona, alice_session: dict[str, Any], raw: bytes
 ) -> None:
-    # The house code for a body that is not JSON at all is malformed_json (coditect.problems).
+    # The house code for a body that is not JSON at all is malformed_json (core.problems).
     body = problem(sessions.post_raw(SESSIONS, raw, alice.access), 400)
     assert body["code"] in ("invalid", "malformed_json"), body
     body = problem(sessions.patch_raw(session_url(alice_session["id"]), raw, alice.access), 400)

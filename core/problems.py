@@ -21,7 +21,7 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
-from coditect.request_id import request_id_of
+from core.request_id import request_id_of
 
 CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:coditect:problem:"

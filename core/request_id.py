@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 HEADER = "X-Request-ID"
-_META_KEY = "coditect.request_id"
+_META_KEY = "core.request_id"
 # What proxies and tracing tools send (UUIDs, hex, AWS trace ids); anything else, for instance
 # an attempt to smuggle text into our logs, is replaced.
 _SANE = re.compile(r"[A-Za-z0-9._:+=/@-]{1,128}")

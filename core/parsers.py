@@ -1,4 +1,4 @@
-"""DRF's JSON parser with strict JSON (coditect/strict_json.py): bad input is a 400, never a 500."""
+"""DRF's JSON parser with strict JSON (core/strict_json.py): bad input is a 400, never a 500."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.conf import settings
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from coditect.strict_json import strict_loads
+from core.strict_json import strict_loads
 
 
 class JSONParser(parsers.JSONParser):
