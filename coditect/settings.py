@@ -55,7 +55,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 INSTALLED_APPS = [
     # daphne first: its runserver replaces Django's, so `manage.py runserver` speaks ASGI.
     "daphne",
-    "accounts.apps.SupportAdminConfig",  # django.contrib.admin, with the support views
+    "operations.apps.SupportAdminConfig",  # django.contrib.admin, with the support views
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "accounts",
     "workspaces",
     "realtime",
+    "operations",
     "coditect",
 ]
 

@@ -37,10 +37,11 @@ from realtime.protocol import (
     wire_event,
 )
 from realtime.watch import watch
-from workspaces.api import EVENT_DATA_MAX_BYTES, session_json
 from workspaces.errors import WorkspaceError
+from workspaces.presenters import session_json
 from workspaces.serializers import SessionPatchIn, event_name_check, storable_json
 from workspaces.services import (
+    EVENT_DATA_MAX_BYTES,
     session_event_list,
     session_event_publish,
     session_update,

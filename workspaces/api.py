@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,18 +14,16 @@ from rest_framework.views import APIView
 
 import fdb_backend
 from accounts.api import LIST_PARAMETERS, principal_of
-from accounts.services import Principal
 from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
 from core.problems import ApiError, field_errors
-from core.time import rfc3339
 from fdb_backend.records import InvalidContinuation, RecordTooLarge
-from realtime.services import connection_counts
 from workspaces import schema, serializers, services
 from workspaces.errors import WorkspaceError
+from workspaces.hooks import live_counts
+from workspaces.presenters import session_json
 
 View = Callable[..., Response]
-EVENT_DATA_MAX_BYTES = 64 * 1024
 
 
 def workspace_errors(view: View) -> View:
@@ -56,26 +53,6 @@ def workspace_errors(view: View) -> View:
 
 def db() -> Any:
     return fdb_backend.get_database()
-
-
-def session_json(view: services.SessionView, principal: Principal) -> dict[str, Any]:
-    head, state = view.head, view.state
-    return {
-        "id": str(head.id),
-        "tenant_id": str(principal.tenant_id),
-        "owner_id": str(head.owner_id),
-        "name": head.name,
-        "workspace_path": head.workspace_path,
-        "active_files": state.active_files,
-        "editor_state": state.editor_state,
-        "terminal_state": state.terminal_state,
-        "parent_session_id": str(head.parent_session_id) if head.parent_session_id else None,
-        "related_session_ids": [str(i) for i in view.related_ids],
-        "created_at": rfc3339(head.created_at),
-        "last_active_at": rfc3339(head.last_active_at),
-        "version": state.version,
-        "seq": head.seq,
-    }
 
 
 def _etag(view: services.SessionView) -> dict[str, str]:
@@ -146,7 +123,7 @@ class SessionsView(APIView):
             cursor=cursor_open(request.query_params.get("cursor")),
         )
         # The dashboard shows who is in each session: one more snapshot transaction a page.
-        live = connection_counts(
+        live = live_counts(
             db=db(), principal=principal, session_ids=[v.head.id for v in page.records]
         )
         return Response(
@@ -272,10 +249,7 @@ class EventsView(APIView):
         principal = principal_of(request)
         sid = session_id_of(session_id)
         body = _body(serializers.EventIn, request)
-        data = body.get("data")
-        if len(json.dumps(data, separators=(",", ":")).encode()) > EVENT_DATA_MAX_BYTES:
-            raise ApiError(413, "event_too_large", "Event data is larger than 64 KiB.")
         seq = services.session_event_publish(
-            db=db(), principal=principal, session_id=sid, event=body["event"], data=data
+            db=db(), principal=principal, session_id=sid, event=body["event"], data=body.get("data")
         )
         return Response({"seq": seq}, status=202)

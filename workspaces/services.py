@@ -35,6 +35,7 @@ HEAD_FIELDS = ("name", "workspace_path")
 RELATED_MAX = 100
 # Event names the platform itself broadcasts; custom events may not use them.
 RESERVED_EVENT_PREFIXES = ("state.", "presence.", "lock.")
+EVENT_DATA_MAX_BYTES = 64 * 1024  # an event's data, as compact JSON
 
 
 @dataclass(frozen=True)
@@ -446,10 +447,15 @@ def session_event_publish(
 ) -> int:
     """Log a custom event (agent progress, build status) and send it; returns its seq.
 
-    Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``).
+    Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``),
+    413 ``event_too_large`` for data over EVENT_DATA_MAX_BYTES.
     """
     if event.startswith(RESERVED_EVENT_PREFIXES):
         raise WorkspaceError(400, "invalid", "This event name is reserved.", attr="event")
+    if len(orjson.dumps(data)) > EVENT_DATA_MAX_BYTES:
+        raise WorkspaceError(
+            413, "event_too_large", "Event data is larger than 64 KiB.", attr="data"
+        )
     tenant_id = principal.tenant_id
     event_id, now = uuid.uuid4(), datetime.now(UTC)
 

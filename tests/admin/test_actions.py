@@ -164,7 +164,7 @@ def test_actions_on_what_does_not_exist_are_not_found_and_not_audited(
 
 
 def test_a_failing_action_leaves_no_audit_entry(support_staff, alice: Persona, monkeypatch) -> None:
-    from accounts.services import staff
+    from operations import staff
 
     def broken(**_):
         raise RuntimeError("storage is down")

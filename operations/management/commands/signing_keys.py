@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandParser
 
 import fdb_backend
-from accounts.management.output import OperatorCommand, table
 from accounts.records import SigningKey
 from accounts.signing_keys import signing_key_list, signing_key_retire, signing_key_rotate
+from operations.management.output import OperatorCommand, table
 
 
 def _key_json(key: SigningKey) -> dict[str, Any]:

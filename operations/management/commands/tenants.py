@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandError, CommandParser
 
 import fdb_backend
-from accounts.management.output import OperatorCommand, Progress, opened_for_writing, table
-from accounts.services.maintenance import (
+from operations.management.output import OperatorCommand, Progress, opened_for_writing, table
+from operations.tenants import (
     tenant_create,
     tenant_delete,
     tenant_details,

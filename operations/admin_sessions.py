@@ -1,6 +1,6 @@
 """Support views over workspace sessions: list a tenant's, view one, delete one (audited).
 
-Registered on the admin site through ``accounts.admin_support``; see docs/operations.md.
+Registered on the admin site through ``operations.admin_site``; see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 import fdb_backend
-from accounts.admin_support import action, pick_tenant, render, support_route, support_view, url
-from accounts.services import staff
+from operations import staff
+from operations.admin_site import action, pick_tenant, render, support_route, support_view, url
 from workspaces.services import session_get_by_staff, session_list_by_staff
 
 STATE_PREVIEW_CHARS = 20_000

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from accounts.errors import AccountError
-from accounts.services.maintenance import MaintenanceError
 from accounts.signing_keys import SigningKeyError
 from core.time import rfc3339
+from operations.tenants import MaintenanceError
 
 
 def _default(value: Any) -> Any:

@@ -20,11 +20,11 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.records import AuthSession, auth_sessions, invitations, tenants, users
-from accounts.services.maintenance import MaintenanceError
 from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Collection, CorruptRecord, utcnow
+from operations.tenants import MaintenanceError
 from realtime.records import Connection, Lock, connections, locks
 from workspaces.records import events, heads, states
 
@@ -282,12 +282,6 @@ _PURGE_TASKS: dict[str, PurgeTask] = {
     "locks": _purge_matching(locks, _lock_over),
     "connections": _purge_matching(connections, _connection_over),
 }
-
-
-def purge_task_register(name: str, task: PurgeTask) -> None:
-    """Add a purge of another app's records (the realtime app's expired locks and stale
-    connections), run for every tenant by ``storage purge``."""
-    _PURGE_TASKS[name] = task
 
 
 def purge_task_names() -> list[str]:

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandError, CommandParser
 
 import fdb_backend
-from accounts.management.output import OperatorCommand, table
-from accounts.services.storage import (
+from operations.management.output import OperatorCommand, table
+from operations.storage import (
     purge_task_names,
     storage_check,
     storage_purge,

@@ -36,12 +36,13 @@ from accounts.records import (
     users,
 )
 from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
-from accounts.services.maintenance import tenant_status_set
 from accounts.services.mfa import mfa_reset
 from accounts.services.tenancy import user_lock
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Page
+from operations.tenants import tenant_status_set
+from workspaces.services import session_delete_by_staff
 
 REASON_MAX = 1000
 COUNT_CAP = 10_000  # counts on the tenant page stop here ("10000+")
@@ -390,8 +391,6 @@ def staff_workspace_session_delete(
 ) -> None:
     """Delete a workspace session with everything it holds; its sockets close (4404).
     Raises WorkspaceError 404."""
-    from workspaces.services import session_delete_by_staff
-
     with _audited(
         staff=staff,
         permission="accounts.delete_workspace_session",

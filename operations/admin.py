@@ -1,6 +1,6 @@
 """The admin for support staff: the staff audit log, and support views over tenants, users
-and auth events (workspace sessions: workspaces/admin.py). Views parse, call a service in
-``accounts.services.staff`` and render; see docs/operations.md.
+and auth events (workspace sessions: operations/admin_sessions.py). Views parse, call a service in
+``operations.staff`` and render; see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 import fdb_backend
-from accounts.admin_support import (
+from accounts.models import StaffAuditEntry
+from operations import staff
+from operations.admin_site import (
     action,
     pick_tenant,
     render,
@@ -20,8 +22,6 @@ from accounts.admin_support import (
     support_view,
     url,
 )
-from accounts.models import StaffAuditEntry
-from accounts.services import staff
 
 
 @admin.register(StaffAuditEntry)
@@ -334,3 +334,7 @@ support_route(
 )
 support_route("auth-events/", auth_events_pick_view, "auth_events_pick")
 support_route("tenants/<uuid:tenant_id>/auth-events/", auth_events_view, "auth_events")
+
+
+# The workspace sessions pages register their routes on import.
+from operations import admin_sessions  # noqa: E402, F401

@@ -22,9 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from accounts.errors import AccountError
-from accounts.services.maintenance import MaintenanceError, tenant_resolve
-from accounts.services.staff import REASON_MAX, StaffForbidden, StaffInvalid, can
 from fdb_backend.records import InvalidContinuation
+from operations.staff import REASON_MAX, StaffForbidden, StaffInvalid, can
+from operations.tenants import MaintenanceError, tenant_resolve
 from workspaces.errors import WorkspaceError
 
 VIEW_PERMISSION = "accounts.view_support"

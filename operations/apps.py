@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class OperationsConfig(AppConfig):
+    name = "operations"
+    verbose_name = "Operations"
+
+
+class SupportAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, whose default site also serves the support views (named in
+    INSTALLED_APPS in admin's place; never the operations app's own config)."""
+
+    default = False
+
+    default_site = "operations.admin_site.SupportAdminSite"
