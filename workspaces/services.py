@@ -559,11 +559,7 @@ def session_events_append(
     return appended
 
 
-def session_exists(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
-    return heads(tenant_id).get(tr, session_id) is not None
-
-
-# --- support staff: explicit cross-tenant entry points (accounts/services/staff.py) --------
+# --- support staff: explicit cross-tenant entry points (operations/staff.py) ----------------
 
 
 def _session_remove(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
