@@ -106,14 +106,18 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
     def _second_factor(self) -> None:
         user = self.get_user()
+        if user is None:
+            return  # a field is missing: its own error says so
         devices = list(devices_for_user(user, confirmed=True))
         if not devices:
             raise ValidationError(
                 NO_DEVICE, code="no_device", params={"username": user.get_username()}
             )
-        if not self.cleaned_data.get("otp_device") and len(devices) == 1:
-            # One device: no need to make the staff member pick it first.
-            self.cleaned_data["otp_device"] = devices[0].persistent_id
+        # Only the user's own devices are looked up (a made-up id never reaches the device
+        # tables); with one device, the staff member need not pick it first.
+        chosen = self.cleaned_data.get("otp_device")
+        if chosen not in {device.persistent_id for device in devices}:
+            self.cleaned_data["otp_device"] = devices[0].persistent_id if len(devices) == 1 else ""
         self.clean_otp(user)
 
 

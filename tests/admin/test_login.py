@@ -243,3 +243,29 @@ def test_enrolment_command(agent: User, db) -> None:
     User.objects.create(username="visitor")
     with pytest.raises(CommandError, match="not staff"):
         call_command("staff_otp", "add", "visitor")
+
+
+def test_a_form_with_missing_fields_is_asked_again(agent: User, clock) -> None:
+    enrol("agent")
+    for data in ({}, {"username": "agent"}, {"username": "agent", "otp_token": "123456"}):
+        response = Client().post(LOGIN, data)
+        assert response.status_code == 200, data
+        assert b"This field is required" in response.content
+
+
+@pytest.mark.parametrize(
+    "device", ["x", "auth.user/1", "otp_totp.totpdevice/99999999999999999999999", "a.b.c/1"]
+)
+def test_a_made_up_device_is_not_looked_up(agent: User, alice: Persona, clock, device) -> None:
+    uri = enrol("agent")
+    staff_account("other")
+    enrol("other")
+    data = {"username": "agent", "password": PASSWORD, "otp_device": device, "otp_token": "1"}
+    assert Client().post(LOGIN, data).status_code == 200
+    # With one device of their own, the right code still signs in whatever was sent (once
+    # django-otp's backoff after the wrong code has passed).
+    clock.shift(timedelta(seconds=2))
+    client = Client()
+    response = client.post(LOGIN, data | {"otp_token": code(uri)})
+    assert response.status_code == 302
+    assert can_read_tenants(client, alice)
