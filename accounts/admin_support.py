@@ -27,8 +27,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django_otp import devices_for_user  # type: ignore[import-untyped]
-from django_otp.admin import OTPAdminAuthenticationForm  # type: ignore[import-untyped]
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm
 
 import fdb_backend
 from accounts.errors import AccountError

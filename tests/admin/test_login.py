@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import StaffAuditEntry
 from tests.accounts.helpers import Persona

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
-from django_otp.plugins.otp_totp.models import TOTPDevice  # type: ignore[import-untyped]
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.management.output import OperatorCommand, table
 from accounts.models import StaffAuditEntry
