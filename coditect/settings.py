@@ -61,6 +61,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Staff's second factor in the admin (TOTP devices in the ORM, docs/operations.md).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "channels",
     "rest_framework",
     "drf_spectacular",
@@ -81,6 +84,8 @@ MIDDLEWARE = [
     "coditect.pages_only.Common",
     "coditect.pages_only.Csrf",
     "coditect.pages_only.Authentication",
+    # Marks the admin's user as verified by a TOTP device (a no-op where no user was set).
+    "django_otp.middleware.OTPMiddleware",
     "coditect.pages_only.Messages",
     "coditect.middleware.frame_options_middleware",
     # Last: answers the hot API operations without DRF's dispatch (coditect/lean.py).
@@ -221,6 +226,21 @@ CODITECT_THROTTLE_REGISTER_PER_ADDRESS = env_int(
 )  # per hour
 # ASVS 2.2.1: at most this many failed logins per account per hour.
 CODITECT_LOGIN_FAILURES_PER_HOUR = env_int("CODITECT_LOGIN_FAILURES_PER_HOUR", default=100)
+
+# --- the staff admin (docs/operations.md) -----------------------------------------------
+# Staff must pass a TOTP second factor (django-otp) to use the admin; off only in tests.
+CODITECT_STAFF_OTP_REQUIRED = env_bool("CODITECT_STAFF_OTP_REQUIRED", default=True)
+# Failed admin sign-ins per username and per client address before the login form locks
+# (HTTP 429) until the window ends (each multiplied by CODITECT_THROTTLE_SCALE).
+CODITECT_ADMIN_LOGIN_FAILURES_PER_USERNAME = env_int(
+    "CODITECT_ADMIN_LOGIN_FAILURES_PER_USERNAME", default=5, minimum=1
+)
+CODITECT_ADMIN_LOGIN_FAILURES_PER_ADDRESS = env_int(
+    "CODITECT_ADMIN_LOGIN_FAILURES_PER_ADDRESS", default=20, minimum=1
+)
+CODITECT_ADMIN_LOGIN_LOCKOUT_S = env_int("CODITECT_ADMIN_LOGIN_LOCKOUT_S", default=900, minimum=1)
+# The name authenticator apps show beside a staff member's admin entry.
+OTP_TOTP_ISSUER = env_str("CODITECT_STAFF_TOTP_ISSUER", default="Coditect admin")
 
 # --- workspaces -------------------------------------------------------------------------
 # Events kept per workspace session for replay (by count and by age); older ones answer 410.

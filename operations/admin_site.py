@@ -5,6 +5,11 @@ its own with ``support_route`` from its ``admin.py``; ``SupportAdminSite`` serve
 under ``/admin/support/``, behind ``AdminSite.admin_view`` (staff status, CSRF, no
 caching). Every view also needs ``accounts.view_support``; every action its own
 permission, checked again by the service that performs it.
+
+Staff can read every tenant, so the site's sign-in is guarded too: a TOTP second factor
+(django-otp; ``CODITECT_STAFF_OTP_REQUIRED``, on by default) on top of the password, a
+lockout after repeated failures per username and per client address (HTTP 429), and every
+sign-in, refusal, lockout and sign-out in the staff audit log (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -14,17 +19,33 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import AdminSite
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django_otp import devices_for_user
+from django_otp.admin import OTPAdminAuthenticationForm
 
+import fdb_backend
 from accounts.errors import AccountError
 from fdb_backend.records import InvalidContinuation
-from operations.staff import REASON_MAX, StaffForbidden, StaffInvalid, can
-from operations.tenants import MaintenanceError, tenant_resolve
+from operations.errors import MaintenanceError
+from operations.staff import (
+    REASON_MAX,
+    StaffForbidden,
+    StaffInvalid,
+    StaffLoginLocked,
+    can,
+    staff_login_check,
+    staff_login_fail,
+    staff_login_record,
+    staff_logout_record,
+)
+from operations.tenants import tenant_resolve
 from workspaces.errors import WorkspaceError
 
 VIEW_PERMISSION = "accounts.view_support"
@@ -38,9 +59,109 @@ def support_route(route: str, view: View, name: str) -> None:
     _routes.append((route, view, name))
 
 
+def client_address(request: HttpRequest | None) -> str:
+    return str(request.META.get("REMOTE_ADDR", "") if request is not None else "")[:64]
+
+
+NO_DEVICE = (
+    "This staff account has no second-factor device, and staff without one cannot sign in: "
+    "they could read every tenant with a password alone. Ask an operator to enrol one with "
+    "'manage.py staff_otp add %(username)s'."
+)
+LOCKED = (
+    "Too many failed sign-ins for this username or from this address. "
+    "Try again in %(minutes)d minutes."
+)
+
+
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    """Django's admin login form with django-otp's token fields, throttled and audited.
+
+    A locked username or address is refused before the password is checked (code
+    ``locked``); with ``CODITECT_STAFF_OTP_REQUIRED`` a staff member also needs a TOTP token
+    of one of their confirmed devices (code ``no_device`` when they have none).
+    """
+
+    locked_for = 0  # seconds, once the form refused a locked sign-in
+
+    def clean(self) -> dict[str, Any]:
+        db = fdb_backend.get_database()
+        username = str(self.data.get("username", ""))
+        address = client_address(self.request)
+        try:
+            staff_login_check(db=db, username=username, address=address)
+        except StaffLoginLocked as locked:
+            self.locked_for = locked.retry_after
+            raise ValidationError(
+                LOCKED, code="locked", params={"minutes": -(-locked.retry_after // 60)}
+            ) from None
+        try:
+            self.cleaned_data = AdminAuthenticationForm.clean(self)
+            if settings.CODITECT_STAFF_OTP_REQUIRED:
+                self._second_factor()
+        except ValidationError as error:
+            codes = sorted({e.code or "invalid" for e in error.error_list})
+            staff_login_fail(db=db, username=username, address=address, reason=", ".join(codes))
+            raise
+        return self.cleaned_data
+
+    def _second_factor(self) -> None:
+        user = self.get_user()
+        if user is None:
+            return  # a field is missing: its own error says so
+        devices = list(devices_for_user(user, confirmed=True))
+        if not devices:
+            raise ValidationError(
+                NO_DEVICE, code="no_device", params={"username": user.get_username()}
+            )
+        # Only the user's own devices are looked up (a made-up id never reaches the device
+        # tables); with one device, the staff member need not pick it first.
+        chosen = self.cleaned_data.get("otp_device")
+        if chosen not in {device.persistent_id for device in devices}:
+            self.cleaned_data["otp_device"] = devices[0].persistent_id if len(devices) == 1 else ""
+        self.clean_otp(user)
+
+
 class SupportAdminSite(AdminSite):
     """The admin site, with the support routes ahead of its own (accounts.apps makes it the
-    default site, as Django's docs describe for overriding the admin site)."""
+    default site, as Django's docs describe for overriding the admin site).
+
+    Only staff verified by a TOTP device may use it (as django-otp's ``OTPAdminSite``),
+    unless ``CODITECT_STAFF_OTP_REQUIRED`` is off.
+    """
+
+    login_form = StaffLoginForm
+    login_template = "admin/staff_login.html"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        if not super().has_permission(request):
+            return False
+        if not settings.CODITECT_STAFF_OTP_REQUIRED:
+            return True
+        # Set by django_otp.middleware.OTPMiddleware; absent, nobody is verified.
+        verified = getattr(request.user, "is_verified", None)
+        return bool(verified is not None and verified())
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        context = {**(extra_context or {}), "otp_required": settings.CODITECT_STAFF_OTP_REQUIRED}
+        response = super().login(request, context)
+        if request.method != "POST":
+            return response
+        if response.status_code == 302 and request.user.is_authenticated:
+            device = getattr(request.user, "otp_device", None)
+            how = f"password and TOTP device {device.name!r}" if device else "password"
+            staff_login_record(staff=request.user, address=client_address(request), reason=how)
+            return response
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        if isinstance(form, StaffLoginForm) and form.locked_for:
+            response.status_code = 429
+            response["Retry-After"] = str(form.locked_for)
+        return response
+
+    def logout(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        if request.method == "POST" and request.user.is_authenticated:
+            staff_logout_record(staff=request.user, address=client_address(request))
+        return super().logout(request, extra_context)
 
     def get_urls(self) -> list[URLPattern | Any]:
         support = [
@@ -149,8 +270,6 @@ def action(
 
 def pick_tenant(request: HttpRequest, name: str, title: str) -> HttpResponse:
     """A page that asks for a tenant (id or slug) and goes on to its ``name`` page."""
-    import fdb_backend
-
     ref = request.GET.get("tenant", "").strip()
     error = ""
     if ref:

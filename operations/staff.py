@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 from django.db import transaction
 
@@ -38,6 +39,7 @@ from accounts.records import (
 from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
 from accounts.services.mfa import mfa_reset
 from accounts.services.tenancy import user_lock
+from accounts.throttle import Bucket, Throttled, throttle_check, throttle_record
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Page
@@ -418,3 +420,108 @@ def staff_mfa_reset(
         reason=reason,
     ) as why:
         return mfa_reset(db=db, tenant_id=tenant_id, user_id=user_id, reason=why)
+
+
+# --- staff sign-in: throttle, lockout, audit --------------------------------------------
+#
+# The admin's login form (operations.admin_site) asks ``staff_login_check`` before it
+# checks anything, reports each refusal to ``staff_login_fail`` and each sign-in to
+# ``staff_login_record``; sign-outs go to ``staff_logout_record``. Failures are counted per
+# username and per client address in the storage layer (accounts.throttle), so every process
+# sees one count; at the limit the form is locked for the rest of the window. The audit
+# entries have no tenant and name the client address as their target.
+
+USERNAME_MAX = 150  # Django's username length; what is audited of a typed username
+
+
+class StaffLoginLocked(Exception):
+    """Too many failed sign-ins for this username or client address: HTTP 429."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("staff sign-in locked", retry_after)
+        self.retry_after = retry_after
+
+
+def _login_buckets(username: str, address: str) -> list[Bucket]:
+    window = settings.CODITECT_ADMIN_LOGIN_LOCKOUT_S
+    # Usernames are case-sensitive in Django, but counting them folded stops a guesser from
+    # getting a fresh allowance per spelling.
+    return [
+        Bucket(
+            "admin_login_username",
+            username.casefold(),
+            settings.CODITECT_ADMIN_LOGIN_FAILURES_PER_USERNAME,
+            window,
+        ),
+        Bucket(
+            "admin_login_address",
+            address,
+            settings.CODITECT_ADMIN_LOGIN_FAILURES_PER_ADDRESS,
+            window,
+        ),
+    ]
+
+
+def _sign_in_entry(
+    *, action: str, username: str, address: str, reason: str, staff: Staff | None = None
+) -> None:
+    StaffAuditEntry.objects.create(
+        staff_id=staff.pk if staff is not None else None,
+        staff_username=username[:USERNAME_MAX],
+        action=action,
+        target_type="admin_site",
+        target_id=address[:64],
+        tenant_id=None,
+        reason=reason,
+    )
+
+
+def staff_login_check(*, db: Any, username: str, address: str, now: float | None = None) -> None:
+    """Raise StaffLoginLocked while this username or address has used up its failures."""
+    try:
+        throttle_check(db=db, buckets=_login_buckets(username, address), now=now)
+    except Throttled as locked:
+        raise StaffLoginLocked(locked.retry_after) from None
+
+
+def staff_login_fail(
+    *, db: Any, username: str, address: str, reason: str, now: float | None = None
+) -> bool:
+    """Count and audit a refused sign-in (``admin_login_failed``); when it uses up the last
+    failure allowed, audit the lockout too (``admin_login_locked``) and return True."""
+    buckets = _login_buckets(username, address)
+    throttle_record(db=db, buckets=buckets, now=now)
+    _sign_in_entry(action="admin_login_failed", username=username, address=address, reason=reason)
+    try:
+        throttle_check(db=db, buckets=buckets, now=now)
+    except Throttled as locked:
+        _sign_in_entry(
+            action="admin_login_locked",
+            username=username,
+            address=address,
+            reason=f"too many failed sign-ins; locked for {locked.retry_after} s",
+        )
+        return True
+    return False
+
+
+def staff_login_record(*, staff: Staff, address: str, reason: str) -> None:
+    """Audit a staff member's sign-in to the admin (``admin_login``)."""
+    _sign_in_entry(
+        action="admin_login",
+        username=staff.get_username(),
+        address=address,
+        reason=reason,
+        staff=staff,
+    )
+
+
+def staff_logout_record(*, staff: Staff, address: str) -> None:
+    """Audit a staff member's sign-out from the admin (``admin_logout``)."""
+    _sign_in_entry(
+        action="admin_logout",
+        username=staff.get_username(),
+        address=address,
+        reason="signed out",
+        staff=staff,
+    )

@@ -24,9 +24,10 @@ from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Collection, CorruptRecord, utcnow
-from operations.tenants import MaintenanceError
+from operations.errors import MaintenanceError
+from operations.export_check import tenant_collections
 from realtime.records import Connection, Lock, connections, locks
-from workspaces.records import events, heads, states
+from workspaces.records import events, heads
 
 # Revoked auth sessions stay this long (support sees recent sign-outs), then purge takes them.
 REVOKED_SESSIONS_KEPT = timedelta(days=7)
@@ -35,25 +36,9 @@ REVOKED_SESSIONS_KEPT = timedelta(days=7)
 REALTIME_LEFTOVERS_AFTER = timedelta(hours=1)
 
 
-def _tenant_collections(tenant_id: uuid.UUID) -> list[Collection[Any]]:
-    return [
-        users(tenant_id),
-        invitations(tenant_id),
-        auth_sessions(tenant_id),
-        heads(tenant_id),
-        states(tenant_id),
-        events(tenant_id),
-        locks(tenant_id),
-        connections(tenant_id),
-    ]
-
-
 def _tenant_ids(db: Any) -> Iterator[uuid.UUID]:
     for tenant in tenants().scan(db, batch_size=200, include_expired=True):
         yield tenant.id
-
-
-# --- check and repair ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -188,7 +173,7 @@ def storage_check(*, db: Any, repair: bool = False) -> CheckReport:
     known: set[uuid.UUID] = set()
     for tenant_id in _tenant_ids(db):
         known.add(tenant_id)
-        for collection in _tenant_collections(tenant_id):
+        for collection in tenant_collections(tenant_id):
             for issue in storage.check_collection(collection, db):
                 found.append((issue, fix(collection, issue)))
     for issue in storage.check_root_index(db, "user_by_email", users):

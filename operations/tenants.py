@@ -27,23 +27,22 @@ from django.core.validators import validate_email
 import fdb_backend
 from accounts.records import (
     Invitation,
-    SigningKey,
     Tenant,
     User,
     email_index,
     invitations,
-    signing_keys,
     tenants,
     users,
 )
 from accounts.services.common import Client, email_key, event, slug_for
 from accounts.services.registration import invitation_hash
 from accounts.services.tenancy import tenant_suspend
-from accounts.signing_keys import jwk_of, keyring_reset, signing_key_list
 from core.time import rfc3339
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import UniqueViolation, resolve_unique
+from operations.errors import MaintenanceError
+from operations.export_check import ExportChecker
 
 EXPORT_FORMAT = "coditect-tenant-export/1"
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -53,10 +52,6 @@ _GLOBALS_BATCH = 1000  # email entries written per transaction by an import
 
 # Called with the amount of work done since the last call (keys, or bytes of input).
 Progress = Callable[[int], None]
-
-
-class MaintenanceError(Exception):
-    """An operation that cannot be done; ``str(error)`` is one line for the operator."""
 
 
 def _nothing(_: int) -> None:
@@ -308,7 +303,8 @@ def tenant_export(
 ) -> ExportReport:
     """Write one tenant as JSON Lines (format ``coditect-tenant-export/1``, see
     docs/operations.md): a header, its global entries (its users' email entries, its slug
-    entry and its record), every key of its range, and a trailer with the counts.
+    entry and its record), every key of its range, and a trailer with the counts. Signing
+    and verification keys are the platform's, not the tenant's: they are not exported.
 
     Keys and values are copied byte for byte, in batches of about 1 MB each read in its own
     short transaction: the export is consistent batch by batch, not as a whole, unless the
@@ -323,11 +319,6 @@ def tenant_export(
         "tenant_id": str(tenant_id),
         "exported_at": rfc3339(datetime.now(UTC)),
         "engine": storage.engine_name(db),
-        "verification_keys": [
-            jwk_of(key.kid, _public_key(key.public_key))
-            for key in signing_key_list(db=db)
-            if key.status != "retired"
-        ],
     }
     write(json.dumps(header))
 
@@ -354,12 +345,6 @@ def tenant_export(
     return report
 
 
-def _public_key(raw: bytes) -> Any:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
 # --- import ----------------------------------------------------------------------------
 
 
@@ -368,8 +353,11 @@ class ImportReport:
     tenant_id: uuid.UUID
     keys: int = 0
     bytes: int = 0
-    verification_keys: int = 0  # signing keys added, verify-only
+    # Verification keys in the header of an older export: never added to this store's
+    # keyring (which verifies every tenant's tokens), only counted.
+    verification_keys_ignored: int = 0
     replaced: DeleteReport | None = None
+    leftovers: int = 0  # keys of an interrupted import of this tenant, cleared first
 
 
 @dataclass(frozen=True)
@@ -424,7 +412,7 @@ class _Reader:
         self._pending = obj
 
 
-def _header(reader: _Reader) -> tuple[uuid.UUID, list[dict[str, Any]]]:
+def _header(reader: _Reader) -> tuple[uuid.UUID, list[Any]]:
     header = reader.next()
     if header is None:
         raise MaintenanceError("malformed export: the file is empty")
@@ -435,23 +423,28 @@ def _header(reader: _Reader) -> tuple[uuid.UUID, list[dict[str, Any]]]:
     except ValueError:
         raise _malformed(reader.number, "tenant_id is not a UUID") from None
     jwks = header.get("verification_keys", [])
-    if not isinstance(jwks, list) or not all(isinstance(k, dict) for k in jwks):
-        raise _malformed(reader.number, "verification_keys is not a list of JWKs")
-    return tenant_id, jwks
+    return tenant_id, jwks if isinstance(jwks, list) else [jwks]
 
 
-def _entry(reader: _Reader, obj: dict[str, Any], tenant_id: uuid.UUID) -> _Entry:
+def _entry(reader: _Reader, obj: dict[str, Any], tenant_id: uuid.UUID, check: Any) -> _Entry:
+    """One line's key, checked for where it may go and (``check``, an ExportChecker) for
+    what it holds."""
     number = reader.number
     key, value = _decode_b64(number, obj, "key"), _decode_b64(number, obj, "value")
     scope = obj.get("scope")
     if scope == "tenant":
         if not keyspace.tenant(tenant_id).contains(key):
             raise _malformed(number, "key outside the tenant's range")
+        check.tenant_key(number, key, value)
         return _Entry("tenant_range", key, value)
     if scope == "global":
         owner = storage.global_key_owner(key, value)
         if owner is None or owner[1] != tenant_id:
             raise _malformed(number, "global key that does not belong to the tenant")
+        if owner[0] == "tenant":
+            check.global_record(number, key, value)
+        else:
+            check.global_entry(number, key, value)
         return _Entry(owner[0], key, value)
     raise _malformed(number, "scope is neither 'global' nor 'tenant'")
 
@@ -467,90 +460,75 @@ def _conflicts(tr: Any, entries: list[_Entry]) -> str | None:
 
 
 @fdb_backend.transactional
-def _write_globals(tr: Any, entries: list[_Entry]) -> None:
+def _write_globals(tr: Any, entries: list[_Entry], new_tenant: uuid.UUID | None = None) -> None:
     clash = _conflicts(tr, entries)
     if clash is not None:
         raise MaintenanceError(f"cannot import: {clash}")
+    if new_tenant is not None and tenants().get(tr, new_tenant) is not None:
+        raise _exists(new_tenant)  # made by someone else while this import ran
     for entry in entries:
         tr[entry.key] = entry.value
 
 
-def _write_all_globals(db: Any, entries: list[_Entry]) -> None:
+def _write_all_globals(db: Any, tenant_id: uuid.UUID, entries: list[_Entry]) -> None:
     """Email entries in batches, then slug and tenant record together, last: until that
     final commit the tenant does not exist for logins or requests."""
     last = [entry for entry in entries if entry.kind in ("tenant", "tenant_by_slug")]
     emails = [entry for entry in entries if entry.kind == "user_by_email"]
     for start in range(0, len(emails), _GLOBALS_BATCH):
         _write_globals(db, emails[start : start + _GLOBALS_BATCH])
-    _write_globals(db, last)
+    _write_globals(db, last, tenant_id)
 
 
-def _verification_keys(jwks: list[dict[str, Any]]) -> list[SigningKey]:
-    """The export's verification keys as verify-only signing keys (they never sign)."""
-    now = datetime.now(UTC)
-    wanted = []
-    for jwk in jwks:
-        kid, x = jwk.get("kid"), jwk.get("x")
-        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not kid or not x:
-            raise MaintenanceError("malformed export: a verification key is not an Ed25519 JWK")
-        try:
-            raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
-        except (binascii.Error, ValueError):
-            raise MaintenanceError("malformed export: a verification key is not base64") from None
-        if len(raw) != 32:
-            raise MaintenanceError("malformed export: a verification key is not 32 bytes")
-        wanted.append(
-            SigningKey(
-                kid=str(kid), status="verify", public_key=raw, private_key=b"", created_at=now
-            )
-        )
-    return wanted
-
-
-def _verification_keys_add(db: Any, wanted: list[SigningKey]) -> int:
-    """Add the keys this store lacks, so tokens issued before the export verify here."""
-
-    @fdb_backend.transactional
-    def add(tr: Any) -> int:
-        keys = signing_keys()
-        added = 0
-        for key in wanted:
-            if keys.get(tr, key.kid) is None:
-                keys.save(tr, key)
-                added += 1
-        return added
-
-    added = int(add(db)) if wanted else 0
-    if added:
-        keyring_reset()
-    return added
+def _exists(tenant_id: uuid.UUID) -> MaintenanceError:
+    return MaintenanceError(
+        f"cannot import: tenant {tenant_id} exists here; import with --replace to delete it "
+        "and put the file's copy in its place"
+    )
 
 
 def tenant_import(
     *,
     db: Any,
-    lines: Iterable[str],
+    lines: Callable[[], Iterable[str]],
     replace: bool = False,
-    check_only: bool = False,
     progress: Progress = _nothing,
+    checking: Progress = _nothing,
 ) -> ImportReport:
     """Restore a tenant from an export, into an empty store or one that has other tenants.
 
-    Refused with MaintenanceError, before anything is written, when the file is malformed
-    at its start or one of its global entries (email, slug) is held by another tenant here.
-    The tenant's range is written first, in batches, its global entries (logins, slug,
-    the tenant record) last, in one transaction: a file found truncated or malformed
-    further down leaves the tenant invisible (``storage check`` reports its range as
-    orphaned data; importing a good file completes it). Importing the same file again
-    writes the same bytes: nothing changes. Over an existing copy of the tenant the file's
-    keys are written over it; ``replace=True`` deletes that copy first (check the whole
-    file with ``check_only=True`` before: it reads and checks everything, writes nothing).
+    ``lines()`` is called twice: the whole file is read and checked first (``checking``
+    counts that pass), and nothing is written unless every line is good: the format, each
+    key where the tenant may write, each record by its record schema and each index entry
+    against the records (``operations.export_check.ExportChecker``), the counts. Refused
+    with MaintenanceError naming the first bad line; also when one of the file's global
+    entries (email, slug) is held by another tenant here, and when the tenant exists here,
+    unless ``replace=True``: that deletes it, then imports the file's copy in its place.
+
+    The second pass checks again while it writes: the tenant's range first, in batches,
+    its global entries (logins, slug, the tenant record) last, the record in the final
+    transaction, so until then the tenant does not exist. An import that stops half-way
+    (a crash, a file changed between the passes) leaves it invisible; running the import
+    again clears what it left and completes it. Importing the same file again with
+    ``replace=True`` ends with the same bytes. Verification keys in the header of an older
+    export are ignored: the keyring is the platform's, not the tenant's.
     """
+    _import_pass(db, lines(), replace=replace, write=False, progress=checking)
+    return _import_pass(db, lines(), replace=replace, write=True, progress=progress)
+
+
+def _import_pass(
+    db: Any, lines: Iterable[str], *, replace: bool, write: bool, progress: Progress
+) -> ImportReport:
     reader = _Reader(lines, progress)
     tenant_id, jwks = _header(reader)
+    exists = tenants().get(db, tenant_id) is not None
+    if exists and not replace:
+        raise _exists(tenant_id)
+    check = ExportChecker(tenant_id)
     globals_: list[_Entry] = []
     while (obj := reader.next()) is not None and obj.get("scope") == "global":
-        globals_.append(_entry(reader, obj, tenant_id))
+        globals_.append(_entry(reader, obj, tenant_id, check))
     if obj is not None:
         reader.push_back(obj)
     if not any(entry.kind == "tenant" for entry in globals_):
@@ -558,9 +536,13 @@ def tenant_import(
     clash = _conflicts(db, globals_)
     if clash is not None:
         raise MaintenanceError(f"cannot import: {clash}")
-    report = ImportReport(tenant_id)
-    if replace and not check_only and tenants().get(db, tenant_id) is not None:
+    report = ImportReport(tenant_id, verification_keys_ignored=len(jwks))
+    if write and exists:
         report.replaced = tenant_delete(db=db, tenant_id=tenant_id)
+    elif write:
+        # What an interrupted import of this tenant left (no tenant record: nobody uses it).
+        scope = keyspace.tenant(tenant_id)
+        report.leftovers = sum(len(batch) for batch in storage.clear_walk(db, scope.range()))
     trailer: dict[str, Any] = {}
 
     def range_items() -> Iterator[tuple[bytes, bytes]]:
@@ -570,17 +552,17 @@ def tenant_import(
                 if reader.next() is not None:
                     raise _malformed(reader.number, "content after the end line")
                 return
-            entry = _entry(reader, obj, tenant_id)
+            entry = _entry(reader, obj, tenant_id, check)
             if entry.kind != "tenant_range":
                 raise _malformed(reader.number, "global key after the tenant's keys")
             report.keys += 1
             report.bytes += len(entry.key) + len(entry.value)
             yield entry.key, entry.value
 
-    if check_only:
-        collections.deque(range_items(), maxlen=0)
-    else:
+    if write:
         collections.deque(storage.write_batches(db, range_items()), maxlen=0)
+    else:
+        collections.deque(range_items(), maxlen=0)
     if not trailer:
         raise MaintenanceError("malformed export: truncated (no end line); the tenant stays hidden")
     for entry in globals_:
@@ -588,9 +570,7 @@ def tenant_import(
         report.bytes += len(entry.key) + len(entry.value)
     if trailer.get("keys") != report.keys or trailer.get("bytes") != report.bytes:
         raise MaintenanceError("malformed export: the end line's counts do not match the file")
-    wanted = _verification_keys(jwks)
-    if check_only:
-        return report
-    report.verification_keys = _verification_keys_add(db, wanted)
-    _write_all_globals(db, globals_)
+    check.finish()
+    if write:
+        _write_all_globals(db, tenant_id, globals_)
     return report

@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.errors import AccountError
 from accounts.signing_keys import SigningKeyError
 from core.time import rfc3339
-from operations.tenants import MaintenanceError
+from operations.errors import MaintenanceError
 
 
 def _default(value: Any) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from django.core.management.base import CommandError, CommandParser
@@ -45,7 +47,7 @@ class Command(OperatorCommand):
         "resume": "Resume a suspended tenant.",
         "delete": "Delete a tenant and everything it holds (needs --yes).",
         "export": "Write a tenant as JSON Lines to a file or standard output.",
-        "import": "Restore a tenant from an export (idempotent).",
+        "import": "Restore a tenant from an export, checked whole before anything is written.",
     }
 
     # --- arguments -------------------------------------------------------------------
@@ -81,7 +83,10 @@ class Command(OperatorCommand):
     def arguments_import(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="an export (- for standard input)")
         parser.add_argument(
-            "--replace", action="store_true", help="delete the tenant here first, if present"
+            "--replace",
+            action="store_true",
+            help="if the tenant exists here, delete it and import the file's copy in its place "
+            "(without: refused)",
         )
         parser.add_argument("--no-progress", action="store_true")
 
@@ -215,37 +220,36 @@ class Command(OperatorCommand):
         self.stderr.write(message if not options["json"] else _json_line(summary))
 
     def do_import(self, **options: Any) -> None:
-        path = options["file"]
-        total = None
-        if path != "-":
-            try:
-                total = os.path.getsize(path)
-            except OSError as error:
-                raise CommandError(f"cannot read {path}: {error.strerror}") from None
-        db = fdb_backend.get_database()
         enabled = not options["no_progress"]
-        if options["replace"]:
-            # The tenant here is deleted first: the whole file must be good before that.
-            if path == "-":
-                raise CommandError("--replace needs a file (it is checked before deleting)")
+        with _source(options["file"]) as (lines, total):
             checking = Progress(self.stderr, total=total, label="checking", enabled=enabled)
-            tenant_import(db=db, lines=_lines(path), check_only=True, progress=checking)
-            checking.close()
-        progress = Progress(self.stderr, total=total, label="importing", enabled=enabled)
-        report = tenant_import(
-            db=db, lines=_lines(path), replace=options["replace"], progress=progress
-        )
-        progress.close()
+            progress = Progress(self.stderr, total=total, label="importing", enabled=enabled)
+            try:
+                report = tenant_import(
+                    db=fdb_backend.get_database(),
+                    lines=lines,
+                    replace=options["replace"],
+                    progress=progress,
+                    checking=checking,
+                )
+            finally:
+                checking.close()
+                progress.close()
         data = {
             "tenant_id": report.tenant_id,
             "keys": report.keys,
             "bytes": report.bytes,
-            "verification_keys_added": report.verification_keys,
+            "verification_keys_ignored": report.verification_keys_ignored,
             "replaced": report.replaced is not None,
         }
         text = f"imported tenant {report.tenant_id}: {report.keys} keys, {report.bytes} bytes"
-        if report.verification_keys:
-            text += f", {report.verification_keys} verification keys added"
+        if report.replaced is not None:
+            text += " (the copy that was here deleted first)"
+        if report.verification_keys_ignored:
+            text += (
+                f"; {report.verification_keys_ignored} verification keys of the file ignored "
+                "(tokens issued elsewhere do not verify here: users sign in again)"
+            )
         self.emit(options, data, text)
 
 
@@ -253,6 +257,30 @@ def _json_line(data: dict[str, Any]) -> str:
     import json
 
     return json.dumps(data, default=str)
+
+
+@contextmanager
+def _source(path: str) -> Iterator[tuple[Callable[[], Iterator[str]], int | None]]:
+    """A way to read the export twice (the import checks it whole, then writes it), and its
+    size in bytes. Standard input is kept in a temporary file for the second reading."""
+    if path != "-":
+        try:
+            total = os.path.getsize(path)
+        except OSError as error:
+            raise CommandError(f"cannot read {path}: {error.strerror}") from None
+        yield (lambda: _lines(path)), total
+        return
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        try:
+            spool.writelines(sys.stdin)
+        except UnicodeDecodeError:
+            raise CommandError("malformed export: standard input is not UTF-8 text") from None
+
+        def spooled() -> Iterator[str]:
+            spool.seek(0)
+            yield from spool
+
+        yield spooled, spool.tell()
 
 
 def _lines(path: str) -> Iterator[str]:
