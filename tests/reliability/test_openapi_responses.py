@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.test import Client, override_settings
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from tests.accounts.helpers import PASSWORD, Persona, login_pair, token_parts
 from tests.accounts.recovery import (
@@ -171,7 +171,9 @@ class World:
         assert "{" not in url, url
         if query:
             url += "?" + urlencode(query)
-        extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()}
+        extra: dict[str, Any] = {
+            "HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()
+        }
         if token is not None:
             extra["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
