@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -140,7 +140,25 @@ class Public(APIView):
 
 
 class RegisterView(Public):
-    @extend_schema(request=serializers.RegisterIn, responses={201: schema.RegisterOut})
+    @schema.operation(
+        request=serializers.RegisterIn,
+        ok={201: schema.RegisterOut},
+        auth="none",
+        throttled=True,
+        errors={
+            400: {
+                "invalid": "Also a weak or common password (errors names `password`).",
+                "invalid_invitation": "The invitation is invalid, used or expired.",
+            },
+            403: {
+                "email_not_verified": (
+                    "The organisation requires verified emails: the account is made and a "
+                    "mail sent; confirm it, then sign in."
+                )
+            },
+            409: {"email_taken": "An account with this email exists."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.RegisterIn, request)
@@ -158,7 +176,20 @@ class RegisterView(Public):
 class RefreshView(Public):
     lean_methods = frozenset({"post"})
 
-    @extend_schema(request=serializers.RefreshIn, responses={200: schema.TokenPairOut})
+    @schema.operation(
+        request=serializers.RefreshIn,
+        ok={200: schema.TokenPairOut},
+        auth="none",
+        errors={
+            401: {
+                "token_reused": "Already used: every token of its sign-in is now revoked.",
+                "invalid_token": "Not a refresh token of this server.",
+                "token_expired": "The refresh token has expired: sign in again.",
+                "session_revoked": "The sign-in was signed out.",
+            },
+            403: schema.BEARER_403,
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.RefreshIn, request)
@@ -169,7 +200,7 @@ class RefreshView(Public):
 class LogoutView(APIView):
     lean_methods = frozenset({"post"})
 
-    @extend_schema(request=None, responses=schema.NO_CONTENT)
+    @schema.operation(ok={204: schema.NO_CONTENT})
     @account_errors
     def post(self, request: Request) -> Response:
         auth_session_logout(db=db(), principal=principal_of(request), client=client_of(request))
@@ -179,7 +210,7 @@ class LogoutView(APIView):
 class LogoutAllView(APIView):
     lean_methods = frozenset({"post"})
 
-    @extend_schema(request=None, responses=schema.NO_CONTENT)
+    @schema.operation(ok={204: schema.NO_CONTENT})
     @account_errors
     def post(self, request: Request) -> Response:
         auth_session_logout_all(db=db(), principal=principal_of(request), client=client_of(request))
@@ -189,7 +220,7 @@ class LogoutAllView(APIView):
 class MeView(APIView):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(responses={200: schema.MeOut})
+    @schema.operation(ok={200: schema.MeOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response({**user_json(principal.user), "tenant": tenant_json(principal.tenant)})
@@ -198,7 +229,11 @@ class MeView(APIView):
 class SessionsView(APIView):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(responses={200: schema.AuthSessionListOut}, parameters=LIST_PARAMETERS)
+    @schema.operation(
+        ok={200: schema.AuthSessionListOut},
+        parameters=LIST_PARAMETERS,
+        errors={400: schema.LIST_400},
+    )
     @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -220,7 +255,7 @@ class SessionsView(APIView):
 class SessionDetailView(APIView):
     lean_methods = frozenset({"delete"})
 
-    @extend_schema(responses=schema.NO_CONTENT)
+    @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
     @account_errors
     def delete(self, request: Request, session_id: str) -> Response:
         found = auth_session_revoke(
@@ -235,7 +270,16 @@ class SessionDetailView(APIView):
 
 
 class PasswordView(APIView):
-    @extend_schema(request=serializers.PasswordIn, responses=schema.NO_CONTENT)
+    @schema.operation(
+        request=serializers.PasswordIn,
+        ok={204: schema.NO_CONTENT},
+        errors={
+            400: {
+                "wrong_password": "current_password is not the password.",
+                "invalid": "Also a weak or common new password (errors names it).",
+            }
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.PasswordIn, request)
@@ -248,7 +292,7 @@ class PasswordView(APIView):
 class JwksView(Public):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(responses={200: schema.JwksOut})
+    @schema.operation(ok={200: schema.JwksOut}, auth="none")
     def get(self, request: Request) -> Response:
         keys = keyring(db=db())
         return Response(
@@ -260,7 +304,7 @@ class JwksView(Public):
 class TenantView(APIView):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(responses={200: schema.TenantDetailOut})
+    @schema.operation(ok={200: schema.TenantDetailOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response(
@@ -275,7 +319,9 @@ class TenantView(APIView):
 class MembersView(APIView):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(responses={200: schema.MemberListOut}, parameters=LIST_PARAMETERS)
+    @schema.operation(
+        ok={200: schema.MemberListOut}, parameters=LIST_PARAMETERS, errors={400: schema.LIST_400}
+    )
     @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -305,7 +351,14 @@ class MembersView(APIView):
 class MemberDetailView(APIView):
     lean_methods = frozenset({"delete"})
 
-    @extend_schema(responses=schema.NO_CONTENT)
+    @schema.operation(
+        ok={204: schema.NO_CONTENT},
+        errors={
+            403: {"forbidden": "Only owners and admins remove members; only an owner an owner."},
+            404: schema.NOT_FOUND,
+            409: {"last_owner": "A tenant needs at least one owner."},
+        },
+    )
     @account_errors
     def delete(self, request: Request, user_id: str) -> Response:
         member_remove(
@@ -320,7 +373,14 @@ class MemberDetailView(APIView):
 class InvitationsView(APIView):
     lean_methods = frozenset({"post"})
 
-    @extend_schema(request=serializers.InvitationIn, responses={201: schema.InvitationOut})
+    @schema.operation(
+        request=serializers.InvitationIn,
+        ok={201: schema.InvitationOut},
+        errors={
+            400: {"invalid": "Also a role other than admin or member."},
+            403: {"forbidden": "Only owners and admins can invite."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         principal = principal_of(request)

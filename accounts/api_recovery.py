@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponseBase
-from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,12 +63,25 @@ def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:
 
 
 class LoginView(Public):
-    @extend_schema(
+    @schema.operation(
         request=serializers.LoginIn,
-        responses={
-            200: schema.LoginOut,
-            (401, "application/problem+json"): schema.MfaRequiredOut,
+        ok={200: schema.LoginOut},
+        auth="none",
+        throttled=True,
+        errors={
+            401: {
+                "invalid_credentials": "Unknown email or wrong password (the same answer).",
+                "mfa_required": (
+                    "The password was right and the account has a second factor: POST "
+                    "`mfa_challenge` and a code to login/mfa."
+                ),
+            },
+            403: {
+                **schema.BEARER_403,
+                "email_not_verified": "The organisation requires a verified email first.",
+            },
         },
+        bodies={401: schema.MfaRequiredProblemOut},
     )
     def post(self, request: Request) -> HttpResponseBase:
         body = parsed(serializers.LoginIn, request)
@@ -83,7 +95,23 @@ class LoginView(Public):
 
 
 class LoginMfaView(Public):
-    @extend_schema(request=serializers.LoginMfaIn, responses={200: schema.LoginOut})
+    @schema.operation(
+        request=serializers.LoginMfaIn,
+        ok={200: schema.LoginOut},
+        auth="none",
+        throttled=True,
+        errors={
+            401: {
+                "invalid_mfa_challenge": "The challenge is invalid or used: sign in again.",
+                "mfa_challenge_expired": "The challenge expired: sign in again.",
+                **schema.MFA_CODE,
+            },
+            403: {
+                **schema.BEARER_403,
+                "email_not_verified": "The organisation requires a verified email first.",
+            },
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.LoginMfaIn, request)
@@ -92,7 +120,18 @@ class LoginMfaView(Public):
 
 
 class VerifyEmailView(Public):
-    @extend_schema(request=serializers.TokenIn, responses=schema.NO_CONTENT)
+    @schema.operation(
+        request=serializers.TokenIn,
+        ok={204: schema.NO_CONTENT},
+        auth="none",
+        throttled=True,
+        errors={
+            400: {
+                "invalid_verification_token": "The token is invalid or was already used.",
+                "verification_token_expired": "The token has expired; ask for a new one.",
+            }
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.TokenIn, request)
@@ -105,7 +144,16 @@ class VerifyEmailResendView(APIView):
 
     permission_classes = (AllowAny,)
 
-    @extend_schema(request=serializers.ResendIn, responses=schema.ACCEPTED)
+    @schema.operation(
+        request=serializers.ResendIn,
+        ok={202: schema.ACCEPTED},
+        auth="optional",
+        throttled=True,
+        errors={
+            400: {"invalid": "Send either a bearer token or an email, not both and not neither."},
+            409: {"email_already_verified": "Signed in, and the address is already verified."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.ResendIn, request)
@@ -128,7 +176,9 @@ class VerifyEmailResendView(APIView):
 
 
 class PasswordResetView(Public):
-    @extend_schema(request=serializers.EmailIn, responses=schema.ACCEPTED)
+    @schema.operation(
+        request=serializers.EmailIn, ok={202: schema.ACCEPTED}, auth="none", throttled=True
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.EmailIn, request)
@@ -137,7 +187,19 @@ class PasswordResetView(Public):
 
 
 class PasswordResetConfirmView(Public):
-    @extend_schema(request=serializers.PasswordResetConfirmIn, responses=schema.NO_CONTENT)
+    @schema.operation(
+        request=serializers.PasswordResetConfirmIn,
+        ok={204: schema.NO_CONTENT},
+        auth="none",
+        throttled=True,
+        errors={
+            400: {
+                "invalid_reset_token": "The token is invalid or was already used.",
+                "reset_token_expired": "The token has expired; ask for a new one.",
+                "invalid": "Also a weak or common new password (errors names it).",
+            }
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.PasswordResetConfirmIn, request)
@@ -149,7 +211,7 @@ class PasswordResetConfirmView(Public):
 
 
 class MfaView(APIView):
-    @extend_schema(responses={200: schema.MfaStatusOut})
+    @schema.operation(ok={200: schema.MfaStatusOut})
     def get(self, request: Request) -> Response:
         status = mfa_status(principal=principal_of(request))
         return Response(
@@ -165,7 +227,15 @@ class MfaView(APIView):
 
 
 class TotpView(APIView):
-    @extend_schema(request=serializers.PasswordConfirmIn, responses={201: schema.TotpEnrollmentOut})
+    @schema.operation(
+        request=serializers.PasswordConfirmIn,
+        ok={201: schema.TotpEnrollmentOut},
+        throttled=True,
+        errors={
+            400: {"wrong_password": "The password is incorrect."},
+            409: {"mfa_already_enabled": "Two-factor authentication is already on."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.PasswordConfirmIn, request)
@@ -186,7 +256,18 @@ class TotpView(APIView):
 
 
 class TotpConfirmView(APIView):
-    @extend_schema(request=serializers.CodeIn, responses={200: schema.RecoveryCodesOut})
+    @schema.operation(
+        request=serializers.CodeIn,
+        ok={200: schema.RecoveryCodesOut},
+        throttled=True,
+        errors={
+            400: schema.MFA_CODE,
+            409: {
+                "mfa_already_enabled": "Two-factor authentication is already on.",
+                "mfa_not_enrolling": "Start an enrolment (POST mfa/totp) first.",
+            },
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.CodeIn, request)
@@ -197,7 +278,15 @@ class TotpConfirmView(APIView):
 
 
 class TotpDisableView(APIView):
-    @extend_schema(request=serializers.TotpDisableIn, responses=schema.NO_CONTENT)
+    @schema.operation(
+        request=serializers.TotpDisableIn,
+        ok={204: schema.NO_CONTENT},
+        throttled=True,
+        errors={
+            400: {"wrong_password": "The password is incorrect.", **schema.MFA_CODE},
+            409: {"mfa_not_enabled": "Two-factor authentication is not on."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.TotpDisableIn, request)
@@ -206,7 +295,15 @@ class TotpDisableView(APIView):
 
 
 class RecoveryCodesView(APIView):
-    @extend_schema(request=serializers.CodeIn, responses={200: schema.RecoveryCodesOut})
+    @schema.operation(
+        request=serializers.CodeIn,
+        ok={200: schema.RecoveryCodesOut},
+        throttled=True,
+        errors={
+            400: schema.MFA_CODE,
+            409: {"mfa_not_enabled": "Two-factor authentication is not on."},
+        },
+    )
     @account_errors
     def post(self, request: Request) -> Response:
         body = parsed(serializers.CodeIn, request)
@@ -224,12 +321,23 @@ def _settings_json(tenant: Tenant) -> dict[str, Any]:
 
 
 class TenantSettingsView(APIView):
-    @extend_schema(responses={200: schema.TenantSettingsOut})
+    @schema.operation(ok={200: schema.TenantSettingsOut}, parameters=[schema.etag(200)])
     def get(self, request: Request) -> Response:
         tenant = principal_of(request).tenant
         return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})
 
-    @extend_schema(request=serializers.TenantSettingsIn, responses={200: schema.TenantSettingsOut})
+    @schema.operation(
+        request=serializers.TenantSettingsIn,
+        ok={200: schema.TenantSettingsOut},
+        parameters=[schema.IF_MATCH, schema.etag(200)],
+        errors={
+            403: {
+                **schema.MANAGERS_ONLY,
+                "email_not_verified": "Verify your own email before requiring it of everyone.",
+            },
+            412: {"version_conflict": "`If-Match` names a version that is not the current one."},
+        },
+    )
     @account_errors
     def patch(self, request: Request) -> Response:
         body = parsed(serializers.TenantSettingsIn, request)

@@ -1,12 +1,34 @@
-"""OpenAPI descriptions of the accounts API (request and response shapes, security)."""
+"""OpenAPI descriptions of the API (request and response shapes, errors, headers, security).
+
+Each view documents itself with ``@schema.operation(...)``: its success responses, the
+problem+json errors it can answer (each code with an example), the headers it sends or honours,
+and whether it takes a bearer token. The errors every operation of a kind shares (a bad token,
+a malformed body, a throttle) are added here, from what the operation is, so no view has to
+repeat them. tests/reliability/test_openapi_responses.py checks real answers against this,
+strictly.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from http.client import responses as reasons
+from typing import Any, Literal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
+
+from coditect.problems import CONTENT_TYPE as PROBLEM_JSON
+from coditect.problems import TYPE_PREFIX
+
+Auth = Literal["required", "optional", "none"]
+Codes = Mapping[str, str]  # code -> when it is answered
 
 
 class BearerScheme(OpenApiAuthenticationExtension):
@@ -14,7 +36,18 @@ class BearerScheme(OpenApiAuthenticationExtension):
     name = "bearer"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        # No bearerFormat: the token is opaque to clients, whichever kind it is.
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "`Authorization: Bearer <token>`. The token is the `access` token of "
+                "register, login, login/mfa or refresh (short-lived; refresh it with the "
+                "`refresh` token), or an API token (`cdt_...`), which is sent the same way. "
+                "A missing, malformed, expired or revoked token is a 401 problem with a "
+                "`WWW-Authenticate: Bearer` challenge."
+            ),
+        }
 
 
 class StrictBody(OpenApiSerializerExtension):
@@ -32,48 +65,259 @@ class StrictBody(OpenApiSerializerExtension):
         return schema
 
 
-UserOut = inline_serializer(
-    "User",
+# --- problems (CONTRACT §1) ----------------------------------------------------------------
+
+
+def _problem_fields() -> dict[str, Any]:
+    # New field instances for each serializer: DRF's serializer metaclass takes the fields out
+    # of the dict that inline_serializer hands it, so a shared dict is empty after its first use.
+    return {
+        "type": serializers.CharField(help_text=f"`{TYPE_PREFIX}<code>`."),
+        "title": serializers.CharField(help_text="The HTTP reason phrase of `status`."),
+        "status": serializers.IntegerField(help_text="The HTTP status code."),
+        "detail": serializers.CharField(help_text="What went wrong, for people."),
+        "code": serializers.CharField(
+            help_text=(
+                "Stable machine word to branch on; each response lists its codes (and has an "
+                "example of each). Treat a code you do not know as the status's generic case."
+            )
+        ),
+        "errors": type(FieldErrorOut)(many=True, help_text="Each invalid field; empty otherwise."),
+        "request_id": serializers.CharField(help_text="Also in the X-Request-ID header."),
+    }
+
+
+FieldErrorOut = inline_serializer(
+    "FieldError",
     {
+        "attr": serializers.CharField(
+            allow_null=True, help_text="Dotted path of the field; null for the whole body."
+        ),
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+    },
+)
+ProblemOut = inline_serializer("Problem", _problem_fields())
+MfaRequiredProblemOut = inline_serializer(
+    "MfaRequiredProblem",
+    {
+        **_problem_fields(),
+        # Present with code mfa_required only.
+        "mfa_challenge": serializers.CharField(
+            required=False, help_text="code mfa_required: POST it with a code to login/mfa."
+        ),
+        "mfa_challenge_expires_in": serializers.IntegerField(
+            required=False, help_text="code mfa_required: seconds the challenge stays valid."
+        ),
+        "mfa_methods": serializers.ListField(
+            child=serializers.ChoiceField(choices=["totp", "recovery_code"]), required=False
+        ),
+    },
+)
+
+# The errors operations share, by what the operation is.
+BEARER_401: dict[str, str] = {
+    "invalid_token": "The token is malformed, forged, or not `Bearer <token>`.",
+    "token_expired": "The access token has expired: refresh it.",
+    "session_revoked": "This sign-in was signed out (logout, password change, revocation).",
+}
+NOT_AUTHENTICATED = {"not_authenticated": "No Authorization header."}
+BEARER_403 = {
+    "account_locked": "The account is locked.",
+    "tenant_suspended": "The organisation is suspended.",
+}
+BODY_400 = {
+    "malformed_json": "The body is not JSON (or nested too deeply, or has non-finite numbers).",
+    "invalid": (
+        "A field is missing, of the wrong type or out of range, or unknown (errors[].code "
+        "`unknown_field`); `errors` names each."
+    ),
+}
+BODY_413 = {"body_too_large": "The body is larger than the server's limit."}
+BODY_415 = {"unsupported_media_type": "The body is not `application/json`."}
+THROTTLED = {"throttled": "Too many attempts; wait `Retry-After` seconds."}
+NOT_FOUND = {"not_found": "No such id, or not in your organisation (never a 403)."}
+MANAGERS_ONLY = {"forbidden": "Only owners and admins can do this."}
+MFA_CODE = {
+    "invalid_mfa_code": "The code is incorrect.",
+    "mfa_code_reused": "This code was already used; wait for the next one.",
+}
+LIST_400 = {"invalid": "`limit` is not 1..200.", "invalid_cursor": "The cursor is not this list's."}
+
+WWW_AUTHENTICATE = OpenApiParameter(
+    "WWW-Authenticate",
+    str,
+    OpenApiParameter.HEADER,
+    response=[401],
+    required=True,
+    description='The bearer challenge (RFC 6750), e.g. `Bearer realm="coditect", '
+    'error="token_expired"`.',
+)
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429],
+    required=True,
+    description="Seconds to wait before trying again.",
+)
+
+
+def etag(*statuses: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=list(statuses),
+        required=True,
+        description='`"<version>"`: the record\'s version, to send back in `If-Match`.',
+    )
+
+
+def location(*statuses: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Location",
+        str,
+        OpenApiParameter.HEADER,
+        response=list(statuses),
+        required=True,
+        description="The path of the record made.",
+    )
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        '`"<version>"` (the ETag read): change only that version, else 412 '
+        "`version_conflict`. Absent or `*`: change the current version."
+    ),
+)
+
+
+def _example(status: int, code: str, detail: str) -> OpenApiExample:
+    return OpenApiExample(
+        code,
+        summary=code,
+        description=detail,
+        value={
+            "type": TYPE_PREFIX + code,
+            "title": reasons.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "errors": [],
+            "request_id": "4f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99",
+        },
+    )
+
+
+def problem(status: int, codes: Codes, body: Any = None) -> OpenApiResponse:
+    """A problem+json response listing ``codes`` (each also an example)."""
+    listed = "\n".join(f"- `{code}`: {when}" for code, when in codes.items())
+    return OpenApiResponse(
+        response=body or ProblemOut,
+        description=f"{reasons.get(status, 'Error')}, `application/problem+json`:\n\n{listed}",
+        examples=[_example(status, code, when) for code, when in codes.items()],
+    )
+
+
+def operation(
+    *,
+    ok: Mapping[int, Any],
+    request: Any = None,
+    auth: Auth = "required",
+    errors: Mapping[int, Codes] | None = None,
+    throttled: bool = False,
+    parameters: Iterable[OpenApiParameter] = (),
+    bodies: Mapping[int, Any] | None = None,
+    operation_id: str | None = None,
+    description: str | None = None,
+) -> Callable[[Any], Any]:
+    """``extend_schema`` with the operation's errors and headers filled in.
+
+    ``ok``: success status -> serializer (None: no body). ``errors``: status -> {code: when}
+    for this operation's own errors; the shared ones (bearer token, request body, throttle)
+    are added from ``auth``, ``request`` and ``throttled``. ``bodies``: status -> a problem
+    serializer other than Problem (login's 401 carries its MFA challenge).
+    """
+    table: dict[int, dict[str, str]] = {}
+
+    def add(status: int, codes: Codes) -> None:
+        table.setdefault(status, {}).update(codes)
+
+    if request is not None:
+        add(400, BODY_400)
+        add(413, BODY_413)
+        add(415, BODY_415)
+    if auth != "none":
+        add(401, {**(NOT_AUTHENTICATED if auth == "required" else {}), **BEARER_401})
+        add(403, BEARER_403)
+    if throttled:
+        add(429, THROTTLED)
+    for status, codes in (errors or {}).items():
+        add(status, codes)
+    responses: dict[Any, Any] = dict(ok)
+    for status, codes in sorted(table.items()):
+        responses[(status, PROBLEM_JSON)] = problem(status, codes, (bodies or {}).get(status))
+    headers = [*parameters]
+    if 401 in table:
+        headers.append(WWW_AUTHENTICATE)
+    if 429 in table:
+        headers.append(RETRY_AFTER)
+    kwargs: dict[str, Any] = {}
+    if operation_id is not None:
+        kwargs["operation_id"] = operation_id
+    if description is not None:
+        kwargs["description"] = description
+    return extend_schema(request=request, responses=responses, parameters=headers or None, **kwargs)
+
+
+# --- response bodies ---------------------------------------------------------------------------
+
+
+def _user_fields() -> dict[str, Any]:
+    return {
         "id": serializers.UUIDField(),
         "email": serializers.EmailField(),
         "display_name": serializers.CharField(),
         "tenant_id": serializers.UUIDField(),
         "role": serializers.ChoiceField(choices=["owner", "admin", "member"]),
         "email_verified": serializers.BooleanField(),
-    },
-)
-TenantOut = inline_serializer(
-    "Tenant",
-    {
+    }
+
+
+def _tenant_fields() -> dict[str, Any]:
+    return {
         "id": serializers.UUIDField(),
         "name": serializers.CharField(),
         "slug": serializers.CharField(),
         "status": serializers.ChoiceField(choices=["active", "suspended"]),
-    },
+    }
+
+
+def _pair_fields() -> dict[str, Any]:
+    return {
+        "access": serializers.CharField(help_text="Send as `Authorization: Bearer <access>`."),
+        "refresh": serializers.CharField(help_text="POST it to refresh for a new pair; once."),
+        "token_type": serializers.ChoiceField(choices=["Bearer"]),
+        "expires_in": serializers.IntegerField(help_text="Seconds the access token lives."),
+        "refresh_expires_in": serializers.IntegerField(
+            help_text="Seconds the refresh token lives."
+        ),
+    }
+
+
+UserOut = inline_serializer("User", _user_fields())
+TenantOut = inline_serializer("Tenant", _tenant_fields())
+TokenPairOut = inline_serializer("TokenPair", _pair_fields())
+LoginOut = inline_serializer("LoginResult", {**_pair_fields(), "user": UserOut})
+RegisterOut = inline_serializer(
+    "RegisterResult", {**_pair_fields(), "user": UserOut, "tenant": TenantOut}
 )
-_PAIR: dict[str, Any] = {
-    "access": serializers.CharField(),
-    "refresh": serializers.CharField(),
-    "token_type": serializers.CharField(),
-    "expires_in": serializers.IntegerField(),
-    "refresh_expires_in": serializers.IntegerField(),
-}
-TokenPairOut = inline_serializer("TokenPair", _PAIR)
-LoginOut = inline_serializer("LoginResult", {**_PAIR, "user": UserOut})
-RegisterOut = inline_serializer("RegisterResult", {**_PAIR, "user": UserOut, "tenant": TenantOut})
-MeOut = inline_serializer(
-    "Me",
-    {
-        "id": serializers.UUIDField(),
-        "email": serializers.EmailField(),
-        "display_name": serializers.CharField(),
-        "tenant_id": serializers.UUIDField(),
-        "role": serializers.CharField(),
-        "email_verified": serializers.BooleanField(),
-        "tenant": TenantOut,
-    },
-)
+MeOut = inline_serializer("Me", {**_user_fields(), "tenant": TenantOut})
 
 
 def listing(name: str, item: str, fields: dict[str, serializers.Field[Any, Any, Any, Any]]) -> Any:
@@ -82,7 +326,9 @@ def listing(name: str, item: str, fields: dict[str, serializers.Field[Any, Any, 
         name,
         {
             "results": inline_serializer(item, fields, many=True),
-            "next_cursor": serializers.CharField(allow_null=True),
+            "next_cursor": serializers.CharField(
+                allow_null=True, help_text="Pass as `cursor` for the next page; null at the end."
+            ),
         },
     )
 
@@ -96,7 +342,7 @@ AuthSessionListOut = listing(
         "last_used_at": serializers.DateTimeField(),
         "ip": serializers.CharField(),
         "user_agent": serializers.CharField(),
-        "current": serializers.BooleanField(),
+        "current": serializers.BooleanField(help_text="The sign-in of this request's token."),
     },
 )
 MemberListOut = listing(
@@ -106,65 +352,47 @@ MemberListOut = listing(
         "id": serializers.UUIDField(),
         "email": serializers.EmailField(),
         "display_name": serializers.CharField(),
-        "role": serializers.CharField(),
+        "role": serializers.ChoiceField(choices=["owner", "admin", "member"]),
         "created_at": serializers.DateTimeField(),
     },
 )
 TenantDetailOut = inline_serializer(
     "TenantDetail",
     {
-        "id": serializers.UUIDField(),
-        "name": serializers.CharField(),
-        "slug": serializers.CharField(),
-        "status": serializers.CharField(),
-        "role": serializers.CharField(),
+        **_tenant_fields(),
+        "role": serializers.ChoiceField(
+            choices=["owner", "admin", "member"], help_text="The caller's role."
+        ),
         "created_at": serializers.DateTimeField(),
     },
 )
 InvitationOut = inline_serializer(
     "Invitation",
     {
-        "token": serializers.CharField(),
+        "token": serializers.CharField(help_text="Single use; shown this once."),
         "email": serializers.EmailField(),
-        "role": serializers.CharField(),
+        "role": serializers.ChoiceField(choices=["admin", "member"]),
         "expires_at": serializers.DateTimeField(),
     },
 )
 JwksOut = inline_serializer(
     "Jwks",
-    {"keys": serializers.ListField(child=serializers.DictField(child=serializers.CharField()))},
+    {
+        "keys": inline_serializer(
+            "Jwk",
+            {
+                "kty": serializers.ChoiceField(choices=["OKP"]),
+                "crv": serializers.ChoiceField(choices=["Ed25519"]),
+                "kid": serializers.CharField(),
+                "x": serializers.CharField(help_text="The public key, base64url."),
+                "use": serializers.ChoiceField(choices=["sig"]),
+                "alg": serializers.ChoiceField(choices=["EdDSA"]),
+            },
+            many=True,
+        )
+    },
 )
-NO_CONTENT = {204: OpenApiResponse(description="Done.")}
-
-
-# --- account recovery and the second factor -----------------------------------------------
-
-_PROBLEM: dict[str, Any] = {
-    "type": serializers.CharField(),
-    "title": serializers.CharField(),
-    "status": serializers.IntegerField(),
-    "detail": serializers.CharField(),
-    "code": serializers.CharField(),
-    "errors": serializers.ListField(child=serializers.DictField()),
-    "request_id": serializers.CharField(),
-}
-MfaRequiredOut = OpenApiResponse(
-    response=inline_serializer(
-        "MfaRequired",
-        {
-            **_PROBLEM,
-            # Present with code mfa_required only.
-            "mfa_challenge": serializers.CharField(required=False),
-            "mfa_challenge_expires_in": serializers.IntegerField(required=False),
-            "mfa_methods": serializers.ListField(child=serializers.CharField(), required=False),
-        },
-    ),
-    description=(
-        "code mfa_required: the password was right and the account has a second factor; "
-        "POST mfa_challenge and a code to login/mfa. code invalid_credentials: unknown email "
-        "or wrong password."
-    ),
-)
+NO_CONTENT = OpenApiResponse(description="Done; no body.")
 MfaStatusOut = inline_serializer(
     "MfaStatus",
     {
@@ -195,8 +423,6 @@ RecoveryCodesOut = inline_serializer(
 TenantSettingsOut = inline_serializer(
     "TenantSettings", {"require_email_verification": serializers.BooleanField()}
 )
-ACCEPTED = {
-    202: OpenApiResponse(
-        description="Accepted: the same answer whether or not an account has this email."
-    )
-}
+ACCEPTED = OpenApiResponse(
+    description="Accepted: the same answer whether or not an account has this email."
+)

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc as static files of this server (/api/v5/docs/, /api/v5/redoc/).
+    "drf_spectacular_sidecar",
     "fdb_backend",
     "accounts",
     "workspaces",
@@ -174,6 +176,23 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v5",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": ["owner", "admin", "member"],
+        "InvitationRoleEnum": ["admin", "member"],
+    },
+    # The docs pages load Swagger UI and Redoc from this server (drf-spectacular-sidecar's
+    # static files), never from a CDN; coditect/api_docs.py serves them under their own CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        # "Try it out" on every operation without a click; requests go to this origin.
+        "tryItOutEnabled": True,
+        "displayRequestDuration": True,
+        # Swagger UI's default asks validator.swagger.io for a badge: nothing leaves the site.
+        "validatorUrl": None,
+    },
 }
 
 LANGUAGE_CODE = "en-us"

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts import api as accounts_api
 from accounts import urls as accounts_urls
-from coditect.api_docs import api_docs
+from coditect.api_docs import redoc, swagger_ui
 from coditect.health import healthz, readyz
 from core.routes import optional_slash
 from workspaces import api as workspaces_api
@@ -17,7 +17,9 @@ urlpatterns = [
     *optional_slash("healthz", healthz, name="healthz"),
     *optional_slash("readyz", readyz, name="readyz"),
     *optional_slash("api/v5/schema/", SpectacularAPIView.as_view(), name="schema"),
-    *optional_slash("api/v5/docs/", api_docs, name="api-docs"),
+    # Swagger UI and Redoc, from this server's static files (coditect/api_docs.py).
+    *optional_slash("api/v5/docs/", swagger_ui, name="api-docs"),
+    *optional_slash("api/v5/redoc/", redoc, name="api-redoc"),
     path("api/v5/auth/", include(accounts_urls.auth)),
     *optional_slash("api/v5/tenant/", accounts_api.TenantView.as_view(), name="tenant"),
     path("api/v5/tenant/", include(accounts_urls.tenant)),

@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import fdb_backend
+from accounts import schema as account_schema
 from accounts.api import LIST_PARAMETERS, principal_of
 from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
@@ -93,14 +94,20 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
 class SessionsView(APIView):
     lean_methods = frozenset({"get", "post"})
 
-    @extend_schema(
+    @account_schema.operation(
         operation_id="sessions_list",
         parameters=[
             *LIST_PARAMETERS,
-            OpenApiParameter("workspace_path", str),
-            OpenApiParameter("owner", str, enum=["me", "all"]),
+            OpenApiParameter("workspace_path", str, description="Only sessions of this path."),
+            OpenApiParameter("owner", str, enum=["me", "all"], description="Default all."),
         ],
-        responses={200: schema.SessionPageOut},
+        ok={200: schema.SessionPageOut},
+        errors={
+            400: {
+                **account_schema.LIST_400,
+                "invalid": "`limit`, `owner` or `workspace_path` (not absolute) is invalid.",
+            }
+        },
     )
     @workspace_errors
     def get(self, request: Request) -> Response:
@@ -136,7 +143,15 @@ class SessionsView(APIView):
             }
         )
 
-    @extend_schema(request=serializers.SessionCreateIn, responses={201: schema.SessionOut})
+    @account_schema.operation(
+        request=serializers.SessionCreateIn,
+        ok={201: schema.SessionOut},
+        parameters=schema.CREATED,
+        errors={
+            400: {"invalid": "Also no such parent_session_id."},
+            413: schema.STATE_TOO_LARGE,
+        },
+    )
     @workspace_errors
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
@@ -153,7 +168,12 @@ class SessionsView(APIView):
 class SessionDetailView(APIView):
     lean_methods = frozenset({"get", "patch", "delete"})
 
-    @extend_schema(operation_id="sessions_retrieve", responses={200: schema.SessionOut})
+    @account_schema.operation(
+        operation_id="sessions_retrieve",
+        ok={200: schema.SessionOut},
+        parameters=schema.READ,
+        errors={404: schema.NOT_FOUND},
+    )
     @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
@@ -162,7 +182,17 @@ class SessionDetailView(APIView):
         )
         return Response(session_json(view, principal), headers=_etag(view))
 
-    @extend_schema(request=serializers.SessionPatchIn, responses={200: schema.SessionOut})
+    @account_schema.operation(
+        request=serializers.SessionPatchIn,
+        ok={200: schema.SessionOut},
+        parameters=[account_schema.IF_MATCH, account_schema.etag(200, 412)],
+        errors={
+            400: {"invalid": "Also an empty change."},
+            404: schema.NOT_FOUND,
+            412: schema.VERSION_CONFLICT,
+            413: schema.STATE_TOO_LARGE,
+        },
+    )
     @workspace_errors
     def patch(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
@@ -174,7 +204,15 @@ class SessionDetailView(APIView):
         )
         return Response(session_json(view, principal), headers=_etag(view))
 
-    @extend_schema(responses={204: None})
+    @account_schema.operation(
+        ok={204: account_schema.NO_CONTENT},
+        parameters=[account_schema.IF_MATCH, account_schema.etag(412)],
+        errors={
+            403: {"forbidden": "Only its owner or a tenant admin may delete it."},
+            404: schema.NOT_FOUND,
+            412: schema.VERSION_CONFLICT,
+        },
+    )
     @workspace_errors
     def delete(self, request: Request, session_id: str) -> Response:
         services.session_delete(
@@ -189,7 +227,12 @@ class SessionDetailView(APIView):
 class ForkView(APIView):
     lean_methods = frozenset({"post"})
 
-    @extend_schema(request=serializers.ForkIn, responses={201: schema.SessionOut})
+    @account_schema.operation(
+        request=serializers.ForkIn,
+        ok={201: schema.SessionOut},
+        parameters=schema.CREATED,
+        errors={404: schema.NOT_FOUND, 413: schema.STATE_TOO_LARGE},
+    )
     @workspace_errors
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
@@ -206,7 +249,11 @@ class ForkView(APIView):
 class RelatedView(APIView):
     lean_methods = frozenset({"get"})
 
-    @extend_schema(operation_id="sessions_related", responses={200: schema.SessionListOut})
+    @account_schema.operation(
+        operation_id="sessions_related",
+        ok={200: schema.SessionListOut},
+        errors={404: schema.NOT_FOUND},
+    )
     @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
@@ -221,9 +268,17 @@ class RelatedView(APIView):
 class EventsView(APIView):
     lean_methods = frozenset({"get", "post"})
 
-    @extend_schema(
-        parameters=[OpenApiParameter("after_seq", int), OpenApiParameter("limit", int)],
-        responses={200: schema.EventListOut},
+    @account_schema.operation(
+        parameters=[
+            OpenApiParameter("after_seq", int, description="Events after this seq; default 0."),
+            OpenApiParameter("limit", int, description="1..1000, default 200."),
+        ],
+        ok={200: schema.EventListOut},
+        errors={
+            400: {"invalid": "`after_seq` or `limit` is out of range."},
+            404: schema.NOT_FOUND,
+            410: {"resync_required": "The log no longer reaches back to after_seq: re-read."},
+        },
     )
     @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
@@ -243,7 +298,15 @@ class EventsView(APIView):
             }
         )
 
-    @extend_schema(request=serializers.EventIn, responses={202: schema.EventAcceptedOut})
+    @account_schema.operation(
+        request=serializers.EventIn,
+        ok={202: schema.EventAcceptedOut},
+        errors={
+            400: {"invalid": "Also a reserved event name."},
+            404: schema.NOT_FOUND,
+            413: {"event_too_large": "`data` is larger than 64 KiB."},
+        },
+    )
     @workspace_errors
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)

@@ -1,4 +1,4 @@
-"""OpenAPI shapes of the workspaces API."""
+"""OpenAPI shapes of the workspaces API (the helpers are accounts/schema.py's)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
+
+from accounts.schema import etag, location
 
 
 def _session_fields() -> dict[str, Any]:
@@ -18,14 +20,14 @@ def _session_fields() -> dict[str, Any]:
         "name": serializers.CharField(),
         "workspace_path": serializers.CharField(),
         "active_files": serializers.ListField(child=serializers.CharField()),
-        "editor_state": serializers.DictField(),
-        "terminal_state": serializers.DictField(),
+        "editor_state": serializers.DictField(help_text="Any JSON object the editor keeps."),
+        "terminal_state": serializers.DictField(help_text="Any JSON object the terminal keeps."),
         "parent_session_id": serializers.UUIDField(allow_null=True),
         "related_session_ids": serializers.ListField(child=serializers.UUIDField()),
         "created_at": serializers.DateTimeField(),
         "last_active_at": serializers.DateTimeField(),
-        "version": serializers.IntegerField(),
-        "seq": serializers.IntegerField(),
+        "version": serializers.IntegerField(help_text="Also the ETag; +1 on each change."),
+        "seq": serializers.IntegerField(help_text="The last event's sequence number."),
     }
 
 
@@ -55,19 +57,33 @@ SessionPageOut = inline_serializer(
         "next_cursor": serializers.CharField(allow_null=True),
     },
 )
-_EVENT: dict[str, Any] = {
-    "seq": serializers.IntegerField(),
-    "event": serializers.CharField(),
-    "data": serializers.JSONField(allow_null=True),
-    "origin": serializers.CharField(),
-    "created_at": serializers.DateTimeField(),
-}
 EventListOut = inline_serializer(
     "SessionEventList",
     {
-        "results": inline_serializer("SessionEvent", _EVENT, many=True),
-        "next_cursor": serializers.CharField(allow_null=True),
+        "results": inline_serializer(
+            "SessionEvent",
+            {
+                "seq": serializers.IntegerField(),
+                "event": serializers.CharField(),
+                "data": serializers.JSONField(allow_null=True),
+                "origin": serializers.CharField(),
+                "created_at": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+        "next_cursor": serializers.CharField(
+            allow_null=True, help_text="More events: pass it as after_seq. Null: none."
+        ),
         "latest_seq": serializers.IntegerField(),
     },
 )
 EventAcceptedOut = inline_serializer("EventAccepted", {"seq": serializers.IntegerField()})
+
+NOT_FOUND = {"not_found": "No such session in your organisation (another's is a 404 too)."}
+STATE_TOO_LARGE = {"state_too_large": "A state field (errors names it) is over its size limit."}
+VERSION_CONFLICT = {
+    "version_conflict": "`If-Match` names an older version; the ETag header has the current one."
+}
+# A new session's version and path; a read or change's version; a conflict's current version.
+CREATED = [etag(201), location(201)]
+READ = [etag(200)]
