@@ -24,8 +24,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from coditect.problems import CONTENT_TYPE as PROBLEM_JSON
-from coditect.problems import TYPE_PREFIX
+from core.problems import CONTENT_TYPE as PROBLEM_JSON
+from core.problems import TYPE_PREFIX
 
 Auth = Literal["required", "optional", "none"]
 Codes = Mapping[str, str]  # code -> when it is answered
