@@ -120,7 +120,7 @@ class SessionsView(APIView):
         operation_id="sessions_list",
         parameters=[
             *LIST_PARAMETERS,
-            OpenApiParameter("workspace_path", str),
+            OpenApiParameter("workspace_path", str, description=serializers.PATH_HELP),
             OpenApiParameter("owner", str, enum=["me", "all"]),
         ],
         responses={200: schema.SessionPageOut},
@@ -131,17 +131,11 @@ class SessionsView(APIView):
         owner = request.query_params.get("owner", "all")
         if owner not in ("me", "all"):
             raise ApiError(400, "invalid", "owner must be me or all.")
-        path = request.query_params.get("workspace_path")
-        if path is not None:
-            try:
-                serializers.workspace_path_check(path)
-            except Exception:
-                raise ApiError(400, "invalid", "workspace_path must be an absolute path.") from None
         page = services.session_list(
             db=db(),
             principal=principal,
             owner=owner,
-            workspace_path=path,
+            workspace_path=request.query_params.get("workspace_path"),
             limit=_int_param(request, "limit", 50, 1, 200),
             cursor=cursor_open(request.query_params.get("cursor")),
         )
