@@ -125,7 +125,8 @@ if mode ~= "list" then
       return wrk.format("PATCH", "/api/v5/sessions/" .. ids[math.random(#ids)], auth, body)
     else
       local body = string.format(
-        '{"name":"wrk %d-%d","workspace_path":"/ws/wrk/%d","active_files":["a.py","b.py"],' ..
+        '{"name":"wrk %d-%d","workspace_path":"/ws/wrk/%d",' ..
+        '"active_files":["/ws/wrk/a.py","/ws/wrk/b.py"],' ..
         '"editor_state":{"buffer":"%s%s%s"}}', number, n, number, filler, filler, filler)
       return wrk.format("POST", "/api/v5/sessions", auth, body)
     end
@@ -286,7 +287,7 @@ def seed_worker(tenant: str, owner: str, start_at: str, first: int, last: int) -
             state_store.save(
                 tr,
                 WorkspaceState(
-                    id=session_id, active_files=[f"f{i}.py"], editor_state={}, terminal_state={}
+                    id=session_id, active_files=[f"/ws/f{i}.py"], editor_state={}, terminal_state={}
                 ),
                 now=when,
             )

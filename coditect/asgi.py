@@ -14,6 +14,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 
+from coditect.proxies import TrustedProxies
 from coditect.request_threads import ReusedRequestThreads
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
@@ -43,13 +44,16 @@ def _websocket_routes() -> URLRouter:
     return URLRouter([*websocket_urlpatterns, catch_all])
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": _http,
-        # Browsers send any site's cookies and tokens on a cross-site WebSocket; only pages
-        # served from an allowed host may open one.
-        "websocket": AllowedHostsOriginValidator(_websocket_routes()),
-    }
+# The client's address and scheme: a trusted proxy's X-Forwarded-* headers, or the TCP peer's.
+application = TrustedProxies(
+    ProtocolTypeRouter(
+        {
+            "http": _http,
+            # Browsers send any site's cookies and tokens on a cross-site WebSocket; only pages
+            # served from an allowed host may open one.
+            "websocket": AllowedHostsOriginValidator(_websocket_routes()),
+        }
+    )
 )
 
 # Everything loaded so far (Django, the apps, the URL conf) lives as long as the process: out

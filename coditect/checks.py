@@ -79,3 +79,25 @@ def _installed_as_django_sees_it() -> Iterator[None]:
     finally:
         for (module, name), predicate in saved.items():
             setattr(module, name, predicate)
+
+
+PROTO_FROM_NOBODY = "coditect.W002"
+
+
+@checks.register(checks.Tags.security)
+def trusted_proxies_check(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """X-Forwarded-Proto is removed from requests of untrusted peers (coditect/proxies.py):
+    trusting it with no proxy trusted would see every request as plain HTTP, and with the
+    HTTPS redirect on, redirect every request forever."""
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and not settings.CODITECT_TRUSTED_PROXIES:
+        return [
+            checks.Warning(
+                "DJANGO_TRUST_X_FORWARDED_PROTO is on but CODITECT_TRUSTED_PROXIES is empty: "
+                "X-Forwarded-Proto is only read from trusted proxies, so no request is HTTPS.",
+                hint="Set CODITECT_TRUSTED_PROXIES to the addresses of the proxy.",
+                id=PROTO_FROM_NOBODY,
+            )
+        ]
+    return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from ipaddress import ip_network
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -46,6 +47,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8``, ``::1``), normalised."""
+    networks = []
+    for entry in env_list(name, default=[]):
+        try:
+            networks.append(str(ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks (10.0.0.0/8); got {entry!r}"
+            ) from None
+    return networks
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:

@@ -19,6 +19,7 @@ from coditect.env import (
     env_bool,
     env_int,
     env_list,
+    env_networks,
     env_positive_float,
     env_str,
 )
@@ -46,6 +47,10 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and X-Real-IP are believed
+# (coditect/proxies.py): IP addresses or CIDR networks. Empty: nobody's, every client is the
+# peer of the TCP connection.
+CODITECT_TRUSTED_PROXIES = env_networks("CODITECT_TRUSTED_PROXIES")
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0

@@ -35,6 +35,11 @@ def cursor_open(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     mac, _, continuation = cursor.partition(".")
-    if not continuation or not hmac.compare_digest(mac, _mac(continuation)):
+    # Every cursor this server issues is ASCII (a base64 seal and continuation); anything else
+    # was not issued here. Checked first: compare_digest raises TypeError on non-ASCII text,
+    # and encoding a lone surrogate for the HMAC would raise too.
+    if not continuation or not cursor.isascii():
+        raise InvalidContinuation("cursor was not issued by this server")
+    if not hmac.compare_digest(mac.encode(), _mac(continuation).encode()):
         raise InvalidContinuation("cursor was not issued by this server")
     return continuation

@@ -98,14 +98,14 @@ class SessionsView(APIView):
         operation_id="sessions_list",
         parameters=[
             *LIST_PARAMETERS,
-            OpenApiParameter("workspace_path", str, description="Only sessions of this path."),
+            OpenApiParameter("workspace_path", str, description=serializers.PATH_HELP),
             OpenApiParameter("owner", str, enum=["me", "all"], description="Default all."),
         ],
         ok={200: schema.SessionPageOut},
         errors={
             400: {
                 **account_schema.LIST_400,
-                "invalid": "`limit`, `owner` or `workspace_path` (not absolute) is invalid.",
+                "invalid": "`limit`, `owner` or `workspace_path` (not a valid path) is invalid.",
             }
         },
     )
@@ -115,17 +115,11 @@ class SessionsView(APIView):
         owner = request.query_params.get("owner", "all")
         if owner not in ("me", "all"):
             raise ApiError(400, "invalid", "owner must be me or all.")
-        path = request.query_params.get("workspace_path")
-        if path is not None:
-            try:
-                serializers.workspace_path_check(path)
-            except Exception:
-                raise ApiError(400, "invalid", "workspace_path must be an absolute path.") from None
         page = services.session_list(
             db=db(),
             principal=principal,
             owner=owner,
-            workspace_path=path,
+            workspace_path=request.query_params.get("workspace_path"),
             limit=_int_param(request, "limit", 50, 1, 200),
             cursor=cursor_open(request.query_params.get("cursor")),
         )

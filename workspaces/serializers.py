@@ -9,20 +9,16 @@ import orjson
 from rest_framework import serializers
 
 from accounts.serializers import Strict, Text
+from workspaces.paths import MAX_ACTIVE_FILES, MAX_PATH_BYTES
 
-MAX_ACTIVE_FILES = 1000
-MAX_PATH = 1024
+# Paths are checked by the services (workspaces/paths.py), for every caller; this bound only
+# stops a long string early (a path of more characters than that has more bytes too).
+MAX_PATH = MAX_PATH_BYTES
+PATH_HELP = (
+    "An absolute, normalised path: starts with '/', no '.', '..' or empty segments, no "
+    "trailing '/' (except '/' itself), no control characters, at most 1024 bytes of UTF-8."
+)
 _EVENT_NAME = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
-
-
-def workspace_path_check(value: str) -> None:
-    """An absolute POSIX path with no ``..`` segment (paths name places, never escape them)."""
-    if not value.startswith("/"):
-        raise serializers.ValidationError("Must be an absolute path.", code="invalid")
-    if "\x00" in value:
-        raise serializers.ValidationError("Must not contain NUL.", code="invalid")
-    if ".." in value.split("/"):
-        raise serializers.ValidationError("Must not contain '..' segments.", code="invalid")
 
 
 def storable_json(value: Any) -> None:
@@ -52,11 +48,9 @@ class ObjectField(serializers.JSONField):
 
 class SessionCreateIn(Strict):
     name = Text(min_length=1, max_length=200)
-    workspace_path = Text(
-        max_length=MAX_PATH, trim_whitespace=False, validators=[workspace_path_check]
-    )
+    workspace_path = Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP)
     active_files = serializers.ListField(
-        child=Text(max_length=MAX_PATH, trim_whitespace=False),
+        child=Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP),
         max_length=MAX_ACTIVE_FILES,
         required=False,
     )
@@ -68,13 +62,10 @@ class SessionCreateIn(Strict):
 class SessionPatchIn(Strict):
     name = Text(min_length=1, max_length=200, required=False)
     workspace_path = Text(
-        max_length=MAX_PATH,
-        trim_whitespace=False,
-        validators=[workspace_path_check],
-        required=False,
+        max_length=MAX_PATH, trim_whitespace=False, required=False, help_text=PATH_HELP
     )
     active_files = serializers.ListField(
-        child=Text(max_length=MAX_PATH, trim_whitespace=False),
+        child=Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP),
         max_length=MAX_ACTIVE_FILES,
         required=False,
     )

@@ -20,6 +20,7 @@ from accounts.services import Principal
 from fdb_backend.records import Page, VersionConflict, get_together, insert_together
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError
+from workspaces.paths import MAX_ACTIVE_FILES, path_problem
 from workspaces.records import (
     SessionEvent,
     WorkspaceSession,
@@ -64,6 +65,32 @@ def _state_size_check(values: dict[str, Any]) -> None:
                 raise WorkspaceError(
                     413, "state_too_large", f"{name} is larger than {limit} bytes.", attr=name
                 )
+
+
+def _path_require(value: Any, attr: str) -> None:
+    problem = path_problem(value)
+    if problem is not None:
+        raise WorkspaceError(400, "invalid", problem, attr=attr)
+
+
+def _paths_check(values: dict[str, Any]) -> None:
+    """WorkspaceError 400 ``invalid`` naming the field (``active_files.3`` for an entry) unless
+    ``workspace_path`` and every entry of ``active_files`` in ``values`` are paths
+    (workspaces/paths.py). Every writer and the list filter come through here: REST, the
+    socket's state.patch, and any other caller of the services."""
+    if "workspace_path" in values:
+        _path_require(values["workspace_path"], "workspace_path")
+    if "active_files" in values:
+        files = values["active_files"]
+        if not isinstance(files, list) or len(files) > MAX_ACTIVE_FILES:
+            raise WorkspaceError(
+                400,
+                "invalid",
+                f"Must be a list of at most {MAX_ACTIVE_FILES} paths.",
+                attr="active_files",
+            )
+        for index, path in enumerate(files):
+            _path_require(path, f"active_files.{index}")
 
 
 def _event_json(event: SessionEvent) -> dict[str, Any]:
@@ -174,12 +201,16 @@ def session_create(
     terminal_state: dict[str, Any] | None = None,
     parent_session_id: uuid.UUID | None = None,
 ) -> SessionView:
-    """Create a session owned by the caller. Raises WorkspaceError 400 (bad parent), 413."""
+    """Create a session owned by the caller.
+
+    Raises WorkspaceError 400 (not a path, bad parent), 413.
+    """
     values: dict[str, Any] = {
         "active_files": active_files or [],
         "editor_state": editor_state or {},
         "terminal_state": terminal_state or {},
     }
+    _paths_check({"workspace_path": workspace_path, **values})
     _state_size_check(values)
     tenant_id = principal.tenant_id
     session_id, now = uuid.uuid4(), datetime.now(UTC)
@@ -251,8 +282,12 @@ def session_list(
 ) -> Page[SessionView]:
     """Sessions of the tenant (or the caller's), most recently active first.
 
-    Raises InvalidContinuation for a cursor from another listing.
+    Raises WorkspaceError 400 when ``workspace_path`` is not a path (no session has it, and a
+    long one would not fit in an index key), InvalidContinuation for a cursor from another
+    listing.
     """
+    if workspace_path is not None:
+        _path_require(workspace_path, "workspace_path")
     tenant_id = principal.tenant_id
 
     @fdb_backend.transactional
@@ -312,10 +347,12 @@ def session_update(
 ) -> SessionView:
     """Replace top-level fields; version + 1; a ``state.changed`` event is logged and sent.
 
-    Raises WorkspaceError 404, 412 version_conflict (with the current version), 413.
+    Raises WorkspaceError 400 (nothing to change, not a path), 404, 412 version_conflict (with
+    the current version), 413.
     """
     if not changes:
         raise WorkspaceError(400, "invalid", "Nothing to change.")
+    _paths_check(changes)
     _state_size_check(changes)
     tenant_id = principal.tenant_id
     event_id, now = uuid.uuid4(), datetime.now(UTC)

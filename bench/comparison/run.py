@@ -325,7 +325,7 @@ def smoke_flow(port: int, tag: str) -> None:
     new = {
         "name": "first",
         "workspace_path": "/ws/one",
-        "active_files": ["a.py"],
+        "active_files": ["/ws/one/a.py"],
         "editor_state": {"cursor": [1, 2]},
     }
     headers, first = _expect(
@@ -358,13 +358,16 @@ def smoke_flow(port: int, tag: str) -> None:
     _check(got == first and headers.get("etag") == '"1"', f"get: {got} {headers}")
     _expect("get bad id", _call(port, "GET", "/api/v5/sessions/not-a-uuid", token=access), 404)
 
-    patch = {"active_files": ["a.py", "b.py"], "terminal_state": {"cwd": "/ws/one"}}
+    patch = {"active_files": ["/ws/one/a.py", "/ws/one/b.py"], "terminal_state": {"cwd": "/ws/one"}}
     if_match = {"If-Match": '"1"'}
     headers, got = _expect(
         "patch", _call(port, "PATCH", url, patch, token=access, headers=if_match), 200
     )
     _check(got["version"] == 2 and headers.get("etag") == '"2"', f"patch: {got} {headers}")
-    _check(got["active_files"] == ["a.py", "b.py"] and got["name"] == "first", f"patch: {got}")
+    _check(
+        got["active_files"] == ["/ws/one/a.py", "/ws/one/b.py"] and got["name"] == "first",
+        f"patch: {got}",
+    )
     _expect(
         "stale patch",
         _call(port, "PATCH", url + "/", {"name": "x"}, token=access, headers=if_match),

@@ -58,9 +58,30 @@ def test_check_deploy_is_clean_behind_a_proxy(production):
         "WARNING",
         DJANGO_TRUST_X_FORWARDED_PROTO="1",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://coditect.example.com",
+        CODITECT_TRUSTED_PROXIES="10.0.0.2, 10.0.1.0/24",
         **production,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_trusting_x_forwarded_proto_without_a_trusted_proxy_is_a_warning(production):
+    # The header is removed from untrusted peers' requests: nothing would ever be HTTPS.
+    result = manage("check", DJANGO_TRUST_X_FORWARDED_PROTO="1", **production)
+    assert "coditect.W002" in result.stdout + result.stderr
+
+
+def test_trusted_proxies_are_networks(production):
+    values = shown(
+        "settings.CODITECT_TRUSTED_PROXIES",
+        **production,
+        CODITECT_TRUSTED_PROXIES=" 10.0.0.2, 10.1.2.3/16 ,::1,",
+    )
+    assert values == repr(["10.0.0.2/32", "10.1.0.0/16", "::1/128"])
+    assert shown("settings.CODITECT_TRUSTED_PROXIES", **production) == "[]"
+    result = manage("check", **production, CODITECT_TRUSTED_PROXIES="10.0.0.1,proxy.internal")
+    assert result.returncode != 0
+    assert "CODITECT_TRUSTED_PROXIES must list IP addresses" in result.stderr
+    assert "'proxy.internal'" in result.stderr
 
 
 def test_production_without_a_secret_key_refuses_to_start(production):
