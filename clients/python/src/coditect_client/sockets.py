@@ -110,12 +110,38 @@ class Lease:
     reacquired: int = 0
     error: LockLost | None = None
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    _held: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def held(self) -> bool:
+        """Held on the socket's current connection now (False while being re-acquired)."""
+        return self._held.is_set() and self.error is None
+
     def check(self) -> None:
-        """Raise LockLost if the lease is gone."""
+        """Raise LockLost if the lease is gone (it may still be being re-acquired: ``held``)."""
         if self.error is not None:
             raise self.error
+
+    async def wait_held(self, timeout: float | None = None) -> None:
+        """Return once the lease is held (at once, unless a reconnect is re-acquiring it).
+        LockLost if it is lost instead; TimeoutError after ``timeout``.
+
+        Work that must only run under the lock calls this before each step.
+        """
+        async with asyncio.timeout(timeout):
+            while not self.held:
+                self.check()
+                held, lost = (
+                    asyncio.ensure_future(self._held.wait()),
+                    asyncio.ensure_future(self.lost.wait()),
+                )
+                try:
+                    await asyncio.wait({held, lost}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    held.cancel()
+                    lost.cancel()
+            self.check()
 
 
 class _End:
@@ -139,7 +165,11 @@ class SessionSocket:
         self.presence: dict[str, dict[str, Any]] = {}
         self.locks: dict[str, dict[str, Any]] = {}
         self.connection_id = ""
-        self.counts = {"opened": 0, "resumed": 0, "resynced": 0, "gaps": 0, "repeats": 0}
+        # How the connection went: welcomes, resumes, resyncs, gaps seen, repeats dropped, and
+        # publishes a drop interrupted that were found in the replay / sent again.
+        self.counts = dict.fromkeys(
+            ("opened", "resumed", "resynced", "gaps", "repeats", "recovered", "republished"), 0
+        )
         self._synced = False
         self._ahead: dict[int, dict[str, Any]] = {}
         self._gap_resumed = False
@@ -287,6 +317,7 @@ class SessionSocket:
         return int(ack["seq"])
 
     async def ping(self) -> None:
+        """A round trip: returns once the server answered (its ``pong``)."""
         await self.request({"type": "ping"})
 
     # --- leases ---------------------------------------------------------------------------
@@ -317,6 +348,10 @@ class SessionSocket:
                     raise
                 await asyncio.sleep(0.5)
         lease = Lease(path, ttl_s, ack.get("expires_at"), connection_id)
+        if connection_id == self.connection_id:
+            lease._held.set()
+        else:
+            lease._wake.set()  # granted to a connection that dropped since: take it again
         self._leases[path] = lease
         self._lease_tasks[path] = asyncio.create_task(self._keep(lease), name=f"lease {path}")
         return lease
@@ -358,6 +393,7 @@ class SessionSocket:
                 lease.renewals += 1
             except LockNotHeld:
                 # Expired before this renewal (a stall): take it again if nobody else did.
+                lease._held.clear()
                 lease.connection_id = ""
                 lease._wake.set()
             except (Disconnected, RequestTimeout):
@@ -392,6 +428,8 @@ class SessionSocket:
             lease.connection_id = connection_id
             lease.expires_at = ack.get("expires_at")
             lease.reacquired += 1
+            if connection_id == self.connection_id:
+                lease._held.set()
             return
 
     def _lose(self, lease: Lease, reason: str) -> None:
@@ -493,6 +531,8 @@ class SessionSocket:
 
     def _disconnected(self) -> None:
         self._ready.clear()
+        for lease in self._leases.values():
+            lease._held.clear()  # a lease belongs to a connection
         self._resume_id = None
         for key, pending in list(self._pending.items()):
             del self._pending[key]
@@ -540,7 +580,7 @@ class SessionSocket:
             await self._on_welcome(ws, message)
         elif kind == "resync":
             self._on_resync(message)
-        elif kind in ("ack", "error"):
+        elif kind in ("ack", "error", "pong"):
             await self._on_reply(ws, message)
         elif kind in BROADCASTS:
             await self._on_broadcast(ws, message)
@@ -593,7 +633,7 @@ class SessionSocket:
         pending = self._pending.pop(str(reply_id), None) if reply_id is not None else None
         if pending is None or pending.future.done():
             return
-        if message["type"] == "ack":
+        if message["type"] in ("ack", "pong"):
             if pending.message.get("type") == "event.publish" and "seq" in message:
                 self._claimed.add(int(message["seq"]))
                 self._own_events.pop(int(message["seq"]), None)
@@ -611,11 +651,13 @@ class SessionSocket:
             if found is not None:
                 self._claimed.add(found.seq)
                 self._own_events.pop(found.seq, None)
+                self.counts["recovered"] += 1
                 pending.future.set_result({"type": "ack", "seq": found.seq, "recovered": True})
             elif self._resync_seen:
                 # The log did not reach back: whether it was applied cannot be told.
                 pending.future.set_exception(Disconnected("dropped, and the log was resynced"))
             else:
+                self.counts["republished"] += 1
                 await self._send_pending(pending, ws)
         self._ready.set()
         for lease in self._leases.values():
