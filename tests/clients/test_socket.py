@@ -305,3 +305,26 @@ async def test_a_publish_interrupted_by_a_drop_is_applied_exactly_once(
         assert (logged[1], logged[2]) == (recovered_seq, resent_seq)
         got = await collect(sock, lambda got: 2 in progress(got))
         assert progress(got) == [0, 1, 2]
+
+
+async def test_a_socket_outlives_its_access_tokens(servers: Servers, store_url: str) -> None:
+    # Tokens live 4 s: the client refreshes them a second before expiry and re-authenticates
+    # the open socket, which would otherwise be closed with 4401 at expiry. (A real server's
+    # clock: the test lives through three tokens.)
+    env = base_env(store_url, CODITECT_ACCESS_TOKEN_TTL_S="4", CODITECT_JWT_LEEWAY_S="0")
+    (server,) = servers.start_all(("tokens", env))
+    await asyncio.to_thread(register, Http(server), "Alice", "alice@example.com", "Acme")
+    async with Client(server.base_url) as client:
+        await client.login("alice@example.com", PASSWORD)
+        session = await client.create_session(name="long", workspace_path="/srv/app")
+        sock = await client.connect(session.id)
+        start = sock.seq
+        got: list[Event] = []
+        for step in range(9):
+            await client.publish_event(session.id, "progress", {"step": step})
+            got += await collect(sock, lambda more, step=step: step in progress(more))
+            await asyncio.sleep(1)
+        assert progress(got) == list(range(9))
+        assert_in_order(got, start)
+        assert sock.counts["opened"] == 1, sock.counts  # never dropped
+        assert sock.counts["reauthed"] >= 2, sock.counts

@@ -168,7 +168,17 @@ class SessionSocket:
         # How the connection went: welcomes, resumes, resyncs, gaps seen, repeats dropped, and
         # publishes a drop interrupted that were found in the replay / sent again.
         self.counts = dict.fromkeys(
-            ("opened", "resumed", "resynced", "gaps", "repeats", "recovered", "republished"), 0
+            (
+                "opened",
+                "resumed",
+                "resynced",
+                "reauthed",
+                "gaps",
+                "repeats",
+                "recovered",
+                "republished",
+            ),
+            0,
         )
         self._synced = False
         self._ahead: dict[int, dict[str, Any]] = {}
@@ -177,6 +187,7 @@ class SessionSocket:
         self._resync_seen = False
         self._ws: ClientConnection | None = None
         self._socket_token: str | None = None
+        self._auth_ids: set[str] = set()
         self._last_received = 0.0
         self._ready = asyncio.Event()  # open, welcomed, resumed: requests may go out
         self._first = asyncio.Event()  # the first welcome came (or the socket failed)
@@ -543,22 +554,40 @@ class SessionSocket:
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         """Ping while idle; drop a connection that answers nothing; re-auth before expiry."""
+        options = self.options
+        next_ping = time.monotonic() + options.ping_every_s
+        ping_sent: float | None = None
         while True:
+            now = time.monotonic()
+            wake = [next_ping]
             due = self.client.refresh_due_in()
-            wait = self.options.ping_every_s if due is None else min(self.options.ping_every_s, due)
-            # At least a second apart: a refresh that keeps failing must not spin.
-            await asyncio.sleep(max(1.0, wait))
-            token = await self._fresh_token()
-            if token is not None and token != self._socket_token:
-                self._socket_token = token
-                await self._send_raw(ws, {"type": "auth", "token": token, "id": self._new_id()})
-            sent = time.monotonic()
-            await self._send_raw(ws, {"type": "ping", "id": self._new_id()})
-            await asyncio.sleep(self.options.pong_timeout_s)
-            if self._last_received < sent:
-                # Dead without a close (a lost network): drop it now, then reconnect.
-                ws.transport.abort()
-                return
+            if due is not None:
+                # At least a second apart: a refresh that keeps failing must not spin.
+                wake.append(now + max(1.0, due))
+            if ping_sent is not None:
+                wake.append(ping_sent + options.pong_timeout_s)
+            await asyncio.sleep(max(0.0, min(wake) - now))
+            now = time.monotonic()
+            if ping_sent is not None:
+                if self._last_received >= ping_sent:
+                    ping_sent = None  # anything at all proves the connection alive
+                elif now >= ping_sent + options.pong_timeout_s:
+                    # Dead without a close (a lost network): drop it now, then reconnect.
+                    ws.transport.abort()
+                    return
+            due = self.client.refresh_due_in()
+            if due is not None and due <= 0:
+                token = await self._fresh_token()
+                if token is not None and token != self._socket_token:
+                    self._socket_token = token
+                    auth_id = self._new_id()
+                    self._auth_ids.add(auth_id)
+                    await self._send_raw(ws, {"type": "auth", "token": token, "id": auth_id})
+            if time.monotonic() >= next_ping:
+                next_ping = time.monotonic() + options.ping_every_s
+                if ping_sent is None:
+                    ping_sent = time.monotonic()
+                await self._send_raw(ws, {"type": "ping", "id": self._new_id()})
 
     async def _fresh_token(self) -> str | None:
         try:
@@ -622,6 +651,11 @@ class SessionSocket:
 
     async def _on_reply(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         reply_id = message.get("id")
+        if isinstance(reply_id, str) and reply_id in self._auth_ids:
+            self._auth_ids.discard(reply_id)
+            if message["type"] == "ack":
+                self.counts["reauthed"] += 1
+            return
         if reply_id is not None and reply_id == self._resume_id:
             self._resume_id = None
             if message["type"] == "error" or self._ahead:
