@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from coditect_client import (
+    AuthLost,
     BadRequest,
     Client,
     NotFound,
@@ -129,6 +130,10 @@ async def test_typed_errors_and_another_tenant(servers: Servers, store_url: str)
         with pytest.raises(Unauthorized) as bad:
             await forged.get_session(session.id)
         assert bad.value.status == 401
+        # The socket closes with 4401; with no refresh token the client gives up at once.
+        with pytest.raises(AuthLost) as lost:
+            await forged.connect(session.id)
+        assert lost.value.close_code == 4401
     # Nothing listens: a transport error, not a problem.
     async with Client(f"http://127.0.0.1:{free_port()}") as down:
         with pytest.raises(TransportError):
