@@ -308,6 +308,9 @@ class SessionSocket:
         except TimeoutError:
             self._forget_pending(pending)
             raise RequestTimeout(f"no answer to {message.get('type')}") from None
+        except asyncio.CancelledError:
+            self._forget_pending(pending)  # a cancelled publish is not sent again
+            raise
         return ack, pending.connection_id
 
     async def patch(
@@ -387,6 +390,14 @@ class SessionSocket:
             await self.request({"type": "lock.release", "path": path})
 
     async def _keep(self, lease: Lease) -> None:
+        try:
+            await self._renew_loop(lease)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._lose(lease, f"renewal failed: {error!r}")
+
+    async def _renew_loop(self, lease: Lease) -> None:
         """Renew at ttl/3; after a reconnect, take the lease again on the new connection."""
         interval = max(0.2, lease.ttl_s / 3)
         while lease.error is None and not self._closed:
@@ -451,6 +462,15 @@ class SessionSocket:
     # --- connection -----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._connect_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # A bug here must not leave callers waiting forever on a socket that is gone.
+            self._die(SocketError(f"the socket failed: {error!r}"))
+
+    async def _connect_loop(self) -> None:
         attempt = 0
         while not self._closed:
             try:
