@@ -99,7 +99,18 @@ async def pair(
 
 
 def _valid_id(value: Any) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool)
+    """An id the server echoes (protocol.md): other ids are refused, not echoed."""
+    if isinstance(value, str):
+        return len(value) <= 200 and _encodable(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def reply_to(peer: CommPeer, send: Any) -> dict[str, Any]:
