@@ -411,11 +411,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_RATE_LIMITED)
             return
         self.last_message = time.monotonic()
-        msg_id = None
+        msg_id, kind = None, None
         try:
             message = parse_message(text_data)
-            msg_id = message.get("id")
-            if message["type"] != "auth" and not self.joined:
+            msg_id, kind = message.get("id"), message["type"]
+            if kind != "auth" and not self.joined:
                 await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
                 return
             message = message_fields(message)
@@ -426,9 +426,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
             if error.status == 404:
                 await self.close(CLOSE_NOT_FOUND)
                 return
-            await self.reply_error(
-                msg_id, error.code, error.detail, attr=error.attr, **error.context
-            )
+            attr = error.attr
+            if attr is not None and kind == "state.patch":
+                attr = f"changes.{attr}"  # the session field, inside the message's changes
+            await self.reply_error(msg_id, error.code, error.detail, attr=attr, **error.context)
         except services.LockError as error:
             extra = {}
             if error.lock is not None:

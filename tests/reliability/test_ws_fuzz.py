@@ -684,7 +684,7 @@ async def test_ten_crashes_leave_no_ghosts(live: Live) -> None:
 
 # Values that broke something once or are at a bound: surrogates as JSON escapes (json.dumps
 # writes "\ud800" for them), strings past every limit, numbers past 2^53 and 2^64, nesting.
-_EDGES = st.sampled_from(
+_EDGES: st.SearchStrategy[Any] = st.sampled_from(
     [
         "\ud800",
         "\udfff",
