@@ -7,6 +7,13 @@ the log (welcome, resume, a gap) live events only note how far it must read.
 
 Live events reach the socket through the process's fan-out (realtime/fanout.py), not through a
 channel-layer group member per socket.
+
+Input never crashes a socket: every field of every message is checked (realtime/protocol.py,
+and the services' own checks) and answered with ``error``. A bug that raises anyway closes
+the socket with 1011, and the socket is torn down as on any disconnect (presence leave, its
+locks released, out of the watch and the fan-out): Channels ends a consumer whose handler
+raised without ever calling ``disconnect``, so that one would otherwise stay in the process's
+lists and keep its connection record alive, a ghost in presence, for good.
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 import jwt
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from rest_framework.exceptions import ValidationError
 
 import fdb_backend
 from accounts.errors import AccountError
@@ -33,15 +40,15 @@ from realtime.fanout import fanout
 from realtime.protocol import (
     PROTOCOL,
     ProtocolError,
+    auth_token_check,
+    message_fields,
     parse_message,
     wire_event,
 )
 from realtime.watch import watch
 from workspaces.errors import WorkspaceError
 from workspaces.presenters import session_json
-from workspaces.serializers import SessionPatchIn, event_name_check, storable_json
 from workspaces.services import (
-    EVENT_DATA_MAX_BYTES,
     session_event_list,
     session_event_publish,
     session_update,
@@ -55,13 +62,17 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TIMEOUT = 4408
 CLOSE_TOO_LARGE = 4413
 CLOSE_RATE_LIMITED = 4429
+# A bug of the server's, never the client's input (CONTRACT §4).
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
     # No channel of its own: live events come from the process's fan-out.
     channel_layer_alias = None
 
-    async def connect(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set before anything can fail, so teardown finds every field whatever happened.
         self.principal: Principal | None = None
         self.token_expires_at = 0.0
         self.connection_id = uuid.uuid4().hex
@@ -70,6 +81,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # client only as state, so a resume replays them; later ones were sent live.
         self.state_seq = 0
         self.joined = False
+        # A connection record may exist (connection_open was called): teardown removes it.
+        self.recorded = False
+        self.torn_down = False
         self.tasks: set[asyncio.Task[None]] = set()  # running ones only: see _background
         self.last_message = time.monotonic()
         self.tokens = float(settings.CODITECT_WS_RATE_BURST)
@@ -80,6 +94,31 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.catching_up = False
         self.behind = 0
         self.log_lock = asyncio.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends (a disconnect, a handler's exception, cancellation by
+            # daphne), the socket leaves presence and the process's lists. Shielded: a
+            # cancelled consumer must still finish removing its connection record.
+            await asyncio.shield(self.teardown())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except (StopConsumer, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Client input is answered in receive() and never gets here: this is a bug.
+            log.exception(
+                "socket handler failed",
+                extra={"connection_id": self.connection_id, "type": message.get("type")},
+            )
+            await self.close(CLOSE_INTERNAL_ERROR)
+            raise StopConsumer from None  # __call__ tears down
+
+    async def connect(self) -> None:
         offered = list(self.scope.get("subprotocols") or [])
         if PROTOCOL not in offered:
             await self.accept()
@@ -97,7 +136,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         bearer = [p[len("bearer.") :] for p in offered if p.startswith("bearer.")]
         if bearer:
-            await self.join(bearer[0])
+            try:
+                token = auth_token_check(bearer[0])
+            except ProtocolError:
+                await self.close(CLOSE_UNAUTHENTICATED)
+                return
+            await self.join(token)
         else:
             self._background(self.auth_deadline())
 
@@ -129,6 +173,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.catching_up = True
         await fanout().join(self.session_id, self)
         self.subscribed = True
+        self.recorded = True
         try:
             welcome = await in_pool(services.connection_open)(
                 db=fdb_backend.get_database(),
@@ -137,6 +182,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 connection_id=self.connection_id,
             )
         except WorkspaceError:
+            self.recorded = False  # a 404 comes before any write
             await self.close(CLOSE_NOT_FOUND)
             return
         self.joined = True
@@ -177,20 +223,43 @@ class SessionConsumer(AsyncWebsocketConsumer):
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` beside the socket's messages, cancelled at disconnect; a finished task
         leaves the set, so a long-lived socket does not collect them."""
-        task = asyncio.ensure_future(work)
+        task = asyncio.ensure_future(self._guarded(work))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """A background task that fails leaves the socket in an unknown state (a gap half
+        read): close it with 1011; daphne's disconnect then tears it down."""
+        try:
+            await work
+        except Exception:
+            log.exception("socket task failed", extra={"connection_id": self.connection_id})
+            await self.close(CLOSE_INTERNAL_ERROR)
+
     async def disconnect(self, code: int) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        watch().discard(self)
-        if getattr(self, "subscribed", False):
-            self.subscribed = False
-            await fanout().leave(self.session_id, self)
-        if not getattr(self, "joined", False):
+        await self.teardown()
+
+    async def teardown(self) -> None:
+        """Stop the socket's tasks, leave the watch and the fan-out, and remove the connection
+        record with its locks (announcing both). Runs once, however the socket ended."""
+        if self.torn_down:
             return
+        self.torn_down = True
+        self.closing = True  # nothing more is sent, whatever still arrives
+        for task in list(self.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        watch().discard(self)
+        if self.subscribed:
+            self.subscribed = False
+            try:
+                await fanout().leave(self.session_id, self)
+            except Exception:
+                log.exception("fan-out leave failed", extra={"connection_id": self.connection_id})
         self.joined = False
+        if not self.recorded or self.principal is None:
+            return
+        self.recorded = False
         try:
             await in_pool(services.connection_close)(
                 db=fdb_backend.get_database(),
@@ -212,10 +281,14 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
-    async def reply_error(self, msg_id: Any, code: str, detail: str, **extra: Any) -> None:
-        await self.send_json(
-            {"type": "error", "id": msg_id, "code": code, "detail": detail, **extra}
-        )
+    async def reply_error(
+        self, msg_id: Any, code: str, detail: str, *, attr: str | None = None, **extra: Any
+    ) -> None:
+        """``error``; ``attr`` names the field at fault, as in a REST problem's errors."""
+        reply = {"type": "error", "id": msg_id, "code": code, "detail": detail, **extra}
+        if attr is not None:
+            reply["attr"] = attr
+        await self.send_json(reply)
 
     async def fanout_event(self, seq: int, text: str) -> None:
         """A live event from the fan-out: sent now if it is the next one, else read from the log."""
@@ -237,7 +310,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self._background(self.read_log())
 
     async def fanout_deleted(self) -> None:
-        self.joined = False  # nothing left to clean up: the session took its records along
+        # Nothing left to clean up: the session took its records along.
+        self.joined = self.recorded = False
         await self.close(CLOSE_NOT_FOUND)
 
     async def read_log(self) -> None:
@@ -330,39 +404,52 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_RATE_LIMITED)
             return
         self.last_message = time.monotonic()
+        msg_id, kind = None, None
         try:
             message = parse_message(text_data)
+            msg_id, kind = message.get("id"), message["type"]
+            if kind != "auth" and not self.joined:
+                await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
+                return
+            message = message_fields(message)
+            await self.handle(message)
         except ProtocolError as error:
-            await self.reply_error(error.msg_id, error.code, error.detail)
-            return
-        kind, msg_id = message["type"], message.get("id")
-        if kind == "auth":
-            await self.on_auth(message)
-            return
-        if not self.joined:
-            await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
-            return
-        handler = getattr(self, "on_" + kind.replace(".", "_"))
-        try:
-            await handler(message)
-        except ProtocolError as error:
-            await self.reply_error(msg_id, error.code, error.detail)
+            await self.reply_error(error.msg_id, error.code, error.detail, attr=error.attr)
         except WorkspaceError as error:
             if error.status == 404:
                 await self.close(CLOSE_NOT_FOUND)
                 return
-            await self.reply_error(msg_id, error.code, error.detail, **error.context)
+            attr = error.attr
+            if attr is not None and kind == "state.patch":
+                attr = f"changes.{attr}"  # the session field, inside the message's changes
+            await self.reply_error(msg_id, error.code, error.detail, attr=attr, **error.context)
         except services.LockError as error:
             extra = {}
             if error.lock is not None:
                 extra = {k: v for k, v in services.lock_json(error.lock).items() if k != "path"}
             await self.reply_error(msg_id, error.code, error.detail, **extra)
 
+    async def handle(self, message: dict[str, Any]) -> None:
+        """Run the handler of a checked message (see realtime.protocol.message_fields)."""
+        kind = message["type"]
+        if kind == "auth":
+            await self.on_auth(message)
+        elif kind == "ping":
+            await self.send_json({"type": "pong", "id": message["id"]})
+        elif kind == "resume":
+            await self.on_resume(message)
+        elif kind == "state.patch":
+            await self.on_state_patch(message)
+        elif kind == "event.publish":
+            await self.on_event_publish(message)
+        elif kind in ("lock.acquire", "lock.renew"):
+            await self.on_lock_acquire(message, renew=kind == "lock.renew")
+        else:
+            assert kind == "lock.release", kind
+            await self.on_lock_release(message)
+
     async def on_auth(self, message: dict[str, Any]) -> None:
-        token = message.get("token")
-        if not isinstance(token, str) or not token:
-            await self.reply_error(message.get("id"), "invalid", "auth needs a token.")
-            return
+        token: str = message["token"]
         if not self.joined:
             await self.join(token)
             return
@@ -375,17 +462,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_UNAUTHENTICATED)  # a socket never changes hands
             return
         self.principal = principal
-        await self.send_json({"type": "ack", "id": message.get("id")})
-
-    async def on_ping(self, message: dict[str, Any]) -> None:
-        await self.send_json({"type": "pong", "id": message.get("id")})
+        await self.send_json({"type": "ack", "id": message["id"]})
 
     async def on_resume(self, message: dict[str, Any]) -> None:
-        last_seq = message.get("last_seq")
-        if not isinstance(last_seq, int) or isinstance(last_seq, bool) or last_seq < 0:
-            raise ProtocolError(
-                "invalid", "last_seq must be a non-negative integer.", message.get("id")
-            )
+        last_seq: int = message["last_seq"]
         # Events after state_seq were sent on this socket as they came; the client missed
         # those from last_seq up to the state it was given.
         # Live events wait meanwhile, so the replay comes whole, then the ack, then them.
@@ -395,69 +475,40 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 replayed = 0
                 if last_seq < self.state_seq:
                     replayed = await self.replay(after=last_seq, upto=self.state_seq)
-                await self.send_json({"type": "ack", "id": message.get("id"), "replayed": replayed})
+                await self.send_json({"type": "ack", "id": message["id"], "replayed": replayed})
                 await self.catch_up()
             finally:
                 self.catching_up = False
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
         assert self.principal is not None
-        base = message.get("base_version")
-        changes = message.get("changes")
-        if not isinstance(base, int) or isinstance(base, bool) or not isinstance(changes, dict):
-            raise ProtocolError(
-                "invalid", "state.patch needs base_version and changes.", message.get("id")
-            )
-        serializer = SessionPatchIn(data=changes)
-        if not changes or not serializer.is_valid():
-            raise ProtocolError(
-                "invalid", "changes are not valid session fields.", message.get("id")
-            )
         view = await in_pool(session_update)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
-            changes=dict(serializer.validated_data),
-            expected_version=base,
+            changes=message["changes"],
+            expected_version=message["base_version"],
             origin=self.connection_id,
         )
         await self.send_json(
-            {"type": "ack", "id": message.get("id"), "version": view.version, "seq": view.head.seq}
+            {"type": "ack", "id": message["id"], "version": view.version, "seq": view.head.seq}
         )
 
     async def on_event_publish(self, message: dict[str, Any]) -> None:
         assert self.principal is not None
-        name, data = message.get("event"), message.get("data")
-        try:
-            if not isinstance(name, str):
-                raise ValidationError("event must be a string.")
-            event_name_check(name)
-            storable_json(data)
-        except ValidationError:
-            raise ProtocolError(
-                "invalid", "event or data is not valid.", message.get("id")
-            ) from None
-        if len(json.dumps(data, separators=(",", ":")).encode()) > EVENT_DATA_MAX_BYTES:
-            raise ProtocolError("invalid", "Event data is larger than 64 KiB.", message.get("id"))
         seq = await in_pool(session_event_publish)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
-            event=name,
-            data=data,
+            event=message["event"],
+            data=message["data"],
             origin=self.connection_id,
         )
-        await self.send_json({"type": "ack", "id": message.get("id"), "seq": seq})
+        await self.send_json({"type": "ack", "id": message["id"], "seq": seq})
 
     async def on_lock_acquire(self, message: dict[str, Any], renew: bool = False) -> None:
         assert self.principal is not None
-        path, ttl = message.get("path"), message.get("ttl_s", 30)
-        if not isinstance(path, str) or not path or len(path) > 1024:
-            raise ProtocolError("invalid", "path must be a non-empty string.", message.get("id"))
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= 300:
-            raise ProtocolError(
-                "invalid", "ttl_s must be an integer from 1 to 300.", message.get("id")
-            )
+        path, ttl = message["path"], message["ttl_s"]
         lock = await in_pool(services.lock_acquire)(
             db=fdb_backend.get_database(),
             principal=self.principal,
@@ -471,21 +522,16 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.send_json(
             {
                 "type": "ack",
-                "id": message.get("id"),
+                "id": message["id"],
                 "granted": True,
                 "path": path,
                 "expires_at": services.lock_json(lock)["expires_at"],
             }
         )
 
-    async def on_lock_renew(self, message: dict[str, Any]) -> None:
-        await self.on_lock_acquire(message, renew=True)
-
     async def on_lock_release(self, message: dict[str, Any]) -> None:
         assert self.principal is not None
-        path = message.get("path")
-        if not isinstance(path, str) or not path:
-            raise ProtocolError("invalid", "path must be a non-empty string.", message.get("id"))
+        path = message["path"]
         await in_pool(services.lock_release)(
             db=fdb_backend.get_database(),
             principal=self.principal,
@@ -493,14 +539,18 @@ class SessionConsumer(AsyncWebsocketConsumer):
             connection_id=self.connection_id,
             path=path,
         )
-        await self.send_json({"type": "ack", "id": message.get("id"), "path": path})
+        await self.send_json({"type": "ack", "id": message["id"], "path": path})
 
     async def expire_later(self, ttl_s: int) -> None:
         """Sweep soon after our lease ends, so its release is broadcast promptly."""
         await asyncio.sleep(ttl_s + 0.2)
-        await in_pool(services.connection_heartbeat)(
-            db=fdb_backend.get_database(),
-            tenant_id=self.tenant_id,
-            session_id=self.session_id,
-            connection_id=self.connection_id,
-        )
+        try:
+            await in_pool(services.connection_heartbeat)(
+                db=fdb_backend.get_database(),
+                tenant_id=self.tenant_id,
+                session_id=self.session_id,
+                connection_id=self.connection_id,
+            )
+        except Exception:
+            # Not the socket's fault nor its state: the next heartbeat sweeps the lease.
+            log.exception("lock sweep failed", extra={"connection_id": self.connection_id})

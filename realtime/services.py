@@ -7,6 +7,7 @@ that say so to the session's log; the events are broadcast after commit, never i
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,17 @@ from workspaces.errors import WorkspaceError
 from workspaces.services import SessionView, session_events_append, session_get
 
 Events = list[dict[str, Any]]
+
+# A lock path is part of a storage key (FoundationDB allows 10,000 bytes per key) and comes
+# back in every lock.changed; 1 KiB of UTF-8 is far more than any file path needs.
+LOCK_PATH_MAX_BYTES = 1024
+# C0 and C1 control characters and DEL: no file name needs them, and a newline or NUL in a
+# path shown to another user or written to a log is a forgery waiting to happen.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LOCK_PATH_RULES = (
+    "path must be an absolute, normalised path (no '.' or '..' segments, no '//', no "
+    "trailing '/'), without control characters, of at most 1024 bytes of UTF-8."
+)
 
 
 class LockError(Exception):
@@ -231,6 +243,25 @@ def connections_heartbeat(
     _send(session_id, beat(db))
 
 
+def lock_path_check(path: str) -> None:
+    """Raises WorkspaceError 400 ``invalid`` (attr ``path``) unless ``path`` names one place
+    one way: absolute, normalised, valid Unicode without control characters, and at most
+    LOCK_PATH_MAX_BYTES of UTF-8. Two spellings of one file (``/a//b``, ``/a/./b``) would be
+    two locks on it, and ``..`` would name places outside the workspace."""
+    try:
+        size = len(path.encode("utf-8"))  # fails exactly on lone surrogates
+    except UnicodeEncodeError:
+        size = -1
+    segments = path[1:].split("/")
+    if (
+        not 0 < size <= LOCK_PATH_MAX_BYTES
+        or not path.startswith("/")
+        or _CONTROL.search(path)
+        or (path != "/" and any(s in ("", ".", "..") for s in segments))
+    ):
+        raise WorkspaceError(400, "invalid", _LOCK_PATH_RULES, attr="path")
+
+
 def lock_acquire(
     *,
     db: Any,
@@ -244,8 +275,9 @@ def lock_acquire(
     """Take (or with ``renew``, extend) a lease on ``path``; atomic across processes.
 
     Raises LockError lock_held (another live holder) or lock_not_held (renewing a lock one
-    does not hold), WorkspaceError 404.
+    does not hold), WorkspaceError 400 (see lock_path_check) or 404.
     """
+    lock_path_check(path)
     tenant_id = principal.tenant_id
     now, batch = datetime.now(UTC), uuid.uuid4()
     wanted = Lock(
@@ -285,7 +317,9 @@ def lock_acquire(
 def lock_release(
     *, db: Any, principal: Principal, session_id: uuid.UUID, connection_id: str, path: str
 ) -> None:
-    """Release a lock this connection holds. Raises LockError lock_not_held."""
+    """Release a lock this connection holds. Raises LockError lock_not_held, WorkspaceError
+    400 (see lock_path_check)."""
+    lock_path_check(path)
     tenant_id = principal.tenant_id
     now, batch = datetime.now(UTC), uuid.uuid4()
 

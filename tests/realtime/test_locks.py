@@ -144,6 +144,52 @@ async def test_bad_lock_requests(
     await peer.ping()
 
 
+# Issue 15, finding 8: one place, one spelling, one bound (protocol.md, "Lock paths").
+LOCK_PATHS_REFUSED = {
+    "relative": "srv/a.py",
+    "dot": "/srv/./a.py",
+    "dot-dot": "/srv/../etc/passwd",
+    "double slash": "/srv//a.py",
+    "leading double slash": "//srv/a.py",
+    "trailing slash": "/srv/",
+    "newline": "/srv/a.py\nforged: line",
+    "NUL": "/srv/a\x00.py",
+    "DEL": "/srv/a\x7f.py",
+    "C1 control": "/srv/a\x85.py",
+    "lone surrogate": "/srv/\ud800.py",
+    "1,025 bytes": "/" + "x" * 1024,
+    "1,025 bytes of two-byte characters": "/xx" + "é" * 511,
+    "10 kB": "/" + "x" * 10_240,
+}
+LOCK_PATHS_ACCEPTED = ["/", "/srv/a.py", "/" + "x" * 1023, "/" + "é" * 511, "/srv/..a/b.", "/ä/€/𝄞"]
+
+
+@pytest.mark.parametrize("what", sorted(LOCK_PATHS_REFUSED))
+async def test_lock_paths_must_be_absolute_normalised_and_bounded(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], what: str
+) -> None:
+    path = LOCK_PATHS_REFUSED[what]
+    peer = await sockets.join(alice_session["id"], alice.access, "alice")
+    for kind in ("lock.acquire", "lock.renew", "lock.release"):
+        error = await peer.refused(kind, "invalid", path=path, ttl_s=30)
+        assert error["attr"] == "path", error
+    await peer.drain(quiet=0.1)
+    assert peer.broadcasts("lock.changed") == []
+    await peer.ping()
+
+
+async def test_lock_paths_at_the_bounds_are_accepted(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    peer = await sockets.join(alice_session["id"], alice.access, "alice")
+    for path in LOCK_PATHS_ACCEPTED:
+        ack = await peer.ok("lock.acquire", path=path, ttl_s=30)
+        assert ack["path"] == path
+        changed = await peer.next("lock.changed", path=path)
+        assert changed["holder"]["connection_id"] == peer.connection_id
+        await peer.ok("lock.release", path=path)
+
+
 @pytest.mark.parametrize("ttl_s", [1, 300])
 async def test_ttl_bounds_are_accepted(
     sockets: Sockets, alice: Persona, alice_session: dict[str, Any], ttl_s: int

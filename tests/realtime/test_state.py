@@ -138,7 +138,15 @@ async def test_invalid_patches_change_nothing(
     heard = len(first.heard()), len(second.heard())
     before = await call(read_session, sessions, alice, session_id)
     message = {"base_version": before["version"], "changes": {"name": "fine"}, **fields}
-    await first.refused("state.patch", "invalid", **message)
+    error = await first.refused("state.patch", "invalid", **message)
+    # The field at fault, as in a REST problem's errors[].attr.
+    wrong = next(iter(fields))
+    if wrong == "changes" and isinstance(fields["changes"], dict) and fields["changes"]:
+        keys = list(fields["changes"])
+        culprit = keys[0] if len(keys) == 1 else next(k for k in keys if k != "name")
+        assert error["attr"] == f"changes.{culprit}", error
+    else:
+        assert error["attr"] == wrong, error
     await first.drain()
     await second.drain()
     assert (len(first.heard()), len(second.heard())) == heard
@@ -229,8 +237,10 @@ async def test_reserved_and_bad_event_names(
     first, second = await pair(sockets, session_id, alice, bob)
     await second.drain(quiet=0.1)
     before = await call(read_session, sessions, alice, session_id)
-    await first.refused("event.publish", "invalid", **{"data": {}, **fields})
-    await first.refused("event.publish", "invalid", data={})  # no event at all
+    error = await first.refused("event.publish", "invalid", **{"data": {}, **fields})
+    assert error["attr"] == "event", error
+    error = await first.refused("event.publish", "invalid", data={})  # no event at all
+    assert error["attr"] == "event", error
     await second.drain()
     assert second.heard() == []
     assert (await call(read_session, sessions, alice, session_id))["seq"] == before["seq"]
@@ -377,3 +387,19 @@ async def test_socket_writes_take_turns_in_the_storage_pool(
     got = sorted(seqs[0] + seqs[1])
     assert got == list(range(got[0], got[0] + 10))  # after the presence events' seqs
     assert most[0] == 1
+
+
+async def test_a_service_refusal_names_the_field_inside_changes(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], settings
+) -> None:
+    """The session service's own checks answer as the message's do: the field in ``attr``."""
+    settings.CODITECT_SESSION_STATE_MAX_BYTES = 100
+    peer = await sockets.join(alice_session["id"], alice.access, "alice")
+    error = await peer.refused(
+        "state.patch",
+        "state_too_large",
+        base_version=peer.welcome["version"],
+        changes={"editor_state": {"big": "x" * 200}},
+    )
+    assert error["attr"] == "changes.editor_state", error
+    await peer.ping()

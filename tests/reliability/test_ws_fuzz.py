@@ -12,14 +12,22 @@ message the server sends must be strict JSON (RFC 8259: no NaN or Infinity), whi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import math
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin, Subprotocol
 
 from tests.accounts.helpers import Persona
 from tests.realtime.helpers import (
@@ -29,6 +37,18 @@ from tests.realtime.helpers import (
     Sockets,
     call,
     ws_path,
+)
+from tests.realtime.servers import (
+    Account,
+    Http,
+    NetPeer,
+    Server,
+    Servers,
+    base_env,
+    create_session,
+    invite,
+    net_open,
+    register,
 )
 from tests.workspaces.helpers import SessionApi, all_events
 
@@ -99,7 +119,18 @@ async def pair(
 
 
 def _valid_id(value: Any) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool)
+    """An id the server echoes (protocol.md): other ids are refused, not echoed."""
+    if isinstance(value, str):
+        return len(value) <= 200 and _encodable(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def reply_to(peer: CommPeer, send: Any) -> dict[str, Any]:
@@ -231,6 +262,39 @@ JSON_FRAMES: list[tuple[dict[str, Any], set[str]]] = [
     (msg("auth", "a1"), INVALID),
     (msg("auth", "a2", token=""), INVALID),
     (msg("auth", "a3", token=5), INVALID),
+    # Issue 15: every field checked, lone surrogates and sizes included.
+    (msg("ping", True), INVALID),
+    (msg("ping", 2**53), INVALID),
+    (msg("ping", "x" * 201), INVALID),
+    (msg("ping", "\ud800"), INVALID),
+    (msg("auth", "a4", token="\ud800"), INVALID),
+    (msg("auth", "a5", token="x" * 8193), INVALID),
+    (msg("resume", "r7", last_seq=2**63), INVALID),
+    (msg("event.publish", "e12", event="\ud800", data={}), INVALID),
+    (msg("event.publish", "e13", event="ok", data={"\ud800": 1}), INVALID),
+    (msg("lock.acquire", "l14", path="/a", ttl_s=2**64), INVALID),
+    *(
+        (msg(kind, f"{kind}-{index}", path=path, ttl_s=10), INVALID)
+        for kind in ("lock.acquire", "lock.renew", "lock.release")
+        for index, path in enumerate(
+            [
+                "\ud800",
+                "/a/\udfff",
+                "/" + "x" * 10_240,
+                "/" + "é" * 600,  # 600 characters, 1,201 bytes
+                "relative",
+                "/a/../b",
+                "/a/./b",
+                "/a//b",
+                "//a",
+                "/a/",
+                "/a\nb",
+                "/a\x00b",
+                "/a\x7fb",
+                "/a\x85b",
+            ]
+        )
+    ),
 ]
 
 
@@ -256,6 +320,8 @@ async def test_malformed_frames_each_get_an_error_and_the_socket_lives(pair: Pai
         assert reply["detail"], (message, reply)
         if _valid_id(message.get("id")):
             assert reply["id"] == message["id"], (message, reply)
+        else:
+            assert reply["id"] is None, (message, reply)  # a wrong id is not echoed
     # Nothing of it reached the log or the other socket.
     await pair.watcher.drain(quiet=0.1)
     assert pair.watcher.heard()[heard:] == []
@@ -455,3 +521,272 @@ async def test_deeply_nested_json_is_an_error_not_a_crash(pair: Pair) -> None:
     assert (reply["type"], reply["code"]) == ("error", "invalid_message"), reply
     await pair.watcher_still_works()
     pair.check()
+
+
+# --- against a real daphne: no 1011, no ghost (issue 15) ------------------------------------
+#
+# A handler that raised ended the consumer: daphne closed 1011 and never told it of the
+# disconnect, so the connection stayed in the process's watch, heartbeating, and counted in
+# presence and live_connections for good. Here every frame goes over TCP to a daphne process,
+# and after each socket closes the session's live connections must drop back at once (well
+# within the 30 s presence timeout that would hide a record left behind).
+
+
+@dataclass
+class Live:
+    server: Server
+    http: Http
+    owner: Account
+    member: Account
+    session_id: str
+    watcher: NetPeer
+
+    def live_connections(self) -> int:
+        listing = self.http.expect(200, "GET", "/api/v5/sessions", None, self.owner.access)
+        counts = {entry["id"]: entry["live_connections"] for entry in listing["results"]}
+        count: int = counts[self.session_id]
+        return count
+
+    async def settles_at(self, expected: int, timeout: float = 5.0) -> int:
+        """The live connection count once it is ``expected`` (or as it is at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = await asyncio.to_thread(self.live_connections)
+            if count == expected or time.monotonic() > deadline:
+                return count
+            await asyncio.sleep(0.1)
+
+    async def open(self, name: str, signed_in: bool = True) -> NetPeer:
+        if signed_in:
+            return await net_open(self.server, self.session_id, self.owner.access, name)
+        connection = await connect(
+            self.server.ws_url(ws_path(self.session_id)),
+            subprotocols=[Subprotocol(PROTOCOL)],
+            origin=Origin(self.server.base_url),
+            open_timeout=10,
+            close_timeout=5,
+        )
+        return NetPeer(connection, name)
+
+    def assert_no_tracebacks(self) -> None:
+        log = self.server.log()
+        assert "Traceback" not in log, f"daphne logged an error:\n{log}"
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    """A daphne with Alice's session and Bob's socket on it, which watches presence."""
+    servers = Servers(tmp_path)
+    try:
+        env = base_env(
+            f"embedded://{tmp_path}/store.sqlite3",
+            CODITECT_WS_RATE_PER_S="100000",
+            CODITECT_WS_RATE_BURST="100000",
+        )
+        (server,) = servers.start_all(("fuzz", env))
+        http = Http(server)
+        owner = await asyncio.to_thread(register, http, "Alice", "alice@example.com", "Acme")
+        member = await asyncio.to_thread(invite, http, owner, "Bob", "bob@example.com")
+        session = await asyncio.to_thread(create_session, http, owner)
+        watcher = await net_open(server, session["id"], member.access, "watcher")
+        try:
+            yield Live(server, http, owner, member, session["id"], watcher)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.close()
+    finally:
+        servers.stop_all()
+
+
+async def outcome(peer: NetPeer, text: str) -> list[dict[str, Any]] | int:
+    """Send a frame, then a ping: the replies (ack, error, welcome) that came before the ping's
+    (a pong, or not_authenticated before sign-in), or the close code if the socket closed."""
+    try:
+        await peer.send_text(text)
+        marker = peer.new_id()
+        await peer.send({"type": "ping", "id": marker})
+    except ConnectionClosed:
+        return await peer.expect_close()
+    try:
+        await peer.next(None, id=marker, take=False, timeout=10)
+    except AssertionError:
+        if peer.close_code is None:
+            raise
+        return peer.close_code
+    replies = [
+        m
+        for m in peer.pending()
+        if m.get("type") in ("ack", "error", "pong", "welcome") and m.get("id") != marker
+    ]
+    peer._taken.update(range(len(peer.received)))
+    return replies
+
+
+BAD_LOCK_PATHS = {
+    "a lone surrogate": '"\\ud800"',
+    "10 kB": json.dumps("/" + "x" * 10_240),
+}
+
+
+async def assert_gone(live: Live, peer: NetPeer) -> None:
+    """The socket closed; presence heard it leave and the live count is the watcher alone."""
+    with contextlib.suppress(Exception):
+        await peer.close()
+    if peer.welcome:
+        await live.watcher.next("presence.leave", connection_id=peer.connection_id, timeout=10)
+    assert await live.settles_at(1) == 1
+
+
+async def test_a_lone_surrogate_token_before_sign_in_gets_an_error(live: Live) -> None:
+    peer = await live.open("before-auth", signed_in=False)
+    got = await outcome(peer, '{"type": "auth", "id": "a", "token": "\\ud800"}')
+    # Still open and still able to sign in.
+    welcome = await outcome(peer, json.dumps({"type": "auth", "token": live.owner.access}))
+    if isinstance(welcome, list) and welcome and welcome[0]["type"] == "welcome":
+        peer.welcome = welcome[0]
+    await assert_gone(live, peer)
+    assert isinstance(got, list), f"closed with {got}"
+    assert [(m["type"], m["code"], m["attr"]) for m in got] == [("error", "invalid", "token")]
+    assert peer.welcome, welcome
+    live.assert_no_tracebacks()
+
+
+@pytest.mark.parametrize("kind", ["lock.acquire", "lock.release"])
+@pytest.mark.parametrize("what", sorted(BAD_LOCK_PATHS))
+async def test_a_bad_lock_path_gets_an_error_and_leaves_no_ghost(
+    live: Live, kind: str, what: str
+) -> None:
+    peer = await live.open("locker")
+    path = BAD_LOCK_PATHS[what]
+    text = f'{{"type": "{kind}", "id": "l", "path": {path}, "ttl_s": 30}}'
+    got = await outcome(peer, text)
+    await peer.close()
+    await live.watcher.next("presence.leave", connection_id=peer.connection_id, timeout=10)
+    # Before the fix: closed 1011, and the crashed socket counted on (and on).
+    count = await live.settles_at(1)
+    replies = got if isinstance(got, int) else [(m["type"], m["code"], m["attr"]) for m in got]
+    assert (replies, count) == ([("error", "invalid", "path")], 1)
+    live.assert_no_tracebacks()
+
+
+async def test_ten_crashes_leave_no_ghosts(live: Live) -> None:
+    """The finding's own numbers: ten sockets that each sent a bad lock path, then went."""
+    peers = [await live.open(f"locker-{index}") for index in range(10)]
+    assert await live.settles_at(11) == 11
+    for index, peer in enumerate(peers):
+        path = BAD_LOCK_PATHS["a lone surrogate" if index % 2 else "10 kB"]
+        await outcome(peer, f'{{"type": "lock.acquire", "id": 1, "path": {path}}}')
+    for peer in peers:
+        await peer.close()
+    assert await live.settles_at(1) == 1
+    live.assert_no_tracebacks()
+
+
+# Values that broke something once or are at a bound: surrogates as JSON escapes (json.dumps
+# writes "\ud800" for them), strings past every limit, numbers past 2^53 and 2^64, nesting.
+_EDGES: st.SearchStrategy[Any] = st.sampled_from(
+    [
+        "\ud800",
+        "\udfff",
+        "a\ud800b",
+        "/\ud800",
+        "x" * 10_240,
+        "/" + "x" * 10_240,
+        "/" + "é" * 600,
+        "/" + "x" * 1023,
+        "/" + "x" * 1024,
+        "/a/../b",
+        "/a/./b",
+        "/a//b",
+        "/a/",
+        "//a",
+        "relative",
+        "/a\nb",
+        "/a\x00b",
+        "/a\x85b",
+        "",
+        "/",
+        2**53,
+        -(2**53),
+        2**64,
+        2**63,
+        -1,
+        0,
+        1e300,
+        True,
+        None,
+        [[[[[[[[[[[]]]]]]]]]]],
+        {"\ud800": 1},
+        {"a": {"b": {"c": ["\ud800"]}}},
+    ]
+)
+# Text with lone surrogates, control characters and slashes mixed in.
+_ODD_TEXT = st.text(st.characters(categories=["Cs", "Cc", "Ll"], include_characters="/."))
+_VALUE = _EDGES | _json | _ODD_TEXT
+VALID_TOKEN = "<the owner's token>"  # replaced by the real one when sent
+# Each type's own fields, with values that are sometimes right and often anything but.
+_OWN_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "auth": {"token": st.just(VALID_TOKEN) | st.just("not-a-token") | _VALUE},
+    "ping": {},
+    "resume": {"last_seq": st.integers(0, 5) | _VALUE},
+    "state.patch": {
+        "base_version": st.integers(1, 3) | _VALUE,
+        "changes": _changes | _VALUE,
+    },
+    "event.publish": {"event": st.just("fuzz.event") | _VALUE, "data": _VALUE},
+    "lock.acquire": {"path": st.just("/srv/a.py") | _VALUE, "ttl_s": st.integers(1, 300) | _VALUE},
+    "lock.renew": {"path": st.just("/srv/a.py") | _VALUE, "ttl_s": st.integers(1, 300) | _VALUE},
+    "lock.release": {"path": st.just("/srv/a.py") | _VALUE},
+}
+
+
+@st.composite
+def any_message(draw: st.DrawFn) -> dict[str, Any]:
+    """A protocol type (or now and then any value as type) with each of its own fields
+    present or not, each of any value, an id of any value, sometimes other fields."""
+    kind = (
+        draw(_VALUE) if draw(st.integers(0, 9)) == 0 else draw(st.sampled_from(sorted(_OWN_FIELDS)))
+    )
+    message: dict[str, Any] = {"type": kind}
+    for name, values in _OWN_FIELDS.get(kind, {}).items() if isinstance(kind, str) else ():
+        if draw(st.integers(0, 4)):  # mostly present
+            message[name] = draw(values)
+    if draw(st.booleans()):
+        message["id"] = draw(st.integers(0, 99) | _VALUE)
+    message.update(draw(st.dictionaries(st.sampled_from(_FIELDS), _VALUE, max_size=1)))
+    return message
+
+
+@given(
+    signed_in=st.integers(0, 3).map(bool), messages=st.lists(any_message(), min_size=1, max_size=5)
+)
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+async def test_generated_messages_over_tcp_never_1011_and_leave_no_ghost(
+    live: Live, signed_in: bool, messages: list[dict[str, Any]]
+) -> None:
+    peer = await live.open("fuzzer", signed_in=signed_in)
+    for message in messages:
+        text = json.dumps(message).replace(json.dumps(VALID_TOKEN), json.dumps(live.owner.access))
+        got = await outcome(peer, text)
+        if isinstance(got, int):
+            # A well-formed token that is not one closes 4401; nothing else closes.
+            assert got in CLOSE_CODES, (message, got)
+            break
+        assert len(got) == 1, (message, got)
+        reply = got[0]
+        for field in reply:
+            assert_strict_json(reply[field], f"{reply['type']}.{field}")
+        if reply["type"] == "welcome":
+            assert message["type"] == "auth", (message, reply)
+            peer.welcome = reply
+        elif reply["type"] == "error":
+            assert reply["code"] in REFUSALS, (message, reply)
+            assert isinstance(reply["detail"], str) and reply["detail"], (message, reply)
+    await assert_gone(live, peer)
+    live.assert_no_tracebacks()
