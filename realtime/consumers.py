@@ -51,7 +51,7 @@ from workspaces.presenters import session_json
 from workspaces.services import (
     session_event_list,
     session_event_publish,
-    session_update,
+    session_patch,
 )
 
 log = logging.getLogger(__name__)
@@ -482,7 +482,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
         assert self.principal is not None
-        view = await in_pool(session_update)(
+        patched = await in_pool(session_patch)(
             db=fdb_backend.get_database(),
             principal=self.principal,
             session_id=self.session_id,
@@ -491,7 +491,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             origin=self.connection_id,
         )
         await self.send_json(
-            {"type": "ack", "id": message["id"], "version": view.version, "seq": view.head.seq}
+            {"type": "ack", "id": message["id"], "version": patched.version, "seq": patched.seq}
         )
 
     async def on_event_publish(self, message: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ ignored, so a newer client still talks to an older server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,7 @@ from rest_framework.exceptions import ValidationError
 
 from core.strict_json import strict_loads
 from workspaces.broadcast import wire_event
-from workspaces.serializers import SessionPatchIn, event_name_check, storable_json
-from workspaces.services import EVENT_DATA_MAX_BYTES
+from workspaces.serializers import SessionPatchIn, event_name_check
 
 __all__ = [
     "PROTOCOL",
@@ -190,19 +188,9 @@ def _event_publish(message: dict[str, Any], msg_id: Any) -> Fields:
             msg_id,
             attr="event",
         ) from None
-    data = message.get("data")
-    try:
-        storable_json(data)
-    except ValidationError:
-        raise ProtocolError(
-            "invalid",
-            "data contains text that is not valid Unicode or an integer beyond 64 bits.",
-            msg_id,
-            attr="data",
-        ) from None
-    if len(json.dumps(data, separators=(",", ":")).encode()) > EVENT_DATA_MAX_BYTES:
-        raise ProtocolError("invalid", "Event data is larger than 64 KiB.", msg_id, attr="data")
-    return {"event": name, "data": data}
+    # Whether data can be stored, and its size, are session_event_publish's to say (the
+    # same errors as REST's): it encodes the data once for the record and the wire.
+    return {"event": name, "data": message.get("data")}
 
 
 def _lock_path(message: dict[str, Any], msg_id: Any) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
@@ -46,14 +46,13 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
         return
     try:
         for event in events:
-            # Encoded once here rather than once per socket: a session may have hundreds.
-            text = json.dumps(wire_event(event), separators=(",", ":"))
+            # Encoded once here rather than once per socket (a session may have hundreds),
+            # with the data's own bytes reused as the service encoded them (orjson.Fragment).
             message = {
                 "type": "session.event",
                 "session": session_id.hex,
                 "seq": event["seq"],
-                "event": event,
-                "text": text,
+                "text": orjson.dumps(wire_event(event)).decode(),
             }
             async_to_sync(layer.group_send)(group_name(session_id), message)
     except Exception:

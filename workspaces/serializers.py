@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
 from rest_framework import serializers
 
 from accounts.serializers import Strict, Text
@@ -21,28 +20,24 @@ PATH_HELP = (
 _EVENT_NAME = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
 
 
-def storable_json(value: Any) -> None:
-    """Refuse JSON the records layer cannot store exactly: text that is not valid Unicode
-    (lone surrogates arrive as \\ud800) and integers beyond 64 bits (RFC 8259 §6; they would
-    come back as floats)."""
-    try:
-        orjson.dumps(value)
-    except TypeError:
-        raise serializers.ValidationError(
-            "Contains text that is not valid Unicode or an integer beyond 64 bits."
-        ) from None
+class JSONValue(serializers.JSONField):
+    """Any JSON value, as the parser made it.
+
+    Whether it can be stored exactly (valid Unicode, integers within 64 bits) and its size
+    are the services' to check, once, as they encode it (workspaces/services.py): DRF's
+    JSONField would encode it with json.dumps first, only to check."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
 
 
-class ObjectField(serializers.JSONField):
-    """A JSON object (not a list, string or number) that can be stored.
-
-    DRF's JSONField would check the value with json.dumps first; storable_json's orjson.dumps
-    refuses all that does and more, in a fraction of the time."""
+class ObjectField(JSONValue):
+    """A JSON object (not a list, string or number); storable and small enough is the
+    services' to say (see JSONValue)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise serializers.ValidationError("Must be a JSON object.", code="invalid")
-        storable_json(data)
         return data
 
 
@@ -90,7 +85,5 @@ class EventIn(Strict):
     def get_fields(self) -> dict[str, Any]:
         # A field named "data" cannot be a class attribute: it would hide Serializer.data.
         fields = super().get_fields()
-        fields["data"] = serializers.JSONField(
-            required=False, allow_null=True, validators=[storable_json]
-        )
+        fields["data"] = JSONValue(required=False, allow_null=True)
         return fields

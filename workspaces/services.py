@@ -56,15 +56,43 @@ def _not_found() -> WorkspaceError:
     return WorkspaceError(404, "not_found", "Not found.")
 
 
-def _state_size_check(values: dict[str, Any]) -> None:
+NOT_STORABLE = "Contains text that is not valid Unicode or an integer beyond 64 bits."
+
+
+def _json_encoded(value: Any, attr: str) -> bytes:
+    """``value`` as the records layer stores it (compact UTF-8 JSON), encoded once: the size
+    check, the event record and the wire message reuse these bytes. WorkspaceError 400 for
+    what cannot be stored exactly: lone surrogates (not Unicode) and integers beyond 64 bits
+    (RFC 8259 §6: they would come back as floats)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        raise WorkspaceError(400, "invalid", NOT_STORABLE, attr=attr) from None
+
+
+def _state_encoded(values: dict[str, Any]) -> dict[str, bytes]:
+    """The state fields of ``values``, each encoded once; 413 for one over the limit."""
     limit = settings.CODITECT_SESSION_STATE_MAX_BYTES
+    encoded = {}
     for name in STATE_FIELDS:
         if name in values:
-            size = len(orjson.dumps(values[name]))  # compact UTF-8, as stored
-            if size > limit:
+            raw = _json_encoded(values[name], name)
+            if len(raw) > limit:
                 raise WorkspaceError(
                     413, "state_too_large", f"{name} is larger than {limit} bytes.", attr=name
                 )
+            encoded[name] = raw
+    return encoded
+
+
+def _changes_fragment(changes: dict[str, Any], encoded: dict[str, bytes]) -> orjson.Fragment:
+    """``changes`` as JSON built from the bytes already encoded (the head fields, two short
+    strings, are encoded here): stored in the event record and sent as is."""
+    members = [
+        orjson.dumps(name) + b":" + (encoded[name] if name in encoded else orjson.dumps(value))
+        for name, value in changes.items()
+    ]
+    return orjson.Fragment(b"{" + b",".join(members) + b"}")
 
 
 def _path_require(value: Any, attr: str) -> None:
@@ -211,7 +239,7 @@ def session_create(
         "terminal_state": terminal_state or {},
     }
     _paths_check({"workspace_path": workspace_path, **values})
-    _state_size_check(values)
+    _state_encoded(values)
     tenant_id = principal.tenant_id
     session_id, now = uuid.uuid4(), datetime.now(UTC)
 
@@ -336,6 +364,14 @@ def session_related(*, db: Any, principal: Principal, session_id: uuid.UUID) -> 
 # --- changes --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Patched:
+    """What a socket's ``state.patch`` acknowledges: the new version and the event's seq."""
+
+    version: int
+    seq: int
+
+
 def session_update(
     *,
     db: Any,
@@ -346,28 +382,75 @@ def session_update(
     origin: str = "",
 ) -> SessionView:
     """Replace top-level fields; version + 1; a ``state.changed`` event is logged and sent.
+    Returns the session as REST answers it (related ids read in the same transaction).
 
-    Raises WorkspaceError 400 (nothing to change, not a path), 404, 412 version_conflict (with
-    the current version), 413.
+    Raises WorkspaceError 400 (nothing to change, not a path, not storable), 404, 412
+    version_conflict (with the current version), 413.
     """
+    head, state, related = _session_change(
+        db=db,
+        principal=principal,
+        session_id=session_id,
+        changes=changes,
+        expected_version=expected_version,
+        origin=origin,
+        related=True,
+    )
+    return SessionView(head, state, related)
+
+
+def session_patch(
+    *,
+    db: Any,
+    principal: Principal,
+    session_id: uuid.UUID,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    origin: str = "",
+) -> Patched:
+    """``session_update`` for a socket's ``state.patch``, whose ack carries only the version
+    and the seq: the related ids are not read. Same errors."""
+    head, state, _ = _session_change(
+        db=db,
+        principal=principal,
+        session_id=session_id,
+        changes=changes,
+        expected_version=expected_version,
+        origin=origin,
+        related=False,
+    )
+    return Patched(version=state.version, seq=head.seq)
+
+
+def _session_change(
+    *,
+    db: Any,
+    principal: Principal,
+    session_id: uuid.UUID,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    origin: str,
+    related: bool,
+) -> tuple[WorkspaceSession, WorkspaceState, list[uuid.UUID]]:
     if not changes:
         raise WorkspaceError(400, "invalid", "Nothing to change.")
     _paths_check(changes)
-    _state_size_check(changes)
+    encoded = _state_encoded(changes)
     tenant_id = principal.tenant_id
     event_id, now = uuid.uuid4(), datetime.now(UTC)
     head_changes = {k: v for k, v in changes.items() if k in HEAD_FIELDS}
     state_changes = {k: v for k, v in changes.items() if k in STATE_FIELDS}
+    Changed = tuple[WorkspaceSession, WorkspaceState, list[uuid.UUID], SessionEvent | None]
 
     @fdb_backend.transactional
-    def update(tr: Any) -> tuple[SessionView, SessionEvent | None]:
+    def update(tr: Any) -> Changed:
         head = heads(tenant_id).get(tr, session_id)
         if head is None:
             raise _not_found()
         state = states(tenant_id).get(tr, session_id)
         assert state is not None
         if head.last_event_id == event_id:  # applied before a 1021: report it, once
-            return _view(tr, tenant_id, head), None
+            return head, state, _related(tr, tenant_id, head) if related else [], None
         if expected_version is not None and expected_version != state.version:
             raise WorkspaceError(
                 412,
@@ -381,19 +464,19 @@ def session_update(
             tenant_id=tenant_id,
             head=head,
             event="state.changed",
-            data={"version": new_state.version, "changes": changes},
+            data={"version": new_state.version, "changes": _changes_fragment(changes, encoded)},
             origin=origin,
             event_id=event_id,
             now=now,
             **head_changes,
         )
-        return SessionView(new_head, new_state, _related(tr, tenant_id, new_head)), event
+        ids = _related(tr, tenant_id, new_head) if related else []
+        return new_head, new_state, ids, event
 
-    view, event = update(db)
+    new_head, new_state, ids, event = update(db)
     if event is not None:
         broadcast.session_events_send(session_id=session_id, events=[_event_json(event)])
-    result: SessionView = view
-    return result
+    return new_head, new_state, ids
 
 
 def session_delete(
@@ -484,12 +567,14 @@ def session_event_publish(
 ) -> int:
     """Log a custom event (agent progress, build status) and send it; returns its seq.
 
-    Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``),
-    413 ``event_too_large`` for data over EVENT_DATA_MAX_BYTES.
+    Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``) or
+    data that cannot be stored exactly, 413 ``event_too_large`` for data over
+    EVENT_DATA_MAX_BYTES.
     """
     if event.startswith(RESERVED_EVENT_PREFIXES):
         raise WorkspaceError(400, "invalid", "This event name is reserved.", attr="event")
-    if len(orjson.dumps(data)) > EVENT_DATA_MAX_BYTES:
+    encoded = _json_encoded(data, "data")
+    if len(encoded) > EVENT_DATA_MAX_BYTES:
         raise WorkspaceError(
             413, "event_too_large", "Event data is larger than 64 KiB.", attr="data"
         )
@@ -508,7 +593,7 @@ def session_event_publish(
             tenant_id=tenant_id,
             head=head,
             event=event,
-            data=data,
+            data=orjson.Fragment(encoded),  # stored and sent as encoded above
             origin=origin,
             event_id=event_id,
             now=now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import uuid
 from typing import Any
 
@@ -38,12 +39,21 @@ def listen(layer: Any, session_id: str) -> str:
 
 
 def sent_events(layer: Any, channel: str) -> list[dict[str, Any]]:
+    """The events sent, as the log holds them, read back from the wire text each message
+    carries (the only form the channel message has: encoded once for every socket)."""
     messages = receive_all(layer, channel)
+    events = []
     for message in messages:
         assert message["type"] == "session.event", message
-    events = [message["event"] for message in messages]
-    for event in events:
-        assert {"seq", "event", "data", "origin"} <= set(event), event
+        assert set(message) == {"type", "session", "seq", "text"}, message
+        wire = json.loads(message["text"])
+        assert wire["seq"] == message["seq"]
+        if wire["type"] == "event":
+            data = wire["data"]
+        else:  # a platform event: its data are the message's own fields
+            data = {k: v for k, v in wire.items() if k not in ("type", "seq", "origin")}
+        name = wire["event"] if wire["type"] == "event" else wire["type"]
+        events.append({"seq": wire["seq"], "event": name, "data": data, "origin": wire["origin"]})
     return events
 
 
