@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import secrets
+import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,3 +143,52 @@ def revoke_user_sessions(
 
 def revoked(session: AuthSession, *, reason: str, now: datetime) -> AuthSession:
     return dataclasses.replace(session, revoked_at=now, revoked_reason=reason)
+
+
+# --- work done after the answer -------------------------------------------------------------
+
+logger = logging.getLogger("accounts.background")
+_LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def background_run(job: Callable[[], None], *, name: str) -> None:
+    """Run ``job`` on the accounts' background thread (one per process, in order), after
+    the request that asked for it has answered.
+
+    For work whose answer must not depend on what it finds (a reset request for a known or
+    an unknown email): the request does the same thing either way, hand the job over. A
+    failing job is logged (``name`` says which, never its data) and dropped; the user asks
+    again. With the locmem mail backend (tests) the job runs at once, as accounts/mail.py
+    delivers at once there, so a test reads the outbox right after the response.
+    """
+    if settings.EMAIL_BACKEND == _LOCMEM:
+        _logged(job, name)
+    else:
+        _executor().submit(_logged, job, name)
+
+
+def background_drain(*, timeout: float) -> bool:
+    """Wait until every job handed over before this call has run (shutdown, tests)."""
+    done = _executor().submit(lambda: None)
+    try:
+        done.result(timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-background")
+        return _pool
+
+
+def _logged(job: Callable[[], None], name: str) -> None:
+    try:
+        job()
+    except Exception:
+        logger.exception("account background job failed", extra={"job": name})
