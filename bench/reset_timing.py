@@ -9,9 +9,9 @@ an embedded store in a temporary directory and the dummy mail backend (mail rend
 to the mail thread, sent nowhere), it registers ``--accounts`` accounts, then asks for
 ``--requests`` resets alternating a registered email and an unknown one, and prints p50, p90
 and p99 of each kind in milliseconds, each request timed alone (the background work a
-request leaves is drained before the next one starts). Throttles are scaled out of the way. Run it on two
-revisions to compare them; a benchmark, not a test (tests/accounts/test_reset_work.py proves
-the equal work structurally).
+request leaves is drained before the next one starts). Throttles are scaled out of the way.
+Run it on two revisions to compare them; a benchmark, not a test
+(tests/accounts/test_reset_work.py proves the equal work structurally).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def main() -> None:
             times["known"].append(timed(known[n % len(known)]))
             times["unknown"].append(timed(f"nobody-{n}@nowhere.example"))
 
-    report = {
+    report: dict[str, dict[str, Any]] = {
         kind: {
             f"p{int(q * 100)}_ms": round(common.percentile(values, q), 2) for q in (0.5, 0.9, 0.99)
         }
