@@ -34,6 +34,24 @@ def email_key(email: str) -> str:
     return unicodedata.normalize("NFKC", email).casefold()
 
 
+# A registration that claims an address held by an unverified account (issue 15, finding
+# 2) is stored under this placeholder until the mailbox proves the claim: it holds nothing in
+# the unique email index meanwhile, so nobody can sign in with it. The space keeps it apart
+# from every email key (an address has none).
+_CLAIM = "claim "
+
+
+def claim_key(*, user_id: uuid.UUID, email_key: str) -> str:
+    return f"{_CLAIM}{user_id.hex} {email_key}"
+
+
+def claimed_key(stored: str) -> str | None:
+    """The email key a pending claim is for, or None when ``stored`` is a real email key."""
+    if not stored.startswith(_CLAIM):
+        return None
+    return stored[len(_CLAIM) :].partition(" ")[2]
+
+
 def slug_for(name: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", name).lower()).strip("-")
     return f"{(base or 'team')[:40]}-{secrets.token_hex(3)}"

@@ -29,6 +29,7 @@ from accounts.services.common import (
     revoke_user_sessions,
 )
 from accounts.services.login import find_by_email
+from accounts.services.mfa import without_factor
 from accounts.services.onetime import (
     PASSWORD_RESET,
     OneTime,
@@ -136,10 +137,15 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
     def reset(tr: Any) -> None:
         people = users(parsed.tenant_id)
         current = _valid_for(people.get(tr, parsed.subject_id), parsed, now)
+        # The reset proves the mailbox: the address counts as verified from now on, and a
+        # second factor set up before anyone proved it goes (issue 15, finding 2): it may be
+        # a squatter's, who registered this address and would otherwise keep its owner out.
+        unproven = _factor_unproven(current)
+        kept = without_factor(current) if unproven else current
         people.save(
             tr,
             dataclasses.replace(
-                current,
+                kept,
                 password_hash=hashed,
                 password_changed_at=now,
                 reset_token_hash="",
@@ -152,6 +158,7 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
         revoked = revoke_user_sessions(
             tr, tenant_id=parsed.tenant_id, user_id=current.id, reason="password_reset", now=now
         )
+        details = {"mfa_cleared": True} if unproven else {}
         event(
             tr,
             tenant_id=parsed.tenant_id,
@@ -161,9 +168,20 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
             client=client,
             user_id=current.id,
             sessions=revoked,
+            **details,
         )
 
     reset(db)
+
+
+def _factor_unproven(user: User) -> bool:
+    """Whether ``user`` has a second factor (on, or an enrolment pending) set up while the
+    address was unverified: before it was verified, or with it still unverified."""
+    if not user.totp_secret and user.totp_enabled_at is None:
+        return False
+    if user.email_verified_at is None:
+        return True
+    return user.totp_enabled_at is not None and user.totp_enabled_at < user.email_verified_at
 
 
 def _valid_for(user: User | None, parsed: OneTime, now: datetime) -> User:

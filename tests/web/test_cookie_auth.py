@@ -22,6 +22,7 @@ from tests.accounts.helpers import (
     field_attrs,
     problem,
 )
+from tests.accounts.recovery import verify_email
 from tests.web.helpers import Web, set_cookie_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,6 +381,7 @@ def test_both_spellings_are_served(web: Web, alice: Persona) -> None:
 def test_a_second_factor_is_asked_for_and_completes_the_sign_in(
     web: Web, api: Api, alice: Persona
 ) -> None:
+    verify_email(api, alice)  # a second factor needs a verified address
     started = api.post(AUTH + "mfa/totp", {"password": PASSWORD}, alice.access)
     assert started.status_code == 201, started.content
     code = pyotp.TOTP(started.json()["secret"]).now()
