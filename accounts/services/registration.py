@@ -69,7 +69,13 @@ def invitation_hash(secret: str) -> str:
 
 def _email_taken() -> AccountError:
     # One answer whether the holder is verified or not: it tells no more than before.
-    return AccountError(409, "email_taken", "An account with this email exists.", attr="email")
+    return AccountError(
+        409,
+        "email_taken",
+        "An account with this email exists. Sign in, or reset its password. If that account "
+        "was never confirmed and the address is yours, we mailed you a link to claim it.",
+        attr="email",
+    )
 
 
 def _claimable(holder: User | None) -> bool:
