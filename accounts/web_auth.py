@@ -268,7 +268,11 @@ def refresh(request: HttpRequest) -> HttpResponse:
             "tenant": tenant_json(principal.tenant),
         }
     )
-    set_refresh_cookie(response, pair)
+    if not pair.grace:
+        # A grace answer hands back the spent token this request sent; the racing request
+        # that rotated sets the live one, and overwriting it here would leave the browser
+        # holding a spent token (and its next refresh would revoke the session as reuse).
+        set_refresh_cookie(response, pair)
     return response
 
 

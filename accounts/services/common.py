@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import secrets
+import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +32,24 @@ class Client:
 def email_key(email: str) -> str:
     """The form emails are unique in: NFKC, case-folded."""
     return unicodedata.normalize("NFKC", email).casefold()
+
+
+# A registration that claims an address held by an unverified account (issue 15, finding
+# 2) is stored under this placeholder until the mailbox proves the claim: it holds nothing in
+# the unique email index meanwhile, so nobody can sign in with it. The space keeps it apart
+# from every email key (an address has none).
+_CLAIM = "claim "
+
+
+def claim_key(*, user_id: uuid.UUID, email_key: str) -> str:
+    return f"{_CLAIM}{user_id.hex} {email_key}"
+
+
+def claimed_key(stored: str) -> str | None:
+    """The email key a pending claim is for, or None when ``stored`` is a real email key."""
+    if not stored.startswith(_CLAIM):
+        return None
+    return stored[len(_CLAIM) :].partition(" ")[2]
 
 
 def slug_for(name: str) -> str:
@@ -139,3 +161,52 @@ def revoke_user_sessions(
 
 def revoked(session: AuthSession, *, reason: str, now: datetime) -> AuthSession:
     return dataclasses.replace(session, revoked_at=now, revoked_reason=reason)
+
+
+# --- work done after the answer -------------------------------------------------------------
+
+logger = logging.getLogger("accounts.background")
+_LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def background_run(job: Callable[[], None], *, name: str) -> None:
+    """Run ``job`` on the accounts' background thread (one per process, in order), after
+    the request that asked for it has answered.
+
+    For work whose answer must not depend on what it finds (a reset request for a known or
+    an unknown email): the request does the same thing either way, hand the job over. A
+    failing job is logged (``name`` says which, never its data) and dropped; the user asks
+    again. With the locmem mail backend (tests) the job runs at once, as accounts/mail.py
+    delivers at once there, so a test reads the outbox right after the response.
+    """
+    if settings.EMAIL_BACKEND == _LOCMEM:
+        _logged(job, name)
+    else:
+        _executor().submit(_logged, job, name)
+
+
+def background_drain(*, timeout: float) -> bool:
+    """Wait until every job handed over before this call has run (shutdown, tests)."""
+    done = _executor().submit(lambda: None)
+    try:
+        done.result(timeout=timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-background")
+        return _pool
+
+
+def _logged(job: Callable[[], None], name: str) -> None:
+    try:
+        job()
+    except Exception:
+        logger.exception("account background job failed", extra={"job": name})

@@ -20,6 +20,10 @@ class TokenPair:
     refresh: str
     expires_in: int
     refresh_expires_in: int
+    # True for the answer to a refresh token replayed in the grace window: ``refresh`` is
+    # that spent token handed back, not a live one (docs/accounts.md, refresh rotation), so
+    # whoever keeps a refresh token (a cookie) keeps the one it has.
+    grace: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -31,20 +35,24 @@ class TokenPair:
         }
 
 
-def token_pair_issue(
-    *, db: Any, tenant_id: uuid.UUID, session: AuthSession, now: datetime
-) -> TokenPair:
-    keys = keyring(db=db)
-    access_ttl = settings.CODITECT_ACCESS_TOKEN_TTL_S
-    base = Claims(
+def _access_claims(*, tenant_id: uuid.UUID, session: AuthSession, now: datetime) -> Claims:
+    return Claims(
         user_id=session.user_id,
         tenant_id=tenant_id,
         session_id=session.id,
         token_family=session.token_family,
         jti=uuid.uuid4(),
         issued_at=now,
-        expires_at=now + timedelta(seconds=access_ttl),
+        expires_at=now + timedelta(seconds=settings.CODITECT_ACCESS_TOKEN_TTL_S),
     )
+
+
+def token_pair_issue(
+    *, db: Any, tenant_id: uuid.UUID, session: AuthSession, now: datetime
+) -> TokenPair:
+    keys = keyring(db=db)
+    access_ttl = settings.CODITECT_ACCESS_TOKEN_TTL_S
+    base = _access_claims(tenant_id=tenant_id, session=session, now=now)
     access = token_sign(
         claims=base,
         token_use=ACCESS,
@@ -52,8 +60,7 @@ def token_pair_issue(
         key=keys.active_key,
     )
     refresh = token_sign(
-        # Claims fixed by the rotation (not by this call), so the pair handed out again in
-        # the grace window carries the very same refresh token.
+        # Claims fixed by the rotation (not by this call): the session's current token.
         claims=replace(
             base,
             issued_at=session.rotated_at or session.created_at,
@@ -70,6 +77,34 @@ def token_pair_issue(
         refresh=refresh,
         expires_in=access_ttl,
         refresh_expires_in=max(0, int((session.refresh_expires_at - now).total_seconds())),
+    )
+
+
+def grace_pair_issue(
+    *,
+    db: Any,
+    tenant_id: uuid.UUID,
+    session: AuthSession,
+    now: datetime,
+    spent: str,
+    spent_expires_at: datetime,
+) -> TokenPair:
+    """A fresh access token for a refresh token replayed in the grace window, with that
+    spent token handed back in place of a new one: the live refresh token never goes to
+    whoever holds an old one."""
+    keys = keyring(db=db)
+    access = token_sign(
+        claims=_access_claims(tenant_id=tenant_id, session=session, now=now),
+        token_use=ACCESS,
+        kid=keys.active_kid,
+        key=keys.active_key,
+    )
+    return TokenPair(
+        access=access,
+        refresh=spent,
+        expires_in=settings.CODITECT_ACCESS_TOKEN_TTL_S,
+        refresh_expires_in=max(0, int((spent_expires_at - now).total_seconds())),
+        grace=True,
     )
 
 

@@ -58,6 +58,60 @@ def find_by_email(tr: Any, key: str) -> tuple[User | None, Tenant | None]:
     return users(tenant_id).get(tr, user_id), tenants().get(tr, tenant_id)
 
 
+def password_attempt_throttle(*, db: Any, email_key: str, client: Client) -> Bucket:
+    """Count one password attempt on the account of ``email_key``; raise 429 throttled when
+    the email or the client address is over its per-minute limit, or the account has used
+    its hourly failure budget. Returns the failure bucket, which ``password_failure_record``
+    charges when the password is wrong.
+
+    Every check of a password an account holder types (login, and the current password of
+    a password change) goes through here before its Argon2 hash, so one budget bounds the
+    guesses, and the hashing, whoever holds the request.
+    """
+    failures = Bucket("login_failures", email_key, settings.CODITECT_LOGIN_FAILURES_PER_HOUR, HOUR)
+    try:
+        throttle_hit(
+            db=db,
+            buckets=[
+                Bucket(
+                    "login_email", email_key, settings.CODITECT_THROTTLE_LOGIN_PER_EMAIL, MINUTE
+                ),
+                Bucket(
+                    "login_address", client.ip, settings.CODITECT_THROTTLE_LOGIN_PER_ADDRESS, MINUTE
+                ),
+            ],
+        )
+        throttle_check(db=db, buckets=[failures])
+    except Throttled as error:
+        raise _throttled(error) from None
+    return failures
+
+
+def password_failure_record(
+    db: Any,
+    *,
+    failures: Bucket,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    event_id: uuid.UUID,
+    now: datetime,
+    client: Client,
+    reason: str = "",
+) -> None:
+    """A wrong password: charged to the account's hourly budget, logged as login_failed."""
+    throttle_record(db=db, buckets=[failures])
+    details = {"reason": reason} if reason else {}
+    _record_failure(
+        db,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        event_id=event_id,
+        now=now,
+        client=client,
+        **details,
+    )
+
+
 def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedIn:
     """Check the password and open a new auth session (one per login per device).
 
@@ -68,21 +122,7 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
     Raises AccountError 401/403/429.
     """
     key = email_key(email)
-    failures = Bucket("login_failures", key, settings.CODITECT_LOGIN_FAILURES_PER_HOUR, HOUR)
-    try:
-        throttle_hit(
-            db=db,
-            buckets=[
-                Bucket("login_email", key, settings.CODITECT_THROTTLE_LOGIN_PER_EMAIL, MINUTE),
-                Bucket(
-                    "login_address", client.ip, settings.CODITECT_THROTTLE_LOGIN_PER_ADDRESS, MINUTE
-                ),
-            ],
-        )
-        throttle_check(db=db, buckets=[failures])
-    except Throttled as error:
-        raise _throttled(error) from None
-
+    failures = password_attempt_throttle(db=db, email_key=key, client=client)
     user, tenant = find_by_email(db, key)
     now = datetime.now(UTC)
     if user is None or tenant is None:
@@ -92,9 +132,14 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
     check = password_check(encoded=user.password_hash, password=password)
     event_id = uuid.uuid4()
     if not check.ok:
-        throttle_record(db=db, buckets=[failures])
-        _record_failure(
-            db, tenant_id=tenant.id, user_id=user.id, event_id=event_id, now=now, client=client
+        password_failure_record(
+            db,
+            failures=failures,
+            tenant_id=tenant.id,
+            user_id=user.id,
+            event_id=event_id,
+            now=now,
+            client=client,
         )
         raise fail(INVALID_CREDENTIALS)
     if user.locked:
@@ -185,6 +230,7 @@ def _record_failure(
     event_id: uuid.UUID,
     now: datetime,
     client: Client,
+    **details: str,
 ) -> None:
     event(
         tr,
@@ -194,4 +240,5 @@ def _record_failure(
         at=now,
         client=client,
         user_id=user_id,
+        **details,
     )

@@ -260,19 +260,33 @@ class TotpEnrollment:
     uri: str  # otpauth://totp/... for a QR code
 
 
+def _require_verified(user: User) -> None:
+    """A second factor only on an account whose address someone proved (issue 15, finding
+    2): else whoever registered another person's address could put a factor on it that
+    locks the address's owner out after a password reset."""
+    if user.email_verified_at is None:
+        raise AccountError(
+            403,
+            EMAIL_NOT_VERIFIED[1],
+            "Confirm your email address before turning on two-factor authentication.",
+        )
+
+
 def totp_enroll_start(
     *, db: Any, principal: Principal, password: str, client: Client
 ) -> TotpEnrollment:
     """A new TOTP secret, pending until ``totp_enroll_confirm`` sees its first code (a new
     start replaces a pending secret). Needs the password, so a stolen access token cannot
-    put a factor of its own on the account.
+    put a factor of its own on the account, and a verified email address.
 
-    Raises AccountError 400 wrong_password, 409 mfa_already_enabled, 429 throttled.
+    Raises AccountError 400 wrong_password, 403 email_not_verified, 409
+    mfa_already_enabled, 429 throttled.
     """
     if principal.user.totp_enabled_at is not None:
         raise fail(MFA_ALREADY_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     _password_ok(db, failures, principal.user, password)
+    _require_verified(principal.user)
     secret = pyotp.random_base32()
     sealed = totp_seal(secret, user=principal.user)
 
@@ -281,6 +295,7 @@ def totp_enroll_start(
         current = _current(tr, principal)
         if current.totp_enabled_at is not None:
             raise fail(MFA_ALREADY_ENABLED)
+        _require_verified(current)
         users(principal.tenant_id).save(tr, dataclasses.replace(current, totp_secret=sealed))
 
     store(db)
@@ -292,8 +307,8 @@ def totp_enroll_start(
 
 def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Client) -> list[str]:
     """Turn the pending factor on with its first code; returns the recovery codes (shown
-    once). Raises AccountError 400 invalid_mfa_code / mfa_code_reused, 409
-    mfa_already_enabled / mfa_not_enrolling, 429 throttled."""
+    once). Raises AccountError 400 invalid_mfa_code / mfa_code_reused, 403
+    email_not_verified, 409 mfa_already_enabled / mfa_not_enrolling, 429 throttled."""
     if principal.user.totp_enabled_at is not None:
         raise fail(MFA_ALREADY_ENABLED)
     failures = _failure_budget(db, principal.user_id)
@@ -307,6 +322,7 @@ def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Cli
             raise fail(MFA_ALREADY_ENABLED)
         if not current.totp_secret:
             raise fail(MFA_NOT_ENROLLING)
+        _require_verified(current)  # an enrolment started before the rule, too
         spent, _ = _spend(current, code, now=now, login=False, recovery=False)
         users(principal.tenant_id).save(
             tr, dataclasses.replace(spent, totp_enabled_at=now, recovery_codes=digests)
@@ -346,7 +362,7 @@ def totp_disable(
         if current.totp_enabled_at is None:
             raise fail(MFA_NOT_ENABLED)
         _, method = _spend(current, code, now=now, login=False, recovery=True)
-        users(principal.tenant_id).save(tr, _without_factor(current))
+        users(principal.tenant_id).save(tr, without_factor(current))
         event(
             tr,
             tenant_id=principal.tenant_id,
@@ -396,7 +412,8 @@ def recovery_codes_regenerate(
     return codes
 
 
-def _without_factor(user: User) -> User:
+def without_factor(user: User) -> User:
+    """``user`` with no second factor: none on, none pending, no recovery codes."""
     return dataclasses.replace(
         user,
         totp_secret=b"",
@@ -525,7 +542,7 @@ def mfa_reset(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str)
         user = people.get(tr, user_id)
         if user is None:
             raise AccountError(*NOT_FOUND)
-        saved = people.save(tr, _without_factor(user))
+        saved = people.save(tr, without_factor(user))
         event(
             tr,
             tenant_id=tenant_id,

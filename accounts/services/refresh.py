@@ -24,7 +24,12 @@ from accounts.errors import (
 )
 from accounts.records import AuthSession, auth_sessions, tenants, users
 from accounts.services.common import Client, event, revoked
-from accounts.services.issue import TokenPair, refresh_expiry, token_pair_issue
+from accounts.services.issue import (
+    TokenPair,
+    grace_pair_issue,
+    refresh_expiry,
+    token_pair_issue,
+)
 from accounts.signing_keys import keyring
 from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_verify
 
@@ -33,6 +38,7 @@ from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_verify
 class _Outcome:
     session: AuthSession | None = None
     error: tuple[int, str, str] | None = None
+    grace: bool = False  # the previous token replayed in the grace window
 
 
 VERIFIED_CACHE_MAX = 50_000
@@ -80,8 +86,10 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
     """Exchange a refresh token for a new pair; exactly one live branch per family.
 
     The current token rotates (generation + 1). The token rotated just before it, presented
-    again within CODITECT_REFRESH_GRACE_S, gets the current pair (tabs racing). Anything
-    older revokes the whole family and raises 401 token_reused.
+    again within CODITECT_REFRESH_GRACE_S of that rotation (tabs racing, a retry), gets a
+    fresh access token and itself back (``TokenPair.grace``), never the live refresh token,
+    and logs ``refresh_grace``. Anything older, or that token after the window, revokes the
+    whole family and raises 401 token_reused.
     """
     claims = claims_of(db=db, token=token, token_use=REFRESH)
     now = datetime.now(UTC)
@@ -139,7 +147,19 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
             and session.rotated_at is not None
             and now - session.rotated_at <= grace
         ):
-            return _Outcome(session=session)
+            # The window runs from the rotation and nothing here moves it or the family
+            # forward, so an old token buys access tokens for seconds at most, and is seen.
+            event(
+                tr,
+                tenant_id=claims.tenant_id,
+                event_id=event_id,
+                type="refresh_grace",
+                at=now,
+                client=client,
+                user_id=session.user_id,
+                generation=claims.generation,
+            )
+            return _Outcome(session=session, grace=True)
         sessions.save(tr, revoked(session, reason="token_reused", now=now))
         event(
             tr,
@@ -157,4 +177,13 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
     if outcome.error is not None:
         raise fail(outcome.error)
     assert outcome.session is not None
+    if outcome.grace:
+        return grace_pair_issue(
+            db=db,
+            tenant_id=claims.tenant_id,
+            session=outcome.session,
+            now=now,
+            spent=token,
+            spent_expires_at=claims.expires_at,
+        )
     return token_pair_issue(db=db, tenant_id=claims.tenant_id, session=outcome.session, now=now)

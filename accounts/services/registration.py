@@ -1,6 +1,12 @@
 """Register: a new tenant with its owner, or a new member through an invitation.
 
 Either way a verification token is mailed to the new address (services/verification.py).
+
+An address held by a verified (or locked) account is taken: 409 email_taken. An address
+held by an account nobody verified does not hold against the person who proves it (issue
+15, finding 2): the registration answers the same 409, but is stored as a pending claim and
+a claim link goes to the address; opening it (verify-email) releases the unverified holder
+and gives the address to the new account (docs/accounts.md, "Who holds an address").
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ from accounts.services.common import (
     Client,
     SessionIds,
     auth_session_open,
+    claim_key,
     email_key,
     event,
     slug_for,
 )
 from accounts.services.issue import TokenPair, token_pair_issue
-from accounts.services.verification import verification_mail_send, verification_token_new
+from accounts.services.login import find_by_email
+from accounts.services.onetime import onetime_mail_throttle
+from accounts.services.verification import (
+    claim_mail_send,
+    verification_mail_send,
+    verification_token_new,
+)
 from accounts.throttle import Bucket, Throttled, throttle_hit
 from fdb_backend.records import UniqueViolation
 
@@ -54,6 +67,23 @@ def invitation_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _email_taken() -> AccountError:
+    # One answer whether the holder is verified or not: it tells no more than before.
+    return AccountError(
+        409,
+        "email_taken",
+        "An account with this email exists. Sign in, or reset its password. If that account "
+        "was never confirmed and the address is yours, we mailed you a link to claim it.",
+        attr="email",
+    )
+
+
+def _claimable(holder: User | None) -> bool:
+    """Whether a registration may claim the address ``holder`` has: nobody proved it, and
+    support has not locked the account (a lock is not to be walked around)."""
+    return holder is not None and holder.email_verified_at is None and not holder.locked
+
+
 def _invalid_invitation() -> AccountError:
     return AccountError(
         400, "invalid_invitation", "The invitation is invalid, used or expired.", attr="invitation"
@@ -76,6 +106,10 @@ def user_register(
     429 throttled; 403 email_not_verified when an invitation admits the user to a tenant
     that requires verified emails: the account is then created and its verification mail
     sent, but no session is opened (as login would refuse one).
+
+    When an unverified account holds the address, the 409 is the same, but the new account
+    is stored as a pending claim (no session, nobody can sign in with it) and a claim link
+    is mailed to the address (at most CODITECT_THROTTLE_MAIL_PER_EMAIL an hour).
     """
     try:
         throttle_hit(
@@ -108,6 +142,12 @@ def user_register(
     new_tenant_id, event_id = uuid.uuid4(), uuid.uuid4()
     slug = slug_for(tenant_name or email.partition("@")[0])
     key = email_key(email)
+    held, _ = find_by_email(db, key)
+    if _claimable(held):
+        try:  # a claim mails the address: its own per-email budget, and the address's
+            onetime_mail_throttle(db=db, scope="claim_mail", email_key=key, client=client)
+        except AccountError:
+            raise _email_taken() from None
     verification = verification_token_new(
         tenant_id=invite[0] if invite is not None else new_tenant_id,
         user_id=user_id,
@@ -116,7 +156,7 @@ def user_register(
     )
 
     @fdb_backend.transactional
-    def register(tr: Any) -> tuple[User, Tenant, Any]:
+    def register(tr: Any) -> tuple[User, Tenant, Any, bool]:
         if invite is not None:
             tenant_id, token_hash = invite
             tenant = tenants().get(tr, tenant_id)
@@ -139,13 +179,17 @@ def user_register(
                 ),
             )
             role = "owner"
+        holder, _ = find_by_email(tr, key)  # again, in the transaction: it decides
+        if holder is not None and not (_claimable(holder) and _claimable(held)):
+            raise _email_taken()
+        claim = holder is not None
         user = users(tenant.id).save(
             tr,
             User(
                 id=user_id,
                 tenant_id=tenant.id,
                 email=email,
-                email_key=key,
+                email_key=claim_key(user_id=user_id, email_key=key) if claim else key,
                 display_name=display_name,
                 password_hash=hashed,
                 role=role,
@@ -156,7 +200,7 @@ def user_register(
             ),
         )
         session = None
-        if not tenant.require_email_verification:
+        if not claim and not tenant.require_email_verification:
             session = auth_session_open(
                 tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
             )
@@ -169,17 +213,19 @@ def user_register(
             client=client,
             user_id=user.id,
             role=role,
+            **({"claim": True} if claim else {}),
         )
-        return user, tenant, session
+        return user, tenant, session, claim
 
     try:
-        user, tenant, session = register(db)
+        user, tenant, session, claim = register(db)
     except UniqueViolation as error:
         if error.index != "user_by_email":
             raise
-        raise AccountError(
-            409, "email_taken", "An account with this email exists.", attr="email"
-        ) from None
+        raise _email_taken() from None
+    if claim:
+        claim_mail_send(user=user, tenant=tenant, token=verification.token)
+        raise _email_taken()
     verification_mail_send(user=user, tenant=tenant, token=verification.token)
     if session is None:
         raise AccountError(

@@ -12,6 +12,7 @@ from accounts.errors import AccountError
 from accounts.passwords import password_check, password_hash, password_problems
 from accounts.records import auth_sessions, users
 from accounts.services.common import Client, event, revoke_user_sessions, revoked
+from accounts.services.login import password_attempt_throttle, password_failure_record
 from accounts.services.principal import Principal
 
 
@@ -103,10 +104,26 @@ def user_password_change(
 ) -> None:
     """Set a new password; every other auth session of the user is revoked.
 
-    Raises AccountError 400 wrong_password / invalid.
+    A wrong current password counts as a failed login of the account (its per-minute and
+    per-hour budgets, the client address's, a ``login_failed`` event with reason
+    ``password_change``): a stolen access token cannot guess the password faster than a
+    login could, nor make the server hash without limit.
+
+    Raises AccountError 400 wrong_password / invalid, 429 throttled.
     """
     user = principal.user
+    failures = password_attempt_throttle(db=db, email_key=user.email_key, client=client)
     if not password_check(encoded=user.password_hash, password=current_password).ok:
+        password_failure_record(
+            db,
+            failures=failures,
+            tenant_id=principal.tenant_id,
+            user_id=user.id,
+            event_id=uuid.uuid4(),
+            now=datetime.now(UTC),
+            client=client,
+            reason="password_change",
+        )
         raise AccountError(
             400, "wrong_password", "The current password is incorrect.", attr="current_password"
         )

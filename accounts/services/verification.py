@@ -22,7 +22,13 @@ from accounts.errors import (
 )
 from accounts.mail import duration_text, mail_link, mail_send
 from accounts.records import Tenant, User, tenants, users
-from accounts.services.common import Client, email_key, event
+from accounts.services.common import (
+    Client,
+    claimed_key,
+    email_key,
+    event,
+    revoke_user_sessions,
+)
 from accounts.services.login import find_by_email
 from accounts.services.onetime import (
     VERIFY_EMAIL,
@@ -72,6 +78,23 @@ def verification_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
     )
 
 
+def claim_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
+    """Mail the claim link of a pending registration (its verification token) to the
+    address it claims, saying what confirming does to the account that holds it."""
+    mail_send(
+        template="claim_email",
+        to=user.email,
+        context={
+            "display_name": user.display_name,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "token": token,
+            "link": mail_link("/verify-email", token),
+            "valid_for": duration_text(settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
+        },
+    )
+
+
 def _token_error(spec: tuple[int, str, str]) -> AccountError:
     return fail(spec, attr="token")
 
@@ -79,30 +102,46 @@ def _token_error(spec: tuple[int, str, str]) -> AccountError:
 def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     """Mark the address the token was mailed to as verified; the token is spent.
 
+    The token of a pending claim (services/registration.py) also settles the claim: the
+    unverified account that holds the address is released (``_release``) and the claiming
+    account takes the address, verified.
+
     Raises AccountError 400 invalid_verification_token (malformed, unknown, used, another
     tenant's, or mailed to an address the user no longer has) / verification_token_expired,
-    429 throttled. A refused token changes nothing.
+    409 email_taken (a claim whose address a verified or locked account holds by now, or
+    whose holder is the only owner of a team with other members), 429 throttled. A refused
+    token changes nothing.
     """
     onetime_confirm_throttle(db=db, client=client)
     parsed = onetime_parse(token)
     if parsed is None:
         raise _token_error(INVALID_VERIFICATION_TOKEN)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    now = datetime.now(UTC)
+    event_ids = [uuid.uuid4() for _ in range(3)]
 
     @fdb_backend.transactional
     def confirm(tr: Any) -> None:
         people = users(parsed.tenant_id)
         user = people.get(tr, parsed.subject_id)
+        claimed = claimed_key(user.email_key) if user is not None else None
         if user is None or not onetime_matches(
-            user.email_token_hash, parsed.secret, purpose=VERIFY_EMAIL, bound=user.email_key
+            user.email_token_hash,
+            parsed.secret,
+            purpose=VERIFY_EMAIL,
+            bound=claimed or user.email_key,
         ):
             raise _token_error(INVALID_VERIFICATION_TOKEN)
         if user.email_token_expires_at is None or user.email_token_expires_at <= now:
             raise _token_error(VERIFICATION_TOKEN_EXPIRED)
+        if claimed is not None:
+            holder, _ = find_by_email(tr, claimed)
+            if holder is not None:
+                _release(tr, holder, now=now, client=client, event_ids=event_ids[1:])
         people.save(
             tr,
             dataclasses.replace(
                 user,
+                email_key=claimed or user.email_key,
                 email_verified_at=user.email_verified_at or now,
                 email_token_hash="",
                 email_token_expires_at=None,
@@ -111,14 +150,68 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
         event(
             tr,
             tenant_id=parsed.tenant_id,
-            event_id=event_id,
+            event_id=event_ids[0],
             type="email_verified",
             at=now,
             client=client,
             user_id=user.id,
+            **({"claim": True} if claimed is not None else {}),
         )
 
     confirm(db)
+
+
+def _release(
+    tr: Any, holder: User, *, now: datetime, client: Client, event_ids: list[uuid.UUID]
+) -> None:
+    """Take the address away from ``holder``, an account nobody verified, for a claim the
+    mailbox just proved: its sessions end and the account goes (as a removed member's does);
+    a tenant left with nobody is suspended, its data kept for support. Raises 409
+    email_taken when ``holder`` may not be released (verified or locked by now, or the only
+    owner of a team with others in it: the mailbox owner resets its password instead, which
+    gives them that account)."""
+    if holder.email_verified_at is not None or holder.locked:
+        raise AccountError(409, "email_taken", "An account with this email exists.")
+    people = users(holder.tenant_id)
+    others = [u for u in people.list_by_key(tr).records if u.id != holder.id]
+    if holder.role == "owner" and others and not any(u.role == "owner" for u in others):
+        raise AccountError(
+            409,
+            "email_taken",
+            "The unconfirmed account with this email owns a team with other members. "
+            "Reset its password to take that account over instead.",
+        )
+    revoke_user_sessions(
+        tr, tenant_id=holder.tenant_id, user_id=holder.id, reason="email_released", now=now
+    )
+    people.delete(tr, holder.id)
+    event(
+        tr,
+        tenant_id=holder.tenant_id,
+        event_id=event_ids[0],
+        type="email_released",
+        at=now,
+        client=client,
+        user_id=holder.id,
+    )
+    if others:
+        return
+    every = tenants()
+    tenant = every.get(tr, holder.tenant_id)
+    if tenant is not None and tenant.status == "active":
+        every.save(
+            tr, dataclasses.replace(tenant, status="suspended", status_reason="email_released")
+        )
+        event(
+            tr,
+            tenant_id=tenant.id,
+            event_id=event_ids[1],
+            type="tenant_suspended",
+            at=now,
+            client=client,
+            user_id=None,
+            reason="email_released",
+        )
 
 
 def email_verification_resend(

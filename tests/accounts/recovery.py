@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pyotp
 from django.core import mail
 
+import fdb_backend
+from accounts.records import users
 from tests.accounts.helpers import AUTH, Api, Persona
 
 TOKEN = re.compile(r"#token=([0-9a-f]{32}\.[0-9a-f]{32}\.[A-Za-z0-9_-]{43})")
@@ -68,9 +71,37 @@ def code_at(secret: str, moment: datetime, steps: int = 0) -> str:
     return pyotp.TOTP(secret).generate_otp(step)
 
 
+def verify_email(api: Api, persona: Persona) -> None:
+    """Confirm ``persona``'s address with the newest verification mail (asking for one when
+    the outbox has none), unless it is confirmed already."""
+    if api.me(persona.access).json()["email_verified"]:
+        return
+    if not mails_to(persona.email, "Confirm"):
+        resent = api.post(AUTH + "verify-email/resend", None, persona.access)
+        assert resent.status_code == 202, resent.content
+    response = api.post(AUTH + "verify-email", {"token": verification_token(persona)})
+    assert response.status_code == 204, response.content
+
+
+def unverify(persona: Persona) -> None:
+    """Mark ``persona``'s address unverified in storage: an account from before a second
+    factor needed a verified address (the API has no way back)."""
+
+    @fdb_backend.transactional
+    def write(tr: Any) -> None:
+        people = users(persona.tenant_uuid)
+        user = people.get(tr, persona.user_uuid)
+        assert user is not None
+        people.save(tr, dataclasses.replace(user, email_verified_at=None))
+
+    write(fdb_backend.get_database())
+
+
 def enroll(api: Api, persona: Persona, moment: datetime) -> tuple[str, list[str]]:
     """Turn TOTP on for ``persona`` at ``moment`` (the clock is frozen there): its secret
-    and recovery codes. The confirming code's step is spent."""
+    and recovery codes. The confirming code's step is spent. The address is verified first,
+    as a second factor needs it."""
+    verify_email(api, persona)
     started = api.post(AUTH + "mfa/totp", {"password": persona.password}, persona.access)
     assert started.status_code == 201, started.content
     secret = started.json()["secret"]

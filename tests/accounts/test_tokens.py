@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.test import Client
 
+from accounts import selectors
 from tests.accounts.helpers import (
     AUTH,
     PASSWORD,
@@ -56,18 +57,54 @@ def test_refresh_keeps_the_auth_session(api: Api, alice: Persona) -> None:
     assert len(sessions) == 1
 
 
-def test_rotated_token_within_grace_returns_the_current_pair(
+def test_rotated_token_within_grace_gets_an_access_token_and_not_the_live_refresh(
     api: Api, alice: Persona, time_machine
 ) -> None:
+    """Issue 15, finding 6: a replay in the grace window (two tabs racing, a retry) is
+    answered with a fresh access token and the spent refresh token handed back, never the
+    live one, so whoever holds an old token cannot take the session over."""
     time_machine.move_to(datetime.now(UTC))
-    rotate(api, alice.refresh)
+    second = rotate(api, alice.refresh)
     time_machine.shift(timedelta(seconds=5))
     again = rotate(api, alice.refresh)
     assert api.me(again["access"]).status_code == 200
-    # The pair returned in grace is live: its refresh token rotates on.
-    later = rotate(api, again["refresh"])
-    assert api.me(later["access"]).status_code == 200
-    assert api.refresh(later["refresh"]).status_code == 200
+    assert again["refresh"] == alice.refresh  # the spent token, not the live one
+    assert again["refresh"] != second["refresh"]
+    assert token_parts(again["refresh"])[1]["gen"] == 1
+    # The live branch is untouched: the token that rotated in rotates on.
+    third = rotate(api, second["refresh"])
+    assert api.me(third["access"]).status_code == 200
+
+
+def test_a_grace_replay_is_logged(api: Api, alice: Persona, time_machine) -> None:
+    time_machine.move_to(datetime.now(UTC))
+    rotate(api, alice.refresh)
+    rotate(api, alice.refresh)
+    logged = [
+        event
+        for event in selectors.auth_event_list(tenant_id=alice.tenant_uuid, limit=20)
+        if event.type == "refresh_grace"
+    ]
+    assert len(logged) == 1, logged
+    assert logged[0].data == {"generation": 1}
+    assert str(logged[0].user_id) == alice.user_id
+
+
+def test_the_grace_answer_does_not_chain(api: Api, alice: Persona, time_machine) -> None:
+    """Replaying the grace answer's token never reaches a newer generation or a longer
+    window: once the window of the rotation is over it is reuse, and the family dies."""
+    time_machine.move_to(datetime.now(UTC))
+    second = rotate(api, alice.refresh)
+    held = alice.refresh
+    for _ in range(3):
+        time_machine.shift(timedelta(seconds=3))
+        answer = rotate(api, held)
+        assert answer["refresh"] == alice.refresh
+        held = answer["refresh"]
+    time_machine.shift(timedelta(seconds=2))  # 11 s after the rotation
+    problem(api.refresh(held), 401, "token_reused")
+    problem(api.refresh(second["refresh"]), 401, "session_revoked")
+    problem(api.me(answer["access"]), 401)
 
 
 def test_two_generations_back_revokes_the_family(api: Api, alice: Persona) -> None:
@@ -340,8 +377,12 @@ def test_concurrent_refreshes_leave_exactly_one_live_token(api: Api, alice: Pers
     results = race(alice.refresh, 8)
     statuses = sorted(status for status, _ in results)
     assert set(statuses) <= {200, 401}, results
-    winners = {body["refresh"] for status, body in results if status == 200}
+    # One request rotated; the others took the grace path: an access token each, and the
+    # spent token back, never a second live branch.
+    answered = [body["refresh"] for status, body in results if status == 200]
+    winners = {token for token in answered if token != alice.refresh}
     assert len(winners) == 1, winners
+    assert answered.count(alice.refresh) == len(answered) - 1, answered
     for status, body in results:
         if status == 401:
             assert body["code"] != "token_reused", body
