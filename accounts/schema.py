@@ -200,3 +200,26 @@ ACCEPTED = {
         description="Accepted: the same answer whether or not an account has this email."
     )
 }
+
+
+# --- API tokens (CONTRACT §7) --------------------------------------------------------------
+
+_API_TOKEN: dict[str, Any] = {
+    "id": serializers.UUIDField(),
+    "user_id": serializers.UUIDField(),
+    "name": serializers.CharField(),
+    "scopes": serializers.ListField(child=serializers.CharField()),
+    "created_at": serializers.DateTimeField(),
+    "expires_at": serializers.DateTimeField(allow_null=True),
+    "last_used_at": serializers.DateTimeField(allow_null=True),
+}
+ApiTokenCreatedOut = inline_serializer(
+    "ApiTokenCreated",
+    {
+        **_API_TOKEN,
+        "token": serializers.CharField(
+            help_text="cdt_...: shown this once; only its digest is stored."
+        ),
+    },
+)
+ApiTokenListOut = listing("ApiTokenList", "ApiToken", _API_TOKEN)

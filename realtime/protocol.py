@@ -7,7 +7,14 @@ from typing import Any
 from core.strict_json import strict_loads
 from workspaces.broadcast import wire_event
 
-__all__ = ["PROTOCOL", "ProtocolError", "parse_message", "wire_event"]
+__all__ = [
+    "JOIN_SCOPE",
+    "MESSAGE_SCOPES",
+    "PROTOCOL",
+    "ProtocolError",
+    "parse_message",
+    "wire_event",
+]
 
 PROTOCOL = "coditect.v5"
 CLIENT_TYPES = frozenset(
@@ -22,6 +29,17 @@ CLIENT_TYPES = frozenset(
         "lock.release",
     }
 )
+
+# The scope an API token needs to join a session's socket, and to send each message there
+# (CONTRACT §7); a user's access token has them all. Others (ping, resume, auth) need none.
+JOIN_SCOPE = "sessions:read"
+MESSAGE_SCOPES = {
+    "state.patch": "sessions:write",
+    "event.publish": "events:publish",
+    "lock.acquire": "locks",
+    "lock.renew": "locks",
+    "lock.release": "locks",
+}
 
 
 class ProtocolError(Exception):

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 import fdb_backend
 from accounts.api import LIST_PARAMETERS, principal_of
+from accounts.permissions import token_scopes
 from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
 from core.problems import ApiError, field_errors
@@ -90,8 +91,13 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+# What an API token needs for each operation (CONTRACT §7; accounts/permissions.py).
+READ, WRITE, PUBLISH = "sessions:read", "sessions:write", "events:publish"
+
+
 class SessionsView(APIView):
     lean_methods = frozenset({"get", "post"})
+    required_scopes = token_scopes(get=READ, post=WRITE)
 
     @extend_schema(
         operation_id="sessions_list",
@@ -152,6 +158,7 @@ class SessionsView(APIView):
 
 class SessionDetailView(APIView):
     lean_methods = frozenset({"get", "patch", "delete"})
+    required_scopes = token_scopes(get=READ, patch=WRITE, delete=WRITE)
 
     @extend_schema(operation_id="sessions_retrieve", responses={200: schema.SessionOut})
     @workspace_errors
@@ -188,6 +195,7 @@ class SessionDetailView(APIView):
 
 class ForkView(APIView):
     lean_methods = frozenset({"post"})
+    required_scopes = token_scopes(post=WRITE)
 
     @extend_schema(request=serializers.ForkIn, responses={201: schema.SessionOut})
     @workspace_errors
@@ -205,6 +213,7 @@ class ForkView(APIView):
 
 class RelatedView(APIView):
     lean_methods = frozenset({"get"})
+    required_scopes = token_scopes(get=READ)
 
     @extend_schema(operation_id="sessions_related", responses={200: schema.SessionListOut})
     @workspace_errors
@@ -220,6 +229,7 @@ class RelatedView(APIView):
 
 class EventsView(APIView):
     lean_methods = frozenset({"get", "post"})
+    required_scopes = token_scopes(get=READ, post=PUBLISH)
 
     @extend_schema(
         parameters=[OpenApiParameter("after_seq", int), OpenApiParameter("limit", int)],
