@@ -9,7 +9,6 @@ from typing import Any
 
 from django.http import HttpResponseBase
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +25,7 @@ from accounts.api import (
 )
 from accounts.api_errors import api_error
 from accounts.errors import AccountError, MfaRequired
+from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
     Principal,
@@ -103,7 +103,7 @@ class VerifyEmailView(Public):
 class VerifyEmailResendView(APIView):
     """Signed in: the caller's own address (no body). Signed out: ``{"email"}``."""
 
-    permission_classes = (AllowAny,)
+    permission_classes = (SignedOutOrUser,)
 
     @extend_schema(request=serializers.ResendIn, responses=schema.ACCEPTED)
     @account_errors

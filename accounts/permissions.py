@@ -56,3 +56,16 @@ class ScopedAccess(BasePermission):
         if rule is not None and rule not in principal.scopes:
             raise api_error(fail(INSUFFICIENT_SCOPE))
         return True
+
+
+class SignedOutOrUser(BasePermission):
+    """For views open to anyone that act on the signed-in user when there is one (resending
+    the verification email): an API token is refused there like on any account route."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        from accounts.api_errors import api_error
+
+        principal = request.user
+        if isinstance(principal, Principal) and principal.api_token is not None:
+            raise api_error(fail(USER_ONLY))
+        return True

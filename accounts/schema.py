@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -223,3 +224,26 @@ ApiTokenCreatedOut = inline_serializer(
     },
 )
 ApiTokenListOut = listing("ApiTokenList", "ApiToken", _API_TOKEN)
+
+
+class ScopedAutoSchema(AutoSchema):
+    """Each operation says what an API token needs for it, ``x-api-token-scope``: a scope
+    name, ``any`` (every API token) or ``forbidden`` (users only); absent on the public
+    operations. Read from the same rules ``accounts.permissions`` enforces."""
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> Any:
+        from accounts.permissions import USER_ONLY_RULE, ScopedAccess, api_token_rule
+
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        permissions = self.view.get_permissions()
+        if any(isinstance(p, ScopedAccess) for p in permissions):
+            rule = api_token_rule(self.view, self.method)
+            operation["x-api-token-scope"] = {None: "any", USER_ONLY_RULE: "forbidden"}.get(
+                rule, rule
+            )
+        elif self.view.get_authenticators():
+            # Open to anyone, acting on the signed-in user when there is one.
+            operation["x-api-token-scope"] = "forbidden"
+        return operation
