@@ -271,11 +271,11 @@ def test_support_staff_revoke_a_token(api: Api, alice: Persona) -> None:
 
 def test_an_api_token_never_manages_accounts(api: Api, alice: Persona, bob: Persona) -> None:
     token = make_token(api, alice)["token"]  # every scope
+    password = {"current_password": alice.password, "new_password": OTHER_PASSWORD}
     attempts = [
         api.post(TOKENS, {"name": "more", "scopes": ALL_SCOPES}, token),
         api.get(TOKENS, token),
-        api.post(AUTH + "password", {"current_password": alice.password,
-                                     "new_password": OTHER_PASSWORD}, token),  # fmt: skip
+        api.post(AUTH + "password", password, token),
         api.delete(f"{TENANT}members/{bob.user_id}/", token),
         api.post(TENANT + "invitations/", {"email": "eve@example.com", "role": "admin"}, token),
         api.post(AUTH + "mfa/totp", {}, token),
