@@ -231,6 +231,14 @@ class ScopedAutoSchema(AutoSchema):
     name, ``any`` (every API token) or ``forbidden`` (users only); absent on the public
     operations. Read from the same rules ``accounts.permissions`` enforces."""
 
+    def get_auth(self) -> Any:
+        from accounts.permissions import SignedOutOrUser
+
+        auths = super().get_auth()
+        if any(isinstance(p, SignedOutOrUser) for p in self.view.get_permissions()):
+            auths.append({})  # open to anyone, as AllowAny is
+        return auths
+
     def get_operation(self, *args: Any, **kwargs: Any) -> Any:
         from accounts.permissions import USER_ONLY_RULE, ScopedAccess, api_token_rule
 
