@@ -96,6 +96,22 @@ def test_revoking_stops_the_token_on_the_next_request(api: Api, alice: Persona) 
     problem(api.delete(f"{TOKENS}/{created['id']}/", alice.access), 404, "not_found")
 
 
+def test_a_revoked_token_is_401_on_every_route(api: Api, alice: Persona) -> None:
+    created = make_token(api, alice)
+    assert api.delete(f"{TOKENS}/{created['id']}", alice.access).status_code == 204
+    token, some_id = created["token"], str(uuid.uuid4())
+    for response in (
+        api.get(TOKENS, token),
+        api.post(TOKENS, {"name": "x", "scopes": []}, token),
+        api.delete(f"{TOKENS}/{some_id}", token),
+        api.get(TENANT_TOKENS, token),
+        api.delete(f"{TENANT_TOKENS}{some_id}/", token),
+        api.get("/api/v5/sessions", token),
+        api.me(token),
+    ):
+        problem(response, 401, "invalid_token")
+
+
 def test_the_store_holds_only_a_digest(api: Api, alice: Persona) -> None:
     token = make_token(api, alice)["token"]
     secret = token[-43:]
