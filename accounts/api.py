@@ -18,15 +18,21 @@ import fdb_backend
 from accounts import schema, selectors, serializers
 from accounts.api_errors import api_error
 from accounts.errors import AccountError
-from accounts.records import AuthSession, Tenant, User
+from accounts.permissions import token_scopes
+from accounts.records import ApiToken, AuthSession, Tenant, User
 from accounts.services import (
     Client,
     Principal,
+    api_token_create,
+    api_token_list,
+    api_token_revoke,
+    api_tokens_of_tenant,
     auth_session_logout,
     auth_session_logout_all,
     auth_session_revoke,
     invitation_create,
     member_remove,
+    principal_require_user,
     token_refresh,
     user_password_change,
     user_register,
@@ -35,7 +41,7 @@ from accounts.signing_keys import jwk_of, keyring
 from core.cursors import cursor_open, cursor_seal
 from core.problems import ApiError
 from core.time import rfc3339
-from fdb_backend.records import InvalidContinuation
+from fdb_backend.records import InvalidContinuation, Page
 
 View = Callable[..., Response]
 LIST_PARAMETERS = [
@@ -219,6 +225,7 @@ class LogoutAllView(APIView):
 
 class MeView(APIView):
     lean_methods = frozenset({"get"})
+    required_scopes = token_scopes(get=None)  # any API token may ask whom it acts for
 
     @schema.operation(ok={200: schema.MeOut})
     def get(self, request: Request) -> Response:
@@ -237,6 +244,7 @@ class SessionsView(APIView):
     @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
+        current = principal_require_user(principal=principal)
         page = selectors.auth_session_list(
             db=db(),
             tenant_id=principal.tenant_id,
@@ -246,7 +254,7 @@ class SessionsView(APIView):
         )
         return Response(
             {
-                "results": [session_json(s, principal.session.id) for s in page.records],
+                "results": [session_json(s, current.id) for s in page.records],
                 "next_cursor": cursor_seal(page.continuation),
             }
         )
@@ -303,6 +311,7 @@ class JwksView(Public):
 
 class TenantView(APIView):
     lean_methods = frozenset({"get"})
+    required_scopes = token_scopes(get=None)
 
     @schema.operation(ok={200: schema.TenantDetailOut})
     def get(self, request: Request) -> Response:
@@ -397,3 +406,110 @@ class InvitationsView(APIView):
             },
             status=201,
         )
+
+
+# --- API tokens (CONTRACT §7) ----------------------------------------------------------------
+
+
+def api_token_json(token: ApiToken) -> dict[str, Any]:
+    return {
+        "id": str(token.id),
+        "user_id": str(token.user_id),
+        "name": token.name,
+        "scopes": list(token.scopes),
+        "created_at": rfc3339(token.created_at),
+        "expires_at": rfc3339(token.expires_at) if token.expires_at else None,
+        "last_used_at": rfc3339(token.last_used_at) if token.last_used_at else None,
+    }
+
+
+def _api_token_page(page: Page[ApiToken]) -> Response:
+    return Response(
+        {
+            "results": [api_token_json(t) for t in page.records],
+            "next_cursor": cursor_seal(page.continuation),
+        }
+    )
+
+
+class ApiTokensView(APIView):
+    # No required_scopes: API tokens never list or make tokens (accounts/permissions.py).
+
+    @schema.operation(
+        ok={200: schema.ApiTokenListOut},
+        parameters=LIST_PARAMETERS,
+        errors={400: schema.LIST_400},
+    )
+    @account_errors
+    def get(self, request: Request) -> Response:
+        return _api_token_page(
+            api_token_list(
+                db=db(),
+                principal=principal_of(request),
+                limit=_limit(request),
+                cursor=cursor_open(request.query_params.get("cursor")),
+            )
+        )
+
+    @schema.operation(request=serializers.ApiTokenIn, ok={201: schema.ApiTokenCreatedOut})
+    @account_errors
+    def post(self, request: Request) -> Response:
+        body = parsed(serializers.ApiTokenIn, request)
+        issued = api_token_create(
+            db=db(), principal=principal_of(request), client=client_of(request), **body
+        )
+        return Response(
+            {**api_token_json(issued.record), "token": issued.token},
+            status=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+class ApiTokenDetailView(APIView):
+    @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
+    @account_errors
+    def delete(self, request: Request, token_id: str) -> Response:
+        api_token_revoke(
+            db=db(),
+            principal=principal_of(request),
+            token_id=_uuid_or_404(token_id),
+            client=client_of(request),
+        )
+        return Response(status=204)
+
+
+class TenantApiTokensView(APIView):
+    @schema.operation(
+        operation_id="tenant_api_tokens_list",
+        ok={200: schema.ApiTokenListOut},
+        parameters=LIST_PARAMETERS,
+        errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
+    )
+    @account_errors
+    def get(self, request: Request) -> Response:
+        return _api_token_page(
+            api_tokens_of_tenant(
+                db=db(),
+                principal=principal_of(request),
+                limit=_limit(request),
+                cursor=cursor_open(request.query_params.get("cursor")),
+            )
+        )
+
+
+class TenantApiTokenDetailView(APIView):
+    @schema.operation(
+        operation_id="tenant_api_tokens_destroy",
+        ok={204: schema.NO_CONTENT},
+        errors={403: schema.MANAGERS_ONLY, 404: schema.NOT_FOUND},
+    )
+    @account_errors
+    def delete(self, request: Request, token_id: str) -> Response:
+        api_token_revoke(
+            db=db(),
+            principal=principal_of(request),
+            token_id=_uuid_or_404(token_id),
+            client=client_of(request),
+            any_user=True,
+        )
+        return Response(status=204)

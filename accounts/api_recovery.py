@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponseBase
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +24,7 @@ from accounts.api import (
 )
 from accounts.api_errors import api_error
 from accounts.errors import AccountError, MfaRequired
+from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
     Principal,
@@ -142,7 +142,7 @@ class VerifyEmailView(Public):
 class VerifyEmailResendView(APIView):
     """Signed in: the caller's own address (no body). Signed out: ``{"email"}``."""
 
-    permission_classes = (AllowAny,)
+    permission_classes = (SignedOutOrUser,)
 
     @schema.operation(
         request=serializers.ResendIn,
@@ -233,6 +233,7 @@ class TotpView(APIView):
         throttled=True,
         errors={
             400: {"wrong_password": "The password is incorrect."},
+            403: schema.EMAIL_UNVERIFIED,
             409: {"mfa_already_enabled": "Two-factor authentication is already on."},
         },
     )
@@ -262,6 +263,7 @@ class TotpConfirmView(APIView):
         throttled=True,
         errors={
             400: schema.MFA_CODE,
+            403: schema.EMAIL_UNVERIFIED,
             409: {
                 "mfa_already_enabled": "Two-factor authentication is already on.",
                 "mfa_not_enrolling": "Start an enrolment (POST mfa/totp) first.",

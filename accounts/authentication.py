@@ -1,4 +1,4 @@
-"""DRF authentication by ``Authorization: Bearer <access token>``."""
+"""DRF authentication by ``Authorization: Bearer <access token or API token>``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rest_framework.request import Request
 
 import fdb_backend
 from accounts.errors import AccountError
-from accounts.services import Principal, principal_authenticate
+from accounts.services import Client, Principal, bearer_authenticate
 
 CHALLENGE = 'Bearer realm="coditect"'
 
@@ -29,7 +29,11 @@ class BearerAuthentication(BaseAuthentication):
                 AccountError(401, "invalid_token", "Use Authorization: Bearer <token>.")
             )
         try:
-            principal = principal_authenticate(db=fdb_backend.get_database(), token=token)
+            principal = bearer_authenticate(
+                db=fdb_backend.get_database(),
+                token=token,
+                client=Client(ip=str(request.META.get("REMOTE_ADDR", ""))[:64]),
+            )
         except AccountError as error:
             raise api_error(error) from None
         return principal, token

@@ -103,3 +103,12 @@ def mfa_code_error(spec: tuple[int, str, str], *, login: bool) -> AccountError:
     """A refused code: 401 while completing a login (no one is signed in yet), else 400."""
     _, code, detail = spec
     return AccountError(401 if login else 400, code, detail, attr="code")
+
+
+# --- API tokens (CONTRACT §7, docs/accounts.md "API tokens") -------------------------------
+INSUFFICIENT_SCOPE = (403, "insufficient_scope", "This API token's scopes do not allow this.")
+USER_ONLY = (
+    403,
+    "insufficient_scope",
+    "API tokens cannot manage accounts, members, tokens, MFA or passwords; sign in instead.",
+)

@@ -13,6 +13,8 @@ from fdb_backend.records import Collection, Index, Record, epoch_micros
 
 Role = Literal["owner", "admin", "member"]
 ROLES: tuple[Role, ...] = ("owner", "admin", "member")
+# What an API token may be allowed (CONTRACT §7); a user's own access token allows them all.
+SCOPES: tuple[str, ...] = ("sessions:read", "sessions:write", "events:publish", "locks")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +127,28 @@ class SigningKey(Record):
     retired_at: datetime | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApiToken(Record):
+    """A personal, scoped API token (docs/accounts.md "API tokens"). The token names its
+    tenant and id, so checking one is a ``get``; only the SHA-256 digest of its secret is
+    stored. Revoking deletes the record; the auth event log keeps the history."""
+
+    collection: ClassVar[str] = "api_tokens"
+    indexes: ClassVar[tuple[Index, ...]] = (Index("api_tokens_by_user", lambda t: (t.user_id,)),)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    scopes: list[str]
+    digest: str  # hex SHA-256 of the secret part of the token
+    created_at: datetime
+    expires_at: datetime | None = None  # None: until revoked
+    last_used_at: datetime | None = None
+    # The client addresses of its recent uses, newest first: use from another one is an
+    # auth event (api_token_used_new_address).
+    addresses: list[str] = field(default_factory=list)
+
+
 def tenants() -> Collection[Tenant]:
     return Collection(Tenant, keyspace.GLOBAL)
 
@@ -143,6 +167,10 @@ def invitations(tenant_id: uuid.UUID) -> Collection[Invitation]:
 
 def auth_sessions(tenant_id: uuid.UUID) -> Collection[AuthSession]:
     return Collection(AuthSession, keyspace.tenant(tenant_id))
+
+
+def api_tokens(tenant_id: uuid.UUID) -> Collection[ApiToken]:
+    return Collection(ApiToken, keyspace.tenant(tenant_id))
 
 
 def email_index() -> Any:

@@ -15,6 +15,7 @@ from http.client import responses as reasons
 from typing import Any, Literal
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -125,6 +126,7 @@ NOT_AUTHENTICATED = {"not_authenticated": "No Authorization header."}
 BEARER_403 = {
     "account_locked": "The account is locked.",
     "tenant_suspended": "The organisation is suspended.",
+    "insufficient_scope": "An API token whose scopes do not allow this (see x-api-token-scope).",
 }
 BODY_400 = {
     "malformed_json": "The body is not JSON (or nested too deeply, or has non-finite numbers).",
@@ -138,6 +140,9 @@ BODY_415 = {"unsupported_media_type": "The body is not `application/json`."}
 THROTTLED = {"throttled": "Too many attempts; wait `Retry-After` seconds."}
 NOT_FOUND = {"not_found": "No such id, or not in your organisation (never a 403)."}
 MANAGERS_ONLY = {"forbidden": "Only owners and admins can do this."}
+EMAIL_UNVERIFIED = {
+    "email_not_verified": "Confirm your email address first: a second factor needs it."
+}
 MFA_CODE = {
     "invalid_mfa_code": "The code is incorrect.",
     "mfa_code_reused": "This code was already used; wait for the next one.",
@@ -426,3 +431,62 @@ TenantSettingsOut = inline_serializer(
 ACCEPTED = OpenApiResponse(
     description="Accepted: the same answer whether or not an account has this email."
 )
+
+
+# --- API tokens (CONTRACT §7) --------------------------------------------------------------
+
+
+def _api_token_fields() -> dict[str, Any]:
+    # Fresh field instances for each serializer: DRF's metaclass takes them over.
+    return {
+        "id": serializers.UUIDField(),
+        "user_id": serializers.UUIDField(),
+        "name": serializers.CharField(),
+        "scopes": serializers.ListField(child=serializers.CharField()),
+        "created_at": serializers.DateTimeField(),
+        "expires_at": serializers.DateTimeField(allow_null=True),
+        "last_used_at": serializers.DateTimeField(allow_null=True),
+    }
+
+
+ApiTokenCreatedOut = inline_serializer(
+    "ApiTokenCreated",
+    {
+        **_api_token_fields(),
+        "token": serializers.CharField(
+            help_text="cdt_...: shown this once; only its digest is stored."
+        ),
+    },
+)
+ApiTokenListOut = listing("ApiTokenList", "ApiToken", _api_token_fields())
+
+
+class ScopedAutoSchema(AutoSchema):
+    """Each operation says what an API token needs for it, ``x-api-token-scope``: a scope
+    name, ``any`` (every API token) or ``forbidden`` (users only); absent on the public
+    operations. Read from the same rules ``accounts.permissions`` enforces."""
+
+    def get_auth(self) -> Any:
+        from accounts.permissions import SignedOutOrUser
+
+        auths = super().get_auth()
+        if any(isinstance(p, SignedOutOrUser) for p in self.view.get_permissions()):
+            auths.append({})  # open to anyone, as AllowAny is
+        return auths
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> Any:
+        from accounts.permissions import USER_ONLY_RULE, ScopedAccess, api_token_rule
+
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        permissions = self.view.get_permissions()
+        if any(isinstance(p, ScopedAccess) for p in permissions):
+            rule = api_token_rule(self.view, self.method)
+            operation["x-api-token-scope"] = {None: "any", USER_ONLY_RULE: "forbidden"}.get(
+                rule, rule
+            )
+        elif self.view.get_authenticators():
+            # Open to anyone, acting on the signed-in user when there is one.
+            operation["x-api-token-scope"] = "forbidden"
+        return operation

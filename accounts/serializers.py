@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from accounts.passwords import MAX_LENGTH
+from accounts.records import SCOPES
 
 
 def _fresh(field: Any) -> Any:
@@ -169,3 +170,12 @@ class TotpDisableIn(Strict):
 
 class TenantSettingsIn(Strict):
     require_email_verification = Flag(required=False)
+
+
+class ApiTokenIn(Strict):
+    name = Text(max_length=100)
+    # Empty is allowed: such a token can only say who it is (GET me).
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(SCOPES)), max_length=len(SCOPES) * 2
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)

@@ -20,6 +20,10 @@ auth: list[URLPattern] = [
     ),
     *optional_slash("password", api.PasswordView.as_view(), name="auth-password"),
     *optional_slash("jwks", api.JwksView.as_view(), name="auth-jwks"),
+    *optional_slash("api-tokens", api.ApiTokensView.as_view(), name="auth-api-tokens"),
+    *optional_slash(
+        "api-tokens/<str:token_id>", api.ApiTokenDetailView.as_view(), name="auth-api-token"
+    ),
     *optional_slash(
         "verify-email", api_recovery.VerifyEmailView.as_view(), name="auth-verify-email"
     ),
@@ -56,4 +60,10 @@ tenant: list[URLPattern] = [
     *optional_slash("members/<str:user_id>/", api.MemberDetailView.as_view(), name="tenant-member"),
     *optional_slash("invitations/", api.InvitationsView.as_view(), name="tenant-invitations"),
     *optional_slash("settings/", api_recovery.TenantSettingsView.as_view(), name="tenant-settings"),
+    *optional_slash("api-tokens/", api.TenantApiTokensView.as_view(), name="tenant-api-tokens"),
+    *optional_slash(
+        "api-tokens/<str:token_id>/",
+        api.TenantApiTokenDetailView.as_view(),
+        name="tenant-api-token",
+    ),
 ]

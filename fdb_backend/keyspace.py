@@ -45,6 +45,7 @@ _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "users": ("user_by_email",),
         "invitations": (),
         "auth_sessions": ("auth_sessions_by_user", "auth_sessions_by_family"),
+        "api_tokens": ("api_tokens_by_user",),
         "workspace_sessions": (
             "workspace_sessions_by_user",
             "sessions_by_workspace",

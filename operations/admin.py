@@ -140,7 +140,7 @@ def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) ->
     member = overview.user
     return render(
         request,
-        "admin/support/user_security.html",
+        "admin/support/user_tokens.html",
         f"User {member.email}",
         {
             "overview": overview,
@@ -151,6 +151,7 @@ def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) ->
             "mfa_on": member.totp_enabled_at is not None,
             "mfa_pending": member.totp_enabled_at is None and bool(member.totp_secret),
             "recovery_codes_left": len(member.recovery_codes),
+            "api_tokens": staff.user_api_tokens(db=_db(), tenant_id=tenant_id, user_id=user_id),
         },
     )
 
@@ -284,6 +285,32 @@ def session_revoke_view(
     )
 
 
+@support_view
+def api_token_revoke_view(
+    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, token_id: uuid.UUID
+) -> HttpResponse:
+    def perform(reason: str) -> str:
+        revoked = staff.staff_api_token_revoke(
+            db=_db(),
+            staff=request.user,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            token_id=token_id,
+            reason=reason,
+        )
+        return f"API token {revoked.name} revoked."
+
+    return _user_action(
+        request,
+        tenant_id,
+        user_id,
+        permission="accounts.revoke_sessions",
+        title="Revoke an API token of",
+        target=f"API token {token_id}",
+        perform=perform,
+    )
+
+
 # --- auth events -----------------------------------------------------------------------
 
 
@@ -331,6 +358,11 @@ support_route(
     "tenants/<uuid:tenant_id>/users/<uuid:user_id>/sessions/<uuid:session_id>/revoke/",
     session_revoke_view,
     "session_revoke",
+)
+support_route(
+    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/api-tokens/<uuid:token_id>/revoke/",
+    api_token_revoke_view,
+    "api_token_revoke",
 )
 support_route("auth-events/", auth_events_pick_view, "auth_events_pick")
 support_route("tenants/<uuid:tenant_id>/auth-events/", auth_events_view, "auth_events")

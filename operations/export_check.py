@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from accounts.records import Tenant, auth_sessions, invitations, tenants, users
+from accounts.records import Tenant, api_tokens, auth_sessions, invitations, tenants, users
 from fdb_backend import keyspace
 from fdb_backend.records import Collection
 from fdb_backend.records.reader import Chunks, assemble
@@ -22,6 +22,7 @@ def tenant_collections(tenant_id: uuid.UUID) -> list[Collection[Any]]:
         users(tenant_id),
         invitations(tenant_id),
         auth_sessions(tenant_id),
+        api_tokens(tenant_id),
         heads(tenant_id),
         states(tenant_id),
         events(tenant_id),

@@ -26,6 +26,7 @@ import fdb_backend
 from accounts.errors import NOT_FOUND, AccountError
 from accounts.models import StaffAuditEntry
 from accounts.records import (
+    ApiToken,
     AuthEvent,
     AuthSession,
     Tenant,
@@ -36,6 +37,7 @@ from accounts.records import (
     tenants,
     users,
 )
+from accounts.services.api_tokens import api_token_revoke_by_staff, api_tokens_of_user
 from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
 from accounts.services.mfa import mfa_reset
 from accounts.services.tenancy import user_lock
@@ -525,3 +527,38 @@ def staff_logout_record(*, staff: Staff, address: str) -> None:
         reason="signed out",
         staff=staff,
     )
+
+
+# --- API tokens (CONTRACT §7) ------------------------------------------------------------
+
+
+def user_api_tokens(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[ApiToken]:
+    """A user's API tokens, newest first (what the user page shows: never their secrets)."""
+    found = api_tokens_of_user(db=db, tenant_id=tenant_id, user_id=user_id)
+    return sorted(found, key=lambda t: t.created_at, reverse=True)
+
+
+def staff_api_token_revoke(
+    *,
+    db: Any,
+    staff: Staff,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    token_id: uuid.UUID,
+    reason: str,
+) -> ApiToken:
+    """Revoke one API token of a user (refused from its next request on, its sockets closed
+    within about a second). Raises AccountError 404 when it is not that user's."""
+    with _audited(
+        staff=staff,
+        permission="accounts.revoke_sessions",
+        action="api_token_revoke",
+        target_type="api_token",
+        target_id=token_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+        found = api_tokens_of_user(db=db, tenant_id=tenant_id, user_id=user_id)
+        if token_id not in {t.id for t in found}:
+            raise AccountError(*NOT_FOUND)
+        return api_token_revoke_by_staff(db=db, tenant_id=tenant_id, token_id=token_id, reason=why)

@@ -19,7 +19,15 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
-from accounts.records import AuthSession, auth_sessions, invitations, tenants, users
+from accounts.records import (
+    ApiToken,
+    AuthSession,
+    api_tokens,
+    auth_sessions,
+    invitations,
+    tenants,
+    users,
+)
 from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
@@ -34,6 +42,8 @@ REVOKED_SESSIONS_KEPT = timedelta(days=7)
 # Expired locks and stale connections are the realtime services' to release (they tell the
 # session's sockets); purge takes only those left this long after, with nobody to notice.
 REALTIME_LEFTOVERS_AFTER = timedelta(hours=1)
+# Expired API tokens stay listed this long (their owner sees that they lapsed), then go.
+EXPIRED_API_TOKENS_KEPT = timedelta(days=7)
 
 
 def _tenant_ids(db: Any) -> Iterator[uuid.UUID]:
@@ -87,7 +97,8 @@ class _Orphan:
 
 
 def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
-    """Workspace data without its session head; auth sessions without their user."""
+    """Workspace data without its session head; auth sessions and API tokens without their
+    user."""
     scope = keyspace.tenant(tenant_id)
     session_heads = heads(tenant_id)
 
@@ -134,6 +145,24 @@ def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
         if not owners[session.user_id]:
             yield _Orphan(
                 "auth session of a missing user", tenant_id, str(session.id), drop_session(session)
+            )
+
+    tokens = api_tokens(tenant_id)
+
+    def drop_token(token: ApiToken) -> Callable[[], bool]:
+        def run() -> bool:
+            if people.get(db, token.user_id) is not None:
+                return False
+            return bool(tokens.delete(db, token.id))
+
+        return run
+
+    for token in tokens.scan(db, batch_size=200, include_expired=True):
+        if token.user_id not in owners:
+            owners[token.user_id] = people.get(db, token.user_id) is not None
+        if not owners[token.user_id]:
+            yield _Orphan(
+                "API token of a missing user", tenant_id, str(token.id), drop_token(token)
             )
 
 
@@ -226,6 +255,10 @@ def _purge_auth_sessions(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: 
     )
 
 
+def _api_token_over(token: ApiToken, now: datetime) -> bool:
+    return token.expires_at is not None and token.expires_at <= now - EXPIRED_API_TOKENS_KEPT
+
+
 def _purge_expired(factory: Callable[[uuid.UUID], Collection[Any]], batch: int) -> PurgeTask:
     def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
         collection = factory(tenant_id)
@@ -262,6 +295,7 @@ def _purge_matching(
 _PURGE_TASKS: dict[str, PurgeTask] = {
     "auth_sessions": _purge_auth_sessions,
     "invitations": _purge_expired(invitations, 100),
+    "api_tokens": _purge_matching(api_tokens, _api_token_over),
     # Events may carry a whole state change: fewer of them per transaction.
     "events": _purge_expired(events, 25),
     "locks": _purge_matching(locks, _lock_over),
@@ -284,7 +318,8 @@ def storage_purge(
     *, db: Any, dry_run: bool = False, only: list[str] | None = None, now: datetime | None = None
 ) -> PurgeReport:
     """Remove, tenant by tenant and in batches, auth sessions that can no longer be used
-    (refresh expired, or revoked more than 7 days ago), expired invitations, events past
+    (refresh expired, or revoked more than 7 days ago), expired invitations, API tokens
+    expired more than 7 days ago, events past
     the log's retention, locks expired and connections stale for an hour, and what other
     apps registered. ``dry_run`` counts without removing."""
     moment = now or utcnow()

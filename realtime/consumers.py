@@ -21,23 +21,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-import jwt
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 import fdb_backend
 from accounts.errors import AccountError
-from accounts.services import Principal, principal_authenticate
+from accounts.services import Client, Principal, bearer_authenticate
 from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.fanout import fanout
 from realtime.protocol import (
+    JOIN_SCOPE,
+    MESSAGE_SCOPES,
     PROTOCOL,
     ProtocolError,
     auth_token_check,
@@ -154,19 +156,25 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def authenticate(self, token: str) -> Principal | None:
         db = fdb_backend.get_database()
+        peer = self.scope.get("client") or ("",)
+        client = Client(ip=str(peer[0] or "")[:64])
         try:
-            principal: Principal = await in_pool(principal_authenticate)(db=db, token=token)
+            principal: Principal = await in_pool(bearer_authenticate)(
+                db=db, token=token, client=client
+            )
         except AccountError as error:
             await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
             return None
-        # Verified above; only its expiry is needed here.
-        claims = jwt.decode(token, options={"verify_signature": False})
-        self.token_expires_at = float(claims.get("exp", 0))
+        # None: an API token without expiry, which only revocation (the watch) ends.
+        expires = principal.expires_at
+        self.token_expires_at = expires.timestamp() if expires is not None else math.inf
         return principal
 
     async def join(self, token: str) -> None:
         principal = await self.authenticate(token)
         if principal is None:
+            return
+        if not await self.may_join(principal):
             return
         self.principal = principal
         # Subscribed before the welcome's snapshot is read, so no event falls between them.
@@ -202,6 +210,17 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if self.behind > self.last_sent:
             await self.read_log()
         watch().add(self)
+
+    async def may_join(self, principal: Principal) -> bool:
+        """An API token joins only with sessions:read: else an error and close 4403."""
+        if JOIN_SCOPE in principal.scopes:
+            return True
+        await self.reply_error(None, "insufficient_scope", f"Joining needs {JOIN_SCOPE}.")
+        await self.close(CLOSE_FORBIDDEN)
+        return False
+
+    def allowed(self, scope: str) -> bool:
+        return self.principal is not None and scope in self.principal.scopes
 
     # --- closed by the process's watch (realtime/watch.py) ----------------------------
 
@@ -411,6 +430,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
             if kind != "auth" and not self.joined:
                 await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
                 return
+            needed = MESSAGE_SCOPES.get(kind)
+            if needed is not None and not self.allowed(needed):
+                await self.reply_error(msg_id, "insufficient_scope", f"{kind} needs {needed}.")
+                return
             message = message_fields(message)
             await self.handle(message)
         except ProtocolError as error:
@@ -460,6 +483,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         assert previous is not None
         if principal.user_id != previous.user_id or principal.tenant_id != previous.tenant_id:
             await self.close(CLOSE_UNAUTHENTICATED)  # a socket never changes hands
+            return
+        if not await self.may_join(principal):
             return
         self.principal = principal
         await self.send_json({"type": "ack", "id": message["id"]})

@@ -21,6 +21,8 @@ from workspaces.broadcast import wire_event
 from workspaces.serializers import SessionPatchIn, event_name_check
 
 __all__ = [
+    "JOIN_SCOPE",
+    "MESSAGE_SCOPES",
     "PROTOCOL",
     "ProtocolError",
     "auth_token_check",
@@ -51,6 +53,17 @@ TOKEN_MAX = 8192
 # Seqs and versions are unsigned 64-bit counters in the store.
 COUNTER_MAX = 2**63 - 1
 TTL_MIN_S, TTL_MAX_S, TTL_DEFAULT_S = 1, 300, 30
+
+# The scope an API token needs to join a session's socket, and to send each message there
+# (CONTRACT §7); a user's access token has them all. Others (ping, resume, auth) need none.
+JOIN_SCOPE = "sessions:read"
+MESSAGE_SCOPES = {
+    "state.patch": "sessions:write",
+    "event.publish": "events:publish",
+    "lock.acquire": "locks",
+    "lock.renew": "locks",
+    "lock.release": "locks",
+}
 
 
 class ProtocolError(Exception):

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 import fdb_backend
 from accounts import schema as account_schema
 from accounts.api import LIST_PARAMETERS, principal_of
+from accounts.permissions import token_scopes
 from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
 from core.problems import ApiError, field_errors
@@ -91,8 +92,13 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+# What an API token needs for each operation (CONTRACT §7; accounts/permissions.py).
+READ, WRITE, PUBLISH = "sessions:read", "sessions:write", "events:publish"
+
+
 class SessionsView(APIView):
     lean_methods = frozenset({"get", "post"})
+    required_scopes = token_scopes(get=READ, post=WRITE)
 
     @account_schema.operation(
         operation_id="sessions_list",
@@ -161,6 +167,7 @@ class SessionsView(APIView):
 
 class SessionDetailView(APIView):
     lean_methods = frozenset({"get", "patch", "delete"})
+    required_scopes = token_scopes(get=READ, patch=WRITE, delete=WRITE)
 
     @account_schema.operation(
         operation_id="sessions_retrieve",
@@ -220,6 +227,7 @@ class SessionDetailView(APIView):
 
 class ForkView(APIView):
     lean_methods = frozenset({"post"})
+    required_scopes = token_scopes(post=WRITE)
 
     @account_schema.operation(
         request=serializers.ForkIn,
@@ -242,6 +250,7 @@ class ForkView(APIView):
 
 class RelatedView(APIView):
     lean_methods = frozenset({"get"})
+    required_scopes = token_scopes(get=READ)
 
     @account_schema.operation(
         operation_id="sessions_related",
@@ -261,6 +270,7 @@ class RelatedView(APIView):
 
 class EventsView(APIView):
     lean_methods = frozenset({"get", "post"})
+    required_scopes = token_scopes(get=READ, post=PUBLISH)
 
     @account_schema.operation(
         parameters=[

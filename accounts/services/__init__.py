@@ -1,5 +1,15 @@
 """What the accounts app does: each call is one or a few transactions (DESIGN §2)."""
 
+from accounts.services.api_tokens import (
+    IssuedApiToken,
+    api_token_create,
+    api_token_list,
+    api_token_revoke,
+    api_token_revoke_by_staff,
+    api_tokens_of_tenant,
+    api_tokens_of_user,
+    bearer_authenticate,
+)
 from accounts.services.common import Client
 from accounts.services.issue import TokenPair
 from accounts.services.login import LoggedIn, user_login
@@ -18,6 +28,8 @@ from accounts.services.principal import (
     Principal,
     principal_authenticate,
     principal_check,
+    principal_require_scope,
+    principal_require_user,
     principals_check,
 )
 from accounts.services.refresh import token_refresh
@@ -46,6 +58,7 @@ from accounts.services.verification import (
 
 __all__ = [
     "Client",
+    "IssuedApiToken",
     "IssuedInvitation",
     "LoggedIn",
     "MfaStatus",
@@ -53,10 +66,17 @@ __all__ = [
     "Registered",
     "TokenPair",
     "TotpEnrollment",
+    "api_token_create",
+    "api_token_list",
+    "api_token_revoke",
+    "api_token_revoke_by_staff",
+    "api_tokens_of_tenant",
+    "api_tokens_of_user",
     "auth_session_logout",
     "auth_session_logout_all",
     "auth_session_revoke",
     "auth_session_revoke_all",
+    "bearer_authenticate",
     "email_verification_confirm",
     "email_verification_resend",
     "invitation_create",
@@ -66,6 +86,8 @@ __all__ = [
     "password_reset_request",
     "principal_authenticate",
     "principal_check",
+    "principal_require_scope",
+    "principal_require_user",
     "principals_check",
     "recovery_codes_regenerate",
     "tenant_resume",

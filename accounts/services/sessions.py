@@ -13,17 +13,18 @@ from accounts.passwords import password_check, password_hash, password_problems
 from accounts.records import auth_sessions, users
 from accounts.services.common import Client, event, revoke_user_sessions, revoked
 from accounts.services.login import password_attempt_throttle, password_failure_record
-from accounts.services.principal import Principal
+from accounts.services.principal import Principal, principal_require_user
 
 
 def auth_session_logout(*, db: Any, principal: Principal, client: Client) -> None:
     """Revoke the caller's auth session: its access and refresh tokens stop at once."""
+    current = principal_require_user(principal=principal)
     now, event_id = datetime.now(UTC), uuid.uuid4()
 
     @fdb_backend.transactional
     def logout(tr: Any) -> None:
         sessions = auth_sessions(principal.tenant_id)
-        session = sessions.get(tr, principal.session.id)
+        session = sessions.get(tr, current.id)
         if session is not None and session.revoked_at is None:
             sessions.save(tr, revoked(session, reason="logout", now=now))
         event(
@@ -41,6 +42,7 @@ def auth_session_logout(*, db: Any, principal: Principal, client: Client) -> Non
 
 def auth_session_logout_all(*, db: Any, principal: Principal, client: Client) -> int:
     """Revoke every auth session of the caller; returns how many were live."""
+    principal_require_user(principal=principal)
     now, event_id = datetime.now(UTC), uuid.uuid4()
 
     @fdb_backend.transactional
@@ -71,6 +73,7 @@ def auth_session_revoke(
     *, db: Any, principal: Principal, session_id: uuid.UUID, client: Client
 ) -> bool:
     """Sign out one of the caller's own devices; False when it is not theirs (404)."""
+    principal_require_user(principal=principal)
     now, event_id = datetime.now(UTC), uuid.uuid4()
 
     @fdb_backend.transactional
@@ -111,6 +114,7 @@ def user_password_change(
 
     Raises AccountError 400 wrong_password / invalid, 429 throttled.
     """
+    session = principal_require_user(principal=principal)
     user = principal.user
     failures = password_attempt_throttle(db=db, email_key=user.email_key, client=client)
     if not password_check(encoded=user.password_hash, password=current_password).ok:
@@ -148,7 +152,7 @@ def user_password_change(
             user_id=user.id,
             reason="password_changed",
             now=now,
-            keep=principal.session.id,
+            keep=session.id,
         )
         event(
             tr,

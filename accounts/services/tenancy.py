@@ -19,6 +19,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import NOT_FOUND, AccountError
 from accounts.records import Invitation, Role, Tenant, User, invitations, tenants, users
+from accounts.services.api_tokens import revoke_user_api_tokens
 from accounts.services.common import Client, event, revoke_user_sessions
 from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
@@ -88,6 +89,7 @@ def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: 
         revoke_user_sessions(
             tr, tenant_id=principal.tenant_id, user_id=member.id, reason="member_removed", now=now
         )
+        revoke_user_api_tokens(tr, tenant_id=principal.tenant_id, user_id=member.id)
         people.delete(tr, member.id)
         event(
             tr,

@@ -226,7 +226,14 @@ def test_purge_removes_what_expired_with_a_dry_run_first(
         expires_at=start + timedelta(seconds=30),
     ))  # fmt: skip
 
-    nothing = {"auth_sessions": 0, "invitations": 0, "events": 0, "locks": 0, "connections": 0}
+    nothing = {
+        "auth_sessions": 0,
+        "invitations": 0,
+        "api_tokens": 0,
+        "events": 0,
+        "locks": 0,
+        "connections": 0,
+    }
 
     def removed(report: dict[str, Any]) -> dict[str, Any]:
         # Throttle counters depend on when the fixtures registered; checked on their own below.

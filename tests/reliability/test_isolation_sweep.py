@@ -56,7 +56,7 @@ else:
 
 pytestmark = pytest.mark.slow
 
-PROJECT_APPS = ("accounts", "workspaces", "realtime", "coditect", "fdb_backend")
+PROJECT_APPS = ("accounts", "workspaces", "realtime", "operations", "coditect", "fdb_backend")
 ALICES_FILE = "/home/alice/project/main.py"
 WRONG_PASSWORD = "not-alices-password-1"
 
@@ -72,6 +72,7 @@ class TenantA:
     alice_device: str
     bob_device: str
     cursors: dict[str, str]
+    bob_token: str = ""  # the id of an API token of Bob's
 
     def secrets(self) -> set[str]:
         """Strings that only tenant A's data contains."""
@@ -89,6 +90,7 @@ class TenantA:
             # anyone may choose), and lists by it.
             self.alice_device,
             self.bob_device,
+            self.bob_token,
             "alice.private.event",
         }
         # Ids also travel as 32 hex digits (tokens, channel names).
@@ -111,6 +113,9 @@ class TenantA:
             "bob_devices": sorted(d["id"] for d in _ok(api.get(AUTH + "sessions", bob))["results"]),
             "settings": _ok(api.get(TENANT + "settings/", alice)),
             "tenant": _ok(api.get(TENANT, alice)),
+            "api_tokens": sorted(
+                t["id"] for t in _ok(api.get(TENANT + "api-tokens/", alice))["results"]
+            ),
         }
 
 
@@ -146,6 +151,8 @@ def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona) -> TenantA:
         "devices": _ok(sessions.get(AUTH + "sessions?limit=1", alice.access))["next_cursor"],
     }
     assert all(cursors.values()), cursors
+    token = sessions.post(AUTH + "api-tokens", {"name": "bob's agent", "scopes": []}, bob.access)
+    assert token.status_code == 201, token.content
     return TenantA(
         alice=alice,
         bob=bob,
@@ -153,6 +160,7 @@ def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona) -> TenantA:
         alice_device=alice.session_id(sessions),
         bob_device=bob.session_id(sessions),
         cursors=cursors,
+        bob_token=token.json()["id"],
     )
 
 
@@ -271,6 +279,8 @@ def a_ids(sweep: Sweep, route: Route) -> list[tuple[str, dict[str, str]]]:
             ("alice's device", {"session_id": a.alice_device}),
             ("bob's device", {"session_id": a.bob_device}),
         ]
+    if route.params == ("token_id",):
+        return [("bob's API token", {"token_id": a.bob_token})]
     if route.params == ("user_id",):
         return [("alice", {"user_id": a.alice.user_id}), ("bob", {"user_id": a.bob.user_id})]
     raise AssertionError(f"{route.label}: say whose ids its parameters {route.params} take")
@@ -468,7 +478,12 @@ REST_PROBES: dict[tuple[str, str], Probe] = {
         body={"password": "not-it", "code": "123456"}, status={400, 409}
     ),
     ("POST", "/api/v5/auth/mfa/recovery-codes"): own_only(body={"code": "123456"}, status=409),
+    ("GET", "/api/v5/auth/api-tokens"): own_only(),
+    ("POST", "/api/v5/auth/api-tokens"): own_only(body={"name": "b", "scopes": []}, status=201),
+    ("DELETE", "/api/v5/auth/api-tokens/{token_id}"): by_id(),
     ("GET", "/api/v5/tenant/"): own_only(),
+    ("GET", "/api/v5/tenant/api-tokens/"): own_only(),
+    ("DELETE", "/api/v5/tenant/api-tokens/{token_id}/"): by_id(),
     ("GET", "/api/v5/tenant/members/"): with_cursor("members"),
     ("DELETE", "/api/v5/tenant/members/{user_id}/"): by_id(),
     ("POST", "/api/v5/tenant/invitations/"): probe_invitation,
@@ -736,6 +751,7 @@ def support_urls(sweep: Sweep) -> list[str]:
             "tenant_id": a.alice.tenant_id,
             "user_id": a.bob.user_id,
             "session_id": a.session["id"] if "workspace" in route else a.bob_device,
+            "token_id": a.bob_token,
         }
         for name, value in values.items():
             route = route.replace(f"<uuid:{name}>", value)

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core import mail
 from django.test import Client, override_settings
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
@@ -35,7 +36,9 @@ from tests.accounts.recovery import (
     enroll,
     reset_token,
     step_start,
+    unverify,
     verification_token,
+    verify_email,
 )
 from tests.workspaces.helpers import SessionApi, create_session
 
@@ -333,6 +336,58 @@ def _auth_session_revoke(w: World) -> None:
     w.json(label, 204, token=w.alice.access, session_id=other)
 
 
+def _api_token(w: World, persona: Persona) -> str:
+    """A new API token of ``persona``: its id."""
+    made = w.json(
+        "POST /api/v5/auth/api-tokens",
+        201,
+        token=persona.access,
+        body={"name": "ci", "scopes": ["sessions:read"]},
+    )
+    return str(made["id"])
+
+
+@case("GET /api/v5/auth/api-tokens")
+def _api_tokens_list(w: World) -> None:
+    label = "GET /api/v5/auth/api-tokens"
+    _api_token(w, w.alice)
+    w.json(label, 400, token=w.alice.access, query={"limit": 0})
+    w.json(label, 200, token=w.alice.access)
+
+
+@case("POST /api/v5/auth/api-tokens")
+def _api_tokens_create(w: World) -> None:
+    label = "POST /api/v5/auth/api-tokens"
+    w.json(label, 400, token=w.alice.access, body={"name": "ci", "scopes": ["root"]})
+    made = w.json(label, 201, token=w.alice.access, body={"name": "ci", "scopes": ["locks"]})
+    w.json(label, 403, token=made["token"], body={"name": "x", "scopes": ["locks"]})
+
+
+@case("DELETE /api/v5/auth/api-tokens/{token_id}")
+def _api_token_revoke(w: World) -> None:
+    label = "DELETE /api/v5/auth/api-tokens/{token_id}"
+    theirs = _api_token(w, w.charlie)
+    w.json(label, 404, token=w.alice.access, token_id=theirs)
+    w.json(label, 204, token=w.alice.access, token_id=_api_token(w, w.alice))
+
+
+@case("GET /api/v5/tenant/api-tokens/")
+def _tenant_api_tokens(w: World) -> None:
+    label = "GET /api/v5/tenant/api-tokens/"
+    _api_token(w, w.bob)
+    w.json(label, 403, token=w.bob.access)
+    w.json(label, 200, token=w.alice.access)
+
+
+@case("DELETE /api/v5/tenant/api-tokens/{token_id}/")
+def _tenant_api_token_revoke(w: World) -> None:
+    label = "DELETE /api/v5/tenant/api-tokens/{token_id}/"
+    bobs = _api_token(w, w.bob)
+    w.json(label, 403, token=w.bob.access, token_id=bobs)
+    w.json(label, 404, token=w.alice.access, token_id=_api_token(w, w.charlie))
+    w.json(label, 204, token=w.alice.access, token_id=bobs)
+
+
 @case("POST /api/v5/auth/password")
 def _password(w: World) -> None:
     label = "POST /api/v5/auth/password"
@@ -393,6 +448,8 @@ def _mfa(w: World) -> None:
 
 @case("POST /api/v5/auth/mfa/totp")
 def _totp(w: World) -> None:
+    w.json("POST /api/v5/auth/mfa/totp", 403, token=w.alice.access, body={"password": PASSWORD})
+    verify_email(w.api, w.alice)
     w.json("POST /api/v5/auth/mfa/totp", 400, token=w.alice.access, body={"password": "wrong"})
     w.json("POST /api/v5/auth/mfa/totp", 201, token=w.alice.access, body={"password": PASSWORD})
 
@@ -401,11 +458,16 @@ def _totp(w: World) -> None:
 def _totp_confirm(w: World) -> None:
     label = "POST /api/v5/auth/mfa/totp/confirm"
     w.json(label, 409, token=w.alice.access, body={"code": "123456"})
+    verify_email(w.api, w.alice)
     moment = step_start(datetime.now(UTC))
     w.clock.move_to(moment, tick=False)
     started = w.json(
         "POST /api/v5/auth/mfa/totp", 201, token=w.alice.access, body={"password": PASSWORD}
     )
+    unverify(w.alice)  # an enrolment started before a second factor needed the address
+    w.json(label, 403, token=w.alice.access, body={"code": "123456"})
+    mail.outbox.clear()  # the first link is spent: verify_email asks for a new one
+    verify_email(w.api, w.alice)
     w.json(label, 400, token=w.alice.access, body={"code": "000000"})
     code = code_at(started["secret"], moment)
     w.json(label, 200, token=w.alice.access, body={"code": code})
