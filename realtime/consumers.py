@@ -95,11 +95,30 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except ValueError:
             await self.close(CLOSE_NOT_FOUND)
             return
-        bearer = [p[len("bearer.") :] for p in offered if p.startswith("bearer.")]
-        if bearer:
-            await self.join(bearer[0])
+        token = self.handshake_token(offered)
+        if token is None:
+            await self.close(CLOSE_UNAUTHENTICATED)
+        elif token:
+            await self.join(token)
         else:
             self._background(self.auth_deadline())
+
+    def handshake_token(self, offered: list[str]) -> str | None:
+        """The token of the opening handshake: a ``bearer.`` subprotocol (browsers, which
+        cannot set headers on a WebSocket) or ``Authorization: Bearer`` (every other client);
+        "" for none, None when what came cannot be used (two different tokens, another scheme).
+        """
+        tokens = {p[len("bearer.") :] for p in offered if p.startswith("bearer.")}
+        for name, value in self.scope.get("headers", ()):
+            if name != b"authorization":
+                continue
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
+                return None
+            tokens.add(credentials.strip())
+        if len(tokens) > 1:
+            return None
+        return tokens.pop() if tokens else ""
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -116,7 +135,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
             return None
         # Verified above; only its expiry is needed here.
-        claims = jwt.decode(token, options={"verify_signature": False})
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.DecodeError:
+            # Not a JWT: an API token (CONTRACT §7), which has no expiry of its own in the
+            # token; its expiry and revocation are its record's, re-checked by the watch.
+            claims = {"exp": float("inf")}
         self.token_expires_at = float(claims.get("exp", 0))
         return principal
 
