@@ -237,6 +237,8 @@ CODITECT_WS_IDLE_TIMEOUT_S = env_positive_float("CODITECT_WS_IDLE_TIMEOUT_S", de
 CODITECT_WS_MAX_MESSAGE_BYTES = env_int(
     "CODITECT_WS_MAX_MESSAGE_BYTES", default=1_048_576, minimum=64
 )
+# permessage-deflate for clients that offer it (coditect/serve.py; plain daphne never offers).
+CODITECT_WS_COMPRESSION = env_bool("CODITECT_WS_COMPRESSION", default=True)
 CODITECT_WS_RATE_PER_S = env_positive_float("CODITECT_WS_RATE_PER_S", default=50.0)
 CODITECT_WS_RATE_BURST = env_int("CODITECT_WS_RATE_BURST", default=100, minimum=1)
 # How often an open socket re-checks that its auth session is still active.

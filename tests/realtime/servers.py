@@ -1,6 +1,6 @@
 """Real daphne processes for the realtime tests, an HTTP client for them, and a TCP peer.
 
-``Servers`` starts ``daphne coditect.asgi:application`` on free ports with the environment a
+``Servers`` starts ``python -m coditect.serve`` (daphne) on free ports with the environment a
 test gives (one embedded store file, optionally one Redis database), waits for ``/healthz``,
 and kills every process it started when the test ends. ``NetPeer`` is a ``Peer`` over a real
 WebSocket connection made with the ``websockets`` package.
@@ -90,10 +90,11 @@ class Server:
 
     def start(self) -> None:
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        command += self.args
+        # The README's entry point (daphne with the platform's WebSocket options), so the
+        # tests exercise what is served; it always serves coditect.asgi:application.
+        command = [sys.executable, "-m", "coditect.serve", "-b", "127.0.0.1", "-p", str(self.port)]
         self.process = subprocess.Popen(
-            [*command, "coditect.asgi:application"],
+            [*command, *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
