@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import os
 import sys
+import zlib
 from typing import Any
 
-from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.compress import (
+    PerMessageDeflate,
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
@@ -54,6 +59,21 @@ def _reason_phrase(reason: Any) -> str:
 
 
 class SocketProtocol(WebSocketProtocol):
+    def onOpen(self) -> None:
+        # autobahn deflates at zlib's default level (6), creating the compressor at the first
+        # message when the context is taken over from message to message (the usual case):
+        # made here first, it has CODITECT_WS_COMPRESSION_LEVEL instead. Every broadcast is
+        # compressed once per socket, so the level is the fan-out's largest CPU cost.
+        pmce = self._perMessageCompress
+        if isinstance(pmce, PerMessageDeflate) and not pmce.server_no_context_takeover:
+            pmce._compressor = zlib.compressobj(
+                settings.CODITECT_WS_COMPRESSION_LEVEL,
+                zlib.DEFLATED,
+                -pmce.server_max_window_bits,
+                pmce.mem_level,
+            )
+        super().onOpen()
+
     def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
         # autobahn's hook for a message over maxMessagePayloadSize: called from the frame
         # header (the announced length, before any payload is read) or while inflating. It

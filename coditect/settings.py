@@ -279,6 +279,10 @@ CODITECT_WS_MAX_MESSAGE_BYTES = env_int(
 )
 # permessage-deflate for clients that offer it (coditect/serve.py; plain daphne never offers).
 CODITECT_WS_COMPRESSION = env_bool("CODITECT_WS_COMPRESSION", default=True)
+# zlib's level for what the server sends (1 fastest .. 9 smallest): docs/benchmarks.md.
+CODITECT_WS_COMPRESSION_LEVEL = env_int("CODITECT_WS_COMPRESSION_LEVEL", default=1, minimum=1)
+if CODITECT_WS_COMPRESSION_LEVEL > 9:
+    raise ImproperlyConfigured("CODITECT_WS_COMPRESSION_LEVEL is a zlib level, 1 to 9")
 CODITECT_WS_RATE_PER_S = env_positive_float("CODITECT_WS_RATE_PER_S", default=50.0)
 CODITECT_WS_RATE_BURST = env_int("CODITECT_WS_RATE_BURST", default=100, minimum=1)
 # How often an open socket re-checks that its auth session is still active.
