@@ -14,9 +14,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# daphne on $HOST:$PORT (default 127.0.0.1:8000) with the WebSocket options of settings.
 start: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/daphne -b $${HOST:-127.0.0.1} -p $${PORT:-8000} coditect.asgi:application
+	$(BIN)/python -m coditect.serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """The ASGI entry point: HTTP to Django (with the static files of the admin), WebSocket to Channels.
 
-`make start` serves it with daphne: ``daphne coditect.asgi:application``.
+`make start` serves it with daphne and the platform's WebSocket options (coditect/serve.py);
+plain ``daphne coditect.asgi:application`` works too (docs/operations.md says what it lacks).
 """
 
 import gc
@@ -9,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 
+from coditect.origins import SocketOriginCheck
 from coditect.proxies import TrustedProxies
 from coditect.request_threads import ReusedRequestThreads
 
@@ -50,8 +51,8 @@ application = TrustedProxies(
         {
             "http": _http,
             # Browsers send any site's cookies and tokens on a cross-site WebSocket; only pages
-            # served from an allowed host may open one.
-            "websocket": AllowedHostsOriginValidator(_websocket_routes()),
+            # from an allowed host or CORS origin may open one (coditect/origins.py).
+            "websocket": SocketOriginCheck(_websocket_routes()),
         }
     )
 )

@@ -8,7 +8,7 @@ turns on the HTTPS-only settings that `manage.py check --deploy` asks for.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "channels",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     # Swagger UI and Redoc as static files of this server (/api/v5/docs/, /api/v5/redoc/).
@@ -84,6 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "coditect.middleware.request_id_middleware",
+    # Outside everything that answers, so its headers reach errors and the lean path too.
+    "corsheaders.middleware.CorsMiddleware",
     "coditect.middleware.security_middleware",
     "coditect.middleware.api_problem_middleware",
     # Django's page middleware, skipped on API paths (coditect/pages_only.py says why).
@@ -159,6 +162,43 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CODITECT_MAX_BODY_BYTES
 # Threads of a daphne process that run the API's storage-bound views (coditect/lean.py);
 # 0: the storage engine's default (1 embedded, 8 cluster).
 CODITECT_API_THREADS = env_int("CODITECT_API_THREADS", default=0, minimum=0)
+
+
+def _origins(name: str) -> list[str]:
+    """A comma-separated list of origins, scheme://host[:port], each exactly that."""
+    origins = env_list(name, default=[])
+    for origin in origins:
+        try:
+            parts = urlsplit(origin)
+            exact = parts.scheme in ("http", "https") and bool(parts.hostname)
+            exact = exact and origin == f"{parts.scheme}://{parts.netloc}" and parts.port != 0
+        except ValueError:  # a broken IPv6 literal or port
+            exact = False
+        if not exact:
+            raise ImproperlyConfigured(
+                f"{name} takes origins, scheme://host[:port] separated by commas, without a "
+                f"path or a trailing slash; got {origin!r}"
+            )
+    return origins
+
+
+# Cross-origin API calls (CONTRACT §1), e.g. from an IDE front end served elsewhere: none by
+# default. The same origins may open sockets (coditect/origins.py). Credentials never: the API
+# authenticates with bearer tokens, and no cookie may ride a cross-origin call.
+CODITECT_CORS_ORIGINS = _origins("CODITECT_CORS_ORIGINS")
+CORS_ALLOWED_ORIGINS = CODITECT_CORS_ORIGINS
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-match", "x-request-id"]
+CORS_EXPOSE_HEADERS = [
+    "etag",
+    "location",
+    "retry-after",
+    "x-request-id",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+]
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.problems.exception_handler",
@@ -281,6 +321,12 @@ CODITECT_WS_IDLE_TIMEOUT_S = env_positive_float("CODITECT_WS_IDLE_TIMEOUT_S", de
 CODITECT_WS_MAX_MESSAGE_BYTES = env_int(
     "CODITECT_WS_MAX_MESSAGE_BYTES", default=1_048_576, minimum=64
 )
+# permessage-deflate for clients that offer it (coditect/serve.py; plain daphne never offers).
+CODITECT_WS_COMPRESSION = env_bool("CODITECT_WS_COMPRESSION", default=True)
+# zlib's level for what the server sends (1 fastest .. 9 smallest): docs/benchmarks.md.
+CODITECT_WS_COMPRESSION_LEVEL = env_int("CODITECT_WS_COMPRESSION_LEVEL", default=1, minimum=1)
+if CODITECT_WS_COMPRESSION_LEVEL > 9:
+    raise ImproperlyConfigured("CODITECT_WS_COMPRESSION_LEVEL is a zlib level, 1 to 9")
 CODITECT_WS_RATE_PER_S = env_positive_float("CODITECT_WS_RATE_PER_S", default=50.0)
 CODITECT_WS_RATE_BURST = env_int("CODITECT_WS_RATE_BURST", default=100, minimum=1)
 # How often an open socket re-checks that its auth session is still active.

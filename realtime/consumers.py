@@ -136,16 +136,36 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except ValueError:
             await self.close(CLOSE_NOT_FOUND)
             return
-        bearer = [p[len("bearer.") :] for p in offered if p.startswith("bearer.")]
-        if bearer:
+        token = self.handshake_token(offered)
+        if token is None:
+            await self.close(CLOSE_UNAUTHENTICATED)
+            return
+        if token:
             try:
-                token = auth_token_check(bearer[0])
+                token = auth_token_check(token)
             except ProtocolError:
                 await self.close(CLOSE_UNAUTHENTICATED)
                 return
             await self.join(token)
         else:
             self._background(self.auth_deadline())
+
+    def handshake_token(self, offered: list[str]) -> str | None:
+        """The token of the opening handshake: a ``bearer.`` subprotocol (browsers, which
+        cannot set headers on a WebSocket) or ``Authorization: Bearer`` (every other client);
+        "" for none, None when what came cannot be used (two different tokens, another scheme).
+        """
+        tokens = {p[len("bearer.") :] for p in offered if p.startswith("bearer.")}
+        for name, value in self.scope.get("headers", ()):
+            if name != b"authorization":
+                continue
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
+                return None
+            tokens.add(credentials.strip())
+        if len(tokens) > 1:
+            return None
+        return tokens.pop() if tokens else ""
 
     # --- lifecycle -------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Real daphne processes for the realtime tests, an HTTP client for them, and a TCP peer.
 
-``Servers`` starts ``daphne coditect.asgi:application`` on free ports with the environment a
+``Servers`` starts ``python -m coditect.serve`` (daphne) on free ports with the environment a
 test gives (one embedded store file, optionally one Redis database), waits for ``/healthz``,
 and kills every process it started when the test ends. ``NetPeer`` is a ``Peer`` over a real
 WebSocket connection made with the ``websockets`` package.
@@ -71,12 +71,18 @@ class Server:
     """One daphne process."""
 
     def __init__(
-        self, name: str, log_path: Path, env: dict[str, str], args: tuple[str, ...] = ()
+        self,
+        name: str,
+        log_path: Path,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        plain_daphne: bool = False,
     ) -> None:
         self.name = name
         self.log_path = log_path
         self.env = env
         self.args = args
+        self.plain_daphne = plain_daphne
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -90,10 +96,15 @@ class Server:
 
     def start(self) -> None:
         self._log = self.log_path.open("wb")
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        # The README's entry point (daphne with the platform's WebSocket options), so the
+        # tests exercise what is served; it always serves coditect.asgi:application.
+        module = "daphne" if self.plain_daphne else "coditect.serve"
+        command = [sys.executable, "-m", module, "-b", "127.0.0.1", "-p", str(self.port)]
         command += self.args
+        if self.plain_daphne:
+            command.append("coditect.asgi:application")
         self.process = subprocess.Popen(
-            [*command, "coditect.asgi:application"],
+            command,
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -148,8 +159,14 @@ class Servers:
         self.tmp_path = tmp_path
         self.started: list[Server] = []
 
-    def start(self, name: str, env: dict[str, str], args: tuple[str, ...] = ()) -> Server:
-        server = Server(name, self.tmp_path / f"daphne-{name}.log", env, args)
+    def start(
+        self,
+        name: str,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        plain_daphne: bool = False,
+    ) -> Server:
+        server = Server(name, self.tmp_path / f"daphne-{name}.log", env, args, plain_daphne)
         self.started.append(server)
         server.start()
         return server

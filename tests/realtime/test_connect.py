@@ -1,4 +1,4 @@
-"""Joining a session: both ways to authenticate, the welcome, presence, and every refusal."""
+"""Joining a session: every way to authenticate, the welcome, presence, origins, refusals."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import time_machine
+from channels.testing import WebsocketCommunicator
 
+from coditect.asgi import application
 from tests.accounts.helpers import AUTH, Api, Persona, login_pair
-from tests.realtime.helpers import PROTOCOL, Sockets, bearer, call, rfc3339, ws_path
+from tests.realtime.helpers import PROTOCOL, CommPeer, Sockets, bearer, call, rfc3339, ws_path
 from tests.workspaces.helpers import SessionApi, assert_session, read_session
 
 # What the welcome's session must share with the REST representation read just before.
@@ -210,3 +212,186 @@ async def test_welcome_is_the_first_message_and_only_once(
     await peer.ping()
     await peer.drain()
     assert [m["type"] for m in peer.received].count("welcome") == 1
+
+
+# --- handshakes of non-browser clients (CONTRACT §4) --------------------------------------
+
+
+async def open_with(
+    sockets: Sockets, path: str, protocols: list[str], headers: list[tuple[bytes, bytes]]
+) -> tuple[CommPeer, bool, Any]:
+    """A connection attempt with exactly these headers: (peer, accepted, subprotocol or code)."""
+    communicator = WebsocketCommunicator(application, path, headers=headers, subprotocols=protocols)
+    peer = CommPeer(communicator, "custom")
+    sockets.peers.append(peer)
+    accepted, detail = await communicator.connect(timeout=5)
+    if not accepted:
+        peer.close_code = int(detail)
+    return peer, accepted, detail
+
+
+def authorization(token: str, scheme: str = "Bearer") -> tuple[bytes, bytes]:
+    return (b"authorization", f"{scheme} {token}".encode())
+
+
+HOST = (b"host", b"localhost")
+
+
+@pytest.mark.parametrize("origin", [None, "http://localhost", "http://localhost:8000"])
+async def test_the_authorization_header_authenticates_with_or_without_origin(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], origin: str | None
+) -> None:
+    headers = [HOST, authorization(alice.access)]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    peer, accepted, protocol = await open_with(
+        sockets, ws_path(alice_session["id"]), [PROTOCOL], headers
+    )
+    assert accepted
+    assert protocol == PROTOCOL
+    peer.welcome = await peer.next("welcome")
+    assert peer.welcome["session"]["id"] == alice_session["id"]
+    await peer.ping()
+
+
+async def test_without_origin_the_subprotocol_token_and_auth_message_work_too(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    path = ws_path(alice_session["id"])
+    peer, accepted, _ = await open_with(sockets, path, bearer(alice.access), [HOST])
+    assert accepted
+    await peer.next("welcome")
+    later, accepted, _ = await open_with(sockets, path, [PROTOCOL], [HOST])
+    assert accepted
+    await later.send({"type": "auth", "token": alice.access})
+    await later.next("welcome")
+
+
+async def test_the_authorization_header_of_another_tenant_is_refused(
+    sockets: Sockets, charlie: Persona, alice_session: dict[str, Any]
+) -> None:
+    headers = [HOST, authorization(charlie.access)]
+    peer, accepted, _ = await open_with(sockets, ws_path(alice_session["id"]), [PROTOCOL], headers)
+    assert accepted
+    assert await peer.expect_close() == 4404
+    assert peer.received == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bad-token",  # a token that is no token
+        "basic",  # another scheme
+        "empty",  # "Bearer" and nothing
+        "two-tokens",  # the header and a subprotocol naming different tokens
+        "two-headers",  # two Authorization headers
+    ],
+)
+async def test_unusable_authorization_headers_close_4401(
+    sockets: Sockets, alice: Persona, bob: Persona, alice_session: dict[str, Any], header: str
+) -> None:
+    protocols = [PROTOCOL]
+    headers = [HOST]
+    if header == "bad-token":
+        headers.append(authorization("garbage"))
+    elif header == "basic":
+        headers.append(authorization("YWxpY2U6c2VjcmV0", scheme="Basic"))
+    elif header == "empty":
+        headers.append((b"authorization", b"Bearer "))
+    elif header == "two-tokens":
+        headers.append(authorization(alice.access))
+        protocols = bearer(bob.access)
+    else:
+        headers += [authorization(alice.access), authorization(bob.access)]
+    peer, accepted, _ = await open_with(sockets, ws_path(alice_session["id"]), protocols, headers)
+    assert accepted
+    assert await peer.expect_close() == 4401
+    assert peer.received == []
+
+
+async def test_the_same_token_in_the_header_and_the_subprotocol_is_one_token(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    headers = [HOST, authorization(alice.access)]
+    peer, accepted, _ = await open_with(
+        sockets, ws_path(alice_session["id"]), bearer(alice.access), headers
+    )
+    assert accepted
+    await peer.next("welcome")
+
+
+async def test_the_authorization_header_still_needs_the_protocol(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    headers = [HOST, authorization(alice.access)]
+    peer, accepted, _ = await open_with(sockets, ws_path(alice_session["id"]), [], headers)
+    assert accepted
+    assert await peer.expect_close() == 4403
+
+
+async def test_a_token_in_the_query_string_is_refused_with_the_header_too(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    path = ws_path(alice_session["id"], f"token={alice.access}")
+    _, accepted, code = await open_with(
+        sockets, path, [PROTOCOL], [HOST, authorization(alice.access)]
+    )
+    assert not accepted
+    assert code == 4401
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://evil.example:80",
+        "null",  # sandboxed frames, file: pages
+        "http://[::1",  # unparseable
+        "https://ide.example.com:8443",  # an allowed CORS origin on another port
+        "http://ide.example.com",  # and with another scheme
+    ],
+)
+async def test_a_foreign_origin_is_refused_at_the_handshake(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], settings, origin: str
+) -> None:
+    settings.CODITECT_CORS_ORIGINS = ["https://ide.example.com"]
+    headers = [HOST, (b"origin", origin.encode()), authorization(alice.access)]
+    peer, accepted, _ = await open_with(
+        sockets, ws_path(alice_session["id"]), bearer(alice.access), headers
+    )
+    assert not accepted, f"a socket from {origin} was accepted"
+    assert peer.received == []
+
+
+async def test_two_origin_headers_are_refused(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    headers = [HOST, (b"origin", b"http://localhost"), (b"origin", b"https://evil.example")]
+    _, accepted, _ = await open_with(
+        sockets, ws_path(alice_session["id"]), bearer(alice.access), headers
+    )
+    assert not accepted
+
+
+async def test_an_origin_of_coditect_cors_origins_is_accepted(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], settings
+) -> None:
+    settings.CODITECT_CORS_ORIGINS = ["https://ide.example.com"]
+    headers = [HOST, (b"origin", b"https://ide.example.com")]
+    peer, accepted, _ = await open_with(
+        sockets, ws_path(alice_session["id"]), bearer(alice.access), headers
+    )
+    assert accepted
+    await peer.next("welcome")
+
+
+async def test_a_wildcard_allowed_host_does_not_let_every_origin_in(
+    sockets: Sockets, alice: Persona, alice_session: dict[str, Any], settings
+) -> None:
+    settings.ALLOWED_HOSTS = ["*"]
+    headers = [HOST, (b"origin", b"https://evil.example")]
+    _, accepted, _ = await open_with(
+        sockets, ws_path(alice_session["id"]), bearer(alice.access), headers
+    )
+    assert not accepted
