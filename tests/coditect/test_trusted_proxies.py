@@ -271,7 +271,9 @@ def test_the_wsgi_entry_point_believes_only_trusted_proxies(settings: Any) -> No
     assert real_ip["REMOTE_ADDR"] == SPOOFED
 
 
-def test_the_wsgi_application_records_the_real_peer(settings: Any, alice: Persona) -> None:
+def test_the_wsgi_application_records_the_real_peer(
+    settings: Any, alice: Persona, db: None
+) -> None:
     """coditect.wsgi's application end to end: the device list shows the peer."""
     from io import BytesIO
 

@@ -128,12 +128,30 @@ async def test_a_non_browser_client_connects_and_a_foreign_origin_is_refused(
     servers: Servers, store_url: str
 ) -> None:
     (server,) = servers.start_all(("serve", base_env(store_url)))
-    alice, charlie, session = await setup(Http(server))
+    http = Http(server)
+    alice, charlie, session = await setup(http)
 
     # No Origin, the token in the Authorization header: in.
     socket = await open_socket(server, session["id"], alice.access)
     await socket.send(json.dumps({"type": "ping", "id": "p"}))
     assert (await reply_to(socket, "p"))["type"] == "pong"
+    await socket.close()
+
+    # An agent's API token (CONTRACT §7) in the header, no Origin: in, within its scopes.
+    made = await asyncio.to_thread(
+        http.expect,
+        201,
+        "POST",
+        "/api/v5/auth/api-tokens",
+        {"name": "agent", "scopes": ["sessions:read", "events:publish"]},
+        alice.access,
+    )
+    assert made["token"].startswith("cdt_")
+    socket = await open_socket(server, session["id"], made["token"])
+    await socket.send(json.dumps({"type": "event.publish", "id": "e", "event": "build", "data": 1}))
+    assert (await reply_to(socket, "e"))["type"] == "ack"
+    await socket.send(json.dumps({"type": "lock.acquire", "id": "l", "path": "/a.py"}))
+    assert (await reply_to(socket, "l"))["code"] == "insufficient_scope"
     await socket.close()
 
     # A user of another tenant with the header: accepted, then 4404 like any other way in.
