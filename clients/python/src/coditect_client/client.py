@@ -48,11 +48,9 @@ class Client:
     the access token fresh with the refresh token: before it expires, and once more on a
     ``401 token_expired``. ``refresh_token=`` hands over a pair obtained elsewhere.
 
-    ``origin`` is the ``Origin`` header of socket handshakes. Default: the base URL's
-    scheme, host and port, because the platform's socket route today refuses a handshake
-    without ``Origin`` (Channels' AllowedHostsOriginValidator), although CONTRACT §4 says
-    agents may omit it. Once the server accepts that, pass ``origin=None`` (and later the
-    default becomes None).
+    ``origin`` is the ``Origin`` header of socket handshakes. Default: none, as a program
+    that is not a browser page sends (CONTRACT §4); ``True`` sends the base URL's scheme,
+    host and port, a string that origin.
     """
 
     def __init__(
@@ -62,7 +60,7 @@ class Client:
         token: str | None = None,
         refresh_token: str | None = None,
         expires_in: float | None = None,
-        origin: str | bool | None = True,
+        origin: str | bool | None = None,
         timeout: float = 20.0,
         socket_options: SocketOptions | None = None,
     ) -> None:
