@@ -49,6 +49,9 @@ from operations.tenants import tenant_status_set
 from workspaces.services import session_delete_by_staff
 
 REASON_MAX = 1000
+# Longer than any email (254), tenant name (200) or slug: a search for more matches nothing,
+# and is answered without reading (a key of it could pass FoundationDB's 10 kB limit).
+SEARCH_MAX = 254
 COUNT_CAP = 10_000  # counts on the tenant page stop here ("10000+")
 
 Staff = AbstractBaseUser | AnonymousUser
@@ -82,6 +85,8 @@ def tenant_search(
     for the rest. Raises InvalidContinuation for a cursor from elsewhere.
     """
     text = query.strip()
+    if len(text) > SEARCH_MAX:
+        return Page([], None)
     collection = tenants()
     if text:
         try:
@@ -146,7 +151,7 @@ def user_search(*, db: Any, email: str, limit: int = 50) -> list[UserHit]:
     """Users of every tenant whose email starts with ``email`` (case-insensitive), in
     email order, read from the login index."""
     prefix = email_key(email.strip())
-    if not prefix:
+    if not prefix or len(prefix) > SEARCH_MAX:
         return []
 
     @fdb_backend.transactional

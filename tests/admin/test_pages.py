@@ -125,3 +125,14 @@ def test_a_bad_cursor_is_not_found(readonly_staff, alice: Persona) -> None:
     client = logged_in(readonly_staff)
     response = client.get(support("workspace_sessions", alice.tenant_id) + "?cursor=garbage")
     assert response.status_code == 404
+
+
+def test_a_search_longer_than_any_name_or_email_finds_nothing_and_is_no_500(
+    readonly_staff, alice: Persona
+) -> None:
+    """20,000 characters would build a key past FoundationDB's 10 kB limit (a 500 once)."""
+    long = "a" * 20_000
+    assert "No tenant matches" in text(readonly_staff, support("tenants") + f"?q={long}")
+    assert "No user" in text(readonly_staff, support("users") + f"?email={long}")
+    # The longest that can match still does.
+    assert "Acme" in text(readonly_staff, support("tenants") + "?q=" + "Acme")
