@@ -20,6 +20,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 
+from accounts.records import Tenant, User
+
 logger = logging.getLogger("accounts.mail")
 
 _LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
@@ -66,6 +68,25 @@ def mail_send(*, template: str, to: str, context: Mapping[str, Any]) -> None:
         _deliver(message, template)
     else:
         _executor().submit(_deliver, message, template)
+
+
+def token_mail_send(
+    *, template: str, user: User, tenant: Tenant, token: str, page: str, valid_for_s: int
+) -> None:
+    """Mail ``user`` a one-time ``token`` (and a link to ``page`` carrying it) that stays
+    valid ``valid_for_s`` seconds: the context every token mail's template reads."""
+    mail_send(
+        template=template,
+        to=user.email,
+        context={
+            "display_name": user.display_name,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "token": token,
+            "link": mail_link(page, token),
+            "valid_for": duration_text(valid_for_s),
+        },
+    )
 
 
 def _executor() -> ThreadPoolExecutor:
