@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest
@@ -16,8 +14,6 @@ from rest_framework.views import APIView
 
 import fdb_backend
 from accounts import schema, selectors, serializers
-from accounts.api_errors import api_error
-from accounts.errors import AccountError
 from accounts.permissions import token_scopes
 from accounts.records import ApiToken, AuthSession, Tenant, User
 from accounts.services import (
@@ -39,32 +35,15 @@ from accounts.services import (
 )
 from accounts.signing_keys import jwk_of, keyring
 from core.cursors import cursor_open, cursor_seal
+from core.parsers import validated
 from core.problems import ApiError
 from core.time import rfc3339
-from fdb_backend.records import InvalidContinuation, Page
+from fdb_backend.records import Page
 
-View = Callable[..., Response]
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="1..200, default 50"),
     OpenApiParameter("cursor", str, description="next_cursor of the previous page"),
 ]
-
-
-def account_errors(view: View) -> View:
-    """Turn the services' AccountError (and a cursor from elsewhere) into problem responses."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except AccountError as error:
-            raise api_error(error) from None
-        except InvalidContinuation:
-            raise ApiError(
-                400, "invalid_cursor", "The cursor is not valid for this list."
-            ) from None
-
-    return wrapper
 
 
 def client_of(request: HttpRequest | Request) -> Client:
@@ -75,20 +54,10 @@ def client_of(request: HttpRequest | Request) -> Client:
     )
 
 
-def parsed(serializer_class: type[serializers.Strict], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def principal_of(request: Request) -> Principal:
     user = request.user
     assert isinstance(user, Principal)
     return user
-
-
-def db() -> Any:
-    return fdb_backend.get_database()
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -165,10 +134,9 @@ class RegisterView(Public):
             409: {"email_taken": "An account with this email exists."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.RegisterIn, request)
-        done = user_register(db=db(), client=client_of(request), **body)
+        body = validated(serializers.RegisterIn, request.data)
+        done = user_register(db=fdb_backend.get_database(), client=client_of(request), **body)
         return Response(
             {
                 **done.tokens.as_json(),
@@ -196,10 +164,11 @@ class RefreshView(Public):
             403: schema.BEARER_403,
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.RefreshIn, request)
-        pair = token_refresh(db=db(), token=body["refresh"], client=client_of(request))
+        body = validated(serializers.RefreshIn, request.data)
+        pair = token_refresh(
+            db=fdb_backend.get_database(), token=body["refresh"], client=client_of(request)
+        )
         return Response(pair.as_json())
 
 
@@ -207,9 +176,12 @@ class LogoutView(APIView):
     lean_methods = frozenset({"post"})
 
     @schema.operation(ok={204: schema.NO_CONTENT})
-    @account_errors
     def post(self, request: Request) -> Response:
-        auth_session_logout(db=db(), principal=principal_of(request), client=client_of(request))
+        auth_session_logout(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+        )
         return Response(status=204)
 
 
@@ -217,9 +189,12 @@ class LogoutAllView(APIView):
     lean_methods = frozenset({"post"})
 
     @schema.operation(ok={204: schema.NO_CONTENT})
-    @account_errors
     def post(self, request: Request) -> Response:
-        auth_session_logout_all(db=db(), principal=principal_of(request), client=client_of(request))
+        auth_session_logout_all(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+        )
         return Response(status=204)
 
 
@@ -241,12 +216,11 @@ class SessionsView(APIView):
         parameters=LIST_PARAMETERS,
         errors={400: schema.LIST_400},
     )
-    @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         current = principal_require_user(principal=principal)
         page = selectors.auth_session_list(
-            db=db(),
+            db=fdb_backend.get_database(),
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
             limit=_limit(request),
@@ -264,10 +238,9 @@ class SessionDetailView(APIView):
     lean_methods = frozenset({"delete"})
 
     @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
-    @account_errors
     def delete(self, request: Request, session_id: str) -> Response:
         found = auth_session_revoke(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             session_id=_uuid_or_404(session_id),
             client=client_of(request),
@@ -288,11 +261,13 @@ class PasswordView(APIView):
             }
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.PasswordIn, request)
+        body = validated(serializers.PasswordIn, request.data)
         user_password_change(
-            db=db(), principal=principal_of(request), client=client_of(request), **body
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
         )
         return Response(status=204)
 
@@ -302,7 +277,7 @@ class JwksView(Public):
 
     @schema.operation(ok={200: schema.JwksOut}, auth="none")
     def get(self, request: Request) -> Response:
-        keys = keyring(db=db())
+        keys = keyring(db=fdb_backend.get_database())
         return Response(
             {"keys": [jwk_of(kid, key) for kid, key in sorted(keys.public_keys.items())]},
             headers={"Cache-Control": "public, max-age=300"},
@@ -331,11 +306,10 @@ class MembersView(APIView):
     @schema.operation(
         ok={200: schema.MemberListOut}, parameters=LIST_PARAMETERS, errors={400: schema.LIST_400}
     )
-    @account_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         page = selectors.member_list(
-            db=db(),
+            db=fdb_backend.get_database(),
             tenant_id=principal.tenant_id,
             limit=_limit(request),
             cursor=cursor_open(request.query_params.get("cursor")),
@@ -368,10 +342,9 @@ class MemberDetailView(APIView):
             409: {"last_owner": "A tenant needs at least one owner."},
         },
     )
-    @account_errors
     def delete(self, request: Request, user_id: str) -> Response:
         member_remove(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             user_id=_uuid_or_404(user_id),
             client=client_of(request),
@@ -390,13 +363,14 @@ class InvitationsView(APIView):
             403: {"forbidden": "Only owners and admins can invite."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         if principal.user.role not in ("owner", "admin"):
             raise ApiError(403, "forbidden", "Only owners and admins can invite.")
-        body = parsed(serializers.InvitationIn, request)
-        issued = invitation_create(db=db(), principal=principal, client=client_of(request), **body)
+        body = validated(serializers.InvitationIn, request.data)
+        issued = invitation_create(
+            db=fdb_backend.get_database(), principal=principal, client=client_of(request), **body
+        )
         return Response(
             {
                 "token": issued.token,
@@ -440,11 +414,10 @@ class ApiTokensView(APIView):
         parameters=LIST_PARAMETERS,
         errors={400: schema.LIST_400},
     )
-    @account_errors
     def get(self, request: Request) -> Response:
         return _api_token_page(
             api_token_list(
-                db=db(),
+                db=fdb_backend.get_database(),
                 principal=principal_of(request),
                 limit=_limit(request),
                 cursor=cursor_open(request.query_params.get("cursor")),
@@ -452,11 +425,13 @@ class ApiTokensView(APIView):
         )
 
     @schema.operation(request=serializers.ApiTokenIn, ok={201: schema.ApiTokenCreatedOut})
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.ApiTokenIn, request)
+        body = validated(serializers.ApiTokenIn, request.data)
         issued = api_token_create(
-            db=db(), principal=principal_of(request), client=client_of(request), **body
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
         )
         return Response(
             {**api_token_json(issued.record), "token": issued.token},
@@ -467,10 +442,9 @@ class ApiTokensView(APIView):
 
 class ApiTokenDetailView(APIView):
     @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
-    @account_errors
     def delete(self, request: Request, token_id: str) -> Response:
         api_token_revoke(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             token_id=_uuid_or_404(token_id),
             client=client_of(request),
@@ -485,11 +459,10 @@ class TenantApiTokensView(APIView):
         parameters=LIST_PARAMETERS,
         errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
     )
-    @account_errors
     def get(self, request: Request) -> Response:
         return _api_token_page(
             api_tokens_of_tenant(
-                db=db(),
+                db=fdb_backend.get_database(),
                 principal=principal_of(request),
                 limit=_limit(request),
                 cursor=cursor_open(request.query_params.get("cursor")),
@@ -503,10 +476,9 @@ class TenantApiTokenDetailView(APIView):
         ok={204: schema.NO_CONTENT},
         errors={403: schema.MANAGERS_ONLY, 404: schema.NOT_FOUND},
     )
-    @account_errors
     def delete(self, request: Request, token_id: str) -> Response:
         api_token_revoke(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             token_id=_uuid_or_404(token_id),
             client=client_of(request),

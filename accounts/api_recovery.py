@@ -1,29 +1,18 @@
 """REST views of account recovery and the second factor (docs/accounts.md): parse, call a
-service, render. Login lives here too, because its mfa_required answer carries a challenge
-beside the usual problem fields.
+service, render. Login lives here too, with the second factor it may ask for.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+import fdb_backend
 from accounts import schema, serializers
-from accounts.api import (
-    Public,
-    account_errors,
-    client_of,
-    db,
-    parsed,
-    principal_of,
-    user_json,
-)
-from accounts.api_errors import api_error
-from accounts.errors import AccountError, MfaRequired
+from accounts.api import Public, client_of, principal_of, user_json
 from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
@@ -43,23 +32,9 @@ from accounts.services import (
 )
 from accounts.services.mfa import DIGITS, PERIOD_S
 from core.conditional import if_match
-from core.problems import ApiError, problem_response
+from core.parsers import validated
+from core.problems import ApiError
 from core.time import rfc3339
-
-
-def _mfa_required(request: Request, error: MfaRequired) -> HttpResponseBase:
-    return problem_response(
-        request,
-        status=error.status,
-        code=error.code,
-        detail=error.detail,
-        headers=api_error(error).headers,  # the Bearer challenge of every 401
-        extra={
-            "mfa_challenge": error.challenge,
-            "mfa_challenge_expires_in": error.expires_in,
-            "mfa_methods": ["totp", "recovery_code"],
-        },
-    )
 
 
 class LoginView(Public):
@@ -83,14 +58,10 @@ class LoginView(Public):
         },
         bodies={401: schema.MfaRequiredProblemOut},
     )
-    def post(self, request: Request) -> HttpResponseBase:
-        body = parsed(serializers.LoginIn, request)
-        try:
-            done = user_login(db=db(), client=client_of(request), **body)
-        except MfaRequired as required:
-            return _mfa_required(request, required)
-        except AccountError as error:
-            raise api_error(error) from None
+    def post(self, request: Request) -> Response:
+        # mfa_required is a problem with the challenge beside (MfaRequired.problem_members).
+        body = validated(serializers.LoginIn, request.data)
+        done = user_login(db=fdb_backend.get_database(), client=client_of(request), **body)
         return Response({**done.tokens.as_json(), "user": user_json(done.user)})
 
 
@@ -112,10 +83,9 @@ class LoginMfaView(Public):
             },
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.LoginMfaIn, request)
-        done = user_login_mfa(db=db(), client=client_of(request), **body)
+        body = validated(serializers.LoginMfaIn, request.data)
+        done = user_login_mfa(db=fdb_backend.get_database(), client=client_of(request), **body)
         return Response({**done.tokens.as_json(), "user": user_json(done.user)})
 
 
@@ -132,10 +102,11 @@ class VerifyEmailView(Public):
             }
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.TokenIn, request)
-        email_verification_confirm(db=db(), token=body["token"], client=client_of(request))
+        body = validated(serializers.TokenIn, request.data)
+        email_verification_confirm(
+            db=fdb_backend.get_database(), token=body["token"], client=client_of(request)
+        )
         return Response(status=204)
 
 
@@ -154,9 +125,8 @@ class VerifyEmailResendView(APIView):
             409: {"email_already_verified": "Signed in, and the address is already verified."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.ResendIn, request)
+        body = validated(serializers.ResendIn, request.data)
         user = request.user
         signed_in = isinstance(user, Principal)
         if signed_in == ("email" in body):
@@ -167,7 +137,7 @@ class VerifyEmailResendView(APIView):
                 [{"attr": "email", "code": "invalid", "detail": "bearer token xor email"}],
             )
         email_verification_resend(
-            db=db(),
+            db=fdb_backend.get_database(),
             client=client_of(request),
             principal=user if isinstance(user, Principal) else None,
             email=body.get("email", ""),
@@ -179,10 +149,11 @@ class PasswordResetView(Public):
     @schema.operation(
         request=serializers.EmailIn, ok={202: schema.ACCEPTED}, auth="none", throttled=True
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.EmailIn, request)
-        password_reset_request(db=db(), email=body["email"], client=client_of(request))
+        body = validated(serializers.EmailIn, request.data)
+        password_reset_request(
+            db=fdb_backend.get_database(), email=body["email"], client=client_of(request)
+        )
         return Response(status=202)
 
 
@@ -200,10 +171,9 @@ class PasswordResetConfirmView(Public):
             }
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.PasswordResetConfirmIn, request)
-        password_reset_confirm(db=db(), client=client_of(request), **body)
+        body = validated(serializers.PasswordResetConfirmIn, request.data)
+        password_reset_confirm(db=fdb_backend.get_database(), client=client_of(request), **body)
         return Response(status=204)
 
 
@@ -237,11 +207,13 @@ class TotpView(APIView):
             409: {"mfa_already_enabled": "Two-factor authentication is already on."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.PasswordConfirmIn, request)
+        body = validated(serializers.PasswordConfirmIn, request.data)
         started = totp_enroll_start(
-            db=db(), principal=principal_of(request), client=client_of(request), **body
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
         )
         return Response(
             {
@@ -270,11 +242,13 @@ class TotpConfirmView(APIView):
             },
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.CodeIn, request)
+        body = validated(serializers.CodeIn, request.data)
         codes = totp_enroll_confirm(
-            db=db(), principal=principal_of(request), client=client_of(request), **body
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
         )
         return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
@@ -289,10 +263,14 @@ class TotpDisableView(APIView):
             409: {"mfa_not_enabled": "Two-factor authentication is not on."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.TotpDisableIn, request)
-        totp_disable(db=db(), principal=principal_of(request), client=client_of(request), **body)
+        body = validated(serializers.TotpDisableIn, request.data)
+        totp_disable(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
+        )
         return Response(status=204)
 
 
@@ -306,11 +284,13 @@ class RecoveryCodesView(APIView):
             409: {"mfa_not_enabled": "Two-factor authentication is not on."},
         },
     )
-    @account_errors
     def post(self, request: Request) -> Response:
-        body = parsed(serializers.CodeIn, request)
+        body = validated(serializers.CodeIn, request.data)
         codes = recovery_codes_regenerate(
-            db=db(), principal=principal_of(request), client=client_of(request), **body
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
         )
         return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
@@ -340,11 +320,10 @@ class TenantSettingsView(APIView):
             412: {"version_conflict": "`If-Match` names a version that is not the current one."},
         },
     )
-    @account_errors
     def patch(self, request: Request) -> Response:
-        body = parsed(serializers.TenantSettingsIn, request)
+        body = validated(serializers.TenantSettingsIn, request.data)
         tenant = tenant_settings_update(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             client=client_of(request),
             expected_version=if_match(request),

@@ -17,7 +17,9 @@ CHALLENGE = 'Bearer realm="coditect"'
 class BearerAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Principal, str] | None:
         # Imported here: DRF loads this class while core.problems is still importing DRF.
-        from accounts.api_errors import api_error
+        # An APIException, not the AccountError itself: DRF's Request marks the request
+        # unauthenticated only for those, so request.user is never authenticated twice.
+        from core.problems import api_error
 
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
+from core.errors import ServiceError
 
-class AccountError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        attr: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.attr = attr
-        self.retry_after = retry_after
-        super().__init__(code)
+
+class AccountError(ServiceError):
+    """A refusal of an account flow (core/errors.py); a 401 is a refused credential."""
 
 
 INVALID_CREDENTIALS = (401, "invalid_credentials", "Email or password is incorrect.")
@@ -91,6 +79,13 @@ class MfaRequired(AccountError):
         super().__init__(401, "mfa_required", "Enter a code from your authenticator app.")
         self.challenge = challenge
         self.expires_in = expires_in
+
+    def problem_members(self) -> dict[str, object]:
+        return {
+            "mfa_challenge": self.challenge,
+            "mfa_challenge_expires_in": self.expires_in,
+            "mfa_methods": ["totp", "recovery_code"],
+        }
 
 
 def throttled(retry_after: int) -> AccountError:

@@ -11,7 +11,6 @@ user asks again. The locmem backend (tests) delivers at once, so a test reads
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,11 +19,19 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 
+from accounts.records import Tenant, User
+from fdb_backend.pool import made_once
+
 logger = logging.getLogger("accounts.mail")
 
 _LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_executor = made_once(lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-mail"))
+
+
+def delivered_at_once() -> bool:
+    """Whether mail (and the accounts' background jobs) run at once, in the caller's thread:
+    with the locmem backend of tests, so a test reads the outbox right after a response."""
+    return bool(settings.EMAIL_BACKEND == _LOCMEM)
 
 
 def mail_link(path: str, token: str) -> str:
@@ -62,18 +69,29 @@ def mail_send(*, template: str, to: str, context: Mapping[str, Any]) -> None:
     message = mail_render(template=template, to=to, context=context)
     # The backend is the one configured now, whenever the worker gets to the message.
     message.connection = get_connection()
-    if settings.EMAIL_BACKEND == _LOCMEM:
+    if delivered_at_once():
         _deliver(message, template)
     else:
         _executor().submit(_deliver, message, template)
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-mail")
-        return _pool
+def token_mail_send(
+    *, template: str, user: User, tenant: Tenant, token: str, page: str, valid_for_s: int
+) -> None:
+    """Mail ``user`` a one-time ``token`` (and a link to ``page`` carrying it) that stays
+    valid ``valid_for_s`` seconds: the context every token mail's template reads."""
+    mail_send(
+        template=template,
+        to=user.email,
+        context={
+            "display_name": user.display_name,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "token": token,
+            "link": mail_link(page, token),
+            "valid_for": duration_text(valid_for_s),
+        },
+    )
 
 
 def _deliver(message: EmailMultiAlternatives, template: str) -> None:

@@ -43,7 +43,8 @@ def api_token_rule(view: Any, method: str) -> str | None:
 class ScopedAccess(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         # Imported here: DRF loads this class while core.problems is still importing DRF.
-        from accounts.api_errors import api_error
+        # Raised translated: DRF's callers of permissions expect its APIException.
+        from core.problems import api_error
 
         principal = request.user
         if not isinstance(principal, Principal):
@@ -63,7 +64,7 @@ class SignedOutOrUser(BasePermission):
     the verification email): an API token is refused there like on any account route."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        from accounts.api_errors import api_error
+        from core.problems import api_error
 
         principal = request.user
         if isinstance(principal, Principal) and principal.api_token is not None:

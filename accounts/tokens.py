@@ -72,15 +72,41 @@ def token_sign(*, claims: Claims, token_use: str, kid: str, key: Ed25519PrivateK
     )
 
 
-def token_verify(*, token: str, token_use: str, public_keys: dict[str, Ed25519PublicKey]) -> Claims:
-    """Check signature, algorithm, type, issuer, audience and expiry; return the claims."""
+@dataclass(frozen=True)
+class Unverified:
+    """A token whose header was read (once) but nothing checked: what ``token_verify`` takes,
+    so the key is picked by ``kid`` without reading the header again."""
+
+    token: str
+    header: dict[str, Any]
+
+    @property
+    def kid(self) -> str:
+        return str(self.header.get("kid"))
+
+
+def token_read(token: object) -> Unverified:
+    """Read a token's header; TokenError ``invalid_token`` for what is not a JWT (or longer
+    than any token of ours, so a huge one is not decoded at all)."""
     if not isinstance(token, str) or not token or len(token) > 4096:
         raise TokenError("invalid_token")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise TokenError("invalid_token") from None
-    key = public_keys.get(str(header.get("kid")))
+    return Unverified(token=token, header=header)
+
+
+def token_verify(
+    *, unverified: Unverified, token_use: str, public_keys: dict[str, Ed25519PublicKey]
+) -> Claims:
+    """Check signature, algorithm, kid, type, issuer, audience and expiry; return the claims.
+
+    The header was read by ``token_read``; PyJWT's decode parses the token again as part of
+    checking its signature, against the one algorithm allowed whatever the header says.
+    """
+    token, header = unverified.token, unverified.header
+    key = public_keys.get(unverified.kid)
     if key is None or header.get("alg") != ALGORITHM or header.get("typ") != token_use:
         raise TokenError("invalid_token")
     try:

@@ -23,11 +23,12 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token, rotate_token
 from django.views import csrf
+from rest_framework.exceptions import ValidationError
 
 import fdb_backend
 from accounts import serializers
 from accounts.api import client_of, tenant_json, user_json
-from accounts.errors import AccountError, MfaRequired
+from accounts.errors import AccountError
 from accounts.records import Tenant, User
 from accounts.services import (
     Principal,
@@ -40,7 +41,8 @@ from accounts.services import (
     user_login_mfa,
     user_register,
 )
-from core.problems import FieldError, problem_response
+from core.parsers import validated
+from core.problems import FieldError, field_errors, problem_field_errors, problem_response
 from core.strict_json import strict_loads
 
 REFRESH_COOKIE = "coditect_refresh"
@@ -49,10 +51,6 @@ REFRESH_COOKIE = "coditect_refresh"
 COOKIE_PATH = "/web/auth/"
 
 View = Callable[[HttpRequest], HttpResponse]
-
-
-def _db() -> Any:
-    return fdb_backend.get_database()
 
 
 class BadRequest(Exception):
@@ -99,25 +97,17 @@ def json_post(view: View) -> View:
 
 
 def account_problem(request: HttpRequest, error: AccountError) -> HttpResponse:
+    """The pages' one translation of a service's error (core/errors.py): the REST problem
+    without the Bearer challenge, since these endpoints authenticate by cookie."""
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
-    extra: dict[str, object] = {}
-    if isinstance(error, MfaRequired):
-        extra = {
-            "mfa_challenge": error.challenge,
-            "mfa_challenge_expires_in": error.expires_in,
-            "mfa_methods": ["totp", "recovery_code"],
-        }
-    errors: list[FieldError] = []
-    if error.attr is not None:
-        errors = [{"attr": error.attr, "code": error.code, "detail": error.detail}]
     return problem_response(
         request,
         status=error.status,
         code=error.code,
         detail=error.detail,
-        errors=errors,
+        errors=field_errors(error.attr, error.code, error.detail),
         headers=headers,
-        extra=extra,
+        extra=error.problem_members(),
     )
 
 
@@ -130,16 +120,14 @@ def parsed(serializer_class: type[serializers.Strict], request: HttpRequest) -> 
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        errors: list[FieldError] = [
-            {"attr": str(attr), "code": str(getattr(item, "code", "invalid")), "detail": str(item)}
-            for attr, items in serializer.errors.items()
-            for item in (items if isinstance(items, list) else [items])
-        ]
+    try:
+        return validated(serializer_class, data)
+    except ValidationError as error:
+        # Every field is named here (the serializers are flat, the body an object); the
+        # detail names the first, as the page shows one message.
+        errors = problem_field_errors(error.detail)
         first = errors[0]
-        raise BadRequest(f"{first['attr']}: {first['detail']}", errors)
-    return dict(serializer.validated_data)
+        raise BadRequest(f"{first['attr']}: {first['detail']}", errors) from None
 
 
 def set_refresh_cookie(response: HttpResponse, pair: TokenPair) -> None:
@@ -205,14 +193,16 @@ def _principal(request: HttpRequest) -> Principal | None:
     token = _bearer(request)
     if token is not None:
         try:
-            return principal_authenticate(db=_db(), token=token)
+            return principal_authenticate(db=fdb_backend.get_database(), token=token)
         except AccountError:
             pass
     refresh = request.COOKIES.get(REFRESH_COOKIE)
     if refresh:
         try:
-            pair = token_refresh(db=_db(), token=refresh, client=client_of(request))
-            return principal_authenticate(db=_db(), token=pair.access)
+            pair = token_refresh(
+                db=fdb_backend.get_database(), token=refresh, client=client_of(request)
+            )
+            return principal_authenticate(db=fdb_backend.get_database(), token=pair.access)
         except AccountError:
             pass
     return None
@@ -224,21 +214,21 @@ def _principal(request: HttpRequest) -> Principal | None:
 @json_post
 def login(request: HttpRequest) -> HttpResponse:
     body = parsed(serializers.LoginIn, request)
-    done = user_login(db=_db(), client=client_of(request), **body)
+    done = user_login(db=fdb_backend.get_database(), client=client_of(request), **body)
     return _signed_in(request, done.tokens, done.user, done.tenant)
 
 
 @json_post
 def login_mfa(request: HttpRequest) -> HttpResponse:
     body = parsed(serializers.LoginMfaIn, request)
-    done = user_login_mfa(db=_db(), client=client_of(request), **body)
+    done = user_login_mfa(db=fdb_backend.get_database(), client=client_of(request), **body)
     return _signed_in(request, done.tokens, done.user, done.tenant)
 
 
 @json_post
 def register(request: HttpRequest) -> HttpResponse:
     body = parsed(serializers.RegisterIn, request)
-    done = user_register(db=_db(), client=client_of(request), **body)
+    done = user_register(db=fdb_backend.get_database(), client=client_of(request), **body)
     return _signed_in(request, done.tokens, done.user, done.tenant, status=201)
 
 
@@ -252,8 +242,8 @@ def refresh(request: HttpRequest) -> HttpResponse:
             request, status=401, code="not_authenticated", detail="You are not signed in."
         )
     try:
-        pair = token_refresh(db=_db(), token=token, client=client_of(request))
-        principal = principal_authenticate(db=_db(), token=pair.access)
+        pair = token_refresh(db=fdb_backend.get_database(), token=token, client=client_of(request))
+        principal = principal_authenticate(db=fdb_backend.get_database(), token=pair.access)
     except AccountError as error:
         response = account_problem(request, error)
         if error.status == 401:  # revoked, reused or expired: the cookie is of no more use
@@ -286,7 +276,9 @@ def logout(request: HttpRequest) -> HttpResponse:
     parsed(serializers.EmptyIn, request)
     principal = _principal(request)
     if principal is not None:
-        auth_session_logout(db=_db(), principal=principal, client=client_of(request))
+        auth_session_logout(
+            db=fdb_backend.get_database(), principal=principal, client=client_of(request)
+        )
     response = HttpResponse(status=204)
     clear_refresh_cookie(response)
     return response
@@ -301,7 +293,9 @@ def logout_all(request: HttpRequest) -> HttpResponse:
         return problem_response(
             request, status=401, code="not_authenticated", detail="You are not signed in."
         )
-    auth_session_logout_all(db=_db(), principal=principal, client=client_of(request))
+    auth_session_logout_all(
+        db=fdb_backend.get_database(), principal=principal, client=client_of(request)
+    )
     response = HttpResponse(status=204)
     clear_refresh_cookie(response)
     return response

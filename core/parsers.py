@@ -14,6 +14,7 @@ from typing import IO, Any
 from django.utils.http import parse_header_parameters
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.serializers import Serializer
 
 from core.strict_json import strict_loads
 
@@ -46,3 +47,11 @@ def _charset_require_utf8(media_type: str) -> None:
         raise UnsupportedMediaType(
             media_type, detail="JSON bodies must be UTF-8; send charset=utf-8 or no charset."
         )
+
+
+def validated(serializer_class: type[Serializer[Any]], data: Any) -> dict[str, Any]:
+    """``data`` (a request's parsed body) as ``serializer_class`` validates it; raises DRF's
+    ValidationError, which every interface turns into a 400 ``invalid`` naming the fields."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

@@ -21,7 +21,9 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from core.errors import ServiceError
 from core.request_id import request_id_of
+from fdb_backend.records import InvalidContinuation, RecordTooLarge
 
 CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:coditect:problem:"
@@ -76,12 +78,38 @@ class ApiError(exceptions.APIException):
         errors: Sequence[FieldError] | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(detail=detail, code=code)
         self.status_code = status
         self.code = code
         self.errors = list(errors or ())
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # members of the body beyond the standard ones
+
+
+def api_error(error: ServiceError) -> ApiError:
+    """The REST form of a service's error (core/errors.py): the one translation of every
+    view's, authenticator's and permission's ``ServiceError``.
+
+    A 401 carries its Bearer challenge (RFC 6750, naming the code), a 429 its Retry-After, a
+    ``version_conflict`` the current version as ETag; ``attr`` becomes the one field error.
+    """
+    headers: dict[str, str] = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = f'Bearer realm="coditect", error="{error.code}"'
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    if "current_version" in error.context:
+        headers["ETag"] = f'"{error.context["current_version"]}"'
+    return ApiError(
+        error.status,
+        error.code,
+        error.detail,
+        field_errors(error.attr, error.code, error.detail),
+        headers=headers,
+        extra=error.problem_members(),
+    )
 
 
 def problem_response(
@@ -141,22 +169,29 @@ def as_problem(request: HttpRequest, response: HttpResponseBase) -> HttpResponse
 
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpResponse | None:
-    """DRF's EXCEPTION_HANDLER: every APIException (and Http404, PermissionDenied) as a problem.
+    """DRF's EXCEPTION_HANDLER: every APIException (and Http404, PermissionDenied), every
+    service's error and the storage layer's refusals of client input, as a problem.
 
     Anything else returns None, so DRF re-raises it and it becomes a logged 500.
     """
-    if isinstance(exc, Http404):
+    if isinstance(exc, ServiceError):
+        exc = api_error(exc)
+    elif isinstance(exc, InvalidContinuation):  # a cursor of another list, or altered
+        exc = ApiError(400, "invalid_cursor", "The cursor is not valid for this list.")
+    elif isinstance(exc, RecordTooLarge):  # only a session's state grows to the limit
+        exc = ApiError(413, "state_too_large", "The session's state is too large.")
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
     if not isinstance(exc, exceptions.APIException):
         return None
     set_rollback()
-    status, code, headers = exc.status_code, _code_of(exc), {}
-    errors = list(_field_errors(exc.detail)) if isinstance(exc.detail, (list, dict)) else []
+    status, code, headers, extra = exc.status_code, _code_of(exc), {}, {}
+    errors = problem_field_errors(exc.detail) if isinstance(exc.detail, (list, dict)) else []
     detail = _summary(errors) if errors else str(exc.detail)
     if isinstance(exc, ApiError):
-        errors, headers = exc.errors, exc.headers
+        errors, headers, extra = exc.errors, exc.headers, exc.extra
     elif isinstance(exc, exceptions.ValidationError):
         code = "invalid"
     elif isinstance(exc, exceptions.ParseError):
@@ -170,7 +205,13 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRespons
         wait = getattr(exc, "wait", None) or 1
         headers = {"Retry-After": str(max(1, math.ceil(wait)))}
     return problem_response(
-        context["request"], status=status, code=code, detail=detail, errors=errors, headers=headers
+        context["request"],
+        status=status,
+        code=code,
+        detail=detail,
+        errors=errors,
+        headers=headers,
+        extra=extra,
     )
 
 
@@ -179,6 +220,11 @@ def _code_of(exc: exceptions.APIException) -> str:
         return exc.code
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else str(exc.default_code)
+
+
+def problem_field_errors(detail: Any) -> list[FieldError]:
+    """The ``errors`` of a DRF ValidationError's ``detail``, one entry for each field error."""
+    return list(_field_errors(detail))
 
 
 def _field_errors(detail: Any, attr: str | None = None) -> Iterator[FieldError]:

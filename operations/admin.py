@@ -53,10 +53,6 @@ class StaffAuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
-def _db() -> Any:
-    return fdb_backend.get_database()
-
-
 # --- tenants ---------------------------------------------------------------------------
 
 
@@ -68,7 +64,9 @@ def support_home(request: HttpRequest) -> HttpResponse:
 @support_view
 def tenants_view(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")
-    page = staff.tenant_search(db=_db(), query=query, cursor=request.GET.get("cursor") or None)
+    page = staff.tenant_search(
+        db=fdb_backend.get_database(), query=query, cursor=request.GET.get("cursor") or None
+    )
     return render(
         request,
         "admin/support/tenants.html",
@@ -79,7 +77,7 @@ def tenants_view(request: HttpRequest) -> HttpResponse:
 
 @support_view
 def tenant_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    overview = staff.tenant_overview(db=_db(), tenant_id=tenant_id)
+    overview = staff.tenant_overview(db=fdb_backend.get_database(), tenant_id=tenant_id)
     return render(
         request,
         "admin/support/tenant.html",
@@ -93,7 +91,7 @@ def tenant_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
 
 
 def _tenant_status(request: HttpRequest, tenant_id: uuid.UUID, *, suspended: bool) -> HttpResponse:
-    db = _db()
+    db = fdb_backend.get_database()
     tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
     verb = "Suspend" if suspended else "Resume"
 
@@ -130,13 +128,15 @@ def tenant_resume_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpRespon
 @support_view
 def users_view(request: HttpRequest) -> HttpResponse:
     email = request.GET.get("email", "")
-    hits = staff.user_search(db=_db(), email=email) if email.strip() else []
+    hits = staff.user_search(db=fdb_backend.get_database(), email=email) if email.strip() else []
     return render(request, "admin/support/users.html", "Users", {"email": email, "hits": hits})
 
 
 @support_view
 def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) -> HttpResponse:
-    overview = staff.user_overview(db=_db(), tenant_id=tenant_id, user_id=user_id)
+    overview = staff.user_overview(
+        db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id
+    )
     member = overview.user
     return render(
         request,
@@ -151,7 +151,9 @@ def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) ->
             "mfa_on": member.totp_enabled_at is not None,
             "mfa_pending": member.totp_enabled_at is None and bool(member.totp_secret),
             "recovery_codes_left": len(member.recovery_codes),
-            "api_tokens": staff.user_api_tokens(db=_db(), tenant_id=tenant_id, user_id=user_id),
+            "api_tokens": staff.user_api_tokens(
+                db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id
+            ),
         },
     )
 
@@ -167,7 +169,9 @@ def _user_action(
     target: str = "",
     danger: bool = True,
 ) -> HttpResponse:
-    overview = staff.user_overview(db=_db(), tenant_id=tenant_id, user_id=user_id, events=0)
+    overview = staff.user_overview(
+        db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id, events=0
+    )
     user = overview.user
     return action(
         request,
@@ -184,7 +188,11 @@ def _user_action(
 def user_lock_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) -> HttpResponse:
     def perform(reason: str) -> str:
         staff.staff_user_lock(
-            db=_db(), staff=request.user, tenant_id=tenant_id, user_id=user_id, reason=reason
+            db=fdb_backend.get_database(),
+            staff=request.user,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            reason=reason,
         )
         return "The user is locked; every session of theirs is revoked."
 
@@ -199,7 +207,7 @@ def user_unlock_view(
 ) -> HttpResponse:
     def perform(reason: str) -> str:
         staff.staff_user_lock(
-            db=_db(),
+            db=fdb_backend.get_database(),
             staff=request.user,
             tenant_id=tenant_id,
             user_id=user_id,
@@ -225,7 +233,11 @@ def user_revoke_all_view(
 ) -> HttpResponse:
     def perform(reason: str) -> str:
         count = staff.staff_sessions_revoke_all(
-            db=_db(), staff=request.user, tenant_id=tenant_id, user_id=user_id, reason=reason
+            db=fdb_backend.get_database(),
+            staff=request.user,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            reason=reason,
         )
         return f"{count} sessions revoked."
 
@@ -245,7 +257,11 @@ def user_mfa_reset_view(
 ) -> HttpResponse:
     def perform(reason: str) -> str:
         staff.staff_mfa_reset(
-            db=_db(), staff=request.user, tenant_id=tenant_id, user_id=user_id, reason=reason
+            db=fdb_backend.get_database(),
+            staff=request.user,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            reason=reason,
         )
         return "Two-factor authentication is off; the user signs in with the password alone."
 
@@ -265,7 +281,7 @@ def session_revoke_view(
 ) -> HttpResponse:
     def perform(reason: str) -> str:
         done = staff.staff_session_revoke(
-            db=_db(),
+            db=fdb_backend.get_database(),
             staff=request.user,
             tenant_id=tenant_id,
             user_id=user_id,
@@ -291,7 +307,7 @@ def api_token_revoke_view(
 ) -> HttpResponse:
     def perform(reason: str) -> str:
         revoked = staff.staff_api_token_revoke(
-            db=_db(),
+            db=fdb_backend.get_database(),
             staff=request.user,
             tenant_id=tenant_id,
             user_id=user_id,
@@ -321,7 +337,7 @@ def auth_events_pick_view(request: HttpRequest) -> HttpResponse:
 
 @support_view
 def auth_events_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    db = _db()
+    db = fdb_backend.get_database()
     tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
     kind = request.GET.get("type", "")
     found = staff.auth_events(db=db, tenant_id=tenant_id, type=kind)

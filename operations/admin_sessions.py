@@ -19,10 +19,6 @@ from workspaces.services import session_get_by_staff, session_list_by_staff
 STATE_PREVIEW_CHARS = 20_000
 
 
-def _db() -> Any:
-    return fdb_backend.get_database()
-
-
 @support_view
 def sessions_pick_view(request: HttpRequest) -> HttpResponse:
     return pick_tenant(request, "workspace_sessions", "Workspace sessions")
@@ -30,7 +26,7 @@ def sessions_pick_view(request: HttpRequest) -> HttpResponse:
 
 @support_view
 def sessions_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    db = _db()
+    db = fdb_backend.get_database()
     tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
     page = session_list_by_staff(
         db=db, tenant_id=tenant_id, cursor=request.GET.get("cursor") or None
@@ -52,7 +48,7 @@ def _preview(value: Any) -> str:
 
 @support_view
 def session_view(request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UUID) -> HttpResponse:
-    db = _db()
+    db = fdb_backend.get_database()
     tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
     view = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
     return render(
@@ -75,7 +71,7 @@ def session_view(request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UU
 def session_delete_view(
     request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UUID
 ) -> HttpResponse:
-    db = _db()
+    db = fdb_backend.get_database()
     head = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id).head
 
     def perform(reason: str) -> str:

@@ -31,7 +31,7 @@ from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 
 import fdb_backend
-from accounts.errors import AccountError
+from core.errors import ServiceError
 from fdb_backend.records import InvalidContinuation
 from operations.errors import MaintenanceError
 from operations.staff import (
@@ -46,7 +46,6 @@ from operations.staff import (
     staff_logout_record,
 )
 from operations.tenants import tenant_resolve
-from workspaces.errors import WorkspaceError
 
 VIEW_PERMISSION = "accounts.view_support"
 
@@ -176,7 +175,9 @@ def url(name: str, *args: Any) -> str:
 
 
 class _StoreErrors:
-    """Map the services' refusals to HTTP: 404 for what does not exist, 403, bad cursors."""
+    """The support pages' one translation of the services' refusals (core/errors.py): 404
+    for what does not exist and for bad cursors, 403 for a staff permission missing. Others
+    propagate: a StaffInvalid is the action form's, the rest are bugs."""
 
     def __enter__(self) -> None:
         return None
@@ -184,8 +185,7 @@ class _StoreErrors:
     def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
         if error is None:
             return
-        status = getattr(error, "status", None)
-        if isinstance(error, AccountError | WorkspaceError) and status == 404:
+        if isinstance(error, ServiceError) and error.status == 404:
             raise Http404("not found") from None
         if isinstance(error, StaffForbidden):
             raise PermissionDenied from None

@@ -127,43 +127,28 @@ def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
                 )
 
     people = users(tenant_id)
-    sessions = auth_sessions(tenant_id)
+    owners: dict[uuid.UUID, bool] = {}
 
-    def drop_session(session: AuthSession) -> Callable[[], bool]:
+    def drop(records: Any, record: AuthSession | ApiToken) -> Callable[[], bool]:
         def run() -> bool:
-            if people.get(db, session.user_id) is not None:
+            if people.get(db, record.user_id) is not None:
                 return False
-            sessions.delete(db, session.id)
+            records.delete(db, record.id)  # gone, live or expired: the orphan is repaired
             return True
 
         return run
 
-    owners: dict[uuid.UUID, bool] = {}
-    for session in sessions.scan(db, batch_size=200, include_expired=True):
-        if session.user_id not in owners:
-            owners[session.user_id] = people.get(db, session.user_id) is not None
-        if not owners[session.user_id]:
-            yield _Orphan(
-                "auth session of a missing user", tenant_id, str(session.id), drop_session(session)
-            )
-
-    tokens = api_tokens(tenant_id)
-
-    def drop_token(token: ApiToken) -> Callable[[], bool]:
-        def run() -> bool:
-            if people.get(db, token.user_id) is not None:
-                return False
-            return bool(tokens.delete(db, token.id))
-
-        return run
-
-    for token in tokens.scan(db, batch_size=200, include_expired=True):
-        if token.user_id not in owners:
-            owners[token.user_id] = people.get(db, token.user_id) is not None
-        if not owners[token.user_id]:
-            yield _Orphan(
-                "API token of a missing user", tenant_id, str(token.id), drop_token(token)
-            )
+    for what, records in (
+        ("auth session", auth_sessions(tenant_id)),
+        ("API token", api_tokens(tenant_id)),
+    ):
+        for record in records.scan(db, batch_size=200, include_expired=True):
+            if record.user_id not in owners:
+                owners[record.user_id] = people.get(db, record.user_id) is not None
+            if not owners[record.user_id]:
+                yield _Orphan(
+                    f"{what} of a missing user", tenant_id, str(record.id), drop(records, record)
+                )
 
 
 def _orphan_tenant_data(db: Any, known: set[uuid.UUID]) -> Iterator[_Orphan]:

@@ -34,6 +34,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Client, Principal, bearer_authenticate
+from core.errors import ServiceError
 from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.fanout import fanout
@@ -183,7 +184,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 db=db, token=token, client=client
             )
         except AccountError as error:
-            await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
+            await self.answer(error)
             return None
         # None: an API token without expiry, which only revocation (the watch) ends.
         expires = principal.expires_at
@@ -209,9 +210,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 session_id=self.session_id,
                 connection_id=self.connection_id,
             )
-        except WorkspaceError:
-            self.recorded = False  # a 404 comes before any write
-            await self.close(CLOSE_NOT_FOUND)
+        except WorkspaceError as error:
+            self.recorded = False  # a 404, the only refusal, comes before any write
+            await self.answer(error)
             return
         self.joined = True
         self.last_sent = self.state_seq = welcome.seq
@@ -245,7 +246,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # --- closed by the process's watch (realtime/watch.py) ----------------------------
 
     async def close_for(self, error: AccountError) -> None:
-        await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
+        await self.answer(error)
 
     async def close_idle(self) -> None:
         await self.close(CLOSE_TIMEOUT)
@@ -319,6 +320,25 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         if not self.closing:
             await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def answer(
+        self, error: ServiceError, *, msg_id: Any = None, kind: str | None = None
+    ) -> None:
+        """The socket's one translation of a service's error (core/errors.py): a credential
+        refused (on joining, re-authenticating or by the watch) closes 4403 when forbidden,
+        else 4401; a session not found (or gone) closes 4404; any other refusal of message
+        ``msg_id`` of type ``kind`` is an ``error`` reply with the error's context beside
+        (``current_version``, a lock's ``holder`` and ``expires_at``), the socket open."""
+        if isinstance(error, AccountError):
+            await self.close(CLOSE_FORBIDDEN if error.status == 403 else CLOSE_UNAUTHENTICATED)
+            return
+        if error.status == 404:
+            await self.close(CLOSE_NOT_FOUND)
+            return
+        attr = error.attr
+        if attr is not None and kind == "state.patch":
+            attr = f"changes.{attr}"  # the session field, inside the message's changes
+        await self.reply_error(msg_id, error.code, error.detail, attr=attr, **error.context)
 
     async def reply_error(
         self, msg_id: Any, code: str, detail: str, *, attr: str | None = None, **extra: Any
@@ -458,19 +478,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.handle(message)
         except ProtocolError as error:
             await self.reply_error(error.msg_id, error.code, error.detail, attr=error.attr)
-        except WorkspaceError as error:
-            if error.status == 404:
-                await self.close(CLOSE_NOT_FOUND)
-                return
-            attr = error.attr
-            if attr is not None and kind == "state.patch":
-                attr = f"changes.{attr}"  # the session field, inside the message's changes
-            await self.reply_error(msg_id, error.code, error.detail, attr=attr, **error.context)
-        except services.LockError as error:
-            extra = {}
-            if error.lock is not None:
-                extra = {k: v for k, v in services.lock_json(error.lock).items() if k != "path"}
-            await self.reply_error(msg_id, error.code, error.detail, **extra)
+        except ServiceError as error:
+            await self.answer(error, msg_id=msg_id, kind=kind)
 
     async def handle(self, message: dict[str, Any]) -> None:
         """Run the handler of a checked message (see realtime.protocol.message_fields)."""

@@ -17,6 +17,7 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.services import Principal
+from core.errors import ServiceError
 from core.time import rfc3339
 from realtime.records import Connection, Lock, connections, locks
 from workspaces import broadcast
@@ -37,12 +38,13 @@ _LOCK_PATH_RULES = (
 )
 
 
-class LockError(Exception):
+class LockError(ServiceError):
+    """A lock refused (409, core/errors.py): ``lock_held`` carries the current lease's
+    ``holder`` and ``expires_at`` as context, which the socket sends beside the error."""
+
     def __init__(self, code: str, detail: str, lock: Lock | None = None) -> None:
-        self.code = code
-        self.detail = detail
-        self.lock = lock
-        super().__init__(code)
+        context = {} if lock is None else {k: v for k, v in lock_json(lock).items() if k != "path"}
+        super().__init__(409, code, detail, **context)
 
 
 @dataclass(frozen=True)

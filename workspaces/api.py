@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -18,43 +15,11 @@ from accounts.api import LIST_PARAMETERS, principal_of
 from accounts.permissions import token_scopes
 from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
-from core.problems import ApiError, field_errors
-from fdb_backend.records import InvalidContinuation, RecordTooLarge
+from core.parsers import validated
+from core.problems import ApiError
 from workspaces import schema, serializers, services
-from workspaces.errors import WorkspaceError
 from workspaces.hooks import live_counts
 from workspaces.presenters import session_json
-
-View = Callable[..., Response]
-
-
-def workspace_errors(view: View) -> View:
-    """Turn services' errors into the API's problem responses."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except WorkspaceError as error:
-            headers = {}
-            if "current_version" in error.context:
-                headers["ETag"] = f'"{error.context["current_version"]}"'
-            errors = field_errors(error.attr, error.code, error.detail)
-            raise ApiError(
-                error.status, error.code, error.detail, errors, headers=headers
-            ) from None
-        except InvalidContinuation:
-            raise ApiError(
-                400, "invalid_cursor", "The cursor is not valid for this list."
-            ) from None
-        except RecordTooLarge:
-            raise ApiError(413, "state_too_large", "The session's state is too large.") from None
-
-    return wrapper
-
-
-def db() -> Any:
-    return fdb_backend.get_database()
 
 
 def _etag(view: services.SessionView) -> dict[str, str]:
@@ -86,12 +51,6 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 # What an API token needs for each operation (CONTRACT §7; accounts/permissions.py).
 READ, WRITE, PUBLISH = "sessions:read", "sessions:write", "events:publish"
 
@@ -115,14 +74,13 @@ class SessionsView(APIView):
             }
         },
     )
-    @workspace_errors
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         owner = request.query_params.get("owner", "all")
         if owner not in ("me", "all"):
             raise ApiError(400, "invalid", "owner must be me or all.")
         page = services.session_list(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal,
             owner=owner,
             workspace_path=request.query_params.get("workspace_path"),
@@ -131,7 +89,9 @@ class SessionsView(APIView):
         )
         # The dashboard shows who is in each session: one more snapshot transaction a page.
         live = live_counts(
-            db=db(), principal=principal, session_ids=[v.head.id for v in page.records]
+            db=fdb_backend.get_database(),
+            principal=principal,
+            session_ids=[v.head.id for v in page.records],
         )
         return Response(
             {
@@ -152,11 +112,12 @@ class SessionsView(APIView):
             413: schema.STATE_TOO_LARGE,
         },
     )
-    @workspace_errors
     def post(self, request: Request) -> Response:
         principal = principal_of(request)
         view = services.session_create(
-            db=db(), principal=principal, **_body(serializers.SessionCreateIn, request)
+            db=fdb_backend.get_database(),
+            principal=principal,
+            **validated(serializers.SessionCreateIn, request.data),
         )
         return Response(
             session_json(view, principal),
@@ -175,11 +136,10 @@ class SessionDetailView(APIView):
         parameters=schema.READ,
         errors={404: schema.NOT_FOUND},
     )
-    @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         view = services.session_get(
-            db=db(), principal=principal, session_id=session_id_of(session_id)
+            db=fdb_backend.get_database(), principal=principal, session_id=session_id_of(session_id)
         )
         return Response(session_json(view, principal), headers=_etag(view))
 
@@ -194,14 +154,17 @@ class SessionDetailView(APIView):
             413: schema.STATE_TOO_LARGE,
         },
     )
-    @workspace_errors
     def patch(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         sid = session_id_of(session_id)
         expected = if_match(request)
-        changes = _body(serializers.SessionPatchIn, request)
+        changes = validated(serializers.SessionPatchIn, request.data)
         view = services.session_update(
-            db=db(), principal=principal, session_id=sid, changes=changes, expected_version=expected
+            db=fdb_backend.get_database(),
+            principal=principal,
+            session_id=sid,
+            changes=changes,
+            expected_version=expected,
         )
         return Response(session_json(view, principal), headers=_etag(view))
 
@@ -214,10 +177,9 @@ class SessionDetailView(APIView):
             412: schema.VERSION_CONFLICT,
         },
     )
-    @workspace_errors
     def delete(self, request: Request, session_id: str) -> Response:
         services.session_delete(
-            db=db(),
+            db=fdb_backend.get_database(),
             principal=principal_of(request),
             session_id=session_id_of(session_id),
             expected_version=if_match(request),
@@ -235,12 +197,13 @@ class ForkView(APIView):
         parameters=schema.CREATED,
         errors={404: schema.NOT_FOUND, 413: schema.STATE_TOO_LARGE},
     )
-    @workspace_errors
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         sid = session_id_of(session_id)
-        body = _body(serializers.ForkIn, request)
-        view = services.session_fork(db=db(), principal=principal, session_id=sid, **body)
+        body = validated(serializers.ForkIn, request.data)
+        view = services.session_fork(
+            db=fdb_backend.get_database(), principal=principal, session_id=sid, **body
+        )
         return Response(
             session_json(view, principal),
             status=201,
@@ -257,11 +220,10 @@ class RelatedView(APIView):
         ok={200: schema.SessionListOut},
         errors={404: schema.NOT_FOUND},
     )
-    @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         views = services.session_related(
-            db=db(), principal=principal, session_id=session_id_of(session_id)
+            db=fdb_backend.get_database(), principal=principal, session_id=session_id_of(session_id)
         )
         return Response(
             {"results": [session_json(v, principal) for v in views], "next_cursor": None}
@@ -284,14 +246,17 @@ class EventsView(APIView):
             410: {"resync_required": "The log no longer reaches back to after_seq: re-read."},
         },
     )
-    @workspace_errors
     def get(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         sid = session_id_of(session_id)
         after = _int_param(request, "after_seq", 0, 0, 2**62)
         limit = _int_param(request, "limit", 200, 1, 1000)
         page = services.session_event_list(
-            db=db(), principal=principal, session_id=sid, after_seq=after, limit=limit
+            db=fdb_backend.get_database(),
+            principal=principal,
+            session_id=sid,
+            after_seq=after,
+            limit=limit,
         )
         more = page.events and page.events[-1]["seq"] < page.latest_seq
         return Response(
@@ -311,12 +276,15 @@ class EventsView(APIView):
             413: {"event_too_large": "`data` is larger than 64 KiB."},
         },
     )
-    @workspace_errors
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
         sid = session_id_of(session_id)
-        body = _body(serializers.EventIn, request)
+        body = validated(serializers.EventIn, request.data)
         seq = services.session_event_publish(
-            db=db(), principal=principal, session_id=sid, event=body["event"], data=body.get("data")
+            db=fdb_backend.get_database(),
+            principal=principal,
+            session_id=sid,
+            event=body["event"],
+            data=body.get("data"),
         )
         return Response({"seq": seq}, status=202)

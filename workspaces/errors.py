@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from core.errors import ServiceError
 
 
-class WorkspaceError(Exception):
-    def __init__(
-        self, status: int, code: str, detail: str, *, attr: str | None = None, **context: Any
-    ) -> None:
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.attr = attr
-        self.context = context  # e.g. current_version for a version_conflict
-        super().__init__(code)
+class WorkspaceError(ServiceError):
+    """A refusal of a workspace service (core/errors.py); ``context`` may carry the
+    ``current_version`` of a ``version_conflict``."""

@@ -6,7 +6,6 @@ import dataclasses
 import logging
 import re
 import secrets
-import threading
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -17,8 +16,10 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.mail import delivered_at_once
 from accounts.records import AuthEvent, AuthSession, auth_event_write, auth_sessions
 from accounts.services.issue import refresh_expiry
+from fdb_backend.pool import made_once
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,25 @@ def auth_session_open(
     user_id: uuid.UUID,
     client: Client,
     now: datetime,
+    login_event: uuid.UUID | None = None,
+    **data: Any,
 ) -> AuthSession:
-    """Store a new auth session (one login on one device) with its token family."""
-    return auth_sessions(tenant_id).save(
+    """Store a new auth session (one login on one device) with its token family; with
+    ``login_event``, also the ``login`` event of the sign-in it completes (``data``: e.g.
+    the second factor's ``method``)."""
+    session = auth_sessions(tenant_id).save(
         tr,
         new_auth_session(
             session_id=ids.session_id, family=ids.family, jti=ids.jti,
             user_id=user_id, client=client, now=now,
         ),
     )  # fmt: skip
+    if login_event is not None:
+        event(
+            tr, tenant_id=tenant_id, event_id=login_event, type="login", at=now, client=client,
+            user_id=user_id, **data,
+        )  # fmt: skip
+    return session
 
 
 def new_auth_session(
@@ -166,9 +177,10 @@ def revoked(session: AuthSession, *, reason: str, now: datetime) -> AuthSession:
 # --- work done after the answer -------------------------------------------------------------
 
 logger = logging.getLogger("accounts.background")
-_LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+# Its own thread, not the mail's: a slow mail server does not hold these jobs up.
+_executor = made_once(
+    lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-background")
+)
 
 
 def background_run(job: Callable[[], None], *, name: str) -> None:
@@ -181,7 +193,7 @@ def background_run(job: Callable[[], None], *, name: str) -> None:
     again. With the locmem mail backend (tests) the job runs at once, as accounts/mail.py
     delivers at once there, so a test reads the outbox right after the response.
     """
-    if settings.EMAIL_BACKEND == _LOCMEM:
+    if delivered_at_once():
         _logged(job, name)
     else:
         _executor().submit(_logged, job, name)
@@ -195,14 +207,6 @@ def background_drain(*, timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-background")
-        return _pool
 
 
 def _logged(job: Callable[[], None], name: str) -> None:

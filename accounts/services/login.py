@@ -163,19 +163,10 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
             raise fail(ACCOUNT_LOCKED)
         if new_hash is not None and current.password_hash == user.password_hash:
             users(tenant.id).save(tr, dataclasses.replace(current, password_hash=new_hash))
-        session = auth_session_open(
-            tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
-        )
-        event(
-            tr,
-            tenant_id=tenant.id,
-            event_id=event_id,
-            type="login",
-            at=now,
-            client=client,
-            user_id=user.id,
-        )
-        return session
+        return auth_session_open(
+            tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now,
+            login_event=event_id,
+        )  # fmt: skip
 
     session = open_session(db)
     return LoggedIn(

@@ -485,18 +485,9 @@ def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> Log
             tr, dataclasses.replace(spent, mfa_challenge_hash="", mfa_challenge_expires_at=None)
         )
         session = auth_session_open(
-            tr, tenant_id=tenant.id, ids=ids, user_id=current.id, client=client, now=now
-        )
-        event(
-            tr,
-            tenant_id=tenant.id,
-            event_id=event_id,
-            type="login",
-            at=now,
-            client=client,
-            user_id=current.id,
-            method=method,
-        )
+            tr, tenant_id=tenant.id, ids=ids, user_id=current.id, client=client, now=now,
+            login_event=event_id, method=method,
+        )  # fmt: skip
         return session, spent, tenant
 
     try:

@@ -18,7 +18,7 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.errors import INVALID_RESET_TOKEN, RESET_TOKEN_EXPIRED, AccountError, fail
-from accounts.mail import duration_text, mail_link, mail_send
+from accounts.mail import token_mail_send
 from accounts.passwords import password_hash, password_problems
 from accounts.records import Tenant, User, tenants, users
 from accounts.services.common import (
@@ -95,17 +95,13 @@ def _reset_mail(*, db: Any, key: str, client: Client, now: datetime, event_id: u
     if stored is None:
         return
     user, tenant = stored
-    mail_send(
+    token_mail_send(
         template="password_reset",
-        to=user.email,
-        context={
-            "display_name": user.display_name,
-            "email": user.email,
-            "tenant_name": tenant.name,
-            "token": token,
-            "link": mail_link("/reset-password", token),
-            "valid_for": duration_text(settings.CODITECT_PASSWORD_RESET_TTL_S),
-        },
+        user=user,
+        tenant=tenant,
+        token=token,
+        page="/reset-password",
+        valid_for_s=settings.CODITECT_PASSWORD_RESET_TTL_S,
     )
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
 from django.conf import settings
 
 import fdb_backend
@@ -31,7 +30,7 @@ from accounts.services.issue import (
     token_pair_issue,
 )
 from accounts.signing_keys import keyring
-from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_verify
+from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_read, token_verify
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,6 @@ class _Outcome:
 
 
 VERIFIED_CACHE_MAX = 50_000
-
-
-def _kid(token: object) -> str | None:
-    if not isinstance(token, str):
-        return None
-    try:
-        return str(jwt.get_unverified_header(token).get("kid"))
-    except jwt.PyJWTError:
-        return None
 
 
 def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
@@ -68,11 +58,13 @@ def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
             if known.expires_at.timestamp() <= time.time():
                 raise AccountError(401, "token_expired", "The token is invalid or expired.")
             return known
-    kid = _kid(token)
-    if kid is not None and kid not in keys.public_keys:
-        keys = keyring(db=db, missing_kid=kid)
     try:
-        claims = token_verify(token=token, token_use=token_use, public_keys=keys.public_keys)
+        unverified = token_read(token)  # the header, read once for the kid and the checks
+        if unverified.kid not in keys.public_keys:
+            keys = keyring(db=db, missing_kid=unverified.kid)
+        claims = token_verify(
+            unverified=unverified, token_use=token_use, public_keys=keys.public_keys
+        )
     except TokenError as error:
         raise AccountError(401, error.code, "The token is invalid or expired.") from None
     if cacheable:

@@ -20,7 +20,7 @@ from accounts.errors import (
     AccountError,
     fail,
 )
-from accounts.mail import duration_text, mail_link, mail_send
+from accounts.mail import token_mail_send
 from accounts.records import Tenant, User, tenants, users
 from accounts.services.common import (
     Client,
@@ -64,34 +64,26 @@ def verification_token_new(
 
 def verification_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
     """Mail ``token`` to the user (call after the transaction that stored its digest)."""
-    mail_send(
+    token_mail_send(
         template="verify_email",
-        to=user.email,
-        context={
-            "display_name": user.display_name,
-            "email": user.email,
-            "tenant_name": tenant.name,
-            "token": token,
-            "link": mail_link("/verify-email", token),
-            "valid_for": duration_text(settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
-        },
+        user=user,
+        tenant=tenant,
+        token=token,
+        page="/verify-email",
+        valid_for_s=settings.CODITECT_EMAIL_VERIFICATION_TTL_S,
     )
 
 
 def claim_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
     """Mail the claim link of a pending registration (its verification token) to the
     address it claims, saying what confirming does to the account that holds it."""
-    mail_send(
+    token_mail_send(
         template="claim_email",
-        to=user.email,
-        context={
-            "display_name": user.display_name,
-            "email": user.email,
-            "tenant_name": tenant.name,
-            "token": token,
-            "link": mail_link("/verify-email", token),
-            "valid_for": duration_text(settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
-        },
+        user=user,
+        tenant=tenant,
+        token=token,
+        page="/verify-email",
+        valid_for_s=settings.CODITECT_EMAIL_VERIFICATION_TTL_S,
     )
 
 
