@@ -20,7 +20,7 @@ transport, the opening handshake's response included.
    last of the 100 sockets has its ``state.changed``; p50/p99 per run, bytes per patch over
    all sockets.
 
-3. memory: ``--memory`` idle plain sockets, then as many idle compressed ones (all kept open,
+3. memory (first, in the fresh process): ``--memory`` idle plain sockets, then as many idle compressed ones (all kept open,
    each after its 200 kB welcome); the server's resident memory before and after each batch,
    divided by the count.
 4. small messages: what the server sends in a short session (welcome, presence, pong, acks,
@@ -395,6 +395,8 @@ async def measure(port: int, server_pid: int, args: argparse.Namespace) -> dict[
     patched = call(port, "POST", "/api/v5/sessions", body, token)
     url, fan_url = (f"ws://{HOST}:{port}/ws/sessions/{s['id']}/" for s in (big, patched))
     results: dict[str, dict[str, list[float]]] = {"plain": {}, "deflate": {}}
+    # First, while the process has allocated little: what it grows by is the sockets'.
+    memory = await idle_memory(port, token, server_pid, args.memory) if args.memory else {}
     loads = [os.getloadavg()[0]]
     for run in range(args.runs):
         order = ["plain", "deflate"] if run % 2 == 0 else ["deflate", "plain"]
@@ -422,7 +424,6 @@ async def measure(port: int, server_pid: int, args: argparse.Namespace) -> dict[
         for stat in ("min", "median"):
             plain_p99 = summary["plain"]["fanout_p99_ms"][stat]
             costs[stat] = summary["deflate"]["fanout_p99_ms"][stat] / plain_p99 - 1
-    memory = await idle_memory(port, token, server_pid, args.memory) if args.memory else {}
     return {
         "summary": summary,
         "p99_cost": costs,
