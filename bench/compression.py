@@ -20,9 +20,9 @@ transport, the opening handshake's response included.
    last of the 100 sockets has its ``state.changed``; p50/p99 per run, bytes per patch over
    all sockets.
 
-3. memory (first, in the fresh process): ``--memory`` idle plain sockets, then as many idle compressed ones (all kept open,
-   each after its 200 kB welcome); the server's resident memory before and after each batch,
-   divided by the count.
+3. memory (first, in the fresh process): ``--memory`` idle plain sockets, then as many idle
+   compressed ones (all kept open, ten per session, each after its welcome of 64 kB of state);
+   the server's resident memory before and after each batch, divided by the count.
 4. small messages: what the server sends in a short session (welcome, presence, pong, acks,
    cursor-sized ``state.changed``, locks, an event), each deflated alone at the configured
    level: the bytes it saves and what the deflate costs, which sets
