@@ -8,7 +8,9 @@ differences taken from settings rather than flags:
   compressed one, as soon as inflating it passes the limit): nothing past the limit is
   buffered, and the client gets a closing handshake, not daphne's dropped connection
   (autobahn's 1009 with ``failByDrop``);
-- ``permessage-deflate`` is accepted when the client offers it (CODITECT_WS_COMPRESSION);
+- ``permessage-deflate`` is accepted when the client offers it (CODITECT_WS_COMPRESSION), with
+  ``server_no_context_takeover``, so that a broadcast is deflated once for every socket
+  (``SharedDeflate``), and messages under CODITECT_WS_COMPRESSION_MIN_BYTES go uncompressed;
 - a handshake refused with a ``reason`` (coditect/origins.py) gets it as the 403's reason
   phrase instead of "Access denied".
 
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import zlib
-from typing import Any
+from collections import OrderedDict
+from typing import Any, ClassVar
 
 from autobahn.websocket.compress import (
     PerMessageDeflate,
@@ -39,11 +43,33 @@ APPLICATION = "coditect.asgi:application"
 _BINDINGS = ("-b", "--bind", "-p", "--port", "-u", "--unix-socket", "--fd", "-e", "--endpoint")
 
 
+class NoContextTakeoverAccept(PerMessageDeflateOfferAccept):
+    """An acceptance that announces ``server_no_context_takeover`` whether or not it was asked.
+
+    autobahn compresses without context takeover when ``no_context_takeover`` is set, but only
+    writes the parameter into the response when the client requested it; RFC 7692 §7.1.1.1 lets
+    the server include it in any case, and the client must then expect every message to be
+    deflated on its own (which a context-keeping inflater decodes anyway).
+    """
+
+    def get_extension_string(self) -> str:
+        extension: str = super().get_extension_string()
+        if not self.offer.request_no_context_takeover:
+            extension += "; server_no_context_takeover"
+        return extension
+
+
 def accept_deflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
-    """Accept the client's first ``permessage-deflate`` offer with its own parameters."""
+    """Accept the client's first ``permessage-deflate`` offer, without server context takeover.
+
+    Every other parameter is the client's (its window bits in both directions, its choice of
+    context takeover for what it sends). Without context takeover, what the server sends
+    deflates to bytes that depend only on the message and (level, window bits, memory level),
+    so one broadcast to many sockets is deflated once (``SharedDeflate``).
+    """
     for offer in offers:
         if isinstance(offer, PerMessageDeflateOffer):
-            return PerMessageDeflateOfferAccept(offer)
+            return NoContextTakeoverAccept(offer, no_context_takeover=True)
     return None
 
 
@@ -58,21 +84,141 @@ def _reason_phrase(reason: Any) -> str:
     return "".join(c for c in reason if " " <= c <= "~")[:100].strip()
 
 
+def deflate(payload: bytes, level: int, window_bits: int, mem_level: int) -> bytes:
+    """``payload`` as one permessage-deflate message without context takeover (RFC 7692 §7.2.1).
+
+    A fresh raw deflate stream, ended by a sync flush whose final empty block
+    (``00 00 ff ff``) is removed: what autobahn's compressor sends when it has no context.
+    """
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -window_bits, mem_level)
+    return (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+class DeflateCache:
+    """The deflated bytes of recent messages, shared by the sockets of one process.
+
+    Keyed by the message's bytes (daphne encodes the text once per socket, so equal messages
+    are equal bytes, never the same object) and the parameters that decide the output. Least
+    recently used entries go first, past ``max_entries`` entries or ``max_bytes`` bytes (message
+    plus deflated bytes); a message too large for a quarter of that is deflated, not kept.
+    ``deflates`` and ``hits`` count what it did, for tests and benchmarks.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple[bytes, int, int, int], bytes] = OrderedDict()
+        self.bytes = 0
+        self.deflates = 0
+        self.hits = 0
+        # daphne sends from the reactor thread only; the lock keeps the bookkeeping exact if
+        # another thread ever sends too, and is never held while deflating.
+        self._lock = threading.Lock()
+
+    def deflate(self, payload: bytes, level: int, window_bits: int, mem_level: int) -> bytes:
+        key = (payload, level, window_bits, mem_level)
+        with self._lock:
+            cached = self.entries.get(key)
+            if cached is not None:
+                self.entries.move_to_end(key)
+                self.hits += 1
+                return cached
+            self.deflates += 1
+        compressed = deflate(payload, level, window_bits, mem_level)
+        size = len(payload) + len(compressed)
+        if size > self.max_bytes // 4:
+            return compressed
+        with self._lock:
+            if key not in self.entries:
+                self.entries[key] = compressed
+                self.bytes += size
+            while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
+                (old, *_), old_compressed = self.entries.popitem(last=False)
+                self.bytes -= len(old) + len(old_compressed)
+        return compressed
+
+
+# A broadcast is sent to its sockets within milliseconds of itself, so a few hundred recent
+# messages cover many sessions broadcasting at once; the bytes bound caps the memory (at about
+# what 30 sockets each kept as a deflate context when contexts were taken over).
+DEFLATED = DeflateCache(max_entries=256, max_bytes=8 * 1024 * 1024)
+
+
+class SharedDeflate(PerMessageDeflate):
+    """permessage-deflate whose messages to the client go through ``DEFLATED``.
+
+    Only for the server side of a connection negotiated without server context takeover
+    (``accept_deflate``): autobahn's own class would make a compressor per message for that,
+    at zlib's default level 6. Here the message is collected (autobahn's ``sendMessage`` gives
+    it whole; its streaming API would send it all in the last frame) and deflated at
+    CODITECT_WS_COMPRESSION_LEVEL by the cache, so no compressor outlives a message and the
+    first socket to send a broadcast deflates it for the others. What the client sends is
+    inflated as autobahn does.
+    """
+
+    cache: ClassVar[DeflateCache] = DEFLATED
+
+    def __init__(self, negotiated: PerMessageDeflate, level: int) -> None:
+        assert negotiated._is_server and negotiated.server_no_context_takeover
+        super().__init__(
+            negotiated._is_server,
+            negotiated.server_no_context_takeover,
+            negotiated.client_no_context_takeover,
+            negotiated.server_max_window_bits,
+            negotiated.client_max_window_bits,
+            negotiated.mem_level,
+            negotiated.max_message_size,
+        )
+        self.level = level
+        self._outgoing: list[bytes] = []
+
+    def start_compress_message(self) -> None:
+        self._outgoing = []
+
+    def compress_message_data(self, data: bytes) -> bytes:
+        self._outgoing.append(data)
+        return b""
+
+    def end_compress_message(self) -> bytes:
+        payload = b"".join(self._outgoing)
+        self._outgoing = []
+        return self.cache.deflate(payload, self.level, self.server_max_window_bits, self.mem_level)
+
+
 class SocketProtocol(WebSocketProtocol):
+    # Messages shorter than this go uncompressed (RSV1 off): set from settings with the factory.
+    compression_min_bytes = 0
+    # autobahn's attributes, untyped there, replaced in onOpen.
+    _perMessageCompress: Any
+    websocket_extensions_in_use: list[Any]
+
     def onOpen(self) -> None:
-        # autobahn deflates at zlib's default level (6), creating the compressor at the first
-        # message when the context is taken over from message to message (the usual case):
-        # made here first, it has CODITECT_WS_COMPRESSION_LEVEL instead. Every broadcast is
-        # compressed once per socket, so the level is the fan-out's largest CPU cost.
+        # The handshake made autobahn's PerMessageDeflate from our acceptance; nothing has been
+        # sent or inflated with it yet (the connection was not open), so it is replaced here by
+        # one with the same parameters that deflates through the shared cache.
         pmce = self._perMessageCompress
-        if isinstance(pmce, PerMessageDeflate) and not pmce.server_no_context_takeover:
-            pmce._compressor = zlib.compressobj(
-                settings.CODITECT_WS_COMPRESSION_LEVEL,
-                zlib.DEFLATED,
-                -pmce.server_max_window_bits,
-                pmce.mem_level,
-            )
+        if type(pmce) is PerMessageDeflate and pmce.server_no_context_takeover:
+            shared = SharedDeflate(pmce, settings.CODITECT_WS_COMPRESSION_LEVEL)
+            self._perMessageCompress = shared
+            self.websocket_extensions_in_use = [
+                shared if extension is pmce else extension
+                for extension in self.websocket_extensions_in_use
+            ]
         super().onOpen()
+
+    def sendMessage(
+        self,
+        payload: bytes,
+        isBinary: bool = False,
+        fragmentSize: int | None = None,
+        sync: bool = False,
+        doNotCompress: bool = False,
+    ) -> None:
+        # An ack or a pong is a few dozen bytes that deflate does not shrink (docs/protocol.md,
+        # "Compression"); RFC 7692 lets any message go uncompressed.
+        if len(payload) < self.compression_min_bytes:
+            doNotCompress = True
+        super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
 
     def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
         # autobahn's hook for a message over maxMessagePayloadSize: called from the frame
@@ -124,6 +270,7 @@ class PlatformServer(Server):
 
     @ws_factory.setter
     def ws_factory(self, factory: Any) -> None:
+        SocketProtocol.compression_min_bytes = settings.CODITECT_WS_COMPRESSION_MIN_BYTES
         factory.protocol = SocketProtocol
         factory.setProtocolOptions(
             failByDrop=False,

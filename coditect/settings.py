@@ -327,6 +327,8 @@ CODITECT_WS_COMPRESSION = env_bool("CODITECT_WS_COMPRESSION", default=True)
 CODITECT_WS_COMPRESSION_LEVEL = env_int("CODITECT_WS_COMPRESSION_LEVEL", default=1, minimum=1)
 if CODITECT_WS_COMPRESSION_LEVEL > 9:
     raise ImproperlyConfigured("CODITECT_WS_COMPRESSION_LEVEL is a zlib level, 1 to 9")
+# Messages the server sends shorter than this go uncompressed (acks, pongs): docs/protocol.md.
+CODITECT_WS_COMPRESSION_MIN_BYTES = env_int("CODITECT_WS_COMPRESSION_MIN_BYTES", default=128)
 CODITECT_WS_RATE_PER_S = env_positive_float("CODITECT_WS_RATE_PER_S", default=50.0)
 CODITECT_WS_RATE_BURST = env_int("CODITECT_WS_RATE_BURST", default=100, minimum=1)
 # How often an open socket re-checks that its auth session is still active.
