@@ -239,6 +239,13 @@ class SocketProtocol(WebSocketProtocol):
         ):
             self.reject_with(reason)
             return
+        if message.get("type") == "websocket.send" and self.state in (
+            self.STATE_CLOSING,
+            self.STATE_CLOSED,
+        ):
+            # The client left between the fan-out's look and this send (autobahn would raise
+            # Disconnected): nothing can reach it, and its disconnect runs the teardown.
+            return
         super().handle_reply(message)
 
     def reject_with(self, reason: str) -> None:
