@@ -215,7 +215,7 @@ def test_a_conflict_is_counted_with_its_retry() -> None:
     """A transaction whose read is overwritten before its commit fails 1020 and is retried."""
     db = fdb_backend.open_database("memory:")
     key = b"metrics-conflict"
-    attempts = []
+    attempts: list[int] = []
 
     @fdb_backend.transactional
     def bump(tr: Any) -> None:
