@@ -9,6 +9,8 @@ the address check with the Django test client.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import urllib.error
 import urllib.request
 import uuid
@@ -264,3 +266,25 @@ def test_metrics_output_is_prometheus_text(settings: Any) -> None:
     response = Client().get("/metrics")
     families = {f.name for f in text_string_to_metric_families(response.content.decode())}
     assert {"coditect_http_requests", "coditect_storage_conflicts"} <= families
+
+
+def test_the_grafana_dashboard_queries_families_the_server_exposes() -> None:
+    """docs/deploy/grafana-dashboard.json is valid JSON, and each panel's queries name
+    families of this server (a renamed metric would leave a panel empty)."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "grafana-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exposed = {family.name for family in REGISTRY.collect()}
+    titles = []
+    for panel in dashboard["panels"]:
+        titles.append(panel["title"])
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            names = re.findall(r"coditect_[a-z0-9_]+", target["expr"])
+            assert names, target
+            for name in names:
+                family = re.sub(r"_(total|bucket|count|sum)$", "", name)
+                assert family in exposed, (panel["title"], name)
+    for needed in ("Requests", "latency", "Errors", "Open sockets", "Broadcast lag"):
+        assert [title for title in titles if needed in title], needed
+    for needed in ("Storage transaction", "conflicts", "Logins"):
+        assert [title for title in titles if needed in title], needed
