@@ -23,6 +23,7 @@ from django.test import AsyncClient
 
 from accounts.authentication import BearerAuthentication
 from core.request_id import current_request_id
+from tests.coditect.test_settings import manage, shown
 from tests.realtime.helpers import bearer, ws_path
 from tests.realtime.servers import (
     Http,
@@ -202,3 +203,12 @@ async def test_the_request_id_reaches_the_lean_pool_thread(
     ((request_id, thread),) = inside
     assert thread != threading.get_ident()
     assert request_id == response["X-Request-ID"]
+
+
+def test_an_unknown_log_format_refuses_to_start() -> None:
+    memory = {"CODITECT_STORAGE_URL": "memory:"}
+    assert shown("settings.CODITECT_LOG_FORMAT", **memory) == "'text'"
+    assert shown("settings.CODITECT_LOG_FORMAT", **memory, CODITECT_LOG_FORMAT="JSON") == "'json'"
+    result = manage("check", **memory, CODITECT_LOG_FORMAT="logfmt")
+    assert result.returncode != 0
+    assert "CODITECT_LOG_FORMAT is text or json; got 'logfmt'" in result.stderr

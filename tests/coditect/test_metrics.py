@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import fdb_backend
 from tests.accounts.helpers import PASSWORD
+from tests.coditect.test_settings import manage, shown
 from tests.realtime.servers import (
     Http,
     Servers,
@@ -288,3 +289,14 @@ def test_the_grafana_dashboard_queries_families_the_server_exposes() -> None:
         assert [title for title in titles if needed in title], needed
     for needed in ("Storage transaction", "conflicts", "Logins"):
         assert [title for title in titles if needed in title], needed
+
+
+def test_the_allowed_addresses_are_read_from_the_environment() -> None:
+    memory = {"CODITECT_STORAGE_URL": "memory:"}
+    assert shown("settings.CODITECT_METRICS_ALLOW", **memory) == repr(["127.0.0.1/32", "::1/128"])
+    assert shown(
+        "settings.CODITECT_METRICS_ALLOW", **memory, CODITECT_METRICS_ALLOW="10.0.0.0/8, 192.0.2.7"
+    ) == repr(["10.0.0.0/8", "192.0.2.7/32"])
+    result = manage("check", **memory, CODITECT_METRICS_ALLOW="prometheus.internal")
+    assert result.returncode != 0
+    assert "CODITECT_METRICS_ALLOW must list IP addresses" in result.stderr
