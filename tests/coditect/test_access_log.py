@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 
 from accounts.authentication import BearerAuthentication
 from core.request_id import current_request_id
@@ -212,3 +212,19 @@ def test_an_unknown_log_format_refuses_to_start() -> None:
     result = manage("check", **memory, CODITECT_LOG_FORMAT="logfmt")
     assert result.returncode != 0
     assert "CODITECT_LOG_FORMAT is text or json; got 'logfmt'" in result.stderr
+
+
+def test_a_wsgi_thread_drops_the_id_when_the_response_is_finished(settings: Any) -> None:
+    """A WSGI thread serves one request after another in one context: between them its
+    lines must not carry the last request's id."""
+    settings.ALLOWED_HOSTS = ["testserver"]
+    seen: list[str | None] = []
+
+    def authenticate(self: Any, request: Any) -> None:
+        seen.append(current_request_id.get())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BearerAuthentication, "authenticate", authenticate)
+        response = Client().get("/api/v5/auth/me")
+    assert seen == [response["X-Request-ID"]]
+    assert current_request_id.get() is None

@@ -300,3 +300,29 @@ def test_the_allowed_addresses_are_read_from_the_environment() -> None:
     result = manage("check", **memory, CODITECT_METRICS_ALLOW="prometheus.internal")
     assert result.returncode != 0
     assert "CODITECT_METRICS_ALLOW must list IP addresses" in result.stderr
+
+
+async def test_multiprocess_mode_sums_every_process(servers: Servers, tmp_path: Path) -> None:
+    """Two processes writing to one PROMETHEUS_MULTIPROC_DIR, as gunicorn's workers do: a
+    scrape of either shows the requests and open sockets of both."""
+    values = tmp_path / "prometheus"
+    values.mkdir()
+    env = base_env(f"embedded://{tmp_path}/store.sqlite3", PROMETHEUS_MULTIPROC_DIR=str(values))
+    first, second = servers.start_all(("first", env), ("second", env))
+    alice = await asyncio.to_thread(register, Http(first), "Alice", "alice@example.com", "Acme")
+    session = await asyncio.to_thread(create_session, Http(second), alice)
+    for server, times in ((first, 2), (second, 3)):
+        for _ in range(times):
+            await asyncio.to_thread(Http(server).expect, 401, "GET", "/api/v5/auth/me")
+    peers = [
+        await net_open(server, session["id"], alice.access, server.name)
+        for server in (first, second)
+    ]
+    for server in (first, second):
+        _, samples = await asyncio.to_thread(scrape, server.base_url)
+        me = {"method": "GET", "route": "/api/v5/auth/me", "status": "401"}
+        assert value(samples, "coditect_http_requests_total", **me) == 5
+        assert value(samples, "coditect_http_request_duration_seconds_count", **me) == 5
+        assert value(samples, "coditect_websocket_open") == 2
+    for peer in peers:
+        await peer.close()
