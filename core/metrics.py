@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -71,6 +71,13 @@ argon2_queue_seconds = Histogram(
     "Time a password hash waited for one of the process's hashing slots.",
     buckets=(0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+@functools.lru_cache(maxsize=256)
+def socket_message(direction: str, kind: str) -> Any:
+    """The counter of one direction and message type; cached, since ``labels()`` takes a lock
+    and checks its arguments, and a live event is counted once per socket it reaches."""
+    return socket_messages.labels(direction, kind)
 
 
 def counts_outcomes(method: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -35,7 +35,7 @@ import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Client, Principal, bearer_authenticate
 from core.errors import ServiceError
-from core.metrics import open_sockets, socket_closes, socket_messages, throttle_hits
+from core.metrics import open_sockets, socket_closes, socket_message, throttle_hits
 from core.request_id import current_connection_id
 from fdb_backend.pool import in_pool
 from realtime import services
@@ -347,7 +347,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict[str, Any]) -> None:
         if not self.closing:
-            socket_messages.labels("out", str(content.get("type"))).inc()
+            socket_message("out", str(content.get("type"))).inc()
             await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     async def answer(
@@ -389,7 +389,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         if seq == self.last_sent + 1:
             self.last_sent = seq
-            socket_messages.labels("out", "live").inc()
+            socket_message("out", "live").inc()
             await self.send(text_data=text)
             return
         # Ahead of a gap (two processes, a slow layer): fill it from the log in a task of this
@@ -498,7 +498,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         try:
             message = parse_message(text_data)
             msg_id, kind = message.get("id"), message["type"]
-            socket_messages.labels("in", kind).inc()
+            socket_message("in", kind).inc()
             if kind != "auth" and not self.joined:
                 await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
                 return
@@ -510,7 +510,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.handle(message)
         except ProtocolError as error:
             if kind is None:  # not even a message of a known type
-                socket_messages.labels("in", "invalid").inc()
+                socket_message("in", "invalid").inc()
             await self.reply_error(error.msg_id, error.code, error.detail, attr=error.attr)
         except ServiceError as error:
             await self.answer(error, msg_id=msg_id, kind=kind)
