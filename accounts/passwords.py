@@ -18,6 +18,7 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -31,6 +32,8 @@ from django.contrib.auth.password_validation import (
     exceeds_maximum_length_ratio,
 )
 from django.core.exceptions import ValidationError
+
+from core.metrics import argon2_queue_seconds
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
@@ -75,7 +78,9 @@ def hash_concurrency() -> int:
 
 @contextlib.contextmanager
 def _hashing() -> Iterator[None]:
+    started = time.perf_counter()
     with _slots(hash_concurrency()):
+        argon2_queue_seconds.observe(time.perf_counter() - started)
         yield
 
 

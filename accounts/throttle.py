@@ -19,6 +19,7 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.records import throttle_ended, throttle_key
+from core.metrics import throttle_hits
 
 _ONE = struct.pack("<q", 1)
 
@@ -82,6 +83,7 @@ def throttle_hit(*, db: Any, buckets: list[Bucket], now: float | None = None) ->
 
     retry_after = hit(db)
     if retry_after:
+        _count_hit(buckets)
         raise Throttled(retry_after)
 
 
@@ -100,7 +102,14 @@ def throttle_check(*, db: Any, buckets: list[Bucket], now: float | None = None) 
 
     retry_after = check(db)
     if retry_after:
+        _count_hit(buckets)
         raise Throttled(retry_after)
+
+
+def _count_hit(buckets: list[Bucket]) -> None:
+    # Labelled by the scopes checked together (login_email+login_address): which of them was
+    # over is not kept, and the set of scopes is small and fixed.
+    throttle_hits.labels("+".join(b.scope for b in buckets)).inc()
 
 
 def throttle_record(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:

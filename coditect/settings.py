@@ -23,6 +23,7 @@ from coditect.env import (
     env_positive_float,
     env_str,
 )
+from coditect.logging_setup import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -44,7 +45,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # HTTPS: on by default in production. Probes reach the process over plain HTTP from inside the
 # network, so they are exempt from the redirect (a 301 would read as healthy to a prober).
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and X-Real-IP are believed
@@ -84,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: times all the others; counts and logs each request (coditect/metrics.py).
+    "coditect.metrics.observe_middleware",
     "coditect.middleware.request_id_middleware",
     # Outside everything that answers, so its headers reach errors and the lean path too.
     "corsheaders.middleware.CorsMiddleware",
@@ -249,15 +252,14 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 _log_level = env_str("DJANGO_LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": _log_level},
-    # Django's default config logs request errors to the console only under DEBUG, and mails
-    # them otherwise; a server without ADMINS would then lose every traceback.
-    "loggers": {"django": {"handlers": ["console"], "level": _log_level, "propagate": False}},
-}
+# text (the default) or json: one JSON object per line (coditect/logging_setup.py).
+CODITECT_LOG_FORMAT = env_str("CODITECT_LOG_FORMAT", default="text").lower()
+if CODITECT_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"CODITECT_LOG_FORMAT is text or json; got {CODITECT_LOG_FORMAT!r}")
+LOGGING = logging_config(level=_log_level, log_format=CODITECT_LOG_FORMAT)
+# Clients that may read GET /metrics (IP addresses and CIDR networks); loopback by default.
+# (An empty value counts as unset, as everywhere: the loopback addresses.)
+CODITECT_METRICS_ALLOW = env_networks("CODITECT_METRICS_ALLOW") or ["127.0.0.1/32", "::1/128"]
 
 # --- accounts (docs/configuration.md) --------------------------------------------------
 # Argon2id parameters: RFC 9106's second recommended option by default.

@@ -8,6 +8,7 @@ from accounts import api as accounts_api
 from accounts import urls as accounts_urls
 from coditect.api_docs import redoc, swagger_ui
 from coditect.health import healthz, readyz
+from coditect.metrics import metrics_view
 from core.routes import optional_slash
 from workspaces import api as workspaces_api
 from workspaces import urls as workspaces_urls
@@ -16,6 +17,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *optional_slash("healthz", healthz, name="healthz"),
     *optional_slash("readyz", readyz, name="readyz"),
+    # Prometheus' scrape, for CODITECT_METRICS_ALLOW only (coditect/metrics.py).
+    *optional_slash("metrics", metrics_view, name="metrics"),
     *optional_slash("api/v5/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI and Redoc, from this server's static files (coditect/api_docs.py).
     *optional_slash("api/v5/docs/", swagger_ui, name="api-docs"),

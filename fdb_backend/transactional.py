@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from fdb_backend import metrics
 from fdb_backend.errors import FDBError
 
 P = ParamSpec("P")
@@ -43,12 +45,15 @@ def transactional(func: Callable[P, R]) -> Callable[P, R]:
                 return func(*args, **kwargs)
             tr = target.create_transaction()
             call_args = (*args[:index], tr, *args[index + 1 :])
+        started = time.perf_counter()
         while True:
             try:
                 result = func(*call_args, **kwargs)
                 tr.commit().wait()
+                metrics.transaction_seconds.observe(time.perf_counter() - started)
                 return result
             except FDBError as error:
-                tr.on_error(error).wait()
+                tr.on_error(error).wait()  # raises unless the error is retryable
+                metrics.retried(error.code)
 
     return wrapper

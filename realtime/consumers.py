@@ -35,6 +35,8 @@ import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Client, Principal, bearer_authenticate
 from core.errors import ServiceError
+from core.metrics import open_sockets, socket_closes, socket_message, throttle_hits
+from core.request_id import current_connection_id
 from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.fanout import fanout
@@ -58,6 +60,8 @@ from workspaces.services import (
 )
 
 log = logging.getLogger(__name__)
+# One line per socket's connect, auth and close (docs/operations.md, "Metrics and logs").
+lifecycle = logging.getLogger("coditect.sockets")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -97,15 +101,26 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.catching_up = False
         self.behind = 0
         self.log_lock = asyncio.Lock()
+        self.close_code: int | None = None  # the first close, ours or the client's
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # This connection's task (and the pool threads it uses) log with its id.
+        current_connection_id.set(self.connection_id)
+        open_sockets.inc()
+        lifecycle.info("socket connect %s", scope.get("path", ""))
         try:
             await super().__call__(scope, receive, send)
         finally:
             # However the consumer ends (a disconnect, a handler's exception, cancellation by
             # daphne), the socket leaves presence and the process's lists. Shielded: a
             # cancelled consumer must still finish removing its connection record.
-            await asyncio.shield(self.teardown())
+            try:
+                await asyncio.shield(self.teardown())
+            finally:
+                open_sockets.dec()
+                code = "none" if self.close_code is None else str(self.close_code)
+                socket_closes.labels(code).inc()
+                lifecycle.info("socket close code=%s", code, extra={"close_code": code})
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:
@@ -216,6 +231,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.joined = True
         self.last_sent = self.state_seq = welcome.seq
+        lifecycle.info(
+            "socket auth tenant=%s user=%s token=%s",
+            principal.tenant_id, principal.user_id, principal.api_token_id or "-",
+            extra={
+                "tenant_id": str(principal.tenant_id),
+                "user_id": str(principal.user_id),
+                "token_id": None if principal.api_token_id is None else str(principal.api_token_id),
+            },
+        )  # fmt: skip
         await self.send_json(
             {
                 "type": "welcome",
@@ -258,6 +282,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        if self.close_code is None and isinstance(code, int) and not isinstance(code, bool):
+            self.close_code = code
         await super().close(code=code)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -277,6 +303,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_INTERNAL_ERROR)
 
     async def disconnect(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
         await self.teardown()
 
     async def teardown(self) -> None:
@@ -319,6 +347,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict[str, Any]) -> None:
         if not self.closing:
+            socket_message("out", str(content.get("type"))).inc()
             await self.send(text_data=json.dumps(content, separators=(",", ":")))
 
     async def answer(
@@ -360,6 +389,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         if seq == self.last_sent + 1:
             self.last_sent = seq
+            socket_message("out", "live").inc()
             await self.send(text_data=text)
             return
         # Ahead of a gap (two processes, a slow layer): fill it from the log in a task of this
@@ -460,6 +490,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_TOO_LARGE)
             return
         if not self.within_rate():
+            throttle_hits.labels("ws_rate").inc()
             await self.close(CLOSE_RATE_LIMITED)
             return
         self.last_message = time.monotonic()
@@ -467,6 +498,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         try:
             message = parse_message(text_data)
             msg_id, kind = message.get("id"), message["type"]
+            socket_message("in", kind).inc()
             if kind != "auth" and not self.joined:
                 await self.reply_error(msg_id, "not_authenticated", "Send auth first.")
                 return
@@ -477,6 +509,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             message = message_fields(message)
             await self.handle(message)
         except ProtocolError as error:
+            if kind is None:  # not even a message of a known type
+                socket_message("in", "invalid").inc()
             await self.reply_error(error.msg_id, error.code, error.detail, attr=error.attr)
         except ServiceError as error:
             await self.answer(error, msg_id=msg_id, kind=kind)

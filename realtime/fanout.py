@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 from typing import Any, Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from core.metrics import broadcast_lag
 from workspaces import broadcast
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ class Fanout:
                     await member.fanout_deleted()
             except Exception:
                 log.exception("delivery to a socket failed", extra={"session_id": session})
+        if kind == "session.event" and "committed_at" in message:
+            broadcast_lag.observe(time.time() - float(message["committed_at"]))
 
 
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = weakref.WeakKeyDictionary()

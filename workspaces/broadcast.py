@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -53,6 +54,8 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
                 "session": session_id.hex,
                 "seq": event["seq"],
                 "text": orjson.dumps(wire_event(event)).decode(),
+                # Called right after the commit: the fan-out measures the lag from here.
+                "committed_at": time.time(),
             }
             async_to_sync(layer.group_send)(group_name(session_id), message)
     except Exception:

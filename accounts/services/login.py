@@ -31,6 +31,7 @@ from accounts.services.common import Client, SessionIds, auth_session_open, emai
 from accounts.services.issue import TokenPair, token_pair_issue
 from accounts.services.onetime import MFA_CHALLENGE, onetime_digest, onetime_new, password_bound
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
+from core.metrics import counts_outcomes
 from fdb_backend.records import resolve_unique
 
 HOUR = 3600
@@ -112,6 +113,7 @@ def password_failure_record(
     )
 
 
+@counts_outcomes("password")
 def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedIn:
     """Check the password and open a new auth session (one per login per device).
 

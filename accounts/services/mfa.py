@@ -65,6 +65,7 @@ from accounts.services.onetime import (
 )
 from accounts.services.principal import Principal
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
+from core.metrics import counts_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +440,7 @@ def _challenged(user: User | None, parsed: OneTime, now: datetime) -> User:
     return user
 
 
+@counts_outcomes("mfa")
 def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> LoggedIn:
     """Complete a login that answered mfa_required: a code (or a recovery code) against the
     challenge opens the auth session. The challenge and the code are spent together.

@@ -45,7 +45,9 @@ def sent_events(layer: Any, channel: str) -> list[dict[str, Any]]:
     events = []
     for message in messages:
         assert message["type"] == "session.event", message
-        assert set(message) == {"type", "session", "seq", "text"}, message
+        # committed_at: when the commit was done, for the broadcast lag metric (issue 17).
+        assert set(message) == {"type", "session", "seq", "text", "committed_at"}, message
+        assert isinstance(message["committed_at"], float)
         wire = json.loads(message["text"])
         assert wire["seq"] == message["seq"]
         if wire["type"] == "event":
