@@ -10,8 +10,12 @@ How it keeps FoundationDB's promises on one machine:
 * Before applying, the commit checks its read conflict ranges against the write ranges of
   every commit newer than its read version, kept in ``write_log`` in the same file: an
   overlap is 1020 not_committed. Ranges are exact keys, so disjoint keys never conflict.
-* ``write_log`` is trimmed to the last few seconds; a transaction whose read version is
-  older than what the log still covers gets 1007 transaction_too_old, as a resolver would.
+* Every commit also keeps the values it replaces, in ``history`` (key, commit version,
+  value before), in the same SQLite transaction: a transaction whose read version is older
+  than the store's (``set_read_version``) reads the database as of that version, as a
+  FoundationDB storage server does within its 5-second MVCC window.
+* ``write_log`` and ``history`` are pruned to the last few seconds; a transaction whose read
+  version is older than that window gets 1007 transaction_too_old, as a cluster would.
 * SQLite runs in WAL mode with ``synchronous=FULL`` (durable when commit returns) and rolls
   back a half-written commit after a crash.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
+import itertools
 import os
 import random
 import sqlite3
@@ -28,7 +33,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +49,20 @@ from fdb_backend.limits import (
 )
 from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
 
-STORE_FORMAT = "coditect-embedded-fdb/1"
+STORE_FORMAT = "coditect-embedded-fdb/2"
+# Format 1 had no history table; it is upgraded in place on open (see _initialise).
+_OLD_STORE_FORMATS = ("coditect-embedded-fdb/1",)
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# How long commit write ranges are kept for conflict checks: longer than the 5 s a
-# transaction may live, so a live transaction always finds what it needs.
-WRITE_LOG_RETENTION_S = 10.0
+# The MVCC window: a read version is served while its successor was committed at most this
+# long ago (FoundationDB's max_read_transaction_life_versions, 5,000,000 versions = 5 s).
+MVCC_WINDOW_S = TRANSACTION_AGE_LIMIT_S
+# How long commit write ranges (conflict checks) and replaced values (reads at old
+# versions) are kept: the window plus a second of slack between the clock that ages a
+# transaction (monotonic) and the one that stamps commits (wall).
+WRITE_LOG_RETENTION_S = MVCC_WINDOW_S + 1.0
+# Pruning runs in a commit, after this many commits or this long since the last one.
 TRIM_EVERY_COMMITS = 128
+TRIM_EVERY_S = 1.0
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
@@ -57,6 +70,31 @@ _SCHEMA = (
     " format TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
     " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
+    # The value each key had before the commit of `version` changed it (NULL: absent).
+    "CREATE TABLE IF NOT EXISTS history (key BLOB NOT NULL, version INTEGER NOT NULL,"
+    " value BLOB, PRIMARY KEY (key, version)) WITHOUT ROWID",
+)
+
+# A key's value at read version V: the before-image of the first commit after V that
+# changed it, else its current value.
+_HISTORY_POINT = "SELECT value FROM history WHERE key = ? AND version > ? ORDER BY version LIMIT 1"
+_HISTORY_RANGE = (
+    "SELECT key, value FROM history WHERE key >= ? AND key < ? AND version > ?"
+    " ORDER BY key, version"
+)
+# Before-images, taken before a commit changes anything (a key both range-cleared and set
+# in one commit has one image: OR IGNORE keeps the first, and both are the same).
+_KEEP_KEY = (
+    "INSERT OR IGNORE INTO history (key, version, value)"
+    " VALUES (?1, ?2, (SELECT value FROM kv WHERE key = ?1))"
+)
+_KEEP_RANGE = (
+    "INSERT OR IGNORE INTO history (key, version, value)"
+    " SELECT key, ?, value FROM kv WHERE key >= ? AND key < ?"
+)
+# The read version's age: when the commit after it happened (it stopped being the newest).
+_SUCCESSOR_COMMITTED_AT = (
+    "SELECT committed_at FROM write_log WHERE version > ? ORDER BY version LIMIT 1"
 )
 
 # The store's version is the newest write_log entry (a commit writes no other bookkeeping
@@ -323,7 +361,8 @@ class Transaction:
     def _clear_state(self) -> None:
         self._read_version: int | None = None
         self._requested_read_version: int | None = None
-        self._stale_writes: tuple[list[bytes], list[bytes]] | None = None
+        # True when the read version is older than the snapshot: reads consult `history`.
+        self._past = False
         self._read_started = 0.0
         self._writes: dict[bytes, Entry] = {}
         self._sorted_keys: list[bytes] | None = None
@@ -373,6 +412,7 @@ class Transaction:
         if self._timeout_s is not None:
             self._check_timeout()
         conn = self.db._acquire_reader()
+        age = 0.0
         try:
             # The snapshot starts at the first statement after BEGIN; the read version is
             # read from the same snapshot only when needed (commit, get_read_version).
@@ -385,19 +425,22 @@ class Transaction:
                 if wanted < horizon:
                     raise FDBError(1007)
                 if wanted < version:
-                    # Reads come from a newer snapshot; they are the reads of `wanted`
-                    # exactly where no commit in between wrote, which _check_stale enforces.
-                    rows = conn.execute(
-                        "SELECT ranges FROM write_log WHERE version > ?", (wanted,)
-                    ).fetchall()
-                    written = [r for (blob,) in rows for r in _decode_ranges(blob)]
-                    self._stale_writes = _merge_ranges(written)
+                    # An old version: readable while the commit that superseded it is
+                    # younger than the window; its reads merge `history` (see _get).
+                    row = conn.execute(_SUCCESSOR_COMMITTED_AT, (wanted,)).fetchone()
+                    if row is None:
+                        raise FDBError(1007)
+                    age = max(clock.wall() - row[0], 0.0)
+                    if age > MVCC_WINDOW_S:
+                        raise FDBError(1007)
+                    self._past = True
                 self._read_version = wanted
         except BaseException:
             self.db._release_reader(conn)
             raise
         self._conn = conn
-        self._read_started = clock.monotonic()
+        # The transaction is as old as its read version: it has the rest of the window.
+        self._read_started = clock.monotonic() - age
         return conn
 
     def _snapshot_version(self) -> int:
@@ -418,9 +461,51 @@ class Transaction:
         if self._timeout_s is not None and clock.monotonic() - self._started > self._timeout_s:
             raise FDBError(1031)
 
-    def _check_stale(self, begin: bytes, end: bytes) -> None:
-        if self._stale_writes is not None and _overlaps(*self._stale_writes, begin, end):
-            raise FDBError(1007)
+    def _rows_at_read_version(
+        self, conn: sqlite3.Connection, begin: bytes, end: bytes, reverse: bool
+    ) -> Generator[tuple[bytes, bytes], None, None]:
+        """The stored rows of [begin, end) as of an old read version, in key order.
+
+        Current rows, except keys a later commit changed: those take the value they had
+        (keys created since disappear, keys cleared since come back).
+        """
+        past: dict[bytes, bytes | None] = {}
+        for key, value in conn.execute(_HISTORY_RANGE, (begin, end, self._read_version)):
+            if key not in past:  # the earliest change after the read version
+                past[key] = value
+        order = "DESC" if reverse else "ASC"
+        cursor = conn.execute(
+            f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608 - order is one of two literals
+            (begin, end),
+        )
+        try:
+            if not past:
+                yield from cursor
+                return
+            changed = list(past)
+            if reverse:
+                changed.reverse()
+            i = 0
+            n = len(changed)
+            for key, value in cursor:
+                while i < n and (changed[i] > key if reverse else changed[i] < key):
+                    old = past[changed[i]]
+                    if old is not None:
+                        yield changed[i], old
+                    i += 1
+                if i < n and changed[i] == key:
+                    i += 1
+                    old = past[key]
+                    if old is not None:
+                        yield key, old
+                    continue
+                yield key, value
+            for key in changed[i:]:
+                old = past[key]
+                if old is not None:
+                    yield key, old
+        finally:
+            cursor.close()
 
     # --- versions --------------------------------------------------------------------
 
@@ -457,12 +542,14 @@ class Transaction:
         elif self._cleared_begins and self._in_cleared(key):
             return None
         conn = self._snapshot_conn()
-        end = _key_after(key)
-        self._check_stale(key, end)
         self._size += len(key)
         if not snapshot:
-            self._read_ranges.append((key, end))
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            self._read_ranges.append((key, _key_after(key)))
+        row = None
+        if self._past:
+            row = conn.execute(_HISTORY_POINT, (key, self._read_version)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         base = row[0] if row is not None else None
         if entry is not None:
             return _apply_ops(base, entry[1])
@@ -507,8 +594,14 @@ class Transaction:
     def _get_ranges(
         self, ranges: Sequence[tuple[bytes, bytes]], limit: int, *, snapshot: bool
     ) -> list[list[KeyValue]]:
-        if len(ranges) <= 1 or self._writes or self._cleared_begins:
-            # One read, or ranges this transaction wrote to: the single reads' merging.
+        if (
+            len(ranges) <= 1
+            or self._writes
+            or self._cleared_begins
+            or self._requested_read_version is not None
+        ):
+            # One read, ranges this transaction wrote to, or an old read version (history
+            # to merge): the single reads' path.
             return [self._get_range(b, e, limit, False, snapshot=snapshot) for b, e in ranges]
         if limit < 0:
             raise FDBError(2000)
@@ -526,10 +619,7 @@ class Transaction:
                 raise FDBError(2005)
             bounds.append((begin, end))
             self._size += len(begin) + len(end)
-        conn = self._snapshot_conn()  # sets _stale_writes for a transaction of an older version
-        if self._stale_writes is not None:
-            for b, e in bounds:
-                self._check_stale(b, e)
+        conn = self._snapshot_conn()
         results: list[list[KeyValue]] = [[] for _ in bounds]
         for first in range(0, len(bounds), _RANGES_PER_STATEMENT):
             part = bounds[first : first + _RANGES_PER_STATEMENT]
@@ -604,11 +694,19 @@ class Transaction:
         if b == e:
             return []
         conn = self._snapshot_conn()
-        self._check_stale(b, e)
         self._size += len(b) + len(e)
         local = self._local_keys(b, e)
         order = "DESC" if reverse else "ASC"
-        if not local and not self._cleared_begins:
+        if self._past:
+            past_rows = self._rows_at_read_version(conn, b, e, reverse)
+            try:
+                if not local and not self._cleared_begins:
+                    result = list(map(_as_key_value, itertools.islice(past_rows, limit or None)))
+                else:
+                    result = self._merge(past_rows, local, limit, reverse)
+            finally:
+                past_rows.close()
+        elif not local and not self._cleared_begins:
             sql = f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}"  # noqa: S608 - order is one of two literals
             if limit:
                 rows = conn.execute(sql + " LIMIT ?", (b, e, limit)).fetchall()
@@ -929,6 +1027,7 @@ class Database:
         self._fault_rate = fault_rate
         self._fault_random = random.Random()  # noqa: S311 - fault injection, not security
         self._commits_since_trim = 0
+        self._trimmed_at = 0.0
         self._closed = False
         self._pid = os.getpid()
         _refuse_foreign_file(path)
@@ -1006,7 +1105,16 @@ class Database:
                 (STORE_FORMAT,),
             )
             (found,) = conn.execute("SELECT format FROM state").fetchone()
-            if found != STORE_FORMAT:
+            if found in _OLD_STORE_FORMATS:
+                # The history table was just created empty: versions before now have no
+                # before-images, so they leave the window (1007) rather than read wrong.
+                (current, _) = conn.execute(_VERSION_AND_HORIZON).fetchone()
+                conn.execute(
+                    "UPDATE state SET format = ?, version = MAX(version, ?),"
+                    " horizon = MAX(horizon, ?)",
+                    (STORE_FORMAT, current, current),
+                )
+            elif found != STORE_FORMAT:
                 raise ValueError("unsupported store format", found)
             conn.execute("COMMIT")
         except BaseException:
@@ -1128,6 +1236,17 @@ class Database:
         version = current + 1
         stamp = struct.pack(">QH", version, 0)
         execute = conn.execute
+        stamped_keys = [(_stamp(key, stamp), value) for key, value in tr._stamped_keys]
+        # Before-images first, while kv still holds what older read versions must see.
+        for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
+            execute(_KEEP_RANGE, (version, begin, end))
+        if len(tr._writes) == 1 and not stamped_keys:
+            execute(_KEEP_KEY, (next(iter(tr._writes)), version))
+        else:
+            keep = [(key, version) for key in tr._writes]
+            keep.extend((key, version) for key, _ in stamped_keys)
+            if keep:
+                conn.executemany(_KEEP_KEY, keep)
         for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
             execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         upserts: list[tuple[bytes, bytes]] = []
@@ -1151,22 +1270,28 @@ class Database:
         elif upserts:
             conn.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", upserts)
         stamped = []
-        for key, value in tr._stamped_keys:
-            real_key = _stamp(key, stamp)
+        for real_key, value in stamped_keys:
             stamped.append(real_key)
             execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (real_key, value))
-        now = time.time()
+        now = clock.wall()
         execute(
             "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
             (version, now, _encode_ranges(tr._write_ranges(stamped))),
         )
         self._commits_since_trim += 1
-        if self._commits_since_trim >= TRIM_EVERY_COMMITS:
+        if self._commits_since_trim >= TRIM_EVERY_COMMITS or now - self._trimmed_at >= TRIM_EVERY_S:
             self._commits_since_trim = 0
+            self._trimmed_at = now
             self._trim_write_log(conn, now, version)
         return version
 
     def _trim_write_log(self, conn: sqlite3.Connection, now: float, version: int) -> None:
+        """Forget commits that left the window: their write ranges and replaced values.
+
+        A read version V stays readable while the commit after it is younger than the
+        window, so it only needs history and conflict entries of versions > V; every entry
+        of a version committed before the retention (the window plus slack) is older.
+        """
         (cut,) = conn.execute(
             "SELECT MAX(version) FROM write_log WHERE committed_at < ?",
             (now - WRITE_LOG_RETENTION_S,),
@@ -1175,6 +1300,7 @@ class Database:
             # The newest entry is kept, so the log's maximum is still the store's version.
             cut = min(cut, version - 1)
             conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
+            conn.execute("DELETE FROM history WHERE version <= ?", (cut,))
             conn.execute(
                 "UPDATE state SET horizon = MAX(horizon, ?), version = MAX(version, ?)",
                 (cut, version),
