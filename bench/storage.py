@@ -42,6 +42,7 @@ import fdb.tuple  # noqa: E402 - after the path fix; fdb_backend makes it work w
 
 import fdb_backend  # noqa: E402 - after the path fix
 from bench import common  # noqa: E402 - after the path fix
+from fdb_backend.engines import embedded  # noqa: E402 - after the path fix
 
 KEY_COUNT = 10_000
 VALUE_SIZE = 200
@@ -417,6 +418,35 @@ def single_process_results(
     return results
 
 
+def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
+    """What the MVCC window keeps under steady single-key commits (docs/storage.md).
+
+    Commits run for longer than the retention, so the history table holds a full window;
+    its rows, their payload (key, value replaced, 8-byte version) and the write log's rows
+    are counted at the end, with the commit rate that filled them.
+    """
+    retention = embedded.WRITE_LOG_RETENTION_S
+    done, elapsed = run_for(
+        retention + 1.0, engine_commits(db, key_stream(keys, 5), bytes(VALUE_SIZE))
+    )
+    conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
+    try:
+        rows, payload = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(key) + COALESCE(length(value), 0) + 8), 0)"
+            " FROM history"
+        ).fetchone()
+        (log_rows,) = conn.execute("SELECT COUNT(*) FROM write_log").fetchone()
+    finally:
+        conn.close()
+    return {
+        "commits_per_s": done / elapsed,
+        "retention_s": retention,
+        "history_rows": rows,
+        "history_payload_bytes": payload,
+        "write_log_rows": log_rows,
+    }
+
+
 def counted(kind: str, target: str, seconds: float, read: Callable[[], int]) -> dict[str, Any]:
     """Run a contended counter and check that it moved by the increments that succeeded."""
     before = read()
@@ -502,6 +532,7 @@ def run(seconds: float, directory: str | None) -> dict[str, Any]:
         try:
             settings = {"engine": pragmas(db._writer), "raw": pragmas(conn)}
             results = single_process_results(db, conn, keys, seconds)
+            window = window_cost(db, keys)
             results += counter_results(db, url, conn, raw_path, seconds)
         finally:
             db.close()
@@ -516,6 +547,7 @@ def run(seconds: float, directory: str | None) -> dict[str, Any]:
         "settings": settings,
         "results": [{**asdict(r), "ratio": r.ratio} for r in results],
         "bars": bars(results),
+        "window": window,
         "machine": host,
     }
 
@@ -553,6 +585,15 @@ def format_report(report: dict[str, Any]) -> str:
     for b in report["bars"]:
         verdict = "PASS" if b["passed"] else "FAIL"
         lines.append(f"  {verdict}  {b['name']}: {b['ratio']:.3f}")
+    w = report.get("window")
+    if w:
+        lines += [
+            "",
+            f"MVCC window: {w['history_rows']:,} history rows,"
+            f" {w['history_payload_bytes']:,} bytes of keys and replaced values,"
+            f" {w['write_log_rows']:,} write_log rows after {w['retention_s'] + 1:.0f} s of"
+            f" single-key commits at {w['commits_per_s']:,.0f}/s ({VALUE_SIZE}-byte values)",
+        ]
     m = report["machine"]
     lines += [
         "",

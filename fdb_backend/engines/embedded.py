@@ -10,7 +10,7 @@ How it keeps FoundationDB's promises on one machine:
 * Before applying, the commit checks its read conflict ranges against the write ranges of
   every commit newer than its read version, kept in ``write_log`` in the same file: an
   overlap is 1020 not_committed. Ranges are exact keys, so disjoint keys never conflict.
-* Every commit also keeps the values it replaces, in ``history`` (key, commit version,
+* Every commit also keeps the values it replaces, in ``history`` (commit version, key,
   value before), in the same SQLite transaction: a transaction whose read version is older
   than the store's (``set_read_version``) reads the database as of that version, as a
   FoundationDB storage server does within its 5-second MVCC window.
@@ -71,26 +71,23 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
     " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
     # The value each key had before the commit of `version` changed it (NULL: absent).
-    "CREATE TABLE IF NOT EXISTS history (key BLOB NOT NULL, version INTEGER NOT NULL,"
-    " value BLOB, PRIMARY KEY (key, version)) WITHOUT ROWID",
+    # Ordered by version first, so a commit appends at the end of the tree (a page or two,
+    # where (key, version) would dirty one page per key) and pruning cuts off its start.
+    "CREATE TABLE IF NOT EXISTS history (version INTEGER NOT NULL, key BLOB NOT NULL,"
+    " value BLOB, PRIMARY KEY (version, key)) WITHOUT ROWID",
 )
 
-# A key's value at read version V: the before-image of the first commit after V that
-# changed it, else its current value.
-_HISTORY_POINT = "SELECT value FROM history WHERE key = ? AND version > ? ORDER BY version LIMIT 1"
-_HISTORY_RANGE = (
-    "SELECT key, value FROM history WHERE key >= ? AND key < ? AND version > ?"
-    " ORDER BY key, version"
-)
+# What an old read version V needs: every change after it, the earliest per key first.
+_HISTORY_AFTER = "SELECT key, value FROM history WHERE version > ? ORDER BY version"
 # Before-images, taken before a commit changes anything (a key both range-cleared and set
 # in one commit has one image: OR IGNORE keeps the first, and both are the same).
 _KEEP_KEY = (
-    "INSERT OR IGNORE INTO history (key, version, value)"
-    " VALUES (?1, ?2, (SELECT value FROM kv WHERE key = ?1))"
+    "INSERT OR IGNORE INTO history (version, key, value)"
+    " VALUES (?2, ?1, (SELECT value FROM kv WHERE key = ?1))"
 )
 _KEEP_RANGE = (
-    "INSERT OR IGNORE INTO history (key, version, value)"
-    " SELECT key, ?, value FROM kv WHERE key >= ? AND key < ?"
+    "INSERT OR IGNORE INTO history (version, key, value)"
+    " SELECT ?, key, value FROM kv WHERE key >= ? AND key < ?"
 )
 # The read version's age: when the commit after it happened (it stopped being the newest).
 _SUCCESSOR_COMMITTED_AT = (
@@ -361,8 +358,10 @@ class Transaction:
     def _clear_state(self) -> None:
         self._read_version: int | None = None
         self._requested_read_version: int | None = None
-        # True when the read version is older than the snapshot: reads consult `history`.
-        self._past = False
+        # When the read version is older than the snapshot: the value each key changed
+        # since had at the read version (None: absent), and those keys in order.
+        self._past: dict[bytes, bytes | None] | None = None
+        self._past_keys: list[bytes] = []
         self._read_started = 0.0
         self._writes: dict[bytes, Entry] = {}
         self._sorted_keys: list[bytes] | None = None
@@ -433,7 +432,14 @@ class Transaction:
                     age = max(clock.wall() - row[0], 0.0)
                     if age > MVCC_WINDOW_S:
                         raise FDBError(1007)
-                    self._past = True
+                    # Loaded once: the snapshot's history is fixed, and within the
+                    # window it is what the commits since `wanted` changed.
+                    past: dict[bytes, bytes | None] = {}
+                    for key, value in conn.execute(_HISTORY_AFTER, (wanted,)):
+                        if key not in past:
+                            past[key] = value
+                    self._past = past
+                    self._past_keys = sorted(past)
                 self._read_version = wanted
         except BaseException:
             self.db._release_reader(conn)
@@ -462,27 +468,29 @@ class Transaction:
             raise FDBError(1031)
 
     def _rows_at_read_version(
-        self, conn: sqlite3.Connection, begin: bytes, end: bytes, reverse: bool
+        self,
+        conn: sqlite3.Connection,
+        begin: bytes,
+        end: bytes,
+        reverse: bool,
+        past: dict[bytes, bytes | None],
     ) -> Generator[tuple[bytes, bytes], None, None]:
         """The stored rows of [begin, end) as of an old read version, in key order.
 
         Current rows, except keys a later commit changed: those take the value they had
         (keys created since disappear, keys cleared since come back).
         """
-        past: dict[bytes, bytes | None] = {}
-        for key, value in conn.execute(_HISTORY_RANGE, (begin, end, self._read_version)):
-            if key not in past:  # the earliest change after the read version
-                past[key] = value
+        keys = self._past_keys
+        changed = keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)]
         order = "DESC" if reverse else "ASC"
         cursor = conn.execute(
             f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608 - order is one of two literals
             (begin, end),
         )
         try:
-            if not past:
+            if not changed:
                 yield from cursor
                 return
-            changed = list(past)
             if reverse:
                 changed.reverse()
             i = 0
@@ -545,12 +553,12 @@ class Transaction:
         self._size += len(key)
         if not snapshot:
             self._read_ranges.append((key, _key_after(key)))
-        row = None
-        if self._past:
-            row = conn.execute(_HISTORY_POINT, (key, self._read_version)).fetchone()
-        if row is None:
+        past = self._past
+        if past is not None and key in past:
+            base = past[key]
+        else:
             row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        base = row[0] if row is not None else None
+            base = row[0] if row is not None else None
         if entry is not None:
             return _apply_ops(base, entry[1])
         return base
@@ -697,8 +705,9 @@ class Transaction:
         self._size += len(b) + len(e)
         local = self._local_keys(b, e)
         order = "DESC" if reverse else "ASC"
-        if self._past:
-            past_rows = self._rows_at_read_version(conn, b, e, reverse)
+        past = self._past
+        if past is not None:
+            past_rows = self._rows_at_read_version(conn, b, e, reverse, past)
             try:
                 if not local and not self._cleared_begins:
                     result = list(map(_as_key_value, itertools.islice(past_rows, limit or None)))
