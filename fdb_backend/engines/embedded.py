@@ -361,7 +361,7 @@ class Transaction:
         # When the read version is older than the snapshot: the value each key changed
         # since had at the read version (None: absent), and those keys in order.
         self._past: dict[bytes, bytes | None] | None = None
-        self._past_keys: list[bytes] = []
+        self._past_keys: Sequence[bytes] = ()
         self._read_started = 0.0
         self._writes: dict[bytes, Entry] = {}
         self._sorted_keys: list[bytes] | None = None
@@ -481,7 +481,7 @@ class Transaction:
         (keys created since disappear, keys cleared since come back).
         """
         keys = self._past_keys
-        changed = keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)]
+        changed = list(keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)])
         order = "DESC" if reverse else "ASC"
         cursor = conn.execute(
             f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608 - order is one of two literals
