@@ -76,11 +76,13 @@ def at(db: Any, version: int) -> Any:
 
 
 def history_rows(db: Any) -> list[tuple[bytes, int, bytes | None]]:
+    """(key, version, value before) for every before-image the store keeps."""
     conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT key, version, value FROM history").fetchall()
+        rows = conn.execute("SELECT version, images FROM history ORDER BY version").fetchall()
     finally:
         conn.close()
+    return [(k, version, v) for version, blob in rows for k, v in embedded._decode_images(blob)]
 
 
 def pairs(kvs: list[Any]) -> list[tuple[bytes, bytes]]:
