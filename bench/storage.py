@@ -422,8 +422,8 @@ def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
     """What the MVCC window keeps under steady single-key commits (docs/storage.md).
 
     Commits run for longer than the retention, so the history table holds a full window;
-    its rows, their payload (key, value replaced, 8-byte version) and the write log's rows
-    are counted at the end, with the commit rate that filled them.
+    its rows (one per commit), the before-images they hold, their bytes (images and 8-byte
+    versions) and the write log's rows are counted at the end, with the commit rate.
     """
     retention = embedded.WRITE_LOG_RETENTION_S
     done, elapsed = run_for(
@@ -431,18 +431,16 @@ def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
     )
     conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
     try:
-        rows, payload = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(key) + COALESCE(length(value), 0) + 8), 0)"
-            " FROM history"
-        ).fetchone()
+        blobs = [blob for (blob,) in conn.execute("SELECT images FROM history")]
         (log_rows,) = conn.execute("SELECT COUNT(*) FROM write_log").fetchone()
     finally:
         conn.close()
     return {
         "commits_per_s": done / elapsed,
         "retention_s": retention,
-        "history_rows": rows,
-        "history_payload_bytes": payload,
+        "history_rows": len(blobs),
+        "history_images": sum(1 for blob in blobs for _ in embedded._decode_images(blob)),
+        "history_bytes": sum(len(blob) + 8 for blob in blobs),
         "write_log_rows": log_rows,
     }
 
@@ -589,8 +587,8 @@ def format_report(report: dict[str, Any]) -> str:
     if w:
         lines += [
             "",
-            f"MVCC window: {w['history_rows']:,} history rows,"
-            f" {w['history_payload_bytes']:,} bytes of keys and replaced values,"
+            f"MVCC window: {w['history_rows']:,} history rows ({w['history_images']:,}"
+            f" before-images, {w['history_bytes']:,} bytes),"
             f" {w['write_log_rows']:,} write_log rows after {w['retention_s'] + 1:.0f} s of"
             f" single-key commits at {w['commits_per_s']:,.0f}/s ({VALUE_SIZE}-byte values)",
         ]
