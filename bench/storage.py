@@ -42,6 +42,7 @@ import fdb.tuple  # noqa: E402 - after the path fix; fdb_backend makes it work w
 
 import fdb_backend  # noqa: E402 - after the path fix
 from bench import common  # noqa: E402 - after the path fix
+from fdb_backend.engines import embedded  # noqa: E402 - after the path fix
 
 KEY_COUNT = 10_000
 VALUE_SIZE = 200
@@ -417,6 +418,33 @@ def single_process_results(
     return results
 
 
+def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
+    """What the MVCC window keeps under steady single-key commits (docs/storage.md).
+
+    Commits run for longer than the retention, so the history table holds a full window;
+    its rows (one per commit), the before-images they hold, their bytes (images and 8-byte
+    versions) and the write log's rows are counted at the end, with the commit rate.
+    """
+    retention = embedded.WRITE_LOG_RETENTION_S
+    done, elapsed = run_for(
+        retention + 1.0, engine_commits(db, key_stream(keys, 5), bytes(VALUE_SIZE))
+    )
+    conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
+    try:
+        blobs = [blob for (blob,) in conn.execute("SELECT images FROM history")]
+        (log_rows,) = conn.execute("SELECT COUNT(*) FROM write_log").fetchone()
+    finally:
+        conn.close()
+    return {
+        "commits_per_s": done / elapsed,
+        "retention_s": retention,
+        "history_rows": len(blobs),
+        "history_images": sum(1 for blob in blobs for _ in embedded._decode_images(blob)),
+        "history_bytes": sum(len(blob) + 8 for blob in blobs),
+        "write_log_rows": log_rows,
+    }
+
+
 def counted(kind: str, target: str, seconds: float, read: Callable[[], int]) -> dict[str, Any]:
     """Run a contended counter and check that it moved by the increments that succeeded."""
     before = read()
@@ -502,6 +530,7 @@ def run(seconds: float, directory: str | None) -> dict[str, Any]:
         try:
             settings = {"engine": pragmas(db._writer), "raw": pragmas(conn)}
             results = single_process_results(db, conn, keys, seconds)
+            window = window_cost(db, keys)
             results += counter_results(db, url, conn, raw_path, seconds)
         finally:
             db.close()
@@ -516,6 +545,7 @@ def run(seconds: float, directory: str | None) -> dict[str, Any]:
         "settings": settings,
         "results": [{**asdict(r), "ratio": r.ratio} for r in results],
         "bars": bars(results),
+        "window": window,
         "machine": host,
     }
 
@@ -553,6 +583,15 @@ def format_report(report: dict[str, Any]) -> str:
     for b in report["bars"]:
         verdict = "PASS" if b["passed"] else "FAIL"
         lines.append(f"  {verdict}  {b['name']}: {b['ratio']:.3f}")
+    w = report.get("window")
+    if w:
+        lines += [
+            "",
+            f"MVCC window: {w['history_rows']:,} history rows ({w['history_images']:,}"
+            f" before-images, {w['history_bytes']:,} bytes),"
+            f" {w['write_log_rows']:,} write_log rows after {w['retention_s'] + 1:.0f} s of"
+            f" single-key commits at {w['commits_per_s']:,.0f}/s ({VALUE_SIZE}-byte values)",
+        ]
     m = report["machine"]
     lines += [
         "",

@@ -10,8 +10,12 @@ How it keeps FoundationDB's promises on one machine:
 * Before applying, the commit checks its read conflict ranges against the write ranges of
   every commit newer than its read version, kept in ``write_log`` in the same file: an
   overlap is 1020 not_committed. Ranges are exact keys, so disjoint keys never conflict.
-* ``write_log`` is trimmed to the last few seconds; a transaction whose read version is
-  older than what the log still covers gets 1007 transaction_too_old, as a resolver would.
+* Every commit also keeps the values it replaces in ``history`` (one row per commit: the
+  keys it changed and their values before), in the same SQLite transaction: a transaction
+  whose read version is older than the store's (``set_read_version``) reads the database
+  as of that version, as a FoundationDB storage server does within its 5-second MVCC window.
+* ``write_log`` and ``history`` are pruned to the last few seconds; a transaction whose read
+  version is older than that window gets 1007 transaction_too_old, as a cluster would.
 * SQLite runs in WAL mode with ``synchronous=FULL`` (durable when commit returns) and rolls
   back a half-written commit after a crash.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import bisect
 import fcntl
 import functools
+import itertools
 import os
 import random
 import sqlite3
@@ -28,7 +33,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +49,20 @@ from fdb_backend.limits import (
 )
 from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
 
-STORE_FORMAT = "coditect-embedded-fdb/1"
+STORE_FORMAT = "coditect-embedded-fdb/2"
+# Format 1 had no history table; it is upgraded in place on open (see _initialise).
+_OLD_STORE_FORMATS = ("coditect-embedded-fdb/1",)
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# How long commit write ranges are kept for conflict checks: longer than the 5 s a
-# transaction may live, so a live transaction always finds what it needs.
-WRITE_LOG_RETENTION_S = 10.0
+# The MVCC window: a read version is served while its successor was committed at most this
+# long ago (FoundationDB's max_read_transaction_life_versions, 5,000,000 versions = 5 s).
+MVCC_WINDOW_S = TRANSACTION_AGE_LIMIT_S
+# How long commit write ranges (conflict checks) and replaced values (reads at old
+# versions) are kept: the window plus a second of slack between the clock that ages a
+# transaction (monotonic) and the one that stamps commits (wall).
+WRITE_LOG_RETENTION_S = MVCC_WINDOW_S + 1.0
+# Pruning runs in a commit, after this many commits or this long since the last one.
 TRIM_EVERY_COMMITS = 128
+TRIM_EVERY_S = 1.0
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
@@ -57,6 +70,35 @@ _SCHEMA = (
     " format TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
     " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
+    # The keys the commit of `version` changed, each with the value it had just before
+    # (absent: see _encode_images). One row per commit, appended at the end of the table
+    # and pruned from its start: a row per key cost a commit of 10 keys a third more CPU.
+    "CREATE TABLE IF NOT EXISTS history (version INTEGER PRIMARY KEY, images BLOB NOT NULL)",
+)
+
+# What an old read version V needs: every change after it, the earliest per key first.
+_HISTORY_AFTER = "SELECT images FROM history WHERE version > ? ORDER BY version"
+# The writer connection collects a commit's before-images as SQLite changes kv, from the
+# row it already holds: reading them first cost a 10-key commit a quarter more CPU. TEMP
+# objects belong to the one connection (each process's writer makes its own), so they are
+# no part of the file; the first image of a key in a commit is the one kept.
+_IMAGE_COLLECTION = (
+    "CREATE TEMP TABLE IF NOT EXISTS images (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID",
+    "CREATE TEMP TRIGGER IF NOT EXISTS kv_update_image BEFORE UPDATE ON main.kv"
+    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (OLD.key, OLD.value); END",
+    "CREATE TEMP TRIGGER IF NOT EXISTS kv_delete_image BEFORE DELETE ON main.kv"
+    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (OLD.key, OLD.value); END",
+    # AFTER: an upsert that finds the key takes the UPDATE path and fires no INSERT trigger.
+    "CREATE TEMP TRIGGER IF NOT EXISTS kv_insert_image AFTER INSERT ON main.kv"
+    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (NEW.key, NULL); END",
+)
+_UPSERT = (
+    "INSERT INTO kv (key, value) VALUES (?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+# The read version's age: when the commit after it happened (it stopped being the newest).
+_SUCCESSOR_COMMITTED_AT = (
+    "SELECT committed_at FROM write_log WHERE version > ? ORDER BY version LIMIT 1"
 )
 
 # The store's version is the newest write_log entry (a commit writes no other bookkeeping
@@ -125,6 +167,39 @@ def _decode_ranges(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
         end = blob[pos : pos + ne]
         pos += ne
         yield begin, end
+
+
+_IMAGE_HEADER = struct.Struct(">Ii")
+
+
+def _encode_images(images: Iterable[tuple[bytes, bytes | None]]) -> bytes:
+    """Keys and the values they had: key length, value length (-1: absent), key, value."""
+    parts = []
+    for key, value in images:
+        if value is None:
+            parts.append(_IMAGE_HEADER.pack(len(key), -1))
+            parts.append(key)
+        else:
+            parts.append(_IMAGE_HEADER.pack(len(key), len(value)))
+            parts.append(key)
+            parts.append(value)
+    return b"".join(parts)
+
+
+def _decode_images(blob: bytes) -> Iterator[tuple[bytes, bytes | None]]:
+    pos = 0
+    size = len(blob)
+    unpack_from = _IMAGE_HEADER.unpack_from
+    while pos < size:
+        nk, nv = unpack_from(blob, pos)
+        pos += 8
+        key = blob[pos : pos + nk]
+        pos += nk
+        if nv < 0:
+            yield key, None
+        else:
+            yield key, blob[pos : pos + nv]
+            pos += nv
 
 
 def _merge_ranges(ranges: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]]:
@@ -323,7 +398,10 @@ class Transaction:
     def _clear_state(self) -> None:
         self._read_version: int | None = None
         self._requested_read_version: int | None = None
-        self._stale_writes: tuple[list[bytes], list[bytes]] | None = None
+        # When the read version is older than the snapshot: the value each key changed
+        # since had at the read version (None: absent), and those keys in order.
+        self._past: dict[bytes, bytes | None] | None = None
+        self._past_keys: Sequence[bytes] = ()
         self._read_started = 0.0
         self._writes: dict[bytes, Entry] = {}
         self._sorted_keys: list[bytes] | None = None
@@ -373,6 +451,7 @@ class Transaction:
         if self._timeout_s is not None:
             self._check_timeout()
         conn = self.db._acquire_reader()
+        age = 0.0
         try:
             # The snapshot starts at the first statement after BEGIN; the read version is
             # read from the same snapshot only when needed (commit, get_read_version).
@@ -385,19 +464,30 @@ class Transaction:
                 if wanted < horizon:
                     raise FDBError(1007)
                 if wanted < version:
-                    # Reads come from a newer snapshot; they are the reads of `wanted`
-                    # exactly where no commit in between wrote, which _check_stale enforces.
-                    rows = conn.execute(
-                        "SELECT ranges FROM write_log WHERE version > ?", (wanted,)
-                    ).fetchall()
-                    written = [r for (blob,) in rows for r in _decode_ranges(blob)]
-                    self._stale_writes = _merge_ranges(written)
+                    # An old version: readable while the commit that superseded it is
+                    # younger than the window; its reads merge `history` (see _get).
+                    row = conn.execute(_SUCCESSOR_COMMITTED_AT, (wanted,)).fetchone()
+                    if row is None:
+                        raise FDBError(1007)
+                    age = max(clock.wall() - row[0], 0.0)
+                    if age > MVCC_WINDOW_S:
+                        raise FDBError(1007)
+                    # Loaded once: the snapshot's history is fixed, and within the
+                    # window it is what the commits since `wanted` changed.
+                    past: dict[bytes, bytes | None] = {}
+                    for (images,) in conn.execute(_HISTORY_AFTER, (wanted,)):
+                        for key, value in _decode_images(images):
+                            if key not in past:
+                                past[key] = value
+                    self._past = past
+                    self._past_keys = sorted(past)
                 self._read_version = wanted
         except BaseException:
             self.db._release_reader(conn)
             raise
         self._conn = conn
-        self._read_started = clock.monotonic()
+        # The transaction is as old as its read version: it has the rest of the window.
+        self._read_started = clock.monotonic() - age
         return conn
 
     def _snapshot_version(self) -> int:
@@ -418,9 +508,53 @@ class Transaction:
         if self._timeout_s is not None and clock.monotonic() - self._started > self._timeout_s:
             raise FDBError(1031)
 
-    def _check_stale(self, begin: bytes, end: bytes) -> None:
-        if self._stale_writes is not None and _overlaps(*self._stale_writes, begin, end):
-            raise FDBError(1007)
+    def _rows_at_read_version(
+        self,
+        conn: sqlite3.Connection,
+        begin: bytes,
+        end: bytes,
+        reverse: bool,
+        past: dict[bytes, bytes | None],
+    ) -> Generator[tuple[bytes, bytes], None, None]:
+        """The stored rows of [begin, end) as of an old read version, in key order.
+
+        Current rows, except keys a later commit changed: those take the value they had
+        (keys created since disappear, keys cleared since come back).
+        """
+        keys = self._past_keys
+        changed = list(keys[bisect.bisect_left(keys, begin) : bisect.bisect_left(keys, end)])
+        order = "DESC" if reverse else "ASC"
+        cursor = conn.execute(
+            f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}",  # noqa: S608 - order is one of two literals
+            (begin, end),
+        )
+        try:
+            if not changed:
+                yield from cursor
+                return
+            if reverse:
+                changed.reverse()
+            i = 0
+            n = len(changed)
+            for key, value in cursor:
+                while i < n and (changed[i] > key if reverse else changed[i] < key):
+                    old = past[changed[i]]
+                    if old is not None:
+                        yield changed[i], old
+                    i += 1
+                if i < n and changed[i] == key:
+                    i += 1
+                    old = past[key]
+                    if old is not None:
+                        yield key, old
+                    continue
+                yield key, value
+            for key in changed[i:]:
+                old = past[key]
+                if old is not None:
+                    yield key, old
+        finally:
+            cursor.close()
 
     # --- versions --------------------------------------------------------------------
 
@@ -457,13 +591,15 @@ class Transaction:
         elif self._cleared_begins and self._in_cleared(key):
             return None
         conn = self._snapshot_conn()
-        end = _key_after(key)
-        self._check_stale(key, end)
         self._size += len(key)
         if not snapshot:
-            self._read_ranges.append((key, end))
-        row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        base = row[0] if row is not None else None
+            self._read_ranges.append((key, _key_after(key)))
+        past = self._past
+        if past is not None and key in past:
+            base = past[key]
+        else:
+            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            base = row[0] if row is not None else None
         if entry is not None:
             return _apply_ops(base, entry[1])
         return base
@@ -507,8 +643,14 @@ class Transaction:
     def _get_ranges(
         self, ranges: Sequence[tuple[bytes, bytes]], limit: int, *, snapshot: bool
     ) -> list[list[KeyValue]]:
-        if len(ranges) <= 1 or self._writes or self._cleared_begins:
-            # One read, or ranges this transaction wrote to: the single reads' merging.
+        if (
+            len(ranges) <= 1
+            or self._writes
+            or self._cleared_begins
+            or self._requested_read_version is not None
+        ):
+            # One read, ranges this transaction wrote to, or an old read version (history
+            # to merge): the single reads' path.
             return [self._get_range(b, e, limit, False, snapshot=snapshot) for b, e in ranges]
         if limit < 0:
             raise FDBError(2000)
@@ -526,10 +668,7 @@ class Transaction:
                 raise FDBError(2005)
             bounds.append((begin, end))
             self._size += len(begin) + len(end)
-        conn = self._snapshot_conn()  # sets _stale_writes for a transaction of an older version
-        if self._stale_writes is not None:
-            for b, e in bounds:
-                self._check_stale(b, e)
+        conn = self._snapshot_conn()
         results: list[list[KeyValue]] = [[] for _ in bounds]
         for first in range(0, len(bounds), _RANGES_PER_STATEMENT):
             part = bounds[first : first + _RANGES_PER_STATEMENT]
@@ -604,11 +743,20 @@ class Transaction:
         if b == e:
             return []
         conn = self._snapshot_conn()
-        self._check_stale(b, e)
         self._size += len(b) + len(e)
         local = self._local_keys(b, e)
         order = "DESC" if reverse else "ASC"
-        if not local and not self._cleared_begins:
+        past = self._past
+        if past is not None:
+            past_rows = self._rows_at_read_version(conn, b, e, reverse, past)
+            try:
+                if not local and not self._cleared_begins:
+                    result = list(map(_as_key_value, itertools.islice(past_rows, limit or None)))
+                else:
+                    result = self._merge(past_rows, local, limit, reverse)
+            finally:
+                past_rows.close()
+        elif not local and not self._cleared_begins:
             sql = f"SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key {order}"  # noqa: S608 - order is one of two literals
             if limit:
                 rows = conn.execute(sql + " LIMIT ?", (b, e, limit)).fetchall()
@@ -929,11 +1077,13 @@ class Database:
         self._fault_rate = fault_rate
         self._fault_random = random.Random()  # noqa: S311 - fault injection, not security
         self._commits_since_trim = 0
+        self._trimmed_at = 0.0
         self._closed = False
         self._pid = os.getpid()
         _refuse_foreign_file(path)
         self._writer = self._connect()
         self._initialise()
+        self._collect_images(self._writer)
         self._lock_fd = self._open_lock_file()
         self._commits_since_checkpoint = 0
         self._start_checkpointer()
@@ -950,6 +1100,12 @@ class Database:
         # commit that crossed SQLite's default 1,000 pages paid tens of milliseconds for it.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
         return conn
+
+    @staticmethod
+    def _collect_images(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA temp_store=MEMORY")
+        for statement in _IMAGE_COLLECTION:
+            conn.execute(statement)
 
     def _start_checkpointer(self) -> None:
         self._checkpoint_wanted = threading.Event()
@@ -1006,7 +1162,16 @@ class Database:
                 (STORE_FORMAT,),
             )
             (found,) = conn.execute("SELECT format FROM state").fetchone()
-            if found != STORE_FORMAT:
+            if found in _OLD_STORE_FORMATS:
+                # The history table was just created empty: versions before now have no
+                # before-images, so they leave the window (1007) rather than read wrong.
+                (current, _) = conn.execute(_VERSION_AND_HORIZON).fetchone()
+                conn.execute(
+                    "UPDATE state SET format = ?, version = MAX(version, ?),"
+                    " horizon = MAX(horizon, ?)",
+                    (STORE_FORMAT, current, current),
+                )
+            elif found != STORE_FORMAT:
                 raise ValueError("unsupported store format", found)
             conn.execute("COMMIT")
         except BaseException:
@@ -1023,6 +1188,7 @@ class Database:
             self._commit_lock = threading.Lock()
             self._delete_on_close = False
             self._writer = self._connect()
+            self._collect_images(self._writer)
             self._lock_fd = self._open_lock_file()
             self._start_checkpointer()  # threads do not cross fork() either
 
@@ -1128,6 +1294,7 @@ class Database:
         version = current + 1
         stamp = struct.pack(">QH", version, 0)
         execute = conn.execute
+        stamped_keys = [(_stamp(key, stamp), value) for key, value in tr._stamped_keys]
         for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
             execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
         upserts: list[tuple[bytes, bytes]] = []
@@ -1147,26 +1314,38 @@ class Database:
         if deletes:
             conn.executemany("DELETE FROM kv WHERE key = ?", deletes)
         if len(upserts) == 1:
-            execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", upserts[0])
+            execute(_UPSERT, upserts[0])
         elif upserts:
-            conn.executemany("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", upserts)
+            conn.executemany(_UPSERT, upserts)
         stamped = []
-        for key, value in tr._stamped_keys:
-            real_key = _stamp(key, stamp)
+        for real_key, value in stamped_keys:
             stamped.append(real_key)
-            execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (real_key, value))
-        now = time.time()
+            execute(_UPSERT, (real_key, value))
+        now = clock.wall()
         execute(
             "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
             (version, now, _encode_ranges(tr._write_ranges(stamped))),
         )
+        images = execute("DELETE FROM images RETURNING key, value").fetchall()
+        if images:
+            execute(
+                "INSERT INTO history (version, images) VALUES (?, ?)",
+                (version, _encode_images(images)),
+            )
         self._commits_since_trim += 1
-        if self._commits_since_trim >= TRIM_EVERY_COMMITS:
+        if self._commits_since_trim >= TRIM_EVERY_COMMITS or now - self._trimmed_at >= TRIM_EVERY_S:
             self._commits_since_trim = 0
+            self._trimmed_at = now
             self._trim_write_log(conn, now, version)
         return version
 
     def _trim_write_log(self, conn: sqlite3.Connection, now: float, version: int) -> None:
+        """Forget commits that left the window: their write ranges and replaced values.
+
+        A read version V stays readable while the commit after it is younger than the
+        window, so it only needs history and conflict entries of versions > V; every entry
+        of a version committed before the retention (the window plus slack) is older.
+        """
         (cut,) = conn.execute(
             "SELECT MAX(version) FROM write_log WHERE committed_at < ?",
             (now - WRITE_LOG_RETENTION_S,),
@@ -1175,6 +1354,7 @@ class Database:
             # The newest entry is kept, so the log's maximum is still the store's version.
             cut = min(cut, version - 1)
             conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
+            conn.execute("DELETE FROM history WHERE version <= ?", (cut,))
             conn.execute(
                 "UPDATE state SET horizon = MAX(horizon, ?), version = MAX(version, ?)",
                 (cut, version),
