@@ -328,6 +328,9 @@ def run_everywhere(program: list[tuple[Any, ...]]) -> None:
             assert end == ends["memory"], f"final contents differ on {name}"
 
 
+# Passing takes seconds; a failure is shrunk for up to hypothesis's 5 minutes before the
+# smallest program is reported, which the suite's 300 s timeout would cut short.
+@pytest.mark.timeout(600)
 @given(programs)
 @settings(
     max_examples=EXAMPLES,
