@@ -1,9 +1,17 @@
 """The cluster engine: a FoundationDB cluster through the official ``fdb`` binding.
 
-As thin as the application's API allows: reads are waited on at once and return
+As thin as the application's API allows: single reads are waited on at once and return
 ``bytes | None`` / lists of ``KeyValue`` like the embedded engine, and the binding's
 ``FDBError`` becomes ``fdb_backend.FDBError`` with the same code. Everything else (conflict
 detection, limits, versionstamps) is the cluster's own.
+
+Every helper the embedded engine offers beyond the binding has its path here: the batched
+``get_ranges`` issues all of its reads as futures before waiting on the first (what a
+FoundationDB client does to overlap round trips), the database-level ``get``/``set``/...
+run in a retried transaction as the binding's do, and fault injection is refused. The
+binding is passed in (``ClusterDatabase(..., binding=...)``) so tests can run this code
+over a double of the official API where no cluster and no C client exist
+(tests/fdb_backend/fake_fdb.py).
 """
 
 from __future__ import annotations
@@ -55,6 +63,13 @@ class _Future:
     def wait(self) -> Any:
         return self._inner.wait()
 
+    def is_ready(self) -> bool:
+        return bool(self._inner.is_ready())
+
+    @_translated
+    def block_until_ready(self) -> None:
+        self._inner.block_until_ready()
+
 
 class _Reads:
     def __init__(self, fdb: Any, inner: Any) -> None:
@@ -93,13 +108,26 @@ class _Reads:
     ) -> list[KeyValue]:
         return self.get_range(prefix, self._fdb.strinc(prefix), limit, reverse)
 
+    @_translated
     def get_ranges(
         self, ranges: Sequence[tuple[bytes, bytes]], limit: int = 0
     ) -> list[list[KeyValue]]:
-        """The embedded engine's batched reads (its get_ranges), as separate reads here."""
-        return [
-            self.get_range(b, e, limit, streaming_mode=StreamingMode.want_all) for b, e in ranges
+        """``[tr.get_range(b, e, limit) for b, e in ranges]``, the reads issued together.
+
+        The binding's ``get_range`` sends its first request when called and returns a lazy
+        ``FDBRange``; every range is started before the first is waited on, so the round
+        trips overlap (one wait, not one per range). Conflict ranges are the separate reads'.
+        """
+        pending = [
+            self._inner.get_range(
+                _selector(self._fdb, b),
+                _selector(self._fdb, e),
+                limit=limit,
+                streaming_mode=StreamingMode.want_all,
+            )
+            for b, e in ranges
         ]
+        return [[KeyValue(kv.key, kv.value) for kv in rows.to_list()] for rows in pending]
 
     @_translated
     def get_key(self, selector: KeySelector) -> bytes:
@@ -142,8 +170,8 @@ class ClusterTransaction(_Reads):
 
 
 class ClusterDatabase:
-    def __init__(self, cluster_file: str | None) -> None:
-        self._fdb = _binding()
+    def __init__(self, cluster_file: str | None, *, binding: Any = None) -> None:
+        self._fdb = binding if binding is not None else _binding()
         self._inner = self._fdb.open(cluster_file) if cluster_file else self._fdb.open()
         self.options = self._inner.options
         self.cluster_file = cluster_file
@@ -152,6 +180,45 @@ class ClusterDatabase:
         tr = ClusterTransaction(self._fdb, self._inner.create_transaction())
         tr.db = self
         return tr
+
+    def _run(self, fn: Callable[[ClusterTransaction], T]) -> T:
+        """``fn`` in a transaction of its own, committed, retried as the binding's
+        ``@fdb.transactional`` retries (the binding's ``db.get``/``db[key]``/... do this)."""
+        tr = self.create_transaction()
+        while True:
+            try:
+                result = fn(tr)
+                tr.commit().wait()
+                return result
+            except FDBError as error:
+                tr.on_error(error).wait()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._run(lambda tr: tr.get(key))
+
+    def __getitem__(self, key: bytes | slice) -> Any:
+        return self._run(lambda tr: tr[key])
+
+    def set(self, key: bytes, value: bytes) -> None:
+        self._run(lambda tr: tr.set(key, value))
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.set(key, value)
+
+    def clear(self, key: bytes) -> None:
+        self._run(lambda tr: tr.clear(key))
+
+    def __delitem__(self, key: bytes | slice) -> None:
+        self._run(lambda tr: tr.__delitem__(key))
+
+    def clear_range(self, begin: bytes, end: bytes) -> None:
+        self._run(lambda tr: tr.clear_range(begin, end))
+
+    def get_range(
+        self, begin: bytes | KeySelector, end: bytes | KeySelector, limit: int = 0,
+        reverse: bool = False,
+    ) -> list[KeyValue]:  # fmt: skip
+        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))
 
     def set_fault_injection(self, rate: float, *, seed: int | None = None) -> None:
         # A real cluster is tested for faults by FoundationDB's own simulation.
@@ -169,5 +236,5 @@ class ClusterDatabase:
         return f"<FoundationDB Database {self.cluster_file or 'default cluster file'}>"
 
 
-def open_cluster(cluster_file: str | None) -> ClusterDatabase:
-    return ClusterDatabase(cluster_file)
+def open_cluster(cluster_file: str | None, *, binding: Any = None) -> ClusterDatabase:
+    return ClusterDatabase(cluster_file, binding=binding)
