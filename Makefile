@@ -11,6 +11,8 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+DATABASE_URL ?=
+
 .PHONY: start test lint typecheck pytest bench install install-runtime lock chromium
 
 # Runtime only: what serving needs, nothing else. --no-deps: the lock lists every package.
@@ -33,9 +35,16 @@ $(DEV): $(RUNTIME) requirements-dev.lock clients/python/pyproject.toml
 install-runtime: $(RUNTIME)
 install: $(DEV)
 
-# daphne on $HOST:$PORT (default 127.0.0.1:8000) with the WebSocket options of settings.
-start: $(RUNTIME)
+# The staff tables are migrated when a migration changed or var/ is new; with DATABASE_URL
+# set (another database), at every start. A second `make start` otherwise only serves.
+MIGRATED := var/.migrated
+$(MIGRATED): $(RUNTIME) $(wildcard */migrations/*.py)
+	@echo "make: creating or updating the staff tables (manage.py migrate)"
 	@$(BIN)/python manage.py migrate --noinput -v 0
+	@$(if $(DATABASE_URL),,touch $@)
+
+# daphne on $HOST:$PORT (default 127.0.0.1:8000) with the WebSocket options of settings.
+start: $(RUNTIME) $(MIGRATED)
 	@echo "make: serving on http://$(HOST):$(PORT)/ with daphne (Ctrl-C stops it)."
 	@echo "      For autoreload in development: $(BIN)/python manage.py runserver $(HOST):$(PORT)"
 	@HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m coditect.serve

@@ -163,3 +163,11 @@ def test_readyz_reports_the_embedded_engine_when_not_ready(client, settings, mon
     assert body["storage"] == {"engine": "embedded"}
     assert body["checks"]["storage"] == "error"
     fdb_backend.reset_database()
+
+
+def test_favicon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert "max-age=86400" in response["Cache-Control"]
