@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -81,6 +84,22 @@ async def _run(name: str, check: Callable[[], Awaitable[None]]) -> FieldError | 
     return None
 
 
+# Where fdb: without a path looks for its cluster file when FDB_CLUSTER_FILE is unset.
+DEFAULT_CLUSTER_FILE = "/etc/foundationdb/fdb.cluster"
+
+
+def storage_engine() -> dict[str, str]:
+    """Which engine serves the store (embedded, memory or fdb), and for fdb the cluster file,
+    read from the configured URL: an operator sees which store an instance really uses."""
+    parts = urlsplit(settings.CODITECT_STORAGE_URL)
+    engine = {"engine": parts.scheme.lower()}
+    if engine["engine"] == "fdb":
+        engine["cluster_file"] = (
+            unquote(parts.path) or os.environ.get("FDB_CLUSTER_FILE") or DEFAULT_CLUSTER_FILE
+        )
+    return engine
+
+
 @csrf_exempt
 @never_cache
 @require_safe
@@ -89,12 +108,12 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     checks = {name: "error" if error else "ok" for name, error in zip(CHECKS, results, strict=True)}
     errors = [error for error in results if error is not None]
     if not errors:
-        return JsonResponse({"status": "ready", "checks": checks})
+        return JsonResponse({"status": "ready", "checks": checks, "storage": storage_engine()})
     return problem_response(
         request,
         status=503,
         code="not_ready",
         detail="Not ready: " + "; ".join(error["detail"] for error in errors) + ".",
         errors=errors,
-        extra={"checks": checks},
+        extra={"checks": checks, "storage": storage_engine()},
     )

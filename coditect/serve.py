@@ -302,8 +302,24 @@ def arguments(argv: list[str], environ: dict[str, str]) -> list[str]:
     return [*args, APPLICATION]
 
 
+def open_storage() -> None:
+    """Open the store before listening, so a missing FoundationDB client stops start-up with
+    one line and a non-zero status instead of a traceback at the first request."""
+    import django
+
+    import fdb_backend
+    from fdb_backend.engines.cluster import ClientLibraryMissing
+
+    django.setup()
+    try:
+        fdb_backend.get_database()
+    except ClientLibraryMissing as error:
+        sys.exit(f"coditect.serve: {error}")
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
+    open_storage()
     PlatformCommandLine().run(arguments(sys.argv[1:] if argv is None else argv, dict(os.environ)))
 
 

@@ -362,8 +362,18 @@ EMAIL_BACKEND = env_str(
 )
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", default="Coditect <noreply@localhost>")
-# Where people reach the platform: links in mail point here (no trailing slash).
-CODITECT_PUBLIC_URL = env_str("CODITECT_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where people reach the platform: links in mail point here (no trailing slash). Unset, it
+# follows HOST/PORT, where `make start` and `python -m coditect.serve` listen; a wildcard
+# address is not somewhere a link can point, so it becomes localhost.
+_SERVE_HOST = env_str("HOST", default="127.0.0.1") or "127.0.0.1"
+if _SERVE_HOST in ("0.0.0.0", "::", "[::]"):  # noqa: S104 (a test of, not a binding to)
+    _SERVE_HOST = "localhost"
+elif ":" in _SERVE_HOST and not _SERVE_HOST.startswith("["):
+    _SERVE_HOST = f"[{_SERVE_HOST}]"
+_SERVE_PORT = env_str("PORT", default="8000") or "8000"
+CODITECT_PUBLIC_URL = env_str(
+    "CODITECT_PUBLIC_URL", default=f"http://{_SERVE_HOST}:{_SERVE_PORT}"
+).rstrip("/")
 if not CODITECT_PUBLIC_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(
         f"CODITECT_PUBLIC_URL must start with http:// or https://; got {CODITECT_PUBLIC_URL!r}"

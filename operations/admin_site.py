@@ -129,6 +129,10 @@ class SupportAdminSite(AdminSite):
     unless ``CODITECT_STAFF_OTP_REQUIRED`` is off.
     """
 
+    # Not Django's "Django administration": staff should know which site they are signed in to.
+    site_header = "Coditect support"
+    site_title = "Coditect support"
+    index_title = "Support and administration"
     login_form = StaffLoginForm
     login_template = "admin/staff_login.html"
 

@@ -28,10 +28,36 @@ API_VERSION = int(os.environ.get("FDB_API_VERSION", "730"))
 T = TypeVar("T")
 
 
-def _binding() -> Any:
-    import fdb
+class ClientLibraryMissing(RuntimeError):
+    """The ``fdb`` binding or the C client library it loads (libfdb_c) is not installed."""
 
-    fdb.api_version(API_VERSION)
+
+INSTALL_HINT = (
+    "install the FoundationDB client package (foundationdb-clients 7.3 .deb/.rpm from "
+    "https://github.com/apple/foundationdb/releases; the Dockerfile does) or use "
+    "CODITECT_STORAGE_URL=embedded:///path/to/store.sqlite3"
+)
+
+
+def _binding() -> Any:
+    # Without the library the binding raises a bare Exception (or OSError for a broken one)
+    # deep in ctypes; the operator gets one line naming what is missing instead.
+    try:
+        import fdb
+    except ImportError:
+        raise ClientLibraryMissing(
+            "CODITECT_STORAGE_URL is fdb: but the foundationdb Python package is not "
+            "installed; " + INSTALL_HINT
+        ) from None
+    try:
+        fdb.api_version(API_VERSION)
+    except Exception as error:
+        if not isinstance(error, OSError) and "shared library" not in str(error):
+            raise
+        raise ClientLibraryMissing(
+            "CODITECT_STORAGE_URL is fdb: but the FoundationDB client library (libfdb_c) "
+            "could not be loaded; " + INSTALL_HINT
+        ) from None
     return fdb
 
 

@@ -136,3 +136,12 @@ def test_a_search_longer_than_any_name_or_email_finds_nothing_and_is_no_500(
     assert "No user" in text(readonly_staff, support("users") + f"?email={long}")
     # The longest that can match still does.
     assert "Acme" in text(readonly_staff, support("tenants") + "?q=" + "Acme")
+
+
+def test_the_index_names_the_site_and_lists_the_audit_log_once(readonly_staff):
+    page = text(readonly_staff, "/admin/")
+    assert "Django administration" not in page
+    assert "<title>Support and administration | Coditect support</title>" in page
+    assert 'id="site-name"><a href="/admin/">Coditect support</a>' in page
+    # One row, in the Accounts app, not a second one in the Support section.
+    assert page.count('class="model-staffauditentry"') == 1

@@ -43,6 +43,7 @@ def test_readyz_when_storage_and_channel_layer_answer(client, memory_storage, pa
     assert response.json() == {
         "status": "ready",
         "checks": {"storage": "ok", "channel_layer": "ok"},
+        "storage": {"engine": "memory"},
     }
 
 
@@ -126,3 +127,47 @@ def test_probes_are_not_redirected_to_https(client, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200
     assert client.get("/api/v5/schema/").status_code == 301
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "cluster_file"),
+    [
+        ("fdb:///srv/fdb/fdb.cluster", {}, "/srv/fdb/fdb.cluster"),
+        ("fdb:", {"FDB_CLUSTER_FILE": "/var/fdb/shared.cluster"}, "/var/fdb/shared.cluster"),
+        ("fdb:", {}, "/etc/foundationdb/fdb.cluster"),
+    ],
+)
+def test_readyz_reports_the_engine_and_cluster_file(
+    client, settings, monkeypatch, url, environ, cluster_file
+):
+    monkeypatch.delenv("FDB_CLUSTER_FILE", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    settings.CODITECT_STORAGE_URL = url
+    # Whether this machine has libfdb_c or a cluster or not, the body names the engine and
+    # the cluster file it was configured with.
+    monkeypatch.setattr(health, "CHECKS", {"storage": health.CHECKS["channel_layer"]})
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["storage"] == {"engine": "fdb", "cluster_file": cluster_file}
+
+
+def test_readyz_reports_the_embedded_engine_when_not_ready(client, settings, monkeypatch, tmp_path):
+    settings.CODITECT_STORAGE_URL = f"embedded://{tmp_path / 'store.sqlite3'}"
+
+    def broken():
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(fdb_backend, "get_database", broken)
+    body = client.get("/readyz").json()
+    assert body["storage"] == {"engine": "embedded"}
+    assert body["checks"]["storage"] == "error"
+    fdb_backend.reset_database()
+
+
+def test_favicon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert "max-age=86400" in response["Cache-Control"]

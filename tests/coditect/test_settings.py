@@ -218,3 +218,21 @@ def test_check_deploy_names_a_missing_security_middleware(settings):
     ids = {message.id for message in run_checks(include_deployment_checks=True)}
     assert "coditect.W001" in ids
     assert "security.W004" not in ids  # no security middleware: its settings do not matter
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"HOST": "", "PORT": ""}, "http://127.0.0.1:8000"),
+        ({"HOST": "127.0.0.1", "PORT": "8791"}, "http://127.0.0.1:8791"),
+        ({"HOST": "0.0.0.0", "PORT": "9000"}, "http://localhost:9000"),
+        ({"HOST": "::1", "PORT": "9000"}, "http://[::1]:9000"),
+        (
+            {"HOST": "0.0.0.0", "PORT": "9000", "CODITECT_PUBLIC_URL": "https://ide.example/"},
+            "https://ide.example",
+        ),
+    ],
+)
+def test_public_url_follows_host_and_port_when_unset(environ, expected):
+    # `PORT=8791 make start` must not send mail whose links point at port 8000.
+    assert shown("settings.CODITECT_PUBLIC_URL", **environ) == repr(expected)

@@ -552,7 +552,7 @@ def test_import_never_adds_the_file_s_verification_keys(
     jwks = api.get("/.well-known/jwks.json").json()
 
     ran = run("tenants", "import", str(path))
-    assert "1 verification keys of the file ignored" in ran.out
+    assert "1 verification key of the file ignored" in ran.out
     assert run("signing_keys", "list", "--json").json() == keyring
     assert api.get("/.well-known/jwks.json").json() == jwks
     # A token signed with the file's key is worth nothing here.

@@ -130,7 +130,7 @@ def test_check_as_a_table(alice: Persona) -> None:
     with pytest.raises(CommandError, match="1 problems left"):
         run("storage", "check")
     out = run("storage", "check", "--repair").out
-    assert out.splitlines()[0] == "checked 1 tenants: 1 problems, 1 repaired"
+    assert out.splitlines()[0] == "checked 1 tenant: 1 problem, 1 repaired"
     assert "missing" in out
     assert "users.user_by_email" in out
 
@@ -336,3 +336,11 @@ def test_storage_refuses_unknown_actions_and_options() -> None:
         with pytest.raises(CommandError) as caught:
             run(*args)
         assert "\n" not in str(caught.value)
+
+
+def test_counts_are_singular_for_one():
+    from operations.management.commands import counted
+
+    assert counted(1, "tenant") == "1 tenant"
+    assert counted(0, "tenant") == "0 tenants"
+    assert counted(2, "global entry", "global entries") == "2 global entries"

@@ -16,6 +16,7 @@ from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import StaffAuditEntry
+from operations.management.commands import counted
 from operations.management.output import OperatorCommand, table
 
 OPERATOR = "manage.py staff_otp"
@@ -95,6 +96,7 @@ class Command(OperatorCommand):
         with transaction.atomic():
             count, _ = TOTPDevice.objects.filter(user=user).delete()
             if count:
-                _audit(user, "staff_otp_remove", f"{count} TOTP devices removed")
+                _audit(user, "staff_otp_remove", f"{counted(count, 'TOTP device')} removed")
         data = {"username": user.get_username(), "removed": count}
-        self.emit(options, data, f"{count} TOTP devices of {user.get_username()} removed")
+        removed = f"{counted(count, 'TOTP device')} of {user.get_username()} removed"
+        self.emit(options, data, removed)

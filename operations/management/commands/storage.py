@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandError, CommandParser
 
 import fdb_backend
+from operations.management.commands import counted
 from operations.management.output import OperatorCommand, table
 from operations.storage import (
     purge_task_names,
@@ -58,7 +59,8 @@ class Command(OperatorCommand):
             "repaired": report.repaired,
             "unrepaired": left,
         }
-        summary = f"checked {report.tenants} tenants: {len(problems)} problems" + (
+        checked = f"checked {counted(report.tenants, 'tenant')}"
+        summary = f"{checked}: {counted(len(problems), 'problem')}" + (
             f", {report.repaired} repaired" if options["repair"] else ""
         )
         rows = [[p["kind"], p["what"], p["tenant_id"], p["key"], p["repaired"]] for p in problems]
@@ -96,7 +98,8 @@ class Command(OperatorCommand):
         }
         text = "\n".join(
             [
-                f"{total_keys} keys, {total_bytes} bytes, {len(tenants)} tenants with data",
+                f"{counted(total_keys, 'key')}, {counted(total_bytes, 'byte')}, "
+                f"{counted(len(tenants), 'tenant')} with data",
                 "",
                 table(
                     ["space", "keys", "bytes"],
@@ -123,7 +126,8 @@ class Command(OperatorCommand):
         data = {"dry_run": report.dry_run, "tenants": report.tenants, "removed": report.removed}
         text = "\n".join(
             [
-                f"{verb} {sum(report.removed.values())} records in {report.tenants} tenants",
+                f"{verb} {counted(sum(report.removed.values()), 'record')} "
+                f"in {counted(report.tenants, 'tenant')}",
                 table(["kind", verb], sorted(report.removed.items())),
             ]
         )

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandError, CommandParser
 
 import fdb_backend
+from operations.management.commands import counted
 from operations.management.output import OperatorCommand, Progress, opened_for_writing, table
 from operations.tenants import (
     tenant_create,
@@ -198,8 +199,9 @@ class Command(OperatorCommand):
         }
         text = "\n".join(
             [
-                f"deleted tenant {tenant.slug} ({tenant.id}): {report.keys} keys, "
-                f"{report.bytes} bytes, {report.global_keys} global entries",
+                f"deleted tenant {tenant.slug} ({tenant.id}): {counted(report.keys, 'key')}, "
+                f"{counted(report.bytes, 'byte')}, "
+                f"{counted(report.global_keys, 'global entry', 'global entries')}",
                 table(["space", "keys"], sorted(report.spaces.items())),
             ]
         )
@@ -215,7 +217,7 @@ class Command(OperatorCommand):
             report = tenant_export(db=db, tenant_id=tenant.id, write=write, progress=progress)
         progress.close()
         summary = {"tenant_id": tenant.id, "keys": report.keys, "bytes": report.bytes}
-        message = f"exported tenant {tenant.slug} ({tenant.id}): {report.keys} keys"
+        message = f"exported tenant {tenant.slug} ({tenant.id}): {counted(report.keys, 'key')}"
         # The export may be on standard output: the summary goes to stderr.
         self.stderr.write(message if not options["json"] else _json_line(summary))
 
@@ -242,12 +244,16 @@ class Command(OperatorCommand):
             "verification_keys_ignored": report.verification_keys_ignored,
             "replaced": report.replaced is not None,
         }
-        text = f"imported tenant {report.tenant_id}: {report.keys} keys, {report.bytes} bytes"
+        text = (
+            f"imported tenant {report.tenant_id}: {counted(report.keys, 'key')}, "
+            f"{counted(report.bytes, 'byte')}"
+        )
         if report.replaced is not None:
             text += " (the copy that was here deleted first)"
         if report.verification_keys_ignored:
             text += (
-                f"; {report.verification_keys_ignored} verification keys of the file ignored "
+                f"; {counted(report.verification_keys_ignored, 'verification key')} "
+                "of the file ignored "
                 "(tokens issued elsewhere do not verify here: users sign in again)"
             )
         self.emit(options, data, text)
