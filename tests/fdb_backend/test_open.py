@@ -170,9 +170,8 @@ def test_the_wal_is_checkpointed_off_the_commit_path_and_the_thread_ends_on_clos
         time.sleep(0.02)
     assert path.stat().st_mtime_ns != before, "no checkpoint reached the store file"
     db.close()
-    assert not [
-        t for t in threading.enumerate() if t.name == "embedded-checkpoint" and t.is_alive()
-    ]
+    # Ours ends; stores other tests left open in this process keep theirs.
+    assert checkpointers() == already
     reopened = fdb_backend.open_database(f"embedded://{path}")
     assert reopened.create_transaction()[b"k00000"] == b"v" * 100
     reopened.close()

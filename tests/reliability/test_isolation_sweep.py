@@ -618,7 +618,14 @@ def other_routes() -> list[OtherRoute]:
     return found
 
 
-HEALTH_AND_DOCS = {"/healthz", "/readyz", "/favicon.ico", "/api/v5/docs/", "/api/v5/redoc/"}
+HEALTH_AND_DOCS = {
+    "/healthz",
+    "/readyz",
+    "/metrics",  # loopback only (CODITECT_METRICS_ALLOW): tests/coditect/test_metrics.py
+    "/favicon.ico",
+    "/api/v5/docs/",
+    "/api/v5/redoc/",
+}
 
 
 def classify(route: OtherRoute) -> str:
