@@ -176,15 +176,17 @@ _IMAGE_HEADER = struct.Struct(">Ii")
 
 def _encode_images(images: Iterable[tuple[bytes, bytes | None]]) -> bytes:
     """Keys and the values they had: key length, value length (-1: absent), key, value."""
-    parts = []
+    parts: list[bytes] = []
+    append = parts.append
+    pack = _IMAGE_HEADER.pack
     for key, value in images:
         if value is None:
-            parts.append(_IMAGE_HEADER.pack(len(key), -1))
-            parts.append(key)
+            append(pack(len(key), -1))
+            append(key)
         else:
-            parts.append(_IMAGE_HEADER.pack(len(key), len(value)))
-            parts.append(key)
-            parts.append(value)
+            append(pack(len(key), len(value)))
+            append(key)
+            append(value)
     return b"".join(parts)
 
 
@@ -1306,7 +1308,8 @@ class Database:
         stamp = struct.pack(">QH", version, 0)
         execute = conn.execute
         images = self._images
-        images.clear()  # a commit that failed after changing kv left its images
+        if images:
+            images.clear()  # a commit that failed after changing kv left its images
         stamped_keys = [(_stamp(key, stamp), value) for key, value in tr._stamped_keys]
         for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
             execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
