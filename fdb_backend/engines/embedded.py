@@ -82,9 +82,9 @@ _HISTORY_AFTER = "SELECT images FROM history WHERE version > ? ORDER BY version"
 # row it already holds: reading them first cost a 10-key commit a quarter more CPU. The
 # TEMP triggers hand each image to the Database's dict (``dict.setdefault``, registered as
 # an SQL function: the first image of a key in a commit is the one kept); a TEMP table
-# read back with DELETE ... RETURNING cost a single-key commit 15% more. TEMP objects and
-# functions belong to the one connection (each process's writer makes its own), so they
-# are no part of the file.
+# read back with DELETE ... RETURNING cost a single-key commit a quarter more. TEMP
+# objects and functions belong to the one connection (each process's writer makes its
+# own), so they are no part of the file.
 _IMAGE_COLLECTION = (
     "CREATE TEMP TRIGGER IF NOT EXISTS kv_update_image BEFORE UPDATE ON main.kv"
     " BEGIN SELECT coditect_keep_image(OLD.key, OLD.value); END",
