@@ -79,18 +79,20 @@ _SCHEMA = (
 # What an old read version V needs: every change after it, the earliest per key first.
 _HISTORY_AFTER = "SELECT images FROM history WHERE version > ? ORDER BY version"
 # The writer connection collects a commit's before-images as SQLite changes kv, from the
-# row it already holds: reading them first cost a 10-key commit a quarter more CPU. TEMP
-# objects belong to the one connection (each process's writer makes its own), so they are
-# no part of the file; the first image of a key in a commit is the one kept.
+# row it already holds: reading them first cost a 10-key commit a quarter more CPU. The
+# TEMP triggers hand each image to the Database's dict (``dict.setdefault``, registered as
+# an SQL function: the first image of a key in a commit is the one kept); a TEMP table
+# read back with DELETE ... RETURNING cost a single-key commit a quarter more. TEMP
+# objects and functions belong to the one connection (each process's writer makes its
+# own), so they are no part of the file.
 _IMAGE_COLLECTION = (
-    "CREATE TEMP TABLE IF NOT EXISTS images (key BLOB PRIMARY KEY, value BLOB) WITHOUT ROWID",
     "CREATE TEMP TRIGGER IF NOT EXISTS kv_update_image BEFORE UPDATE ON main.kv"
-    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (OLD.key, OLD.value); END",
+    " BEGIN SELECT coditect_keep_image(OLD.key, OLD.value); END",
     "CREATE TEMP TRIGGER IF NOT EXISTS kv_delete_image BEFORE DELETE ON main.kv"
-    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (OLD.key, OLD.value); END",
+    " BEGIN SELECT coditect_keep_image(OLD.key, OLD.value); END",
     # AFTER: an upsert that finds the key takes the UPDATE path and fires no INSERT trigger.
     "CREATE TEMP TRIGGER IF NOT EXISTS kv_insert_image AFTER INSERT ON main.kv"
-    " BEGIN INSERT OR IGNORE INTO images (key, value) VALUES (NEW.key, NULL); END",
+    " BEGIN SELECT coditect_keep_image(NEW.key, NULL); END",
 )
 _UPSERT = (
     "INSERT INTO kv (key, value) VALUES (?, ?)"
@@ -174,15 +176,17 @@ _IMAGE_HEADER = struct.Struct(">Ii")
 
 def _encode_images(images: Iterable[tuple[bytes, bytes | None]]) -> bytes:
     """Keys and the values they had: key length, value length (-1: absent), key, value."""
-    parts = []
+    parts: list[bytes] = []
+    append = parts.append
+    pack = _IMAGE_HEADER.pack
     for key, value in images:
         if value is None:
-            parts.append(_IMAGE_HEADER.pack(len(key), -1))
-            parts.append(key)
+            append(pack(len(key), -1))
+            append(key)
         else:
-            parts.append(_IMAGE_HEADER.pack(len(key), len(value)))
-            parts.append(key)
-            parts.append(value)
+            append(pack(len(key), len(value)))
+            append(key)
+            append(value)
     return b"".join(parts)
 
 
@@ -1090,6 +1094,8 @@ class Database:
         _refuse_foreign_file(path)
         self._writer = self._connect()
         self._initialise()
+        # A commit's before-images, key -> value before (None: absent), see _IMAGE_COLLECTION.
+        self._images: dict[bytes, bytes | None] = {}
         self._collect_images(self._writer)
         self._lock_fd = self._open_lock_file()
         self._commits_since_checkpoint = 0
@@ -1108,9 +1114,9 @@ class Database:
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
         return conn
 
-    @staticmethod
-    def _collect_images(conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA temp_store=MEMORY")
+    def _collect_images(self, conn: sqlite3.Connection) -> None:
+        # The dict is never replaced: the function is bound to this one object.
+        conn.create_function("coditect_keep_image", 2, self._images.setdefault)
         for statement in _IMAGE_COLLECTION:
             conn.execute(statement)
 
@@ -1301,6 +1307,9 @@ class Database:
         version = current + 1
         stamp = struct.pack(">QH", version, 0)
         execute = conn.execute
+        images = self._images
+        if images:
+            images.clear()  # a commit that failed after changing kv left its images
         stamped_keys = [(_stamp(key, stamp), value) for key, value in tr._stamped_keys]
         for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
             execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
@@ -1333,12 +1342,12 @@ class Database:
             "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
             (version, now, _encode_ranges(tr._write_ranges(stamped))),
         )
-        images = execute("DELETE FROM images RETURNING key, value").fetchall()
         if images:
             execute(
                 "INSERT INTO history (version, images) VALUES (?, ?)",
-                (version, _encode_images(images)),
+                (version, _encode_images(images.items())),
             )
+            images.clear()
         self._commits_since_trim += 1
         if self._commits_since_trim >= TRIM_EVERY_COMMITS or now - self._trimmed_at >= TRIM_EVERY_S:
             self._commits_since_trim = 0
