@@ -276,6 +276,10 @@ async def test_the_compose_topology_without_containers(servers: Servers, tmp_pat
         assert b'"storage":{"engine":"embedded"}' in ready.replace(b" ", b"")
         with urllib.request.urlopen(proxy.base_url + "/favicon.ico", timeout=10) as response:
             assert response.headers["Content-Type"] == "image/svg+xml"
+        # Through the proxy every client would be the proxy's loopback address: no metrics.
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(proxy.base_url + "/metrics", timeout=10)
+        assert refused.value.code == 404
     finally:
         for peer in peers:
             with contextlib.suppress(Exception):  # the socket may be gone already
