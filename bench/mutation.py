@@ -1,0 +1,349 @@
+"""Mutation testing of the auth core with cosmic-ray (issue 15): score and surviving mutants.
+
+Run from the repository root (cosmic-ray is pinned in requirements-bench.txt)::
+
+    python bench/mutation.py                      # every module, one after the other
+    python bench/mutation.py login throttle       # only these modules
+    python bench/mutation.py --retest-survivors   # keep the verdicts, re-run the survivors
+    python bench/mutation.py --report             # print the last results, run nothing
+
+Not a test: ``make test`` does not run it. It copies the working tree (tracked and untracked
+files that git does not ignore) into ``--workdir`` (default ``var/mutation/``) and mutates
+the copy, so the worktree itself is never touched and tests can run meanwhile. For each
+module it makes a cosmic-ray session there (``<module>.sqlite``), marks as skipped the
+mutants that sit inside type annotations (every module has ``from __future__ import
+annotations``: an annotation is a string that nothing evaluates at run time, so such a
+mutant is equivalent by construction), then runs each remaining mutant against the tests
+that exercise that module (``SELECTIONS``), with ``-x`` so a killed mutant stops at its
+first failing test.
+
+``--retest-survivors`` forgets only the "survived" verdicts and runs those mutants again:
+what the earlier tests killed stays killed (a new test only adds to the selection), so after
+adding tests this gives the new score in minutes instead of a full run.
+
+The report: per module, mutants killed / survived / incompetent (the mutant does not even
+import: counted as killed, as cosmic-ray does) / skipped as annotations, the score
+``killed / (killed + survived)``, and every survivor with its line, operator and diff. It
+is written to ``<workdir>/report.md`` and ``<workdir>/report.json`` as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
+from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+MODULES = {
+    "tokens": "accounts/tokens.py",
+    "refresh": "accounts/services/refresh.py",
+    "login": "accounts/services/login.py",
+    "principal": "accounts/services/principal.py",
+    "registration": "accounts/services/registration.py",
+    "throttle": "accounts/throttle.py",
+}
+
+# The tests that exercise each module, quickest killers first (-x stops at the first
+# failure). The regression and mutation-killing tests of issue 15 come with every module.
+_ALWAYS = ["tests/accounts/test_auth_regressions.py", "tests/accounts/test_auth_mutants.py"]
+SELECTIONS = {
+    "tokens": ["tests/accounts/test_me_jwks.py", "tests/accounts/test_tokens.py"],
+    "refresh": [
+        "tests/accounts/test_me_jwks.py",
+        "tests/accounts/test_tokens.py",
+        "tests/accounts/test_sessions.py",
+    ],
+    "login": [
+        "tests/accounts/test_login.py",
+        "tests/accounts/test_throttle.py",
+        "tests/accounts/test_mfa.py",
+        "tests/accounts/test_password_change_throttle.py",
+    ],
+    "principal": [
+        "tests/accounts/test_me_jwks.py",
+        "tests/accounts/test_login.py",
+        "tests/accounts/test_sessions.py",
+        "tests/accounts/test_api_tokens.py",
+        "tests/accounts/test_isolation.py",
+    ],
+    "registration": [
+        "tests/accounts/test_register.py",
+        "tests/accounts/test_email_claims.py",
+        "tests/accounts/test_verification.py",
+    ],
+    "throttle": [
+        "tests/accounts/test_throttle.py",
+        "tests/accounts/test_password_change_throttle.py",
+    ],
+}
+
+# Only the plugins these tests use: skipping the autoloaded rest (hypothesis, schemathesis,
+# anyio...) saves more than a second of start-up per mutant.
+PYTEST = (
+    "{python} -m pytest -x -q -p no:cacheprovider -p pytest_django.plugin -p time_machine "
+    "-p pytest_timeout -p pytest_asyncio.plugin --timeout 60 {tests}"
+)
+ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def _copy_tree(workdir: Path, rev: str | None) -> Path:
+    """The working tree as it is now (uncommitted test files included), or the tree of the
+    commit ``rev``, in workdir/tree."""
+    tree = workdir / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    if rev is not None:
+        tree.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", rev], cwd=ROOT, check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        return tree
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        relative = Path(raw.decode())
+        source = ROOT / relative
+        if not source.is_file():
+            continue  # deleted in the worktree, still in the index
+        target = tree / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return tree
+
+
+def _annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions (line, column) of every annotation in ``source``."""
+    spans = []
+    for node in ast.walk(ast.parse(source)):
+        annotations: list[ast.expr | None] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            every = [
+                *arguments.posonlyargs,
+                *arguments.args,
+                *arguments.kwonlyargs,
+                *(a for a in (arguments.vararg, arguments.kwarg) if a is not None),
+            ]
+            annotations = [a.annotation for a in every] + [node.returns]
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        for annotation in annotations:
+            if annotation is not None and annotation.end_lineno is not None:
+                spans.append(
+                    (
+                        (annotation.lineno, annotation.col_offset),
+                        (annotation.end_lineno, annotation.end_col_offset or 0),
+                    )
+                )
+    return spans
+
+
+def _skip_annotations(session: Path, module: Path) -> int:
+    """Mark the mutants inside annotations as skipped; returns how many."""
+
+    text = module.read_text()
+    assert "from __future__ import annotations" in text, module
+    spans = _annotation_spans(text)
+    skipped = 0
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (mutation,) = item.mutations
+            start = tuple(mutation.start_pos)
+            if any(begin <= start < end for begin, end in spans):
+                db.set_result(
+                    item.job_id,
+                    WorkResult(
+                        output="annotation: not evaluated (from __future__ import annotations)",
+                        worker_outcome=WorkerOutcome.SKIPPED,
+                    ),
+                )
+                skipped += 1
+    return skipped
+
+
+def _command(tree: Path, name: str) -> str:
+    # A test file not written yet would fail every run, and so "kill" every mutant.
+    tests = [path for path in SELECTIONS[name] + _ALWAYS if (tree / path).is_file()]
+    return PYTEST.format(python=PYTHON, tests=" ".join(tests))
+
+
+def _baseline(tree: Path, name: str) -> None:
+    """The selection must pass unmutated, or every mutant would count as killed."""
+    started = time.monotonic()
+    done = subprocess.run(
+        _command(tree, name), shell=True, cwd=tree, env={**os.environ, **ENV}, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"{name}: the tests fail without any mutant; fix them first")
+    print(f"{name}: baseline passes in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def _config(tree: Path, name: str) -> Path:
+    command = _command(tree, name)
+    config = tree.parent / f"{name}.toml"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{MODULES[name]}"\n'
+        "timeout = 120.0\n"
+        "excluded-modules = []\n"
+        f"test-command = {json.dumps(command)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    return config
+
+
+def _cosmic_ray(*args: str, tree: Path) -> None:
+    subprocess.run(
+        [str(BIN / "cosmic-ray"), *args], cwd=tree, check=True, env={**os.environ, **ENV}
+    )
+
+
+def run_module(name: str, tree: Path, *, retest: bool) -> None:
+    session = tree.parent / f"{name}.sqlite"
+    config = _config(tree, name)
+    if retest and session.exists():
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            survivors = [job for job, result in db.results if result.test_outcome == "survived"]
+        # Forget those verdicts only: the other rows stay, exec runs the pending ones.
+        import sqlite3
+
+        with sqlite3.connect(session) as connection:
+            connection.executemany(
+                "DELETE FROM work_results WHERE job_id = ?", [(job,) for job in survivors]
+            )
+        print(f"{name}: re-running {len(survivors)} survivors", flush=True)
+    else:
+        if session.exists():
+            session.unlink()
+        _cosmic_ray("init", str(config), str(session), tree=tree)
+        skipped = _skip_annotations(session, tree / MODULES[name])
+        print(f"{name}: {skipped} mutants in annotations skipped", flush=True)
+    _baseline(tree, name)
+    started = time.monotonic()
+    _cosmic_ray("exec", str(config), str(session), tree=tree)
+    print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
+
+
+def _summary(name: str, session: Path) -> dict[str, Any]:
+
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "skipped": 0, "pending": 0}
+    survivors = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        results = dict(db.results)
+        for item in db.work_items:
+            result = results.get(item.job_id)
+            if result is None:
+                counts["pending"] += 1
+            elif result.worker_outcome == "skipped":
+                counts["skipped"] += 1
+            elif result.test_outcome == "survived":
+                counts["survived"] += 1
+                (mutation,) = item.mutations
+                survivors.append(
+                    {
+                        "job": item.job_id,
+                        "line": mutation.start_pos[0],
+                        "operator": mutation.operator_name.removeprefix("core/"),
+                        "occurrence": mutation.occurrence,
+                        "diff": "\n".join(
+                            line
+                            for line in (result.diff or "").splitlines()
+                            if line[:1] in "+-" and line[:3] not in ("+++", "---")
+                        ),
+                    }
+                )
+            elif result.test_outcome == "incompetent":
+                counts["incompetent"] += 1
+            else:
+                counts["killed"] += 1
+    tried = counts["killed"] + counts["incompetent"] + counts["survived"]
+    score = (counts["killed"] + counts["incompetent"]) / tried if tried else 0.0
+    survivors.sort(key=lambda s: (s["line"], s["operator"]))
+    return {"module": MODULES[name], **counts, "score": score, "survivors": survivors}
+
+
+def report(workdir: Path, names: list[str]) -> None:
+    summaries = [
+        _summary(name, workdir / f"{name}.sqlite")
+        for name in names
+        if (workdir / f"{name}.sqlite").exists()
+    ]
+    lines = [
+        "| module | mutants | killed | survived | skipped (annotations) | pending | score |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    total = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0}
+    for s in summaries:
+        killed = s["killed"] + s["incompetent"]
+        every = killed + s["survived"] + s["skipped"] + s["pending"]
+        lines.append(
+            f"| {s['module']} | {every} | {killed} | {s['survived']} | {s['skipped']} "
+            f"| {s['pending']} | {s['score']:.1%} |"
+        )
+        total["killed"] += killed
+        for key in ("survived", "skipped", "pending"):
+            total[key] += s[key]
+    tried = total["killed"] + total["survived"]
+    score = total["killed"] / tried if tried else 0.0
+    lines.append(
+        f"| **all** | {sum(total.values())} | {total['killed']} | {total['survived']} "
+        f"| {total['skipped']} | {total['pending']} | **{score:.1%}** |"
+    )
+    lines.append("")
+    for s in summaries:
+        for survivor in s["survivors"]:
+            diff = survivor["diff"].replace("\n", " / ")
+            lines.append(f"- {s['module']}:{survivor['line']} {survivor['operator']}: `{diff}`")
+    text = "\n".join(lines)
+    print(text)
+    (workdir / "report.md").write_text(text + "\n")
+    (workdir / "report.json").write_text(
+        json.dumps({"score": score, "modules": summaries}, indent=2) + "\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "mutation")
+    parser.add_argument("--retest-survivors", action="store_true")
+    parser.add_argument("--rev", help="mutate the tree of this commit (e.g. the score before)")
+    parser.add_argument("--report", action="store_true", help="print the results, run nothing")
+    args = parser.parse_args()
+    names = args.modules or list(MODULES)
+    unknown = set(names) - set(MODULES)
+    if unknown:
+        parser.error(f"unknown modules: {', '.join(sorted(unknown))}")
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not args.report:
+        tree = _copy_tree(workdir, args.rev)
+        for name in names:
+            run_module(name, tree, retest=args.retest_survivors)
+            report(workdir, list(MODULES))
+    report(workdir, list(MODULES))
+
+
+if __name__ == "__main__":
+    main()
