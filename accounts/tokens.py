@@ -111,7 +111,7 @@ def token_verify(*, token: str, token_use: str, public_keys: dict[str, Ed25519Pu
             expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             generation=int(payload.get("gen", 0)),
         )
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):  # uuid.UUID(12) raises AttributeError
         raise TokenError("invalid_token") from None
 
 

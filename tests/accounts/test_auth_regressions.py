@@ -10,22 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt
 import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
 
-import fdb_backend
 from accounts.passwords import password_check
-from accounts.records import User, users
-from accounts.signing_keys import keyring
-from tests.accounts.helpers import OTHER_PASSWORD, Api, Persona, problem, token_parts
-
-
-def stored_user(persona: Persona) -> User:
-    user = users(persona.tenant_uuid).get(fdb_backend.get_database(), persona.user_uuid)
-    assert user is not None
-    return user
+from tests.accounts.helpers import OTHER_PASSWORD, Api, Persona, problem
+from tests.accounts.resign import signed_with_the_current_key, stored_user
 
 
 def parameters(encoded: str) -> str:
@@ -68,17 +59,6 @@ def test_a_hash_with_todays_parameters_is_kept(api: Api, alice: Persona) -> None
 
 
 # --- issuer and audience, with the real signing key -----------------------------------------
-
-
-def signed_with_the_current_key(token: str, **changes: Any) -> str:
-    """``token`` re-signed by the server's own active key, with claims changed (a value of
-    None removes the claim): only the claim checks can refuse it."""
-    header, payload = token_parts(token)
-    keys = keyring(db=fdb_backend.get_database())
-    assert header["kid"] == keys.active_kid
-    claims = {**payload, **changes}
-    claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(claims, keys.active_key, algorithm="EdDSA", headers=header)
 
 
 def test_the_resigning_helper_makes_tokens_the_server_takes(api: Api, alice: Persona) -> None:
