@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
 from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
-from cosmic_ray.work_item import WorkerOutcome, WorkResult  # type: ignore[import-untyped]
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -219,7 +221,194 @@ def _cosmic_ray(*args: str, tree: Path) -> None:
     )
 
 
-def run_module(name: str, tree: Path, *, retest: bool) -> None:
+# --- the fork executor -----------------------------------------------------------------------
+# cosmic-ray's own executor starts a new pytest for every mutant: on a loaded 2-core machine
+# that start (interpreter, Django, the project, the test modules) costs more than most
+# tests. This one imports all of it once, then forks a child per mutant that swaps the
+# mutated functions' code into the already imported module (function objects are shared by
+# every module that imported them, so the swap reaches them all) and runs pytest in
+# process. A mutant it cannot express that way (a removed decorator, a changed constant
+# that another module imported, a changed closure) is run the slow way: the mutated file on
+# disk and a fresh pytest. The mutants come from cosmic-ray and the verdicts go to its
+# session, so ``cr-report`` and this report read them alike.
+
+_INCOMPETENT = 100  # the mutated module does not even execute
+_FALLBACK = 101
+
+
+def _unwrapped(value: Any) -> Any:
+    while hasattr(value, "__wrapped__"):
+        value = value.__wrapped__
+    return value
+
+
+def _swap_function(old: Any, new: Any) -> bool:
+    old_depth = new_depth = 0
+    o, n = old, new
+    while hasattr(o, "__wrapped__"):
+        o, old_depth = o.__wrapped__, old_depth + 1
+    while hasattr(n, "__wrapped__"):
+        n, new_depth = n.__wrapped__, new_depth + 1
+    if old_depth != new_depth or not isinstance(o, types.FunctionType):
+        return False
+    if not isinstance(n, types.FunctionType) or o.__code__.co_freevars != n.__code__.co_freevars:
+        return False
+    o.__code__, o.__defaults__, o.__kwdefaults__ = n.__code__, n.__defaults__, n.__kwdefaults__
+    return True
+
+
+_CLASS_METADATA = {"__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"}
+
+
+def _install(module: types.ModuleType, mutated: str) -> bool:
+    """Make ``mutated`` (the module's source with one mutation) the running code of
+    ``module``; False when that cannot be done in place."""
+    namespace: dict[str, Any] = {
+        "__name__": module.__name__,
+        "__file__": module.__file__,
+        "__package__": module.__package__,
+    }
+    try:
+        exec(compile(mutated, str(module.__file__), "exec"), namespace)
+    except Exception:
+        os._exit(_INCOMPETENT)
+    others = [m for m in list(sys.modules.values()) if m is not None and m is not module]
+    for name, new in namespace.items():
+        old = module.__dict__.get(name, _FALLBACK)
+        if new is old or name.startswith("__"):
+            continue
+        if isinstance(new, types.FunctionType) or isinstance(_unwrapped(new), types.FunctionType):
+            if not _swap_function(old, new):
+                return False
+        elif isinstance(new, type) and isinstance(old, type):
+            for attr, value in vars(new).items():
+                before = old.__dict__.get(attr)
+                if attr in _CLASS_METADATA:
+                    continue
+                if isinstance(value, types.FunctionType):
+                    if not _swap_function(before, value):
+                        return False
+                elif isinstance(value, property) and isinstance(before, property):
+                    if not _swap_function(before.fget, value.fget):
+                        return False
+                elif isinstance(value, (staticmethod, classmethod)):
+                    if not _swap_function(getattr(before, "__func__", None), value.__func__):
+                        return False
+                else:
+                    setattr(old, attr, value)
+        else:
+            try:
+                same = type(new) is type(old) and bool(new == old)
+            except Exception:
+                same = False
+            if same:
+                continue
+            if any(old is value for m in others for value in vars(m).values()):
+                return False  # imported elsewhere under its own binding
+            module.__dict__[name] = new
+    return True
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
+
+
+def fork_worker(name: str, session: Path, timeout: float) -> None:
+    """Run the pending mutants of ``session`` (cwd: the tree copy)."""
+    import importlib
+
+    from cosmic_ray.mutating import mutate_code  # type: ignore[import-untyped]
+    from cosmic_ray.plugins import get_operator  # type: ignore[import-untyped]
+
+    tree = Path.cwd()
+    sys.path.insert(0, str(tree))
+    os.environ.update(ENV)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
+    import django
+    import pytest
+
+    django.setup()
+    tests = [path for path in SELECTIONS[name] + _ALWAYS if (tree / path).is_file()]
+    for warm in ["coditect.urls", *(t.removesuffix(".py").replace("/", ".") for t in tests)]:
+        importlib.import_module(warm)
+    for plugin in (
+        "pytest_django.plugin",
+        "time_machine",
+        "pytest_timeout",
+        "pytest_asyncio.plugin",
+    ):
+        importlib.import_module(plugin)
+    module = importlib.import_module(MODULES[name].removesuffix(".py").replace("/", "."))
+    path = tree / MODULES[name]
+    original = path.read_text()
+    arguments = PYTEST.format(python="", tests=" ".join(tests)).split()[2:]
+    fallback = _command(tree, name)
+    counts: dict[str, int] = {}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            (mutation,) = item.mutations
+            operator = get_operator(mutation.operator_name)(**(mutation.operator_args or {}))
+            mutated = mutate_code(original, operator, mutation.occurrence)
+            if mutated is None:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NO_TEST))
+                continue
+            diff = "\n".join(
+                difflib.unified_diff(
+                    original.splitlines(),
+                    mutated.splitlines(),
+                    "a/" + MODULES[name],
+                    "b/" + MODULES[name],
+                    lineterm="",
+                )
+            )
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                try:
+                    if _install(module, mutated):
+                        status = int(pytest.main(arguments))
+                    else:
+                        path.write_text(mutated)
+                        status = _FALLBACK + bool(
+                            subprocess.run(fallback, shell=True, check=False).returncode
+                        )
+                except BaseException:
+                    status = 1
+                os._exit(status)
+            code = _wait(pid, timeout)
+            path.write_text(original)  # after a fallback child
+            if code == _INCOMPETENT:
+                outcome, output = TestOutcome.INCOMPETENT, "the mutated module does not run"
+            elif code is None:
+                outcome, output = TestOutcome.KILLED, f"timeout after {timeout:.0f} s"
+            elif code in (0, _FALLBACK):
+                outcome, output = TestOutcome.SURVIVED, "fork" if code == 0 else "file"
+            else:
+                outcome, output = TestOutcome.KILLED, f"exit {code}"
+            counts[outcome] = counts.get(outcome, 0) + 1
+            db.set_result(
+                item.job_id,
+                WorkResult(
+                    worker_outcome=WorkerOutcome.NORMAL,
+                    test_outcome=outcome,
+                    output=output,
+                    diff=diff,
+                ),
+            )
+    print(f"{name}: {counts}", flush=True)
+
+
+def run_module(name: str, tree: Path, *, retest: bool, executor: str) -> None:
     session = tree.parent / f"{name}.sqlite"
     config = _config(tree, name)
     if retest and session.exists():
@@ -241,7 +430,15 @@ def run_module(name: str, tree: Path, *, retest: bool) -> None:
         print(f"{name}: {skipped} mutants in annotations skipped", flush=True)
     _baseline(tree, name)
     started = time.monotonic()
-    _cosmic_ray("exec", str(config), str(session), tree=tree)
+    if executor == "cosmic-ray":
+        _cosmic_ray("exec", str(config), str(session), tree=tree)
+    else:
+        subprocess.run(
+            [PYTHON, str(ROOT / "bench" / "mutation.py"), "--fork-worker", name, str(session)],
+            cwd=tree,
+            check=True,
+            env={**os.environ, **ENV},
+        )
     print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
 
 
@@ -277,10 +474,16 @@ def _summary(name: str, session: Path) -> dict[str, Any]:
                 counts["incompetent"] += 1
             else:
                 counts["killed"] += 1
-    tried = counts["killed"] + counts["incompetent"] + counts["survived"]
-    score = (counts["killed"] + counts["incompetent"]) / tried if tried else 0.0
+    # An incompetent mutant is not Python (cosmic-ray turns the keyword-only ``*`` of a
+    # signature into ``+``, ``//``...) or does not import: no test can tell anything about
+    # it, so it counts on neither side of the score.
+    tried = counts["killed"] + counts["survived"]
+    score = counts["killed"] / tried if tried else 0.0
     survivors.sort(key=lambda s: (s["line"], s["operator"]))
     return {"module": MODULES[name], **counts, "score": score, "survivors": survivors}
+
+
+_COLUMNS = ["killed", "survived", "incompetent", "skipped", "pending"]
 
 
 def report(workdir: Path, names: list[str]) -> None:
@@ -290,26 +493,21 @@ def report(workdir: Path, names: list[str]) -> None:
         if (workdir / f"{name}.sqlite").exists()
     ]
     lines = [
-        "| module | mutants | killed | survived | skipped (annotations) | pending | score |",
-        "|---|---|---|---|---|---|---|",
+        "| module | mutants | killed | survived | not valid Python | in annotations "
+        "| pending | score |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    total = {"killed": 0, "survived": 0, "skipped": 0, "pending": 0}
+    total = dict.fromkeys(_COLUMNS, 0)
     for s in summaries:
-        killed = s["killed"] + s["incompetent"]
-        every = killed + s["survived"] + s["skipped"] + s["pending"]
-        lines.append(
-            f"| {s['module']} | {every} | {killed} | {s['survived']} | {s['skipped']} "
-            f"| {s['pending']} | {s['score']:.1%} |"
-        )
-        total["killed"] += killed
-        for key in ("survived", "skipped", "pending"):
+        counts = " | ".join(str(s[key]) for key in _COLUMNS)
+        every = sum(s[key] for key in _COLUMNS)
+        lines.append(f"| {s['module']} | {every} | {counts} | {s['score']:.1%} |")
+        for key in _COLUMNS:
             total[key] += s[key]
     tried = total["killed"] + total["survived"]
     score = total["killed"] / tried if tried else 0.0
-    lines.append(
-        f"| **all** | {sum(total.values())} | {total['killed']} | {total['survived']} "
-        f"| {total['skipped']} | {total['pending']} | **{score:.1%}** |"
-    )
+    counts = " | ".join(str(total[key]) for key in _COLUMNS)
+    lines.append(f"| **all** | {sum(total.values())} | {counts} | **{score:.1%}** |")
     lines.append("")
     for s in summaries:
         for survivor in s["survivors"]:
@@ -330,7 +528,19 @@ def main() -> None:
     parser.add_argument("--retest-survivors", action="store_true")
     parser.add_argument("--rev", help="mutate the tree of this commit (e.g. the score before)")
     parser.add_argument("--report", action="store_true", help="print the results, run nothing")
+    parser.add_argument(
+        "--executor",
+        choices=["fork", "cosmic-ray"],
+        default="fork",
+        help="fork: one warm process forked per mutant; cosmic-ray: its exec, a pytest each",
+    )
+    parser.add_argument(
+        "--fork-worker", nargs=2, metavar=("MODULE", "SESSION"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.fork_worker:
+        fork_worker(args.fork_worker[0], Path(args.fork_worker[1]), timeout=120.0)
+        return
     names = args.modules or list(MODULES)
     unknown = set(names) - set(MODULES)
     if unknown:
@@ -340,7 +550,7 @@ def main() -> None:
     if not args.report:
         tree = _copy_tree(workdir, args.rev)
         for name in names:
-            run_module(name, tree, retest=args.retest_survivors)
+            run_module(name, tree, retest=args.retest_survivors, executor=args.executor)
             report(workdir, list(MODULES))
     report(workdir, list(MODULES))
 
