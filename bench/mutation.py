@@ -281,6 +281,8 @@ def _install(module: types.ModuleType, mutated: str) -> bool:
             if not _swap_function(old, new):
                 return False
         elif isinstance(new, type) and isinstance(old, type):
+            if set(vars(new)) != set(vars(old)):
+                return False  # a class decorator (dataclass, frozen) removed or changed
             for attr, value in vars(new).items():
                 before = old.__dict__.get(attr)
                 if attr in _CLASS_METADATA:
