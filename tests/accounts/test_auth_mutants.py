@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 
 import fdb_backend
+from accounts import selectors, services
+from accounts.records import tenants
+from accounts.services import refresh as refresh_service
 from accounts.throttle import (
     Bucket,
     Throttled,
@@ -17,7 +23,7 @@ from accounts.throttle import (
     throttle_purge,
     throttle_record,
 )
-from tests.accounts.helpers import Api, Persona, problem
+from tests.accounts.helpers import AUTH, Api, Persona, login_pair, problem, token_parts
 from tests.accounts.resign import signed_with_the_current_key
 
 # --- accounts/tokens.py ----------------------------------------------------------------------
@@ -60,6 +66,23 @@ def test_refresh_token_claiming_another_use_is_refused(
     problem(api.refresh(forged), 401, "invalid_token")
 
 
+@pytest.mark.parametrize("typ", ["JWT", "zzz", "refresh+jwt", None])
+def test_access_token_with_another_typ_header_is_refused(
+    api: Api, alice: Persona, typ: str | None
+) -> None:
+    """The ``typ`` header is checked on its own, ahead of the ``token_use`` claim."""
+    forged = signed_with_the_current_key(alice.access, header={"typ": typ})
+    problem(api.me(forged), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("typ", ["JWT", "zzz", "at+jwt", None])
+def test_refresh_token_with_another_typ_header_is_refused(
+    api: Api, alice: Persona, typ: str | None
+) -> None:
+    forged = signed_with_the_current_key(alice.refresh, header={"typ": typ})
+    problem(api.refresh(forged), 401, "invalid_token")
+
+
 @pytest.mark.parametrize(
     "claims",
     [
@@ -68,6 +91,8 @@ def test_refresh_token_claiming_another_use_is_refused(
         {"session_id": 12},
         {"jti": ["x"]},
         {"iat": "yesterday"},
+        {"gen": [1]},
+        {"gen": "one"},
     ],
 )
 def test_signed_token_with_malformed_claims_is_invalid_not_an_error(
@@ -180,3 +205,160 @@ def test_purge_without_a_moment_uses_the_clock() -> None:
     db = fdb_backend.get_database()
     throttle_record(db=db, buckets=[bucket(1)], now=MINUTE_START + 1)
     assert throttle_purge(db=db) == 1
+
+
+# --- accounts/services/refresh.py ------------------------------------------------------------
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token whose signature is verified (jwt.decode), in order."""
+    seen: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+    return seen
+
+
+def test_an_access_token_is_verified_once_per_process(
+    api: Api, alice: Persona, decodes: list[str]
+) -> None:
+    assert api.me(alice.access).status_code == 200
+    assert api.me(alice.access).status_code == 200
+    assert decodes.count(alice.access) <= 1
+    # A refresh token is not an access token: it is verified whenever it comes.
+    assert api.refresh(alice.refresh).status_code == 200
+
+
+def test_the_verified_cache_starts_over_when_full(
+    api: Api, alice: Persona, decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refresh_service, "VERIFIED_CACHE_MAX", 2)
+    a, b, c = alice.access, login_pair(api, alice)["access"], login_pair(api, alice)["access"]
+    decodes.clear()
+    for token in (a, b, a):  # two fit: the second a is a hit
+        assert api.me(token).status_code == 200
+    assert decodes == [a, b]
+    for token in (c, a):  # c finds it full and clears it: a is verified again
+        assert api.me(token).status_code == 200
+    assert decodes == [a, b, c, a]
+
+
+def test_a_cached_access_token_expires_on_its_second(
+    api: Api, alice: Persona, time_machine: Any
+) -> None:
+    expires = token_parts(alice.access)[1]["exp"]
+    time_machine.move_to(datetime.fromtimestamp(expires - 5, UTC), tick=False)
+    assert api.me(alice.access).status_code == 200  # verified and cached
+    time_machine.move_to(datetime.fromtimestamp(expires, UTC), tick=False)
+    problem(api.me(alice.access), 401, "token_expired")
+
+
+def test_refresh_token_of_another_family_is_invalid(api: Api, alice: Persona) -> None:
+    for family in ("00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"):
+        forged = signed_with_the_current_key(alice.refresh, token_family=family)
+        problem(api.refresh(forged), 401, "invalid_token")
+    assert api.refresh(alice.refresh).status_code == 200
+
+
+def test_the_session_idle_expiry_holds_even_for_a_longer_token(
+    api: Api, alice: Persona, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime.now(UTC), tick=False)
+    later = int(time.time()) + 60 * 86_400
+    forged = signed_with_the_current_key(alice.refresh, exp=later)
+    time_machine.shift(timedelta(days=14, seconds=1))
+    problem(api.refresh(forged), 401, "token_expired")
+
+
+def test_a_current_generation_with_another_jti_is_reuse(api: Api, alice: Persona) -> None:
+    forged = signed_with_the_current_key(alice.refresh, jti=str(uuid.uuid4()))
+    problem(api.refresh(forged), 401, "token_reused")
+    problem(api.refresh(alice.refresh), 401, "session_revoked")
+
+
+def test_the_previous_jti_under_the_current_generation_is_reuse(api: Api, alice: Persona) -> None:
+    """Grace is for the previous generation's token exactly; its jti with another
+    generation is a forgery and revokes the family."""
+    second = api.refresh(alice.refresh).json()
+    generation = token_parts(second["refresh"])[1]["gen"]
+    forged = signed_with_the_current_key(alice.refresh, gen=generation)
+    problem(api.refresh(forged), 401, "token_reused")
+
+
+def test_refresh_records_the_new_user_agent_and_keeps_the_old_when_none_comes(
+    api: Api, alice: Persona
+) -> None:
+    pair = login_pair(api, alice, HTTP_USER_AGENT="Old/1")
+    pair = api.refresh(pair["refresh"], HTTP_USER_AGENT="New/2").json()
+    assert current_session(api, pair["access"])["user_agent"] == "New/2"
+    pair = api.refresh(pair["refresh"], HTTP_USER_AGENT="").json()
+    assert current_session(api, pair["access"])["user_agent"] == "New/2"
+
+
+def current_session(api: Api, access: str) -> dict[str, Any]:
+    response = api.get(AUTH + "sessions", access)
+    assert response.status_code == 200, response.content
+    (current,) = [s for s in response.json()["results"] if s["current"]]
+    return dict(current)
+
+
+# --- accounts/services/registration.py -------------------------------------------------------
+
+
+def events_of(tenant_id: str) -> list[Any]:
+    return list(selectors.auth_event_list(tenant_id=uuid.UUID(tenant_id)))
+
+
+def test_a_team_without_a_name_is_named_after_the_local_part(api: Api) -> None:
+    body = api.register("zed.q@example.com").json()
+    assert body["tenant"]["name"] == "zed.q's team"
+    assert body["tenant"]["slug"].startswith("zed-q-")
+
+
+@pytest.mark.parametrize("email", ["aaron@example.com", "zoe@example.com", "MIKE@example.com"])
+def test_an_invitation_admits_only_the_address_it_names(
+    api: Api, alice: Persona, email: str
+) -> None:
+    token = api.invite(alice.access, "mike@example.com").json()["token"]
+    if email == "MIKE@example.com":  # the same address, cased otherwise
+        assert api.register(email, invitation=token).status_code == 201
+    else:
+        problem(api.register(email, invitation=token), 400, "invalid_invitation")
+
+
+def test_an_invitation_to_a_suspended_team_is_invalid(api: Api, alice: Persona) -> None:
+    token = api.invite(alice.access, "mike@example.com").json()["token"]
+    services.tenant_suspend(tenant_id=alice.tenant_uuid, reason="test")
+    problem(api.register("mike@example.com", invitation=token), 400, "invalid_invitation")
+    services.tenant_resume(tenant_id=alice.tenant_uuid)
+    assert api.register("mike@example.com", invitation=token).status_code == 201
+
+
+def test_registration_events_say_how_the_account_came(
+    api: Api, alice: Persona, bob: Persona
+) -> None:
+    logged = {(e.type, e.user_id): e for e in events_of(alice.tenant_id)}
+    assert ("registered", alice.user_uuid) in logged
+    assert ("member_joined", bob.user_uuid) in logged
+    assert "claim" not in logged["registered", alice.user_uuid].data
+    assert "claim" not in logged["member_joined", bob.user_uuid].data
+
+
+def test_a_claim_is_logged_as_one(api: Api, alice: Persona) -> None:
+    problem(api.register(alice.email, "another pass 4 claims", tenant_name="Mine"), 409)
+    claims = [e for e in events_of_all() if e.type == "registered" and e.data.get("claim")]
+    assert len(claims) == 1
+    assert claims[0].data["claim"] is True
+
+
+def events_of_all() -> list[Any]:
+    """The events of every tenant: the claim's tenant is new and its id not returned."""
+    found = []
+    for tenant in tenants().list_by_key(fdb_backend.get_database()).records:
+        found.extend(selectors.auth_event_list(tenant_id=tenant.id))
+    return found
