@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,9 @@ import pytest
 
 import fdb_backend
 from accounts import selectors, services
+from accounts.errors import AccountError
 from accounts.records import tenants
+from accounts.services import Principal, bearer_authenticate, principal_check
 from accounts.services import refresh as refresh_service
 from accounts.throttle import (
     Bucket,
@@ -130,7 +133,15 @@ def unscaled(settings: Any) -> None:
 
 @pytest.mark.parametrize(
     ("window_s", "offset", "retry_after"),
-    [(60, 5.0, 55), (60, 59.5, 1), (60, 58.2, 2), (3600, 5.0, 3595), (3600, 3599.9, 1)],
+    [
+        (60, 5.0, 55),
+        (60, 59.5, 1),
+        (60, 58.2, 2),
+        (60, 65.0, 55),  # an odd window number
+        (3600, 5.0, 3595),
+        (3600, 3599.9, 1),
+        (3600, 3605.0, 3595),
+    ],
 )
 def test_retry_after_is_the_rest_of_the_window(
     unscaled: None, window_s: int, offset: float, retry_after: int
@@ -290,6 +301,16 @@ def test_the_previous_jti_under_the_current_generation_is_reuse(api: Api, alice:
     problem(api.refresh(forged), 401, "token_reused")
 
 
+@pytest.mark.parametrize(
+    "jti", ["00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"]
+)
+def test_grace_is_for_the_previous_jti_exactly(api: Api, alice: Persona, jti: str) -> None:
+    pair = login_pair(api, alice)
+    assert api.refresh(pair["refresh"]).status_code == 200
+    forged = signed_with_the_current_key(pair["refresh"], jti=jti)  # the previous generation
+    problem(api.refresh(forged), 401, "token_reused")
+
+
 def test_refresh_records_the_new_user_agent_and_keeps_the_old_when_none_comes(
     api: Api, alice: Persona
 ) -> None:
@@ -362,3 +383,58 @@ def events_of_all() -> list[Any]:
     for tenant in tenants().list_by_key(fdb_backend.get_database()).records:
         found.extend(selectors.auth_event_list(tenant_id=tenant.id))
     return found
+
+
+# --- accounts/services/principal.py ----------------------------------------------------------
+
+
+def test_an_access_token_naming_another_user_of_the_session_is_refused(
+    api: Api, alice: Persona, bob: Persona
+) -> None:
+    forged = signed_with_the_current_key(alice.access, sub=bob.user_id)
+    problem(api.me(forged), 401, "session_revoked")
+    assert api.me(alice.access).status_code == 200
+
+
+def test_last_used_is_written_at_most_once_a_minute(
+    api: Api, alice: Persona, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime.now(UTC), tick=False)
+    pair = login_pair(api, alice)
+    first = current_session(api, pair["access"])["last_used_at"]
+    time_machine.shift(timedelta(seconds=30))
+    assert api.me(pair["access"]).status_code == 200
+    assert current_session(api, pair["access"])["last_used_at"] == first
+    time_machine.shift(timedelta(seconds=31))
+    assert api.me(pair["access"]).status_code == 200
+    assert current_session(api, pair["access"])["last_used_at"] != first
+
+
+def held_principal(api: Api, persona: Persona, token: str | None = None) -> Principal:
+    return bearer_authenticate(db=fdb_backend.get_database(), token=token or persona.access)
+
+
+def check_code(principal: Principal) -> str | None:
+    try:
+        principal_check(db=fdb_backend.get_database(), principal=principal)
+    except AccountError as error:
+        return error.code
+    return None
+
+
+def test_a_held_api_token_once_revoked_is_unknown(api: Api, alice: Persona) -> None:
+    body = {"name": "ci", "scopes": ["sessions:read"]}
+    created = api.post(AUTH + "api-tokens", body, alice.access).json()
+    principal = held_principal(api, alice, created["token"])
+    assert check_code(principal) is None
+    assert api.delete(AUTH + "api-tokens/" + created["id"], alice.access).status_code == 204
+    assert check_code(principal) == "invalid_token"
+
+
+def test_a_held_session_checked_against_another_user_is_revoked(
+    api: Api, alice: Persona, bob: Persona
+) -> None:
+    principal = held_principal(api, alice)
+    assert check_code(principal) is None
+    as_bob = dataclasses.replace(principal, user=held_principal(api, bob).user)
+    assert check_code(as_bob) == "session_revoked"
