@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 import fdb_backend
-from accounts import selectors, services
+from accounts import selectors, services, signing_keys
 from accounts.errors import AccountError
 from accounts.records import tenants
 from accounts.services import Principal, bearer_authenticate, principal_check
@@ -248,15 +248,20 @@ def test_an_access_token_is_verified_once_per_process(
 def test_the_verified_cache_starts_over_when_full(
     api: Api, alice: Persona, decodes: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(refresh_service, "VERIFIED_CACHE_MAX", 2)
-    a, b, c = alice.access, login_pair(api, alice)["access"], login_pair(api, alice)["access"]
-    decodes.clear()
-    for token in (a, b, a):  # two fit: the second a is a hit
+    # 300: past the integers Python shares, so a size compared by identity would never match.
+    monkeypatch.setattr(refresh_service, "VERIFIED_CACHE_MAX", 300)
+    tokens = [signed_with_the_current_key(alice.access, jti=str(uuid.uuid4())) for _ in range(301)]
+    first, last = tokens[0], tokens[-1]
+    for token in [*tokens[:2], first]:  # the second use of a token is a hit
         assert api.me(token).status_code == 200
-    assert decodes == [a, b]
-    for token in (c, a):  # c finds it full and clears it: a is verified again
+    assert decodes == tokens[:2]
+    for token in tokens[2:300]:
         assert api.me(token).status_code == 200
-    assert decodes == [a, b, c, a]
+    assert api.me(first).status_code == 200  # 300 held: still there
+    assert len(decodes) == 300
+    for token in (last, first):  # the 301st finds it full and clears it
+        assert api.me(token).status_code == 200
+    assert decodes[-2:] == [last, first]
 
 
 def test_a_cached_access_token_expires_on_its_second(
@@ -286,8 +291,12 @@ def test_the_session_idle_expiry_holds_even_for_a_longer_token(
     problem(api.refresh(forged), 401, "token_expired")
 
 
-def test_a_current_generation_with_another_jti_is_reuse(api: Api, alice: Persona) -> None:
-    forged = signed_with_the_current_key(alice.refresh, jti=str(uuid.uuid4()))
+EXTREME_IDS = ["00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"]
+
+
+@pytest.mark.parametrize("jti", EXTREME_IDS)
+def test_a_current_generation_with_another_jti_is_reuse(api: Api, alice: Persona, jti: str) -> None:
+    forged = signed_with_the_current_key(alice.refresh, jti=jti)
     problem(api.refresh(forged), 401, "token_reused")
     problem(api.refresh(alice.refresh), 401, "session_revoked")
 
@@ -438,3 +447,118 @@ def test_a_held_session_checked_against_another_user_is_revoked(
     assert check_code(principal) is None
     as_bob = dataclasses.replace(principal, user=held_principal(api, bob).user)
     assert check_code(as_bob) == "session_revoked"
+
+
+@pytest.mark.parametrize("step", [-1, 1])
+def test_the_current_jti_under_another_generation_is_reuse(
+    api: Api, alice: Persona, step: int
+) -> None:
+    second = api.refresh(alice.refresh).json()["refresh"]
+    generation = token_parts(second)[1]["gen"] + step
+    forged = signed_with_the_current_key(second, gen=generation)
+    problem(api.refresh(forged), 401, "token_reused")
+
+
+def test_the_previous_jti_two_generations_back_is_reuse(api: Api, alice: Persona) -> None:
+    second = api.refresh(alice.refresh).json()["refresh"]
+    api.refresh(second)  # previous_jti is now the second token's
+    forged = signed_with_the_current_key(second, gen=token_parts(second)[1]["gen"] - 1)
+    problem(api.refresh(forged), 401, "token_reused")
+
+
+def test_generations_count_up_by_one(api: Api, alice: Persona) -> None:
+    token = alice.refresh
+    first = token_parts(token)[1]["gen"]
+    for step in (1, 2, 3):
+        token = api.refresh(token).json()["refresh"]
+        assert token_parts(token)[1]["gen"] == first + step
+
+
+def test_refresh_of_a_session_that_does_not_exist_is_invalid(api: Api, alice: Persona) -> None:
+    forged = signed_with_the_current_key(alice.refresh, session_id=str(uuid.uuid4()))
+    problem(api.refresh(forged), 401, "invalid_token")
+
+
+def test_the_session_idle_expiry_is_exact_to_the_microsecond(api: Api, time_machine: Any) -> None:
+    time_machine.move_to(datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC), tick=False)
+    body = api.register("exact@example.com").json()
+    forged = signed_with_the_current_key(body["refresh"], exp=int(time.time()) + 60 * 86_400)
+    time_machine.shift(timedelta(days=14))  # the session's refresh_expires_at, exactly
+    problem(api.refresh(forged), 401, "token_expired")
+
+
+def test_the_grace_window_includes_its_last_second(
+    api: Api, alice: Persona, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime.now(UTC), tick=False)
+    assert api.refresh(alice.refresh).status_code == 200
+    time_machine.shift(timedelta(seconds=10))  # CODITECT_REFRESH_GRACE_S, exactly
+    assert api.refresh(alice.refresh).status_code == 200
+
+
+def test_refresh_records_the_new_address(api: Api, alice: Persona) -> None:
+    pair = login_pair(api, alice, REMOTE_ADDR="10.0.0.1")
+    pair = api.refresh(pair["refresh"], REMOTE_ADDR="10.0.0.2").json()
+    assert current_session(api, pair["access"])["ip"] == "10.0.0.2"
+
+
+def test_refresh_keeps_512_characters_of_the_user_agent(api: Api, alice: Persona) -> None:
+    pair = api.refresh(alice.refresh, HTTP_USER_AGENT="u" * 600).json()
+    assert current_session(api, pair["access"])["user_agent"] == "u" * 512
+
+
+def test_a_key_rotated_by_another_process_is_picked_up_at_its_first_token(
+    api: Api, alice: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process still holds the keys from before the rotation (another process made
+    it): a token signed with the new key makes it reload them, at once."""
+    db = fdb_backend.get_database()
+    stale = signing_keys.keyring(db=db)
+    signing_keys.signing_key_rotate(db=db)
+    fresh = login_pair(api, alice)  # signed with the new key
+    assert token_parts(fresh["access"])[0]["kid"] not in stale.public_keys
+    monkeypatch.setattr(signing_keys, "_keyring", stale)
+    monkeypatch.setattr(signing_keys, "_last_miss", 0.0)
+    assert api.me(fresh["access"]).status_code == 200
+    monkeypatch.setattr(signing_keys, "_keyring", stale)
+    monkeypatch.setattr(signing_keys, "_last_miss", 0.0)
+    assert api.refresh(fresh["refresh"]).status_code == 200
+
+
+# --- principal, continued --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", EXTREME_IDS)
+def test_an_access_token_of_another_family_is_refused(
+    api: Api, alice: Persona, family: str
+) -> None:
+    problem(api.me(signed_with_the_current_key(alice.access, token_family=family)), 401)
+
+
+def test_an_access_token_of_a_session_that_does_not_exist_is_refused(
+    api: Api, alice: Persona
+) -> None:
+    forged = signed_with_the_current_key(alice.access, session_id=str(uuid.uuid4()))
+    problem(api.me(forged), 401, "session_revoked")
+
+
+def test_a_held_session_once_logged_out_is_revoked(api: Api, alice: Persona) -> None:
+    pair = login_pair(api, alice)
+    principal = held_principal(api, alice, pair["access"])
+    assert api.post(AUTH + "logout", None, pair["access"]).status_code == 204
+    assert check_code(principal) == "session_revoked"
+
+
+def test_a_held_session_checked_against_the_other_user_either_way(
+    api: Api, alice: Persona, bob: Persona
+) -> None:
+    of_alice, of_bob = held_principal(api, alice), held_principal(api, bob)
+    assert check_code(dataclasses.replace(of_bob, user=of_alice.user)) == "session_revoked"
+    assert check_code(dataclasses.replace(of_alice, user=of_bob.user)) == "session_revoked"
+
+
+def test_the_api_token_id_of_a_principal(api: Api, alice: Persona) -> None:
+    body = {"name": "ci", "scopes": ["sessions:read"]}
+    created = api.post(AUTH + "api-tokens", body, alice.access).json()
+    assert held_principal(api, alice).api_token_id is None
+    assert str(held_principal(api, alice, created["token"]).api_token_id) == created["id"]
