@@ -8,6 +8,7 @@ dummy Argon2 verification that makes an unknown email cost what a known one does
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from argon2.exceptions import VerifyMismatchError
 
 from accounts.passwords import password_check
 from tests.accounts.helpers import OTHER_PASSWORD, Api, Persona, problem
+from tests.accounts.recovery import challenge_of, enroll, step_start
 from tests.accounts.resign import signed_with_the_current_key, stored_user
 
 
@@ -140,3 +142,16 @@ def test_unknown_email_dummy_follows_the_settings(
     problem(api.login("nobody@example.com", "whatever-password"), 401, "invalid_credentials")
     (dummy,) = verified_hashes
     assert parameters(dummy) == "m=8,t=2,p=1"
+
+
+def test_the_password_step_of_a_second_factor_login_rehashes_too(
+    api: Api, alice: Persona, settings: Any, time_machine: Any
+) -> None:
+    moment = step_start(datetime.now(UTC))
+    time_machine.move_to(moment, tick=False)
+    enroll(api, alice, moment)
+    settings.CODITECT_ARGON2_TIME_COST = 2
+    challenge_of(api, alice)  # the right password: 401 mfa_required
+    new = stored_user(alice).password_hash
+    assert parameters(new) == "m=8,t=2,p=1"
+    assert password_check(encoded=new, password=alice.password).ok
