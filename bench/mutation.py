@@ -85,6 +85,7 @@ SELECTIONS = {
         "tests/accounts/test_register.py",
         "tests/accounts/test_email_claims.py",
         "tests/accounts/test_verification.py",
+        "tests/accounts/test_throttle.py",
     ],
     "throttle": [
         "tests/accounts/test_throttle.py",

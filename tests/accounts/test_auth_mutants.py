@@ -562,3 +562,15 @@ def test_the_api_token_id_of_a_principal(api: Api, alice: Persona) -> None:
     created = api.post(AUTH + "api-tokens", body, alice.access).json()
     assert held_principal(api, alice).api_token_id is None
     assert str(held_principal(api, alice, created["token"]).api_token_id) == created["id"]
+
+
+def test_retry_after_of_registration_is_the_rest_of_the_hour(
+    api: Api, settings: Any, time_machine: Any
+) -> None:
+    settings.CODITECT_THROTTLE_SCALE = 1
+    settings.CODITECT_THROTTLE_REGISTER_PER_ADDRESS = 1
+    time_machine.move_to(datetime.fromtimestamp(MINUTE_START + 5, UTC), tick=False)
+    assert api.register("first@example.com").status_code == 201
+    response = api.register("second@example.com")
+    problem(response, 429, "throttled")
+    assert response["Retry-After"] == "3595"
