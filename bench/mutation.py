@@ -73,6 +73,7 @@ SELECTIONS = {
         "tests/accounts/test_throttle.py",
         "tests/accounts/test_mfa.py",
         "tests/accounts/test_password_change_throttle.py",
+        "tests/accounts/test_verification.py",
     ],
     "principal": [
         "tests/accounts/test_me_jwks.py",
