@@ -15,7 +15,7 @@ import pytest
 import fdb_backend
 from accounts import selectors, services, signing_keys
 from accounts.errors import AccountError
-from accounts.records import tenants
+from accounts.records import auth_sessions, tenants
 from accounts.services import (
     Principal,
     bearer_authenticate,
@@ -632,3 +632,17 @@ def test_retry_after_of_the_hourly_failure_budget(
     response = api.login(alice.email, alice.password)
     problem(response, 429, "throttled")
     assert response["Retry-After"] == "3580"
+
+
+def test_a_family_past_its_256th_rotation_still_rotates(api: Api, alice: Persona) -> None:
+    """Generations are compared by value: past 256, Python's integers are distinct objects."""
+    claims = token_parts(alice.refresh)[1]
+    sessions = auth_sessions(alice.tenant_uuid)
+    db = fdb_backend.get_database()
+    session = sessions.get(db, uuid.UUID(claims["session_id"]))
+    assert session is not None
+    sessions.save(db, dataclasses.replace(session, generation=300))  # as if rotated 300 times
+    forged = signed_with_the_current_key(alice.refresh, gen=300)
+    response = api.refresh(forged)
+    assert response.status_code == 200, response.content
+    assert token_parts(response.json()["refresh"])[1]["gen"] == 301
