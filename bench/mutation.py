@@ -497,7 +497,7 @@ def report(workdir: Path, names: list[str]) -> None:
         if (workdir / f"{name}.sqlite").exists()
     ]
     lines = [
-        "| module | mutants | killed | survived | not valid Python | in annotations "
+        "| module | mutants | killed | survived | does not run | in annotations "
         "| pending | score |",
         "|---|---|---|---|---|---|---|---|",
     ]
