@@ -15,14 +15,16 @@ mutants that sit inside type annotations (every module has ``from __future__ imp
 annotations``: an annotation is a string that nothing evaluates at run time, so such a
 mutant is equivalent by construction), then runs each remaining mutant against the tests
 that exercise that module (``SELECTIONS``), with ``-x`` so a killed mutant stops at its
-first failing test.
+first failing test: by default in a child forked from one warm process (see "the fork
+executor" below), with ``--executor cosmic-ray`` by cosmic-ray's ``exec`` (a pytest each).
+``--rev COMMIT`` mutates that commit's tree instead of the working tree.
 
 ``--retest-survivors`` forgets only the "survived" verdicts and runs those mutants again:
 what the earlier tests killed stays killed (a new test only adds to the selection), so after
 adding tests this gives the new score in minutes instead of a full run.
 
-The report: per module, mutants killed / survived / incompetent (the mutant does not even
-import: counted as killed, as cosmic-ray does) / skipped as annotations, the score
+The report: per module, mutants killed / survived / that do not run (not valid Python, or
+raising at import: left out of the score) / skipped as annotations, the score
 ``killed / (killed + survived)``, and every survivor with its line, operator and diff. It
 is written to ``<workdir>/report.md`` and ``<workdir>/report.json`` as well.
 """
