@@ -137,7 +137,7 @@ def token_verify(
             expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             generation=int(payload.get("gen", 0)),
         )
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):  # uuid.UUID(12) raises AttributeError
         raise TokenError("invalid_token") from None
 
 
