@@ -175,3 +175,40 @@ def test_the_wal_is_checkpointed_off_the_commit_path_and_the_thread_ends_on_clos
     reopened = fdb_backend.open_database(f"embedded://{path}")
     assert reopened.create_transaction()[b"k00000"] == b"v" * 100
     reopened.close()
+
+
+def _open_and_write(url: str, name: bytes, start: Any) -> None:
+    start.wait(30)
+    db = fdb_backend.open_database(url)
+    try:
+        db.create_transaction()  # the open itself is what races
+        tr = db.create_transaction()
+        tr[name] = b"here"
+        tr.commit().wait()
+    finally:
+        db.close()
+
+
+def test_servers_started_together_open_one_new_store(tmp_path: Path) -> None:
+    """Several processes opening a store that does not exist yet, at the same moment (two
+    daphnes and a WSGI worker started together): each switches it to WAL or finds it done,
+    none fails with "database is locked"."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(3):
+        url = f"embedded://{tmp_path}/store-{round_}.sqlite3"
+        start = context.Event()
+        names = [b"p%d" % n for n in range(6)]
+        workers = [
+            context.Process(target=_open_and_write, args=(url, name, start)) for name in names
+        ]
+        for worker in workers:
+            worker.start()
+        start.set()
+        for worker in workers:
+            worker.join(60)
+        assert [worker.exitcode for worker in workers] == [0] * len(workers)
+        db = fdb_backend.open_database(url)
+        assert [db.create_transaction()[name] for name in names] == [b"here"] * len(names)
+        db.close()
