@@ -44,8 +44,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from cosmic_ray.work_db import WorkDB, use_db  # type: ignore[import-untyped]
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult  # type: ignore[import-untyped]
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -331,8 +331,8 @@ def fork_worker(name: str, session: Path, timeout: float) -> None:
     """Run the pending mutants of ``session`` (cwd: the tree copy)."""
     import importlib
 
-    from cosmic_ray.mutating import mutate_code  # type: ignore[import-untyped]
-    from cosmic_ray.plugins import get_operator  # type: ignore[import-untyped]
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
 
     tree = Path.cwd()
     sys.path.insert(0, str(tree))
