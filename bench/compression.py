@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -162,7 +163,7 @@ def editor_state(size: int, seed: int) -> dict[str, Any]:
 async def open_socket(url: str, token: str, compression: str | None) -> Counting:
     connection = await connect(
         url,
-        subprotocols=["coditect.v5"],  # type: ignore[list-item]
+        subprotocols=[Subprotocol("coditect.v5")],
         additional_headers={"Authorization": f"Bearer {token}"},
         compression=compression,
         max_size=None,

@@ -382,7 +382,3 @@ support_route(
 )
 support_route("auth-events/", auth_events_pick_view, "auth_events_pick")
 support_route("tenants/<uuid:tenant_id>/auth-events/", auth_events_view, "auth_events")
-
-
-# The workspace sessions pages register their routes on import.
-from operations import admin_sessions  # noqa: E402, F401

@@ -346,6 +346,7 @@ class Client:
             data = json.dumps(body).encode()
             all_headers["Content-Type"] = "application/json"
         # An http(s) URL: Client.__init__ refuses other schemes.
+        # The scheme is http(s) only, checked when the Client was made (S310 below).
         request = urllib.request.Request(  # noqa: S310
             self.base_url + API + path, data=data, method=method, headers=all_headers
         )
@@ -372,7 +373,7 @@ def _fetch(
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     # Only the API's own http(s) base URL gets here (checked in Client.__init__).
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
             return response.status, list(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
         with error:

@@ -537,7 +537,7 @@ class SessionSocket:
     async def _backoff(self, attempt: int) -> None:
         # Full jitter: agents that lost one server together do not come back in one wave.
         bound = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
-        await asyncio.sleep(max(0.1, random.uniform(0, bound)))  # noqa: S311
+        await asyncio.sleep(max(0.1, random.uniform(0, bound)))  # noqa: S311 - backoff jitter
 
     async def _serve(self, ws: ClientConnection) -> int:
         """Read one connection until it closes; its close code."""
