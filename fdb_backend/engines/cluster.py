@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from fdb_backend.conveniences import DatabaseConveniences
 from fdb_backend.errors import FDBError
 from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
 
@@ -195,7 +196,7 @@ class ClusterTransaction(_Reads):
         return _Future(self._inner.get_versionstamp())
 
 
-class ClusterDatabase:
+class ClusterDatabase(DatabaseConveniences):
     def __init__(self, cluster_file: str | None, *, binding: Any = None) -> None:
         self._fdb = binding if binding is not None else _binding()
         self._inner = self._fdb.open(cluster_file) if cluster_file else self._fdb.open()
@@ -206,45 +207,6 @@ class ClusterDatabase:
         tr = ClusterTransaction(self._fdb, self._inner.create_transaction())
         tr.db = self
         return tr
-
-    def _run(self, fn: Callable[[ClusterTransaction], T]) -> T:
-        """``fn`` in a transaction of its own, committed, retried as the binding's
-        ``@fdb.transactional`` retries (the binding's ``db.get``/``db[key]``/... do this)."""
-        tr = self.create_transaction()
-        while True:
-            try:
-                result = fn(tr)
-                tr.commit().wait()
-                return result
-            except FDBError as error:
-                tr.on_error(error).wait()
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._run(lambda tr: tr.get(key))
-
-    def __getitem__(self, key: bytes | slice) -> Any:
-        return self._run(lambda tr: tr[key])
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._run(lambda tr: tr.set(key, value))
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.set(key, value)
-
-    def clear(self, key: bytes) -> None:
-        self._run(lambda tr: tr.clear(key))
-
-    def __delitem__(self, key: bytes | slice) -> None:
-        self._run(lambda tr: tr.__delitem__(key))
-
-    def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._run(lambda tr: tr.clear_range(begin, end))
-
-    def get_range(
-        self, begin: bytes | KeySelector, end: bytes | KeySelector, limit: int = 0,
-        reverse: bool = False,
-    ) -> list[KeyValue]:  # fmt: skip
-        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))
 
     def set_fault_injection(self, rate: float, *, seed: int | None = None) -> None:
         # A real cluster is tested for faults by FoundationDB's own simulation.

@@ -33,11 +33,12 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from fdb_backend import atomic, clock
+from fdb_backend.conveniences import DatabaseConveniences
 from fdb_backend.errors import RETRYABLE, FDBError
 from fdb_backend.limits import (
     KEY_SIZE_LIMIT,
@@ -1065,7 +1066,7 @@ class DatabaseOptions:
         self._db._default_retry_limit = None if limit < 0 else limit
 
 
-class Database:
+class Database(DatabaseConveniences):
     """A store in one SQLite file, shared safely by threads and processes."""
 
     def __init__(
@@ -1382,43 +1383,6 @@ class Database:
         if self._closed:
             raise FDBError(2000)
         return Transaction(self)
-
-    def _run(self, fn: Callable[[Transaction], Any]) -> Any:
-        tr = self.create_transaction()
-        while True:
-            try:
-                result = fn(tr)
-                tr.commit().wait()
-                return result
-            except FDBError as error:
-                tr.on_error(error).wait()
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._run(lambda tr: tr.get(key))
-
-    def __getitem__(self, key: bytes | slice) -> Any:
-        return self._run(lambda tr: tr[key])
-
-    def set(self, key: bytes, value: bytes) -> None:
-        self._run(lambda tr: tr.set(key, value))
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.set(key, value)
-
-    def clear(self, key: bytes) -> None:
-        self._run(lambda tr: tr.clear(key))
-
-    def __delitem__(self, key: bytes | slice) -> None:
-        self._run(lambda tr: tr.__delitem__(key))
-
-    def clear_range(self, begin: bytes, end: bytes) -> None:
-        self._run(lambda tr: tr.clear_range(begin, end))
-
-    def get_range(
-        self, begin: bytes | KeySelector, end: bytes | KeySelector, limit: int = 0,
-        reverse: bool = False,
-    ) -> list[KeyValue]:  # fmt: skip
-        return self._run(lambda tr: tr.get_range(begin, end, limit, reverse))
 
     def close(self) -> None:
         """Close every connection; a memory store's file goes too."""
