@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from fdb_backend.conveniences import DatabaseConveniences
 from fdb_backend.errors import FDBError
+from fdb_backend.limits import KEY_SIZE_LIMIT, SYSTEM_KEYS_BEGIN
 from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
 
 API_VERSION = int(os.environ.get("FDB_API_VERSION", "730"))
@@ -144,7 +145,12 @@ class _Reads:
         The binding's ``get_range`` sends its first request when called and returns a lazy
         ``FDBRange``; every range is started before the first is waited on, so the round
         trips overlap (one wait, not one per range). Conflict ranges are the separate reads'.
+        A batch with a range a single read refuses is read one range after the other, as
+        separate reads stop at the refused one (no later range read, no read version taken
+        for it): the embedded engine's ``get_ranges`` does the same.
         """
+        if not all(_plainly_readable(b, e) for b, e in ranges):
+            return [self.get_range(b, e, limit, False, StreamingMode.want_all) for b, e in ranges]
         pending = [
             self._inner.get_range(
                 _selector(self._fdb, b),
@@ -162,6 +168,17 @@ class _Reads:
 
     def get_read_version(self) -> _Future:
         return _Future(self._inner.get_read_version())
+
+
+def _plainly_readable(begin: Any, end: Any) -> bool:
+    """A range of plain keys that no check refuses (selectors resolve in the cluster)."""
+    return (
+        type(begin) is bytes
+        and type(end) is bytes
+        and begin <= end <= SYSTEM_KEYS_BEGIN
+        and len(begin) <= KEY_SIZE_LIMIT
+        and len(end) <= KEY_SIZE_LIMIT
+    )
 
 
 class ClusterTransaction(_Reads):

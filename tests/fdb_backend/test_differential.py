@@ -25,6 +25,7 @@ embedded engine (a failed ``get_ranges`` batch, fixed) are kept as tests at the 
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import tempfile
@@ -378,3 +379,22 @@ def test_get_ranges_refuses_a_range_like_get_range() -> None:
         batched = _outcome(lambda: db.create_transaction().get_ranges([bounds, (b"", b"a")]))
         assert single == ("error", 2004)
         assert batched == single
+
+
+def test_a_refused_range_stops_a_batch_before_the_next_range_takes_a_read_version() -> None:
+    """Found by the random programs: the cluster adapter started every range of a batch,
+    so a valid range after a refused one took a read version the separate reads never take,
+    and a later snapshot read missed a commit that the engines saw."""
+    seen: dict[str, Any] = {}
+    with engines() as dbs:
+        for name, db in dbs.items():
+            key = bytes(fdb.tuple.pack(("later", name)))
+            reader: Any = db.create_transaction()
+            batch = [(b"b", b"a"), (b"", b"z")]  # the first range is inverted: 2005
+            refused = _outcome(functools.partial(reader.get_ranges, batch))
+            writer = db.create_transaction()
+            writer.set(key, b"w")
+            writer.commit().wait()
+            found = reader.snapshot.get(key)
+            seen[name] = (refused, found)
+    assert seen == {name: (("error", 2005), b"w") for name in seen}, seen
