@@ -1,4 +1,5 @@
-"""Accounts fixtures: a fresh memory store per test, cheap Argon2, and the three personas.
+"""Accounts fixtures: a fresh memory store per test (or the emptied store that
+``CODITECT_TEST_STORAGE_URL`` names: tests/store.py), cheap Argon2, and the three personas.
 
 Alice owns tenant A, Bob is a member of tenant A (he joined through Alice's invitation) and
 Charlie owns tenant B and must see nothing of theirs. Throttle limits are scaled far up, so
@@ -13,12 +14,13 @@ import pytest
 
 import fdb_backend
 from tests.accounts.helpers import Api, Persona, invite_and_register, register_persona
+from tests.store import store_for_test
 
 
 @pytest.fixture(autouse=True)
 def accounts_environment(settings) -> Iterator[None]:
     fdb_backend.reset_database()
-    settings.CODITECT_STORAGE_URL = "memory:"
+    settings.CODITECT_STORAGE_URL = store_for_test()
     settings.CODITECT_ARGON2_TIME_COST = 1
     settings.CODITECT_ARGON2_MEMORY_KIB = 8
     settings.CODITECT_ARGON2_PARALLELISM = 1

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from tests.accounts.helpers import AUTH, OTHER_PASSWORD, Api, Persona, problem, register_persona
+from tests.store import shared_store as store_shared_with_servers
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ class Children:
 
 @pytest.fixture
 def shared_store(settings, tmp_path: Path) -> str:
-    url = f"embedded://{tmp_path}/store.sqlite3"
+    url = store_shared_with_servers(tmp_path)
     settings.CODITECT_STORAGE_URL = url
     return url
 

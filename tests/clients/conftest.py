@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.realtime.servers import Server, Servers, free_port
+from tests.store import shared_store
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
-    return f"embedded://{tmp_path}/store.sqlite3"
+    return shared_store(tmp_path)
 
 
 async def restart(server: Server, log_name: str) -> None:

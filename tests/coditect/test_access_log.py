@@ -35,6 +35,7 @@ from tests.realtime.servers import (
     net_refused,
     register,
 )
+from tests.store import shared_store
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +93,7 @@ async def traffic(server: Server) -> dict[str, Any]:
 
 def start(servers: Servers, tmp_path: Path, log_format: str) -> Server:
     env = base_env(
-        f"embedded://{tmp_path}/store.sqlite3",
+        shared_store(tmp_path),
         CODITECT_LOG_FORMAT=log_format,
         # Access lines are INFO and written whatever DJANGO_LOG_LEVEL says (WARNING here).
     )

@@ -34,6 +34,7 @@ from tests.realtime.servers import (
     net_open,
     register,
 )
+from tests.store import shared_store
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 async def test_metrics_after_a_scripted_session(servers: Servers, tmp_path: Path) -> None:
     env = base_env(
-        f"embedded://{tmp_path}/store.sqlite3",
+        shared_store(tmp_path),
         # Logins per email: the third attempt is throttled.
         CODITECT_THROTTLE_SCALE="1",
         CODITECT_THROTTLE_LOGIN_PER_EMAIL="2",
@@ -307,7 +308,7 @@ async def test_multiprocess_mode_sums_every_process(servers: Servers, tmp_path: 
     scrape of either shows the requests and open sockets of both."""
     values = tmp_path / "prometheus"
     values.mkdir()
-    env = base_env(f"embedded://{tmp_path}/store.sqlite3", PROMETHEUS_MULTIPROC_DIR=str(values))
+    env = base_env(shared_store(tmp_path), PROMETHEUS_MULTIPROC_DIR=str(values))
     first, second = servers.start_all(("first", env), ("second", env))
     alice = await asyncio.to_thread(register, Http(first), "Alice", "alice@example.com", "Acme")
     session = await asyncio.to_thread(create_session, Http(second), alice)

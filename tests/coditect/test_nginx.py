@@ -35,6 +35,7 @@ from tests.realtime.servers import (
     net_open,
     register,
 )
+from tests.store import shared_store
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "docs" / "deploy" / "nginx-coditect.conf"
@@ -143,9 +144,7 @@ async def test_two_daphnes_behind_nginx(servers: Servers, tmp_path: Path) -> Non
     binary = nginx_or_skip()
     redis_url = redis_url_or_skip(REDIS_DB_NGINX)
     # nginx reaches daphne from loopback: the one proxy whose X-Forwarded-For is believed.
-    env = base_env(
-        f"embedded://{tmp_path}/store.sqlite3", redis_url, CODITECT_TRUSTED_PROXIES="127.0.0.1"
-    )
+    env = base_env(shared_store(tmp_path), redis_url, CODITECT_TRUSTED_PROXIES="127.0.0.1")
     one = servers.start("one", env)
     two = servers.start("two", env)
     one.wait_ready()
@@ -222,7 +221,7 @@ async def test_the_compose_topology_without_containers(servers: Servers, tmp_pat
     binary = nginx_or_skip()
     redis_url = redis_url_or_skip(REDIS_DB_COMPOSE)
     env = base_env(
-        f"embedded://{tmp_path}/store.sqlite3",
+        shared_store(tmp_path),
         redis_url,
         CODITECT_TRUSTED_PROXIES="127.0.0.1",
         DATABASE_URL=f"sqlite:///{tmp_path / 'staff.sqlite3'}",

@@ -25,6 +25,7 @@ from coditect.proxies import TrustedProxies, trusted_proxies_wsgi
 from tests.accounts.conftest import accounts_environment, alice, api
 from tests.accounts.helpers import AUTH, PASSWORD, Persona
 from tests.realtime.servers import Http, Servers, base_env, register
+from tests.store import shared_store
 
 __all__ = ["accounts_environment", "alice", "api"]
 
@@ -355,7 +356,7 @@ def login_through(server: Any, email: str, forwarded_for: str) -> str:
 async def test_daphne_records_the_peer_unless_it_is_a_trusted_proxy(
     servers: Servers, tmp_path: Path
 ) -> None:
-    store = f"embedded://{tmp_path}/store.sqlite3"
+    store = shared_store(tmp_path)
     untrusted = servers.start("untrusted", base_env(store))
     trusted = servers.start("trusted", base_env(store, CODITECT_TRUSTED_PROXIES="127.0.0.1"))
     await asyncio.gather(

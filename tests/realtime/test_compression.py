@@ -34,6 +34,7 @@ from tests.realtime.servers import (
     create_session,
     register,
 )
+from tests.store import shared_store
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,7 @@ class CountingServer(Server):
 
 
 def start_counting(servers: Servers, tmp_path: Path, **extra: str) -> CountingServer:
-    env = base_env(f"embedded://{tmp_path}/store.sqlite3", **extra)
+    env = base_env(shared_store(tmp_path), **extra)
     env["DEFLATE_LOG"] = str(tmp_path / "deflated.jsonl")
     server = CountingServer("counting", tmp_path / "daphne-counting.log", env)
     servers.started.append(server)  # stopped with the others

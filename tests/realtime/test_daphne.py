@@ -32,6 +32,7 @@ from tests.realtime.servers import (
     register,
 )
 from tests.realtime.test_resume import check_resume
+from tests.store import shared_store
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
-    return f"embedded://{tmp_path}/store.sqlite3"
+    return shared_store(tmp_path)
 
 
 async def people(http: Http) -> tuple[Account, Account, dict[str, Any]]:

@@ -19,6 +19,7 @@ from websockets.typing import Origin, Subprotocol
 
 from tests.realtime.helpers import PROTOCOL, ws_path
 from tests.realtime.servers import Account, Http, Server, Servers, base_env, register
+from tests.store import shared_store
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 @pytest.fixture
 def store_url(tmp_path: Path) -> str:
-    return f"embedded://{tmp_path}/store.sqlite3"
+    return shared_store(tmp_path)
 
 
 class Counting(ClientConnection):

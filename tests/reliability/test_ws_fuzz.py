@@ -50,6 +50,7 @@ from tests.realtime.servers import (
     net_open,
     register,
 )
+from tests.store import shared_store
 from tests.workspaces.helpers import SessionApi, all_events
 
 pytestmark = pytest.mark.slow
@@ -582,7 +583,7 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     servers = Servers(tmp_path)
     try:
         env = base_env(
-            f"embedded://{tmp_path}/store.sqlite3",
+            shared_store(tmp_path),
             CODITECT_WS_RATE_PER_S="100000",
             CODITECT_WS_RATE_BURST="100000",
         )
