@@ -1084,6 +1084,12 @@ class Database(DatabaseConveniences):
         self._default_timeout_s: float | None = None
         self._default_retry_limit: int | None = None
         self._readers: list[sqlite3.Connection] = []
+        # Connections lent to transactions, by id. Holding them here keeps a lent connection
+        # reachable from the Database, so it can never be collected in the same garbage
+        # cycle as its transaction: Python 3.12's sqlite3 finalizer would close it first and
+        # the transaction's __del__ would then pool a closed connection. It also makes a
+        # second release of one connection a no-op instead of pooling it twice.
+        self._lent: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._fault_rate = fault_rate
@@ -1198,6 +1204,7 @@ class Database(DatabaseConveniences):
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._readers = []
+            self._lent = {}
             self._readers_lock = threading.Lock()
             self._commit_lock = threading.Lock()
             self._delete_on_close = False
@@ -1215,11 +1222,15 @@ class Database(DatabaseConveniences):
         if os.getpid() != self._pid:
             self._check_process()
         try:
-            return self._readers.pop()  # atomic under the GIL: no lock needed
+            conn = self._readers.pop()  # atomic under the GIL: no lock needed
         except IndexError:
-            return self._connect()
+            conn = self._connect()
+        self._lent[id(conn)] = conn
+        return conn
 
     def _release_reader(self, conn: sqlite3.Connection) -> None:
+        if self._lent.pop(id(conn), None) is not conn:
+            return  # released already (or lent before a fork): never pool it twice
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
