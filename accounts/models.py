@@ -37,11 +37,25 @@ class StaffAuditEntry(models.Model):
     target_type = models.CharField(max_length=32)
     target_id = models.CharField(max_length=64, db_index=True)
     tenant_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The tenant user the action was about (locked, signed out, a token revoked), when there
+    # is one: the tenant audit log's ``?user_id=`` (GET /api/v5/tenant/audit).
+    user_id = models.UUIDField(null=True, blank=True)
     reason = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
+        # The tenant audit log reads a tenant's entries newest first, all of them or one
+        # user's or one action's, from the matching index.
+        indexes = (
+            models.Index(fields=("tenant_id", "-created_at", "-id"), name="staff_audit_tenant"),
+            models.Index(
+                fields=("tenant_id", "user_id", "-created_at", "-id"), name="staff_audit_user"
+            ),
+            models.Index(
+                fields=("tenant_id", "action", "-created_at", "-id"), name="staff_audit_action"
+            ),
+        )
         verbose_name = "staff audit entry"
         verbose_name_plural = "staff audit log"
         # Entries are written by the support views only: no add, change or delete.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from accounts import audit_keys
 from fdb_backend import keyspace
 from fdb_backend.records import Collection, Index, Record, epoch_micros
 
@@ -202,31 +203,50 @@ def auth_event_write(tr: Any, *, tenant_id: uuid.UUID, event: AuthEvent) -> None
         "user_agent": event.user_agent,
         "data": event.data,
     }
-    tr[space.pack((epoch_micros(event.at), event.id))] = json.dumps(
-        body, separators=(",", ":")
-    ).encode()
+    at_micros = epoch_micros(event.at)
+    tr[space.pack((at_micros, event.id))] = json.dumps(body, separators=(",", ":")).encode()
+    # Its index entries (by user, by type, by both), in the same transaction.
+    for key in audit_keys.entry_keys(
+        tenant_id, at_micros=at_micros, event_id=event.id, user_id=event.user_id, type=event.type
+    ):
+        tr[key] = b""
 
 
-def auth_event_read(tr: Any, *, tenant_id: uuid.UUID, limit: int) -> list[AuthEvent]:
-    """The newest ``limit`` events, newest first."""
-    space = keyspace.tenant(tenant_id).space("auth_events")
-    r = space.range()
-    events = []
-    for kv in tr.get_range(r.start, r.stop, limit=limit, reverse=True):
-        _, event_id = space.unpack(kv.key)
-        body = json.loads(kv.value)
-        events.append(
-            AuthEvent(
-                id=event_id,
-                type=body["type"],
-                at=datetime.fromisoformat(body["at"]),
-                user_id=uuid.UUID(body["user_id"]) if body["user_id"] else None,
-                ip=body["ip"],
-                user_agent=body["user_agent"],
-                data=body["data"],
-            )
-        )
-    return events
+def auth_event_decode(tenant_id: uuid.UUID, key: bytes, value: bytes) -> AuthEvent:
+    """The event stored at ``key`` (a key of the tenant's ``auth_events`` space)."""
+    _, event_id = keyspace.tenant(tenant_id).space("auth_events").unpack(key)
+    body = json.loads(value)
+    return AuthEvent(
+        id=event_id,
+        type=body["type"],
+        at=datetime.fromisoformat(body["at"]),
+        user_id=uuid.UUID(body["user_id"]) if body["user_id"] else None,
+        ip=body["ip"],
+        user_agent=body["user_agent"],
+        data=body["data"],
+    )
+
+
+def auth_event_read(
+    tr: Any,
+    *,
+    tenant_id: uuid.UUID,
+    limit: int,
+    user_id: uuid.UUID | None = None,
+    type: str | None = None,
+) -> list[AuthEvent]:
+    """The newest ``limit`` events, newest first; only ``user_id``'s and of ``type`` when
+    given (read from the log's indexes: accounts/audit_keys.py)."""
+    rows = audit_keys.events_page(
+        tr,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        type=type,
+        upper=None,
+        after_micros=None,
+        limit=limit,
+    )
+    return [auth_event_decode(tenant_id, key, value) for key, value in rows]
 
 
 # --- throttle counters: ("throttle", scope, subject_digest, window_s, window) -> int ----------

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern
 
-from accounts import api, api_recovery
+from accounts import api, api_audit, api_recovery
 from core.routes import optional_slash
 
 auth: list[URLPattern] = [
@@ -60,6 +60,7 @@ tenant: list[URLPattern] = [
     *optional_slash("members/<str:user_id>/", api.MemberDetailView.as_view(), name="tenant-member"),
     *optional_slash("invitations/", api.InvitationsView.as_view(), name="tenant-invitations"),
     *optional_slash("settings/", api_recovery.TenantSettingsView.as_view(), name="tenant-settings"),
+    *optional_slash("audit/", api_audit.TenantAuditView.as_view(), name="tenant-audit"),
     *optional_slash("api-tokens/", api.TenantApiTokensView.as_view(), name="tenant-api-tokens"),
     *optional_slash(
         "api-tokens/<str:token_id>/",

@@ -62,8 +62,15 @@ _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     }
 )
 _TENANT_INDEXES_AT_ROOT: Final = frozenset({"user_by_email"})
-# Raw tenant spaces that hold no records: atomic counters and the auth event log.
-_TENANT_SPACES: Final = ("counters", "auth_events")
+# Raw tenant spaces that hold no records: atomic counters, the auth event log and the log's
+# indexes (by user, by type, by both: accounts/audit_keys.py lays them out).
+_TENANT_SPACES: Final = (
+    "counters",
+    "auth_events",
+    "auth_events_by_user",
+    "auth_events_by_type",
+    "auth_events_by_user_type",
+)
 
 _GLOBAL_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {"tenants": ("tenant_by_slug",), "signing_keys": ()}

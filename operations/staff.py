@@ -192,13 +192,9 @@ def user_overview(
         listed = auth_sessions(tenant_id).list_by_index(
             snap, "auth_sessions_by_user", (user_id,), limit=sessions
         )
-        recent = [
-            e
-            for e in auth_event_read(snap, tenant_id=tenant_id, limit=1000)
-            if e.user_id == user_id
-        ]
+        recent = auth_event_read(snap, tenant_id=tenant_id, limit=events, user_id=user_id)
         ordered = sorted(listed.records, key=lambda s: s.created_at, reverse=True)
-        return UserOverview(user, tenant, ordered, recent[:events])
+        return UserOverview(user, tenant, ordered, recent)
 
     overview: UserOverview = read(db)
     return overview
@@ -211,8 +207,7 @@ def auth_events(
 
     @fdb_backend.transactional
     def read(tr: Any) -> list[AuthEvent]:
-        found = auth_event_read(tr.snapshot, tenant_id=tenant_id, limit=limit if not type else 1000)
-        return [e for e in found if not type or e.type == type][:limit]
+        return auth_event_read(tr.snapshot, tenant_id=tenant_id, limit=limit, type=type or None)
 
     listed: list[AuthEvent] = read(db)
     return listed
@@ -250,6 +245,7 @@ def _audited(
     target_id: uuid.UUID,
     tenant_id: uuid.UUID,
     reason: str,
+    user_id: uuid.UUID | None = None,
 ) -> Iterator[str]:
     """Check the permission and the reason, then run the body inside the ORM transaction
     that writes the audit entry (rolled back when the body raises)."""
@@ -264,6 +260,7 @@ def _audited(
             target_type=target_type,
             target_id=str(target_id),
             tenant_id=tenant_id,
+            user_id=user_id,
             reason=why,
         )
         yield why
@@ -299,6 +296,7 @@ def staff_user_lock(
         staff=staff,
         permission="accounts.lock_user",
         action="user_lock" if locked else "user_unlock",
+        user_id=user_id,
         target_type="user",
         target_id=user_id,
         tenant_id=tenant_id,
@@ -323,6 +321,7 @@ def staff_session_revoke(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="session_revoke",
+        user_id=user_id,
         target_type="auth_session",
         target_id=session_id,
         tenant_id=tenant_id,
@@ -365,6 +364,7 @@ def staff_sessions_revoke_all(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="sessions_revoke_all",
+        user_id=user_id,
         target_type="user",
         target_id=user_id,
         tenant_id=tenant_id,
@@ -421,6 +421,7 @@ def staff_mfa_reset(
         staff=staff,
         permission="accounts.lock_user",
         action="mfa_reset",
+        user_id=user_id,
         target_type="user",
         target_id=user_id,
         tenant_id=tenant_id,
@@ -558,6 +559,7 @@ def staff_api_token_revoke(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="api_token_revoke",
+        user_id=user_id,
         target_type="api_token",
         target_id=token_id,
         tenant_id=tenant_id,

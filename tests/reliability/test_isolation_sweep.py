@@ -133,7 +133,8 @@ def _is_uuid(value: str) -> bool:
 
 
 @pytest.fixture
-def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona) -> TenantA:
+def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona, db: None) -> TenantA:
+    # db: the audit log reads the staff entries (ORM).
     session = create_session(
         sessions,
         alice,
@@ -149,6 +150,7 @@ def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona) -> TenantA:
         "sessions": _ok(sessions.listing(alice.access, limit=1))["next_cursor"],
         "members": _ok(sessions.get(TENANT + "members/?limit=1", alice.access))["next_cursor"],
         "devices": _ok(sessions.get(AUTH + "sessions?limit=1", alice.access))["next_cursor"],
+        "audit": _ok(sessions.get(TENANT + "audit/?limit=1", alice.access))["next_cursor"],
     }
     assert all(cursors.values()), cursors
     token = sessions.post(AUTH + "api-tokens", {"name": "bob's agent", "scopes": []}, bob.access)
@@ -333,6 +335,23 @@ def with_cursor(kind: str) -> Probe:
     return probe
 
 
+def probe_audit(sweep: Sweep, route: Route) -> None:
+    """Charlie's audit log, with tenant A's cursor and filtered by A's users: his own only.
+    (It may name Bob's email: Charlie invited that address himself, in probe_invitation.)"""
+    token = sweep.token()
+    own = f"{route.path}?limit=200"
+    sweep.attempt(
+        f"GET {own}", sweep.request("GET", own, token=token), sent=sweep.a.bob.email, status=200
+    )
+    cursor = f"{route.path}?limit=1&cursor={sweep.a.cursors['audit']}"
+    sweep.attempt(f"GET {cursor}", sweep.request("GET", cursor, token=token), status=400)
+    for name in ("alice", "bob"):
+        path = f"{route.path}?user_id={getattr(sweep.a, name).user_id}"
+        found = sweep.request("GET", path, token=token)
+        sweep.attempt(f"GET {path}", found, sent=path, status=200)
+        assert found.json()["results"] == [], path
+
+
 def like_unknown(make: Callable[[Sweep, str, str], Any], authenticated: bool = False) -> Probe:
     """A body naming tenant A (its ids, its users' emails) answers as one naming nobody."""
 
@@ -485,6 +504,7 @@ REST_PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v5/tenant/api-tokens/"): own_only(),
     ("DELETE", "/api/v5/tenant/api-tokens/{token_id}/"): by_id(),
     ("GET", "/api/v5/tenant/members/"): with_cursor("members"),
+    ("GET", "/api/v5/tenant/audit/"): probe_audit,
     ("DELETE", "/api/v5/tenant/members/{user_id}/"): by_id(),
     ("POST", "/api/v5/tenant/invitations/"): probe_invitation,
     ("GET", "/api/v5/tenant/settings/"): probe_settings,

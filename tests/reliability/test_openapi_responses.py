@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.core import mail
+from django.db import OperationalError, connection
 from django.test import Client, override_settings
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
@@ -388,6 +389,31 @@ def _tenant_api_token_revoke(w: World) -> None:
     w.json(label, 204, token=w.alice.access, token_id=bobs)
 
 
+@case("GET /api/v5/tenant/audit/")
+def _tenant_audit(w: World) -> None:
+    label = "GET /api/v5/tenant/audit/"
+    page = w.json(label, 200, token=w.alice.access, query={"limit": 1})
+    assert page["results"] and page["next_cursor"]
+    w.json(label, 200, token=w.alice.access, query={"kind": "login", "before": "2999-01-01T00:00Z"})
+    w.json(label, 400, token=w.alice.access, query={"after": "yesterday"})
+    w.json(label, 400, token=w.charlie.access, query={"cursor": page["next_cursor"]})
+    w.json(label, 403, token=w.bob.access)
+    made = w.json(
+        "POST /api/v5/auth/api-tokens",
+        201,
+        token=w.alice.access,
+        body={"name": "ci", "scopes": ["sessions:read"]},
+    )
+    w.json(label, 403, token=made["token"])
+    w.json(label, 401)
+
+    def down(*args: Any) -> None:
+        raise OperationalError("the staff database is down")
+
+    with connection.execute_wrapper(down):
+        w.json(label, 503, token=w.alice.access)
+
+
 @case("POST /api/v5/auth/password")
 def _password(w: World) -> None:
     label = "POST /api/v5/auth/password"
@@ -681,6 +707,7 @@ def _documented_errors(label: str) -> set[int]:
     return {int(s) for s in SCHEMA["paths"][path][method.lower()]["responses"] if s >= "400"}
 
 
+@pytest.mark.django_db  # the audit log reads the staff entries (ORM)
 @pytest.mark.parametrize("label", sorted(CASES))
 def test_responses_match_the_schema(world: World, label: str) -> None:
     CASES[label](world)

@@ -266,7 +266,10 @@ class World:
 
 
 @pytest.fixture
-def world(sessions: SessionApi, alice: Persona, bob: Persona, charlie: Persona) -> Iterator[World]:
+def world(
+    sessions: SessionApi, alice: Persona, bob: Persona, charlie: Persona, db: None
+) -> Iterator[World]:
+    # db: the audit log reads the staff entries (ORM).
     alice_session = create_session(sessions, alice, name="fuzzed", workspace_path="/srv/fuzz")
     charlies = create_session(sessions, charlie, name="tenant B", workspace_path="/srv/fuzz")
     pair = login_pair(sessions, alice)
