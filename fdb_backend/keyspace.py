@@ -51,6 +51,7 @@ _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "sessions_by_workspace",
             "recent_sessions",
             "recent_sessions_tenant",
+            "sessions_by_owner_workspace",
             "sessions_by_parent",
         ),
         # The heavy part of a workspace session (files, editor and terminal state), apart

@@ -581,6 +581,27 @@ def repair_issue(tr: Any, collection: Collection[R], issue: IndexIssue) -> bool:
     return True
 
 
+REPAIR_BATCH = 100  # issues of one collection repaired per transaction
+
+
+@transactional
+def _repair_batch(tr: Any, collection: Collection[R], issues: list[IndexIssue]) -> list[bool]:
+    return [bool(repair_issue(tr, collection, issue)) for issue in issues]
+
+
+def repair_issues(
+    db: Any, collection: Collection[R], issues: list[IndexIssue], *, batch_size: int = REPAIR_BATCH
+) -> list[bool]:
+    """``[repair_issue(db, collection, issue) for issue in issues]``, ``batch_size`` issues a
+    transaction (in order: a later fix sees an earlier one), so a new index over a large
+    collection, every entry of it missing, is written in one commit per hundred entries. Each
+    fix re-checks its issue in the batch's transaction, as ``repair_issue`` does."""
+    fixed: list[bool] = []
+    for first in range(0, len(issues), batch_size):
+        fixed.extend(_repair_batch(db, collection, issues[first : first + batch_size]))
+    return fixed
+
+
 def repair_root_issue(
     db: Any, issue: IndexIssue, collection_of: Callable[[uuid.UUID], Collection[Any]]
 ) -> bool:

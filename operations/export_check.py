@@ -44,8 +44,9 @@ class ExportChecker:
     other tenant; the raw spaces must hold what their writers write (8-byte counters, auth
     events as JSON); any other key is refused. Index entries, inside the range and outside
     it (the tenant's slug, its users' emails), must be exactly those that the file's records
-    make: an entry that points anywhere else is refused at ``finish``. Entries that are
-    missing are not refused (``storage check`` reports them). Refusals raise
+    make: an entry that points anywhere else is refused at ``finish``. Entries of the range
+    that are missing are not refused: ``entries_missing`` lists them for the import to write
+    (an export older than an index). Refusals raise
     MaintenanceError naming the line.
     """
 
@@ -177,6 +178,19 @@ class ExportChecker:
         for number, key, value in self._entries:
             if self._expected.get(key) != value:
                 raise self._refuse(number, "an index entry that no record of the file makes")
+
+    def entries_missing(self) -> list[tuple[bytes, bytes]]:
+        """After ``finish``: the entries of the tenant's range that its records make and the
+        file lacks, in key order; an export made before an index existed has none of that
+        index's, and the import writes them with the records (a missing unique entry outside
+        the range, a login, is left to ``storage check``)."""
+        in_file = {key for _, key, _ in self._entries}
+        scope = self._scope.range()
+        return sorted(
+            (key, value)
+            for key, value in self._expected.items()
+            if key not in in_file and scope.contains(key)
+        )
 
 
 # --- check and repair ------------------------------------------------------------------

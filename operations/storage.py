@@ -8,7 +8,6 @@ bounded transactions (docs/operations.md).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -171,32 +170,42 @@ def _orphan_tenant_data(db: Any, known: set[uuid.UUID]) -> Iterator[_Orphan]:
 def storage_check(*, db: Any, repair: bool = False) -> CheckReport:
     """Check every index entry against its record in both directions, and look for data
     whose owner is gone; with ``repair``, fix what can be fixed (each fix re-checks its
-    problem in its own transaction first, so a concurrent change is never undone).
+    problem in the transaction that makes it, so a concurrent change is never undone; index
+    fixes of one collection go ``maintenance.REPAIR_BATCH`` to a transaction, so a new
+    index is built on a large tenant in bounded commits).
 
     Not to be run with ``repair`` while a tenant is being imported: its range, written
     before its tenant record, looks orphaned until the import ends.
     """
     report = CheckReport()
-    found: list[tuple[storage.IndexIssue, Callable[[], bool]]] = []
-
-    def fix(collection: Collection[Any], issue: storage.IndexIssue) -> Callable[[], bool]:
-        return lambda: bool(storage.repair_issue(db, collection, issue))
-
+    # Each issue with the collection that repairs it (None: the root login index's own).
+    found: list[tuple[storage.IndexIssue, Collection[Any] | None]] = []
     global_tenants = tenants()
     for issue in storage.check_collection(global_tenants, db):
-        found.append((issue, fix(global_tenants, issue)))
+        found.append((issue, global_tenants))
     known: set[uuid.UUID] = set()
     for tenant_id in _tenant_ids(db):
         known.add(tenant_id)
         for collection in tenant_collections(tenant_id):
             for issue in storage.check_collection(collection, db):
-                found.append((issue, fix(collection, issue)))
+                found.append((issue, collection))
     for issue in storage.check_root_index(db, "user_by_email", users):
-        found.append((issue, functools.partial(storage.repair_root_issue, db, issue, users)))
+        found.append((issue, None))
     report.tenants = len(known)
     found.sort(key=lambda pair: _repair_order(pair[0]))
-    for issue, repair_one in found:
-        report.problems.append(_index_problem(issue, repair and repair_one()))
+    # Consecutive issues of one collection are repaired in batches (a new index over a
+    # large tenant is every record's entry missing); the order above is kept.
+    for (_, collection), run in itertools.groupby(found, key=lambda p: (_repair_order(p[0]), p[1])):
+        issues = [issue for issue, _ in run]
+        done_each: list[bool]
+        if not repair:
+            done_each = [False] * len(issues)
+        elif collection is None:
+            done_each = [bool(storage.repair_root_issue(db, i, users)) for i in issues]
+        else:
+            done_each = storage.repair_issues(db, collection, issues)
+        for issue, done in zip(issues, done_each, strict=True):
+            report.problems.append(_index_problem(issue, done))
     # The auth event log's indexes (a raw space, not a collection): events written before
     # the indexes existed show here as missing entries, which --repair writes.
     for tenant_id in sorted(known):

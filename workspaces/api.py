@@ -76,13 +76,10 @@ class SessionsView(APIView):
     )
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
-        owner = request.query_params.get("owner", "all")
-        if owner not in ("me", "all"):
-            raise ApiError(400, "invalid", "owner must be me or all.")
         page = services.session_list(
             db=fdb_backend.get_database(),
             principal=principal,
-            owner=owner,
+            owner=request.query_params.get("owner", "all"),
             workspace_path=request.query_params.get("workspace_path"),
             limit=_int_param(request, "limit", 50, 1, 200),
             cursor=cursor_open(request.query_params.get("cursor")),

@@ -28,6 +28,11 @@ class WorkspaceSession(Record):
         Index("sessions_by_workspace", lambda s: (s.workspace_path, s.last_active_at)),
         Index("recent_sessions", _recency),
         Index("recent_sessions_tenant", lambda s: (s.last_active_at,)),
+        # ?owner=me&workspace_path=...: both filters answered by one index range.
+        Index(
+            "sessions_by_owner_workspace",
+            lambda s: (s.owner_id, s.workspace_path, s.last_active_at),
+        ),
         Index(
             "sessions_by_parent",
             lambda s: (s.parent_session_id,) if s.parent_session_id else None,

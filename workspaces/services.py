@@ -299,6 +299,18 @@ def _session_read(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> Sessi
     return _view(tr.snapshot, tenant_id, head)
 
 
+# Which index answers each filter of the list (owner, with a workspace_path or not): every
+# combination reads only the entries that match it, newest first, so a page is full whenever
+# more sessions match and costs the same in a tenant of a hundred sessions or of a million.
+_LIST_INDEXES = {
+    ("all", False): "recent_sessions_tenant",  # (last_active_at, id)
+    ("me", False): "recent_sessions",  # (owner_id, last_active_at, id)
+    ("all", True): "sessions_by_workspace",  # (workspace_path, last_active_at, id)
+    ("me", True): "sessions_by_owner_workspace",  # (owner_id, workspace_path, last_active_at, id)
+}
+LIST_OWNERS = ("all", "me")
+
+
 def session_list(
     *,
     db: Any,
@@ -308,38 +320,33 @@ def session_list(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[SessionView]:
-    """Sessions of the tenant (or the caller's), most recently active first.
+    """Sessions of the tenant (or the caller's), most recently active first, optionally only
+    those of one ``workspace_path``. Each filter reads its own index (``_LIST_INDEXES``):
+    a page holds ``limit`` sessions whenever that many more match, and its continuation is
+    None exactly when none follows (the read peeks one entry past the page).
 
-    Raises WorkspaceError 400 when ``workspace_path`` is not a path (no session has it, and a
-    long one would not fit in an index key), InvalidContinuation for a cursor from another
-    listing.
+    Raises WorkspaceError 400 when ``owner`` is not ``all`` or ``me``, or ``workspace_path``
+    is not a path (no session has it, and a long one would not fit in an index key);
+    InvalidContinuation for a cursor of another listing: another filter, owner or tenant
+    reads another index range, which the continuation is bound to.
     """
+    if owner not in LIST_OWNERS:
+        raise WorkspaceError(400, "invalid", "owner must be me or all.", attr="owner")
     if workspace_path is not None:
         _path_require(workspace_path, "workspace_path")
     tenant_id = principal.tenant_id
+    index = _LIST_INDEXES[owner, workspace_path is not None]
+    values: tuple[Any, ...] = (principal.user_id,) if owner == "me" else ()
+    if workspace_path is not None:
+        values += (workspace_path,)
 
     @fdb_backend.transactional
     def read(tr: Any) -> Page[SessionView]:
         snap = tr.snapshot
-        collection = heads(tenant_id)
-        if workspace_path is not None:
-            page = collection.list_by_index(
-                snap, "sessions_by_workspace", (workspace_path,), limit=limit,
-                reverse=True, continuation=cursor,
-            )  # fmt: skip
-            found = [h for h in page.records if owner == "all" or h.owner_id == principal.user_id]
-        elif owner == "me":
-            page = collection.list_by_index(
-                snap, "recent_sessions", (principal.user_id,), limit=limit,
-                reverse=True, continuation=cursor,
-            )  # fmt: skip
-            found = page.records
-        else:
-            page = collection.list_by_index(
-                snap, "recent_sessions_tenant", (), limit=limit, reverse=True, continuation=cursor
-            )
-            found = page.records
-        return Page(_views(snap, tenant_id, found), page.continuation)
+        page = heads(tenant_id).list_by_index(
+            snap, index, values, limit=limit, reverse=True, continuation=cursor
+        )
+        return Page(_views(snap, tenant_id, page.records), page.continuation)
 
     listed: Page[SessionView] = read(db)
     return listed

@@ -243,6 +243,7 @@ class Command(OperatorCommand):
             "bytes": report.bytes,
             "verification_keys_ignored": report.verification_keys_ignored,
             "replaced": report.replaced is not None,
+            "entries_rebuilt": report.entries_rebuilt,
         }
         text = (
             f"imported tenant {report.tenant_id}: {counted(report.keys, 'key')}, "
@@ -250,6 +251,9 @@ class Command(OperatorCommand):
         )
         if report.replaced is not None:
             text += " (the copy that was here deleted first)"
+        if report.entries_rebuilt:
+            rebuilt = counted(report.entries_rebuilt, "index entry", "index entries")
+            text += f"; {rebuilt} the file lacks (an older export) written"
         if report.verification_keys_ignored:
             text += (
                 f"; {counted(report.verification_keys_ignored, 'verification key')} "
