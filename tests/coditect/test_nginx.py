@@ -1,9 +1,8 @@
-"""docs/deploy/nginx-coditect.conf in front of two daphne processes sharing Redis and a store.
-
-REST and WebSockets go through nginx to either process; a socket on one process and a socket
-on the other see each other's events in order; the client address the platform records is
-the one nginx saw, whatever X-Forwarded-For the client sends. Needs Debian's nginx (`make
-test` installs it where it can) and Redis: skipped without them, failed under CI.
+"""docs/deploy/nginx-compose.conf in front of two daphne processes and a gunicorn worker
+sharing Redis and a store, as docs/deploy/compose.yaml runs them (services replaced by loopback
+ports). docs/deploy/nginx-coditect.conf, the per-core deployment's site, is run by
+tests/coditect/test_percore.py. Needs Debian's nginx (`make test` installs it where it can) and
+Redis: skipped without them, failed under CI.
 """
 
 from __future__ import annotations
@@ -38,9 +37,7 @@ from tests.realtime.servers import (
 from tests.store import shared_store
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "docs" / "deploy" / "nginx-coditect.conf"
 COMPOSE_CONF = ROOT / "docs" / "deploy" / "nginx-compose.conf"
-REDIS_DB_NGINX = 11
 REDIS_DB_COMPOSE = 12
 
 
@@ -86,15 +83,6 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
         started.stop_all()
 
 
-def start_nginx(
-    binary: str, tmp_path: Path, upstreams: list[int]
-) -> tuple[Proxy, subprocess.Popen[bytes]]:
-    site = CONF.read_text()
-    site = site.replace("server 127.0.0.1:8001;", f"server 127.0.0.1:{upstreams[0]};")
-    site = site.replace("server 127.0.0.1:8002;", f"server 127.0.0.1:{upstreams[1]};")
-    return run_nginx(binary, tmp_path, site, f"127.0.0.1:{upstreams[1]}")
-
-
 def run_nginx(
     binary: str, tmp_path: Path, site: str, expected: str
 ) -> tuple[Proxy, subprocess.Popen[bytes]]:
@@ -138,52 +126,6 @@ http {{
             process.kill()
             raise AssertionError(f"nginx did not come up:\n{proxy.log()}")
         time.sleep(0.05)
-
-
-async def test_two_daphnes_behind_nginx(servers: Servers, tmp_path: Path) -> None:
-    binary = nginx_or_skip()
-    redis_url = redis_url_or_skip(REDIS_DB_NGINX)
-    # nginx reaches daphne from loopback: the one proxy whose X-Forwarded-For is believed.
-    env = base_env(shared_store(tmp_path), redis_url, CODITECT_TRUSTED_PROXIES="127.0.0.1")
-    one = servers.start("one", env)
-    two = servers.start("two", env)
-    one.wait_ready()
-    two.wait_ready()
-    proxy, nginx = start_nginx(binary, tmp_path, [one.port, two.port])
-    peers: list[NetPeer] = []
-    try:
-        http = Http(proxy)  # type: ignore[arg-type]
-        alice = await asyncio.to_thread(register, http, "Alice", "alice@example.com", "Acme")
-        bob = await asyncio.to_thread(invite, http, alice, "Bob", "bob@example.com")
-        session = await asyncio.to_thread(create_session, http, alice)
-
-        # The address the platform records is nginx's view of the client, not the header's.
-        request = urllib.request.Request(
-            proxy.base_url + "/api/v5/auth/sessions",
-            headers={"Authorization": f"Bearer {alice.access}", "X-Forwarded-For": "203.0.113.9"},
-        )
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).read())
-        assert b"203.0.113.9" not in body
-        assert b'"ip":"127.0.0.1"' in body.replace(b" ", b"")
-
-        # Sockets through nginx, round-robined over both processes.
-        for index in range(4):
-            token = (alice, bob)[index % 2].access
-            peers.append(await net_open(proxy, session["id"], token, f"peer-{index}"))  # type: ignore[arg-type]
-        for index, peer in enumerate(peers):
-            ack = await peer.ok("event.publish", event="hello", data={"from": index})
-            for other in peers:
-                await other.next("event", seq=ack["seq"], timeout=10)
-        final = await peers[0].ok("event.publish", event="final", data=None)
-        for peer in peers:
-            await peer.wait_seq(final["seq"], timeout=10)
-            peer.assert_contiguous()
-    finally:
-        for peer in peers:
-            with contextlib.suppress(Exception):  # the socket may be gone already
-                await peer.close()
-        nginx.terminate()
-        nginx.wait(10)
 
 
 def start_gunicorn(tmp_path: Path, env: dict[str, str]) -> tuple[int, subprocess.Popen[bytes]]:
