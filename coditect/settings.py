@@ -312,6 +312,9 @@ OTP_TOTP_ISSUER = env_str("CODITECT_STAFF_TOTP_ISSUER", default="Coditect admin"
 # Events kept per workspace session for replay (by count and by age); older ones answer 410.
 CODITECT_EVENT_LOG_MAX = env_int("CODITECT_EVENT_LOG_MAX", default=1000, minimum=1)
 CODITECT_EVENT_LOG_MAX_AGE_S = env_int("CODITECT_EVENT_LOG_MAX_AGE_S", default=86_400, minimum=1)
+# --- the tenant audit log --------------------------------------------------------------
+# Auth events and staff audit entries older than this are removed by `storage purge`.
+CODITECT_AUDIT_RETENTION_DAYS = env_int("CODITECT_AUDIT_RETENTION_DAYS", default=365, minimum=1)
 # Largest serialized JSON of each of active_files, editor_state, terminal_state (413 past it).
 CODITECT_SESSION_STATE_MAX_BYTES = env_int(
     "CODITECT_SESSION_STATE_MAX_BYTES", default=1_048_576, minimum=2

@@ -16,9 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 import fdb_backend
 from accounts import audit_keys
+from accounts.models import StaffAuditEntry
 from accounts.records import (
     ApiToken,
     AuthSession,
@@ -31,7 +33,7 @@ from accounts.records import (
 from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
-from fdb_backend.records import Collection, CorruptRecord, utcnow
+from fdb_backend.records import Collection, CorruptRecord, epoch_micros, utcnow
 from operations.errors import MaintenanceError
 from operations.export_check import tenant_collections
 from realtime.records import Connection, Lock, connections, locks
@@ -301,8 +303,31 @@ def _purge_matching(
     return task
 
 
+def _audit_cutoff(now: datetime) -> datetime:
+    return now - timedelta(days=settings.CODITECT_AUDIT_RETENTION_DAYS)
+
+
+def _purge_auth_events(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+    return audit_keys.purge_before(
+        db, tenant_id=tenant_id, before_micros=epoch_micros(_audit_cutoff(now)), dry_run=dry_run
+    )
+
+
+def _purge_staff_audit(now: datetime, dry_run: bool) -> int:
+    """Staff audit entries past the retention (the ORM's, every tenant's and none's)."""
+    old = StaffAuditEntry.objects.filter(created_at__lt=_audit_cutoff(now))
+    try:
+        if dry_run:
+            return old.count()
+        return old.delete()[0]
+    except DatabaseError as error:
+        raise MaintenanceError(f"the staff database cannot be read ({error})") from None
+
+
 _PURGE_TASKS: dict[str, PurgeTask] = {
     "auth_sessions": _purge_auth_sessions,
+    # The audit log's retention (CODITECT_AUDIT_RETENTION_DAYS), index entries included.
+    "auth_events": _purge_auth_events,
     "invitations": _purge_expired(invitations, 100),
     "api_tokens": _purge_matching(api_tokens, _api_token_over),
     # Events may carry a whole state change: fewer of them per transaction.
@@ -313,7 +338,7 @@ _PURGE_TASKS: dict[str, PurgeTask] = {
 
 
 def purge_task_names() -> list[str]:
-    return [*_PURGE_TASKS, "throttle"]
+    return [*_PURGE_TASKS, "throttle", "staff_audit"]
 
 
 @dataclass
@@ -327,10 +352,12 @@ def storage_purge(
     *, db: Any, dry_run: bool = False, only: list[str] | None = None, now: datetime | None = None
 ) -> PurgeReport:
     """Remove, tenant by tenant and in batches, auth sessions that can no longer be used
-    (refresh expired, or revoked more than 7 days ago), expired invitations, API tokens
+    (refresh expired, or revoked more than 7 days ago), auth events past the audit log's
+    retention (``CODITECT_AUDIT_RETENTION_DAYS``), expired invitations, API tokens
     expired more than 7 days ago, events past
     the log's retention, locks expired and connections stale for an hour, and what other
-    apps registered. ``dry_run`` counts without removing."""
+    apps registered; then ended throttle windows and staff audit entries past the audit
+    retention. ``dry_run`` counts without removing."""
     moment = now or utcnow()
     tasks = {name: task for name, task in _PURGE_TASKS.items() if only is None or name in only}
     report = PurgeReport(dry_run, dict.fromkeys(tasks, 0))
@@ -346,4 +373,6 @@ def storage_purge(
                 ) from None
     if only is None or "throttle" in only:
         report.removed["throttle"] = throttle_purge(db=db, now=moment.timestamp(), dry_run=dry_run)
+    if only is None or "staff_audit" in only:
+        report.removed["staff_audit"] = _purge_staff_audit(moment, dry_run)
     return report

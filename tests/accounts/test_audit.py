@@ -280,3 +280,51 @@ def test_storage_check_builds_the_indexes_of_older_events(
     assert [e["kind"] for e in every_entry(api, alice, 50, user_id=bob.user_id)] == [
         "member_joined"
     ]
+
+
+def test_purge_removes_entries_past_the_retention_with_their_index_entries(
+    api: Api, alice: Persona, bob: Persona, charlie: Persona, agent: StaffUser, time_machine
+) -> None:
+    start = datetime.now(UTC)
+    time_machine.move_to(start, tick=False)
+    lock_and_unlock(agent, bob)
+    old = every_entry(api, alice, 200) + every_entry(api, charlie, 200)
+    time_machine.move_to(start + timedelta(days=200), tick=False)
+    assert api.login(bob.email).status_code == 200  # recent: stays
+
+    time_machine.move_to(start + timedelta(days=364), tick=False)
+    kept = run("storage", "purge", "--dry-run", "--json").json()["removed"]
+    assert kept["auth_events"] == 0 and kept["staff_audit"] == 0
+
+    time_machine.move_to(start + timedelta(days=366), tick=False)
+    dry = run("storage", "purge", "--dry-run", "--json").json()["removed"]
+    auth_old = sum(1 for e in old if e["source"] == "auth")
+    assert dry["auth_events"] == auth_old
+    assert dry["staff_audit"] == 2
+    done = run("storage", "purge", "--json").json()
+    assert done["removed"]["auth_events"] == auth_old and done["removed"]["staff_audit"] == 2
+    again = run("storage", "purge", "--json").json()["removed"]
+    assert again["auth_events"] == 0 and again["staff_audit"] == 0
+    assert run("storage", "check", "--json").json()["problems"] == []  # no entry left behind
+    for name in audit_keys.INDEXES:  # the old events' entries went with them
+        r = keyspace.tenant(alice.tenant_uuid).space(name).range()
+        keys = [kv.key for kv in fdb_backend.get_database().get_range(r.start, r.stop)]
+        assert len(keys) == 1, (name, keys)  # Bob's recent login's
+
+    owner = api.login(alice.email).json()["access"]
+    left = api.get(AUDIT + "?limit=200", owner).json()["results"]
+    assert [(e["kind"], e["user_id"]) for e in left] == [
+        ("login", alice.user_id),
+        ("login", bob.user_id),
+    ]
+    assert [e["kind"] for e in api.get(AUDIT + f"?user_id={bob.user_id}", owner).json()[
+        "results"]] == ["login"]  # fmt: skip
+
+
+def test_the_retention_is_a_setting(api: Api, alice: Persona, settings, time_machine) -> None:
+    settings.CODITECT_AUDIT_RETENTION_DAYS = 30
+    time_machine.move_to(datetime.now(UTC) + timedelta(days=31), tick=False)
+    removed = run("storage", "purge", "--only", "auth_events", "--json").json()["removed"]
+    assert removed["auth_events"] >= 1
+    owner = api.login(alice.email).json()["access"]
+    assert [e["kind"] for e in api.get(AUDIT, owner).json()["results"]] == ["login"]

@@ -26,7 +26,10 @@ class Command(OperatorCommand):
     actions: ClassVar[Mapping[str, str]] = {
         "check": "Verify every index entry against its record; find orphaned data.",
         "stats": "Keys and bytes per top-level space and per tenant.",
-        "purge": "Remove expired auth sessions, invitations, events, locks and connections.",
+        "purge": (
+            "Remove expired auth sessions, invitations, events, locks and connections, and "
+            "audit entries past the retention."
+        ),
     }
 
     def arguments_check(self, parser: CommandParser) -> None:
