@@ -84,6 +84,12 @@ def account(request: HttpRequest) -> HttpResponse:
     return render_page(request, "web/account.html", {"nav": "account"})
 
 
+@require_safe
+def audit(request: HttpRequest) -> HttpResponse:
+    """The team's audit log (owners and admins: GET /api/v5/tenant/audit decides)."""
+    return render_page(request, "web/audit.html", {"nav": "account"})
+
+
 # The pages the account mail links to (accounts/mail.py ``mail_link``): the token is in the
 # URL's fragment, which the browser keeps to itself; the script reads it and POSTs it.
 

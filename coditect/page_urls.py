@@ -17,6 +17,7 @@ urlpatterns: list[URLPattern] = [
     path("register/", account_pages.register, name="web-register"),
     path("signout/", account_pages.signout, name="web-signout"),
     path("account/", account_pages.account, name="web-account"),
+    path("account/audit/", account_pages.audit, name="web-account-audit"),
     # The mail links to /verify-email#token=... and /reset-password#token=... (no slash).
     *optional_slash("verify-email", account_pages.verify_email, name="web-verify-email"),
     path("forgot-password/", account_pages.forgot_password, name="web-forgot-password"),

@@ -25,6 +25,7 @@ PAGES = [
     "/signout/",
     "/sessions/",
     "/account/",
+    "/account/audit/",
     "/verify-email",
     "/forgot-password/",
     "/reset-password",
@@ -80,6 +81,7 @@ def test_scripts_import_only_files_that_exist() -> None:
         "coditect/web.js",
         "accounts/pages.js",
         "accounts/recovery.js",
+        "accounts/audit.js",
         "workspaces/dashboard.js",
         "realtime/client.js",
         "realtime/live.js",
@@ -97,6 +99,16 @@ def test_scripts_import_only_files_that_exist() -> None:
                 elif part != ".":
                     resolved.append(part)
             assert finders.find("/".join(resolved)), (module, relative)
+
+
+def test_the_account_page_links_to_the_audit_log_page(web: Web) -> None:
+    account = page_of(web, "/account/")
+    assert 'id="audit-card" hidden' in account  # its script shows it to owners and admins
+    assert 'href="/account/audit/"' in account
+    audit = page_of(web, "/account/audit/")
+    assert 'data-page="audit"' in audit and 'id="audit-more"' in audit
+    pages = Path(str(finders.find("accounts/pages.js"))).read_text(encoding="utf-8")
+    assert "audit: auditPage" in pages
 
 
 def test_the_root_goes_to_the_dashboard(web: Web) -> None:

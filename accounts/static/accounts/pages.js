@@ -18,6 +18,7 @@ import {
   timeEl,
   webAuthPost,
 } from "../coditect/web.js";
+import { auditPage } from "./audit.js";
 import {
   forgotPasswordPage,
   mountEmailVerification,
@@ -171,6 +172,8 @@ async function accountPage() {
   document.getElementById("profile-name").textContent = user.display_name || "—";
   document.getElementById("profile-team").textContent = auth.tenant?.name ?? "—";
   document.getElementById("profile-role").textContent = user.role;
+  // The team's audit log is for its owners and admins (the API refuses anyone else).
+  document.getElementById("audit-card").hidden = !["owner", "admin"].includes(user.role);
 
   const body = document.getElementById("devices-body");
   const devicesError = document.getElementById("devices-error");
@@ -274,6 +277,7 @@ const PAGES = {
   register: registerPage,
   signout: signoutPage,
   account: accountPage,
+  audit: auditPage,
   "verify-email": verifyEmailPage,
   "forgot-password": forgotPasswordPage,
   "reset-password": resetPasswordPage,
