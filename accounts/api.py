@@ -30,6 +30,8 @@ from accounts.services import (
     member_remove,
     principal_require_user,
     token_refresh,
+    user_erase,
+    user_export,
     user_password_change,
     user_register,
 )
@@ -206,6 +208,59 @@ class MeView(APIView):
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         return Response({**user_json(principal.user), "tenant": tenant_json(principal.tenant)})
+
+    @schema.operation(
+        request=serializers.EraseIn,
+        ok={204: schema.NO_CONTENT},
+        throttled=True,
+        errors={
+            400: {
+                "wrong_password": "The password is incorrect.",
+                "mfa_code_required": "Two-factor authentication is on: send `code`.",
+                **schema.MFA_CODE,
+            },
+            409: {"last_owner": "The tenant's last owner: make someone else owner first."},
+        },
+        description=(
+            "Erase the caller: auth sessions and API tokens revoked at once and sockets "
+            "closed, the workspace sessions they own deleted with everything attached, "
+            "their connections, locks and mentions in session events removed, and their "
+            "auth events kept for the tenant's audit without IP address or user agent."
+        ),
+    )
+    def delete(self, request: Request) -> Response:
+        body = validated(serializers.EraseIn, request.data)
+        user_erase(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            client=client_of(request),
+            **body,
+        )
+        return Response(status=204)
+
+
+class MeExportView(APIView):
+    # No required_scopes: a person's data is theirs to take, never an API token's.
+
+    @schema.operation(
+        ok={200: schema.ExportOut},
+        description=(
+            'Everything stored about the caller, as readable JSON (CONTRACT §2 "Your '
+            'data"): profile, tenant and role, second factor (never its secret), auth '
+            "sessions, auth events, API tokens (never their secret or digest), invitations "
+            "sent, the workspace sessions they own with state and events, their live "
+            "connections and locks, and the logged events that name them."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        exported = user_export(db=fdb_backend.get_database(), principal=principal_of(request))
+        return Response(
+            exported,
+            headers={
+                "Content-Disposition": 'attachment; filename="coditect-export.json"',
+                "Cache-Control": "no-store",
+            },
+        )
 
 
 class SessionsView(APIView):

@@ -64,6 +64,7 @@ MFA_CHALLENGE_EXPIRED = (
 )
 # 401 when completing a login, 400 elsewhere (the caller is signed in): see mfa_code_error.
 INVALID_MFA_CODE = (400, "invalid_mfa_code", "The code is incorrect.")
+MFA_CODE_REQUIRED = (400, "mfa_code_required", "Two-factor authentication is on: enter a code.")
 MFA_CODE_REUSED = (400, "mfa_code_reused", "This code was already used; wait for the next one.")
 MFA_ALREADY_ENABLED = (409, "mfa_already_enabled", "Two-factor authentication is already on.")
 MFA_NOT_ENABLED = (409, "mfa_not_enabled", "Two-factor authentication is not on.")

@@ -272,3 +272,57 @@ def throttle_ended(
         if len(parts) != 4 or (parts[3] + 1) * parts[2] < now:
             ended.append(kv.key)
     return ended, (rows[-1].key if len(rows) == limit else None)
+
+
+# --- one person's auth events: read for their export, stripped of client details when they
+# --- are erased (the events stay for the tenant's audit) --------------------------------------
+
+
+def auth_events_of_user(
+    tr: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID, after: bytes | None, limit: int
+) -> tuple[list[AuthEvent], bytes | None]:
+    """The events of ``user_id`` among ``limit`` keys of the log after ``after``, oldest
+    first; returns them and where to continue (None at the end)."""
+    space = keyspace.tenant(tenant_id).space("auth_events")
+    rows = _auth_event_rows(tr, space, after, limit)
+    uid = str(user_id)
+    found = [_auth_event_of(space, key, body) for key, body in rows if body.get("user_id") == uid]
+    return found, (rows[-1][0] if len(rows) == limit else None)
+
+
+def auth_events_strip_client(
+    tr: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID, after: bytes | None, limit: int
+) -> tuple[int, bytes | None]:
+    """Blank the IP address and user agent of ``user_id``'s events among ``limit`` keys of
+    the log after ``after`` (the key, so any index of the log, stays); returns how many were
+    changed and where to continue (None at the end). Idempotent."""
+    space = keyspace.tenant(tenant_id).space("auth_events")
+    rows = _auth_event_rows(tr, space, after, limit)
+    uid, changed = str(user_id), 0
+    for key, body in rows:
+        if body.get("user_id") == uid and (body.get("ip") or body.get("user_agent")):
+            body.update(ip="", user_agent="")
+            tr[key] = json.dumps(body, separators=(",", ":")).encode()
+            changed += 1
+    return changed, (rows[-1][0] if len(rows) == limit else None)
+
+
+def _auth_event_rows(
+    tr: Any, space: Any, after: bytes | None, limit: int
+) -> list[tuple[bytes, dict[str, Any]]]:
+    r = space.range()
+    begin = after + b"\x00" if after is not None else r.start
+    return [(kv.key, json.loads(kv.value)) for kv in tr.get_range(begin, r.stop, limit=limit)]
+
+
+def _auth_event_of(space: Any, key: bytes, body: dict[str, Any]) -> AuthEvent:
+    _, event_id = space.unpack(key)
+    return AuthEvent(
+        id=event_id,
+        type=body["type"],
+        at=datetime.fromisoformat(body["at"]),
+        user_id=uuid.UUID(body["user_id"]) if body["user_id"] else None,
+        ip=body["ip"],
+        user_agent=body["user_agent"],
+        data=body["data"],
+    )

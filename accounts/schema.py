@@ -398,6 +398,171 @@ JwksOut = inline_serializer(
     },
 )
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
+
+
+def _fields(**fields: Any) -> dict[str, Any]:
+    return fields
+
+
+_ANY = serializers.JSONField  # free-form JSON the person stored (states, event data)
+
+
+def _export_event() -> dict[str, Any]:
+    # New instances for each use (see _problem_fields).
+    return _fields(
+        seq=serializers.IntegerField(),
+        event=serializers.CharField(),
+        data=_ANY(allow_null=True),
+        origin=serializers.CharField(),
+        created_at=serializers.DateTimeField(),
+    )
+
+
+ExportOut = inline_serializer(
+    "PersonalDataExport",
+    {
+        "format": serializers.ChoiceField(choices=["coditect.export.v1"]),
+        "exported_at": serializers.DateTimeField(),
+        "user": inline_serializer(
+            "ExportUser",
+            _fields(
+                id=serializers.UUIDField(),
+                email=serializers.EmailField(),
+                display_name=serializers.CharField(),
+                role=serializers.CharField(),
+                locked=serializers.BooleanField(),
+                locked_reason=serializers.CharField(),
+                created_at=serializers.DateTimeField(),
+                password_changed_at=serializers.DateTimeField(),
+                email_verified_at=serializers.DateTimeField(allow_null=True),
+            ),
+        ),
+        "tenant": inline_serializer(
+            "ExportTenant",
+            _fields(
+                id=serializers.UUIDField(),
+                name=serializers.CharField(),
+                slug=serializers.CharField(),
+                role=serializers.CharField(help_text="Your role in it."),
+            ),
+        ),
+        "mfa": inline_serializer(
+            "ExportMfa",
+            _fields(
+                totp_enabled=serializers.BooleanField(),
+                totp_enabled_at=serializers.DateTimeField(allow_null=True),
+                enrollment_pending=serializers.BooleanField(),
+                recovery_codes_left=serializers.IntegerField(),
+            ),
+        ),
+        "auth_sessions": inline_serializer(
+            "ExportAuthSession",
+            _fields(
+                id=serializers.UUIDField(),
+                created_at=serializers.DateTimeField(),
+                last_used_at=serializers.DateTimeField(),
+                expires_at=serializers.DateTimeField(),
+                ip=serializers.CharField(),
+                user_agent=serializers.CharField(),
+                revoked_at=serializers.DateTimeField(allow_null=True),
+                revoked_reason=serializers.CharField(),
+            ),
+            many=True,
+        ),
+        "auth_events": inline_serializer(
+            "ExportAuthEvent",
+            _fields(
+                id=serializers.UUIDField(),
+                type=serializers.CharField(),
+                at=serializers.DateTimeField(),
+                ip=serializers.CharField(),
+                user_agent=serializers.CharField(),
+                data=serializers.DictField(),
+            ),
+            many=True,
+        ),
+        "api_tokens": inline_serializer(
+            "ExportApiToken",
+            _fields(
+                id=serializers.UUIDField(),
+                name=serializers.CharField(),
+                scopes=serializers.ListField(child=serializers.CharField()),
+                created_at=serializers.DateTimeField(),
+                expires_at=serializers.DateTimeField(allow_null=True),
+                last_used_at=serializers.DateTimeField(allow_null=True),
+                addresses=serializers.ListField(child=serializers.CharField()),
+            ),
+            many=True,
+        ),
+        "invitations_sent": inline_serializer(
+            "ExportInvitation",
+            _fields(
+                email=serializers.EmailField(),
+                role=serializers.CharField(),
+                created_at=serializers.DateTimeField(),
+                expires_at=serializers.DateTimeField(),
+            ),
+            many=True,
+        ),
+        "workspace_sessions": inline_serializer(
+            "ExportWorkspaceSession",
+            _fields(
+                id=serializers.UUIDField(),
+                name=serializers.CharField(),
+                workspace_path=serializers.CharField(),
+                active_files=serializers.ListField(child=serializers.CharField()),
+                editor_state=serializers.DictField(),
+                terminal_state=serializers.DictField(),
+                parent_session_id=serializers.UUIDField(allow_null=True),
+                related_session_ids=serializers.ListField(child=serializers.UUIDField()),
+                created_at=serializers.DateTimeField(),
+                last_active_at=serializers.DateTimeField(),
+                version=serializers.IntegerField(),
+                seq=serializers.IntegerField(),
+                events=inline_serializer("ExportSessionEvent", _export_event(), many=True),
+            ),
+            many=True,
+        ),
+        "presence": inline_serializer(
+            "ExportPresence",
+            _fields(
+                connections=inline_serializer(
+                    "ExportConnection",
+                    _fields(
+                        session_id=serializers.UUIDField(),
+                        connection_id=serializers.CharField(),
+                        user_id=serializers.UUIDField(),
+                        display_name=serializers.CharField(),
+                        connected_at=serializers.DateTimeField(),
+                        last_seen=serializers.DateTimeField(),
+                    ),
+                    many=True,
+                ),
+                locks=inline_serializer(
+                    "ExportLock",
+                    _fields(
+                        session_id=serializers.UUIDField(),
+                        path=serializers.CharField(),
+                        holder=inline_serializer(
+                            "ExportLockHolder",
+                            _fields(
+                                connection_id=serializers.CharField(),
+                                user_id=serializers.UUIDField(),
+                            ),
+                        ),
+                        expires_at=serializers.DateTimeField(),
+                    ),
+                    many=True,
+                ),
+                events_naming_you=inline_serializer(
+                    "ExportEventNamingYou",
+                    {"session_id": serializers.UUIDField(), **_export_event()},
+                    many=True,
+                ),
+            ),
+        ),
+    },
+)
 MfaStatusOut = inline_serializer(
     "MfaStatus",
     {

@@ -168,6 +168,11 @@ class TotpDisableIn(Strict):
     code = Text(max_length=64)
 
 
+class EraseIn(Strict):
+    password = _password()
+    code = Text(max_length=64, required=False, help_text="Required when two-factor is on.")
+
+
 class TenantSettingsIn(Strict):
     require_email_verification = Flag(required=False)
 

@@ -14,6 +14,7 @@ auth: list[URLPattern] = [
     *optional_slash("logout", api.LogoutView.as_view(), name="auth-logout"),
     *optional_slash("logout-all", api.LogoutAllView.as_view(), name="auth-logout-all"),
     *optional_slash("me", api.MeView.as_view(), name="auth-me"),
+    *optional_slash("me/export", api.MeExportView.as_view(), name="auth-me-export"),
     *optional_slash("sessions", api.SessionsView.as_view(), name="auth-sessions"),
     *optional_slash(
         "sessions/<str:session_id>", api.SessionDetailView.as_view(), name="auth-session"

@@ -37,7 +37,9 @@ from fdb_backend.records import Collection, CorruptRecord, epoch_micros, utcnow
 from operations.errors import MaintenanceError
 from operations.export_check import tenant_collections
 from realtime.records import Connection, Lock, connections, locks
+from workspaces.errors import WorkspaceError
 from workspaces.records import events, heads
+from workspaces.services import session_delete_by_staff
 
 # Revoked auth sessions stay this long (support sees recent sign-outs), then purge takes them.
 REVOKED_SESSIONS_KEPT = timedelta(days=7)
@@ -99,8 +101,8 @@ class _Orphan:
 
 
 def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
-    """Workspace data without its session head; auth sessions and API tokens without their
-    user."""
+    """Workspace data without its session head; auth sessions, API tokens and workspace
+    sessions without their user."""
     scope = keyspace.tenant(tenant_id)
     session_heads = heads(tenant_id)
 
@@ -151,6 +153,31 @@ def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
                 yield _Orphan(
                     f"{what} of a missing user", tenant_id, str(record.id), drop(records, record)
                 )
+
+    def erase(session_id: uuid.UUID, owner_id: uuid.UUID) -> Callable[[], bool]:
+        def run() -> bool:
+            if people.get(db, owner_id) is not None:
+                return False  # pragma: no cover - a user id is never reused
+            try:
+                session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
+            except WorkspaceError:
+                return False  # deleted since the check
+            return True
+
+        return run
+
+    # An erasure interrupted after its user was deleted, or a session created by a request
+    # that authenticated just before it, leaves sessions whose owner is gone.
+    for head in session_heads.scan(db, batch_size=200):
+        if head.owner_id not in owners:
+            owners[head.owner_id] = people.get(db, head.owner_id) is not None
+        if not owners[head.owner_id]:
+            yield _Orphan(
+                "workspace session of a missing user",
+                tenant_id,
+                str(head.id),
+                erase(head.id, head.owner_id),
+            )
 
 
 def _orphan_tenant_data(db: Any, known: set[uuid.UUID]) -> Iterator[_Orphan]:

@@ -16,13 +16,22 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
+from accounts.errors import SESSION_REVOKED, fail
+from accounts.records import users
 from accounts.services import Principal
 from core.errors import ServiceError
 from core.time import rfc3339
+from fdb_backend.records import get_together
 from realtime.records import Connection, Lock, connections, locks
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError
-from workspaces.services import SessionView, session_events_append, session_get
+from workspaces.services import (
+    SessionView,
+    session_events_append,
+    session_events_naming,
+    session_events_scrub,
+    session_get,
+)
 
 Events = list[dict[str, Any]]
 
@@ -118,6 +127,10 @@ def connection_open(
 
     @fdb_backend.transactional
     def open_(tr: Any) -> tuple[Events, list[Connection], list[Lock]]:
+        # Read in the transaction, so an erasure of the user (which deletes the record, then
+        # their connections) either sees this connection or makes this open fail.
+        if users(tenant_id).get(tr, principal.user_id) is None:
+            raise fail(SESSION_REVOKED)
         connections(tenant_id).save(tr, me)
         sent = session_events_append(
             tr,
@@ -292,7 +305,17 @@ def lock_acquire(
 
     @fdb_backend.transactional
     def acquire(tr: Any) -> tuple[Lock, Events]:
-        current = locks(tenant_id).get(tr, (session_id, path))
+        current, holding = get_together(
+            tr,
+            [
+                (locks(tenant_id), (session_id, path)),
+                (connections(tenant_id), (session_id, connection_id)),
+            ],
+        )
+        if holding is None:
+            # Its connection record is gone (the person was erased, or a heartbeat took it
+            # for a ghost): a lock it took now would name no live connection.
+            raise LockError("connection_gone", "This connection is no longer registered.")
         live = current is not None and current.expires_at > now
         mine = live and current is not None and current.connection_id == connection_id
         if renew and not mine:
@@ -395,3 +418,80 @@ def connection_counts(
 
     counts: dict[uuid.UUID, int] = read(db)
     return counts
+
+
+# --- a person's data (accounts.hooks): their connections and locks -------------------------
+
+
+def presence_of_user(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+    """The export section of ``user_id``: their connection records and locks in every session
+    of the tenant, and the logged events that name them."""
+    return {
+        "connections": [
+            {"session_id": str(c.session_id), **presence_json(c), "last_seen": rfc3339(c.last_seen)}
+            for c in connections(tenant_id).scan(db, batch_size=200)
+            if c.user_id == user_id
+        ],
+        "locks": [
+            {"session_id": str(lk.session_id), **lock_json(lk)}
+            for lk in locks(tenant_id).scan(db, batch_size=200)
+            if lk.user_id == user_id
+        ],
+        "events_naming_you": session_events_naming(db=db, tenant_id=tenant_id, user_id=user_id),
+    }
+
+
+def presence_of_user_erase(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Erase ``user_id`` from the tenant's live sessions: drop their connections and locks,
+    announced to the session (``presence.leave`` and ``lock.changed``, not naming them), then
+    scrub the logged events that name them (workspaces.services.session_events_scrub).
+
+    Runs after their credentials are gone: a socket of theirs still open takes no lock from
+    then on (``lock_acquire`` needs its connection record) and leaves without an event
+    (``connection_close`` finds no record), so nothing names them after the scrub.
+    """
+    sessions: dict[uuid.UUID, tuple[list[str], list[str]]] = {}
+    for c in connections(tenant_id).scan(db, batch_size=200):
+        if c.user_id == user_id:
+            sessions.setdefault(c.session_id, ([], []))[0].append(c.connection_id)
+    for lk in locks(tenant_id).scan(db, batch_size=200):
+        if lk.user_id == user_id:
+            sessions.setdefault(lk.session_id, ([], []))[1].append(lk.path)
+    for session_id, (connection_ids, paths) in sessions.items():
+        batch, now = uuid.uuid4(), datetime.now(UTC)
+        sent = _presence_drop(db, tenant_id, session_id, user_id, connection_ids, paths, batch, now)
+        _send(session_id, sent)
+    session_events_scrub(db=db, tenant_id=tenant_id, user_id=user_id)
+
+
+@fdb_backend.transactional
+def _presence_drop(
+    tr: Any,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    connection_ids: list[str],
+    paths: list[str],
+    batch: uuid.UUID,
+    now: datetime,
+) -> Events:
+    items: list[tuple[str, Any]] = []
+    for path in paths:
+        lock = locks(tenant_id).get(tr, (session_id, path))
+        if lock is not None and lock.user_id == user_id:
+            locks(tenant_id).delete(tr, (session_id, path))
+            items.append(_released(path))
+    for connection_id in connection_ids:
+        mine = connections(tenant_id).get(tr, (session_id, connection_id))
+        if mine is not None and mine.user_id == user_id:
+            connections(tenant_id).delete(tr, (session_id, connection_id))
+            items.append(
+                (
+                    "presence.leave",
+                    {"connection_id": connection_id, "user_id": None, "display_name": ""},
+                )
+            )
+    return session_events_append(
+        tr, tenant_id=tenant_id, session_id=session_id, items=items,
+        origin="", batch_id=batch, now=now,
+    )  # fmt: skip

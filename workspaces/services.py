@@ -731,3 +731,142 @@ def session_delete_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.U
 
     delete(db)
     broadcast.session_deleted_send(session_id=session_id)
+
+
+# --- a person's data (accounts.hooks): the sessions they own, the events that name them -----
+
+# Sessions removed per transaction when their owner is erased (each may hold megabytes of
+# state, which its deletion reads).
+ERASE_BATCH = 10
+# Events read per transaction while looking for those that name an erased person.
+SCRUB_BATCH = 50
+
+
+def session_ids_of_owner(
+    *, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, limit: int = 0
+) -> list[uuid.UUID]:
+    """Ids of the sessions ``user_id`` owns (the first ``limit``; 0: all), from the index."""
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> list[uuid.UUID]:
+        keys = heads(tenant_id).index_keys(
+            tr.snapshot, "workspace_sessions_by_user", [(user_id,)], limit=limit
+        )[0]
+        return [key[0] for key in keys]
+
+    found: list[uuid.UUID] = read(db)
+    return found
+
+
+def session_export_read(
+    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[SessionView, list[dict[str, Any]]] | None:
+    """One session with the events still in its log (None when it is gone), one snapshot."""
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> tuple[SessionView, list[dict[str, Any]]] | None:
+        snap = tr.snapshot
+        head = heads(tenant_id).get(snap, session_id)
+        if head is None:
+            return None
+        logged = events(tenant_id).list_by_key(snap, (session_id,))
+        return _view(snap, tenant_id, head), [_event_json(e) for e in logged.records]
+
+    found: tuple[SessionView, list[dict[str, Any]]] | None = read(db)
+    return found
+
+
+def sessions_of_owner_erase(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """Delete every session ``user_id`` owns with everything attached (state, events, locks,
+    connections, indexes), ERASE_BATCH per transaction; their open sockets are told (4404).
+    Returns how many. Idempotent: a session already gone is skipped."""
+
+    @fdb_backend.transactional
+    def remove(tr: Any, session_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        removed = []
+        for session_id, head in zip(
+            session_ids, heads(tenant_id).get_many(tr, session_ids), strict=True
+        ):
+            if head is not None and head.owner_id == user_id:
+                _session_remove(tr, tenant_id, session_id)
+                removed.append(session_id)
+        return removed
+
+    count = 0
+    while batch := session_ids_of_owner(
+        db=db, tenant_id=tenant_id, user_id=user_id, limit=ERASE_BATCH
+    ):
+        removed = remove(db, batch)
+        for session_id in removed:
+            broadcast.session_deleted_send(session_id=session_id)
+        count += len(removed)
+        if not removed:  # pragma: no cover - entries without their session: storage check's
+            break
+    return count
+
+
+def _scrubbed(value: Any, name: str) -> Any:
+    """``value`` with every string equal to ``name`` replaced by None, and the
+    ``display_name`` beside such a value emptied (presence and lock events name a person by
+    id and display name)."""
+    if isinstance(value, str):
+        return None if value == name else value
+    if isinstance(value, list):
+        return [_scrubbed(item, name) for item in value]
+    if isinstance(value, dict):
+        cleaned = {key: _scrubbed(item, name) for key, item in value.items()}
+        if name in value.values() and "display_name" in cleaned:
+            cleaned["display_name"] = ""
+        return cleaned
+    return value
+
+
+def _names(value: Any, name: str) -> bool:
+    if isinstance(value, str):
+        return value == name
+    if isinstance(value, list):
+        return any(_names(item, name) for item in value)
+    if isinstance(value, dict):
+        return any(_names(item, name) for item in value.values())
+    return False
+
+
+def session_events_naming(
+    *, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Every logged event of the tenant whose data names ``user_id`` (presence, locks, or a
+    custom event carrying the id), with its session id, read SCRUB_BATCH per transaction."""
+    name = str(user_id)
+    return [
+        {"session_id": str(e.session_id), **_event_json(e)}
+        for e in events(tenant_id).scan(db, batch_size=SCRUB_BATCH, include_expired=True)
+        if _names(e.data, name)
+    ]
+
+
+def session_events_scrub(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> int:
+    """Remove ``user_id`` from every logged event of the tenant that names them: the id
+    becomes null and the display name beside it empty; the event keeps its seq, so no
+    client's resume breaks. Returns how many events changed. Idempotent."""
+    name = str(user_id)
+    log = events(tenant_id)
+
+    @fdb_backend.transactional
+    def scrub(tr: Any, keys: list[tuple[uuid.UUID, int]]) -> int:
+        changed = 0
+        for key in keys:
+            current = log.read_stored(tr, log.pk_of(key))
+            if current is not None and _names(current.data, name):
+                log.save(tr, dataclasses.replace(current, data=_scrubbed(current.data, name)))
+                changed += 1
+        return changed
+
+    naming = [
+        (e.session_id, e.seq)
+        for e in log.scan(db, batch_size=SCRUB_BATCH, include_expired=True)
+        if _names(e.data, name)
+    ]
+    return sum(
+        scrub(db, naming[start : start + SCRUB_BATCH])
+        for start in range(0, len(naming), SCRUB_BATCH)
+    )

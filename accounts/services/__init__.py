@@ -11,6 +11,7 @@ from accounts.services.api_tokens import (
     bearer_authenticate,
 )
 from accounts.services.common import Client
+from accounts.services.erasure import user_data_erase, user_erase, user_erase_finish, user_export
 from accounts.services.issue import TokenPair
 from accounts.services.login import LoggedIn, user_login
 from accounts.services.mfa import (
@@ -97,6 +98,10 @@ __all__ = [
     "totp_disable",
     "totp_enroll_confirm",
     "totp_enroll_start",
+    "user_data_erase",
+    "user_erase",
+    "user_erase_finish",
+    "user_export",
     "user_lock",
     "user_login",
     "user_login_mfa",

@@ -39,6 +39,7 @@ from accounts.errors import (
     INVALID_MFA_CODE,
     MFA_ALREADY_ENABLED,
     MFA_CHALLENGE_EXPIRED,
+    MFA_CODE_REQUIRED,
     MFA_CODE_REUSED,
     MFA_NOT_ENABLED,
     MFA_NOT_ENROLLING,
@@ -411,6 +412,25 @@ def recovery_codes_regenerate(
 
     _counting(db, failures, lambda: regenerate(db))
     return codes
+
+
+def factors_confirm(*, db: Any, principal: Principal, password: str, code: str) -> None:
+    """Check the caller's password and, when their second factor is on, a code (or a
+    recovery code): what an irreversible action (erasing the account) asks first. The code
+    is not marked spent: the action that follows removes the user.
+
+    Raises AccountError 400 wrong_password / mfa_code_required / invalid_mfa_code /
+    mfa_code_reused, 429 throttled.
+    """
+    failures = _failure_budget(db, principal.user_id)
+    _password_ok(db, failures, principal.user, password)
+    user = principal.user
+    if user.totp_enabled_at is None:
+        return
+    if not code:
+        raise fail(MFA_CODE_REQUIRED, attr="code")
+    now = datetime.now(UTC)
+    _counting(db, failures, lambda: _spend(user, code, now=now, login=False, recovery=True))
 
 
 def without_factor(user: User) -> User:

@@ -19,8 +19,8 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import NOT_FOUND, AccountError
 from accounts.records import Invitation, Role, Tenant, User, invitations, tenants, users
-from accounts.services.api_tokens import revoke_user_api_tokens
 from accounts.services.common import Client, event, revoke_user_sessions
+from accounts.services.erasure import user_data_erase
 from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
 
@@ -69,40 +69,27 @@ def invitation_create(
 
 
 def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: Client) -> None:
-    """Remove a member from the caller's tenant: their sessions end and their login goes."""
+    """Remove a member from the caller's tenant: they are erased as they would erase
+    themselves (accounts/services/erasure.py), the ``member_removed`` event naming who did it.
+
+    Raises AccountError 403 (not a manager; an admin removing an owner), 404, 409 last_owner.
+    """
     if user_id != principal.user_id:
         principal_require_manager(principal=principal)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
 
-    @fdb_backend.transactional
-    def remove(tr: Any) -> None:
-        people = users(principal.tenant_id)
-        member = people.get(tr, user_id)
-        if member is None:
-            raise AccountError(*NOT_FOUND)
-        if member.role == "owner":
-            if principal.user.role != "owner" and member.id != principal.user_id:
-                raise AccountError(403, "forbidden", "Only an owner can remove an owner.")
-            owners = [u for u in people.list_by_key(tr).records if u.role == "owner"]
-            if len(owners) <= 1:
-                raise AccountError(409, "last_owner", "A tenant needs at least one owner.")
-        revoke_user_sessions(
-            tr, tenant_id=principal.tenant_id, user_id=member.id, reason="member_removed", now=now
-        )
-        revoke_user_api_tokens(tr, tenant_id=principal.tenant_id, user_id=member.id)
-        people.delete(tr, member.id)
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="member_removed",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-            member_id=str(member.id),
-        )
+    def authorize(member: User) -> None:
+        owner_by_other = member.role == "owner" and member.id != principal.user_id
+        if owner_by_other and principal.user.role != "owner":
+            raise AccountError(403, "forbidden", "Only an owner can remove an owner.")
 
-    remove(db)
+    user_data_erase(
+        db=db,
+        tenant_id=principal.tenant_id,
+        user_id=user_id,
+        actor_id=principal.user_id,
+        client=client,
+        authorize=authorize,
+    )
 
 
 def user_lock(

@@ -312,6 +312,24 @@ def _me(w: World) -> None:
     w.json("GET /api/v5/auth/me", 401)
 
 
+@case("GET /api/v5/auth/me/export")
+def _me_export(w: World) -> None:
+    create_session(w.api, w.bob, name="bob's", workspace_path="/srv/bob")
+    body = w.json("GET /api/v5/auth/me/export", 200, token=w.bob.access)
+    assert body["user"]["id"] == w.bob.user_id
+    assert [s["name"] for s in body["workspace_sessions"]] == ["bob's"]
+    w.json("GET /api/v5/auth/me/export", 401)
+
+
+@case("DELETE /api/v5/auth/me")
+def _me_erase(w: World) -> None:
+    label = "DELETE /api/v5/auth/me"
+    w.json(label, 400, token=w.bob.access, body={"password": "wrong password"})
+    w.json(label, 409, token=w.alice.access, body={"password": PASSWORD})
+    w.json(label, 204, token=w.bob.access, body={"password": PASSWORD})
+    w.json(label, 401, token=w.bob.access, body={"password": PASSWORD})
+
+
 @case("GET /api/v5/auth/sessions")
 def _auth_sessions(w: World) -> None:
     w.device(w.alice)
