@@ -320,6 +320,8 @@ RULES: dict[str, str] = {
     "POST /api/v5/auth/register": PUBLIC,
     "POST /api/v5/auth/verify-email": PUBLIC,
     "GET /api/v5/auth/me": "any",
+    "GET /api/v5/auth/me/export": "forbidden",
+    "DELETE /api/v5/auth/me": "forbidden",
     "GET /api/v5/tenant/": "any",
     "GET /api/v5/sessions": "sessions:read",
     "POST /api/v5/sessions": "sessions:write",

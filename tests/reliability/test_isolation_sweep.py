@@ -479,6 +479,8 @@ REST_PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v5/auth/logout"): own_only(status=204),
     ("POST", "/api/v5/auth/logout-all"): own_only(status=204),
     ("GET", "/api/v5/auth/me"): own_only(),
+    ("GET", "/api/v5/auth/me/export"): own_only(),
+    ("DELETE", "/api/v5/auth/me"): own_only(body={"password": "not-it"}, status=400),
     ("GET", "/api/v5/auth/sessions"): with_cursor("devices"),
     ("DELETE", "/api/v5/auth/sessions/{session_id}"): by_id(),
     ("POST", "/api/v5/auth/password"): own_only(
