@@ -352,6 +352,7 @@ RULES: dict[str, str] = {
     "GET /api/v5/tenant/members/": "forbidden",
     "DELETE /api/v5/tenant/members/{user_id}/": "forbidden",
     "GET /api/v5/tenant/settings/": "forbidden",
+    "GET /api/v5/tenant/audit/": "forbidden",
     "PATCH /api/v5/tenant/settings/": "forbidden",
 }
 METHODS = ("get", "post", "put", "patch", "delete")

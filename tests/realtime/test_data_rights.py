@@ -129,6 +129,7 @@ EXPORTED_IN = {
     "workspace_sessions": "workspace_sessions",
     "workspace_sessions_by_user": "workspace_sessions",
     "recent_sessions": "workspace_sessions",
+    "sessions_by_owner_workspace": "workspace_sessions",
     "events": "presence.events_naming_you",
     "connections": "presence.connections",
     "locks": "presence.locks",
