@@ -31,6 +31,7 @@ const DASHBOARD = "/sessions/";
 
 const REASONS = {
   signed_out: "You have been signed out. Sign in again to continue.",
+  account_deleted: "Your account has been deleted.",
 };
 
 function showNotice(id, text) {
@@ -267,7 +268,63 @@ async function accountPage() {
     }
   });
 
-  await Promise.all([loadDevices(), mountEmailVerification(user), mountTotp()]);
+  await Promise.all([loadDevices(), mountEmailVerification(user), mountTotp(), mountYourData()]);
+}
+
+// --- your data: export and erasure (docs/accounts.md "Export and erasure") ---------------
+
+async function mountYourData() {
+  const download = document.getElementById("export-download");
+  const exportError = document.getElementById("export-error");
+  download.addEventListener("click", async () => {
+    exportError.hidden = true;
+    download.disabled = true;
+    try {
+      const data = await api("GET", "/api/v5/auth/me/export");
+      const blob = new Blob([JSON.stringify(data, null, 2)], { type: "application/json" });
+      const url = URL.createObjectURL(blob);
+      const link = el("a", { href: url, download: "coditect-export.json", hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    } catch (error) {
+      exportError.textContent = error.message;
+      exportError.hidden = false;
+    } finally {
+      download.disabled = false;
+    }
+  });
+
+  const form = document.getElementById("erase-form");
+  const codeField = document.getElementById("erase-code-field");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const { password, code } = formValues(form);
+    const body = codeField.hidden || !code ? { password } : { password, code };
+    try {
+      await busy(form, () => api("DELETE", "/api/v5/auth/me", body));
+    } catch (error) {
+      if (error.code === "mfa_code_required") codeField.hidden = false;
+      showErrors(form, error);
+      return;
+    }
+    // The account is gone: clear this browser's sign-in cookie (its session is gone too).
+    try {
+      await webAuthPost("logout", {});
+    } catch {
+      // Nothing left to sign out.
+    }
+    auth.access = null;
+    location.assign("/signin/?reason=account_deleted");
+  });
+  try {
+    const mfa = await api("GET", "/api/v5/auth/mfa");
+    codeField.hidden = !mfa.totp_enabled;
+  } catch {
+    codeField.hidden = false; // unknown: offer the field, the server says if it is needed
+  }
 }
 
 // --- start --------------------------------------------------------------------------------
