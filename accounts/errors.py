@@ -95,6 +95,15 @@ def throttled(retry_after: int) -> AccountError:
     )
 
 
+def rate_limited(retry_after: int) -> AccountError:
+    return AccountError(
+        429,
+        "rate_limited",
+        "Too many requests; wait Retry-After seconds.",
+        retry_after=retry_after,
+    )
+
+
 def mfa_code_error(spec: tuple[int, str, str], *, login: bool) -> AccountError:
     """A refused code: 401 while completing a login (no one is signed in yet), else 400."""
     _, code, detail = spec

@@ -138,6 +138,12 @@ BODY_400 = {
 BODY_413 = {"body_too_large": "The body is larger than the server's limit."}
 BODY_415 = {"unsupported_media_type": "The body is not `application/json`."}
 THROTTLED = {"throttled": "Too many attempts; wait `Retry-After` seconds."}
+RATE_LIMITED = {
+    "rate_limited": (
+        "Over this principal's or this tenant's rate limit for reads or writes; nothing was "
+        "done. Wait `Retry-After` seconds."
+    )
+}
 NOT_FOUND = {"not_found": "No such id, or not in your organisation (never a 403)."}
 MANAGERS_ONLY = {"forbidden": "Only owners and admins can do this."}
 EMAIL_UNVERIFIED = {
@@ -166,6 +172,44 @@ RETRY_AFTER = OpenApiParameter(
     required=True,
     description="Seconds to wait before trying again.",
 )
+
+
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": (
+        "Requests of this kind (reads: GET, HEAD; writes: the rest) allowed per minute by the "
+        "limit closest to exhaustion: the caller's (a user's access tokens together, or one "
+        "API token) or the tenant's."
+    ),
+    "RateLimit-Remaining": (
+        "Requests of this kind left in the current minute under that limit (0 when refused). "
+        "With several server processes it is approximate; the limit itself is exact."
+    ),
+    "RateLimit-Reset": "Seconds until the current minute's window ends and the count restarts.",
+}
+# Answers that may come before the request spent its rate limit (an authentication failure,
+# a body refused on its declared size): the headers are there only when it was counted.
+_BEFORE_RATE_LIMIT = (401, 403, 413)
+
+
+def rate_limit_headers(statuses: Iterable[int], auth: Auth) -> list[OpenApiParameter]:
+    """The RateLimit-* headers of an authenticated operation's answers: required on every
+    answer to a counted request, optional where the answer may come before counting (and on
+    every answer of an operation whose token is optional)."""
+    counted = [s for s in statuses if s not in _BEFORE_RATE_LIMIT and auth == "required"]
+    maybe = [s for s in statuses if s != 401 and s not in counted]
+    return [
+        OpenApiParameter(
+            name,
+            int,
+            OpenApiParameter.HEADER,
+            response=which,
+            required=required,
+            description=description,
+        )
+        for which, required in ((counted, True), (maybe, False))
+        if which
+        for name, description in _RATE_LIMIT_HEADERS.items()
+    ]
 
 
 def etag(*statuses: int) -> OpenApiParameter:
@@ -244,8 +288,9 @@ def operation(
     """``extend_schema`` with the operation's errors and headers filled in.
 
     ``ok``: success status -> serializer (None: no body). ``errors``: status -> {code: when}
-    for this operation's own errors; the shared ones (bearer token, request body, throttle)
-    are added from ``auth``, ``request`` and ``throttled``. ``bodies``: status -> a problem
+    for this operation's own errors; the shared ones (bearer token, request body, throttle,
+    the rate limit of authenticated operations with its RateLimit-* headers) are added from
+    ``auth``, ``request`` and ``throttled``. ``bodies``: status -> a problem
     serializer other than Problem (login's 401 carries its MFA challenge).
     """
     table: dict[int, dict[str, str]] = {}
@@ -262,6 +307,8 @@ def operation(
         add(403, BEARER_403)
     if throttled:
         add(429, THROTTLED)
+    if auth != "none":
+        add(429, RATE_LIMITED)
     for status, codes in (errors or {}).items():
         add(status, codes)
     responses: dict[Any, Any] = dict(ok)
@@ -272,6 +319,8 @@ def operation(
         headers.append(WWW_AUTHENTICATE)
     if 429 in table:
         headers.append(RETRY_AFTER)
+    if auth != "none":
+        headers += rate_limit_headers([*ok, *table], auth)
     kwargs: dict[str, Any] = {}
     if operation_id is not None:
         kwargs["operation_id"] = operation_id

@@ -19,6 +19,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.decorators import sync_and_async_middleware
 
+from accounts.authentication import rate_limit_of
 from core.problems import as_problem, is_api_path, problem_response
 from core.request_id import assign_request_id, echo_request_id
 
@@ -27,6 +28,10 @@ security_log = logging.getLogger("django.security.DisallowedHost")
 Before = Callable[[HttpRequest], HttpResponseBase | None]
 After = Callable[[HttpRequest, HttpResponseBase], HttpResponseBase]
 GetResponse = Callable[[HttpRequest], Any]
+
+
+def _nothing(request: HttpRequest) -> None:
+    return None
 
 
 def _middleware(before: Before, after: After) -> Callable[[GetResponse], GetResponse]:
@@ -92,8 +97,19 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
     return None
 
 
+def rate_limit_headers(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` on every answer to a request that
+    spent a rate limit (accounts/ratelimit.py), success or error alike."""
+    limit = rate_limit_of(request)
+    if limit is not None:
+        for name, value in limit.headers().items():
+            response[name] = value
+    return response
+
+
 request_id_middleware = _middleware(assign_request_id, echo_request_id)
 api_problem_middleware = _middleware(reject_large_body, as_problem)
+rate_limit_middleware = _middleware(_nothing, rate_limit_headers)
 
 
 def _inline(middleware_class: type[Any]) -> Callable[[GetResponse], GetResponse]:
@@ -113,10 +129,6 @@ def _inline(middleware_class: type[Any]) -> Callable[[GetResponse], GetResponse]
 
     factory.__name__ = factory.__qualname__ = middleware_class.__name__
     return factory
-
-
-def _nothing(request: HttpRequest) -> None:
-    return None
 
 
 # Django's SecurityMiddleware (HSTS, nosniff, referrer and opener policies, the HTTPS redirect)

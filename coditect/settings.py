@@ -91,6 +91,8 @@ MIDDLEWARE = [
     # Outside everything that answers, so its headers reach errors and the lean path too.
     "corsheaders.middleware.CorsMiddleware",
     "coditect.middleware.security_middleware",
+    # Outside the problem middleware, so the headers reach the errors it rewrites.
+    "coditect.middleware.rate_limit_middleware",
     "coditect.middleware.api_problem_middleware",
     # Django's page middleware, skipped on API paths (coditect/pages_only.py says why).
     "coditect.pages_only.Session",
@@ -290,6 +292,20 @@ CODITECT_THROTTLE_LOGIN_PER_ADDRESS = env_int("CODITECT_THROTTLE_LOGIN_PER_ADDRE
 CODITECT_THROTTLE_REGISTER_PER_ADDRESS = env_int(
     "CODITECT_THROTTLE_REGISTER_PER_ADDRESS", default=20
 )  # per hour
+# Rate limits of the authenticated API (accounts/ratelimit.py), per minute, each multiplied by
+# CODITECT_THROTTLE_SCALE: per principal (a user's access tokens together, or one API token)
+# and per tenant, reads (GET, HEAD, OPTIONS) and writes apart.
+CODITECT_RATE_READ_PER_MIN = env_int("CODITECT_RATE_READ_PER_MIN", default=1200, minimum=1)
+CODITECT_RATE_WRITE_PER_MIN = env_int("CODITECT_RATE_WRITE_PER_MIN", default=600, minimum=1)
+CODITECT_RATE_TENANT_READ_PER_MIN = env_int(
+    "CODITECT_RATE_TENANT_READ_PER_MIN", default=6000, minimum=1
+)
+CODITECT_RATE_TENANT_WRITE_PER_MIN = env_int(
+    "CODITECT_RATE_TENANT_WRITE_PER_MIN", default=3000, minimum=1
+)
+# Most units of a window a process leases from storage in one transaction (and then spends
+# without a commit): larger is cheaper per request, smaller shares a window more evenly.
+CODITECT_RATE_LEASE_MAX = env_int("CODITECT_RATE_LEASE_MAX", default=100, minimum=1)
 # ASVS 2.2.1: at most this many failed logins per account per hour.
 CODITECT_LOGIN_FAILURES_PER_HOUR = env_int("CODITECT_LOGIN_FAILURES_PER_HOUR", default=100)
 

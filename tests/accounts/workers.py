@@ -1,6 +1,7 @@
 """Code that runs in child processes of the accounts tests: ``python -m tests.accounts.workers``.
 
-The parent passes one JSON argument: the requests each thread makes in order, how many threads,
+The parent passes one JSON argument: the requests each thread makes in order (``path``,
+``body``; ``method`` when not POST; ``extra`` WSGI headers), how many threads,
 an optional frozen time, and two files: the child creates ``ready`` once Django is up, then
 waits for ``go`` so that children start their requests together. The child prints one JSON
 line: for each thread, the list of ``{"status", "body"}`` it saw.
@@ -25,9 +26,10 @@ def _run(requests: list[dict[str, Any]], barrier: threading.Barrier) -> list[dic
     barrier.wait(timeout=30)
     seen = []
     for request in requests:
-        response = client.post(
+        response = client.generic(
+            request.get("method", "POST"),
             request["path"],
-            json.dumps(request["body"]),
+            json.dumps(request["body"]) if "body" in request else "",
             content_type="application/json",
             **request.get("extra", {}),
         )

@@ -92,3 +92,34 @@ def test_versions_and_locations_of_workspace_sessions_are_documented() -> None:
             p for p in parameters if p["name"] == "If-Match"
         ).items(), method
     assert "412" in _operation(f"DELETE {session}")["responses"]
+
+
+RATE_LIMIT_HEADERS = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+
+
+def test_every_authenticated_operation_documents_its_rate_limit() -> None:
+    limited = 0
+    for label in OPERATIONS:
+        operation = _operation(label)
+        responses = operation["responses"]
+        if {"bearer": []} not in operation.get("security", []):
+            for status in responses:
+                assert not RATE_LIMIT_HEADERS & set(_headers(label, int(status))), label
+            continue
+        limited += 1
+        examples = responses["429"]["content"]["application/problem+json"]["examples"]
+        assert "rate_limited" in {example["value"]["code"] for example in examples.values()}
+        assert _headers(label, 429)["Retry-After"]["required"], label
+        token_optional = {} in operation["security"]
+        for status in responses:
+            headers = _headers(label, int(status))
+            if status == "401":
+                assert not RATE_LIMIT_HEADERS & set(headers), label
+                continue
+            assert set(headers) >= RATE_LIMIT_HEADERS, (label, status)
+            # Required wherever the request was counted before anything could answer.
+            counted = not token_optional and status not in ("403", "413")
+            for name in RATE_LIMIT_HEADERS:
+                assert headers[name].get("required", False) is counted, (label, status, name)
+                assert headers[name]["schema"]["type"] == "integer", (label, status, name)
+    assert limited > 20
