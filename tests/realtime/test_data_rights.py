@@ -8,15 +8,22 @@ read the tenant's whole keyspace, raw keys and values, to find what names him.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fdb
+import pytest
+from django.core.management import CommandError, call_command
 
 import fdb_backend
+from accounts.errors import AccountError
+from accounts.services import bearer_authenticate
 from fdb_backend import keyspace
+from realtime.services import connection_open
 from tests.accounts.helpers import (
     AUTH,
     TENANT,
@@ -30,6 +37,7 @@ from tests.accounts.recovery import code_at, enroll, step_start
 from tests.operations.helpers import run
 from tests.realtime.helpers import CommPeer, Sockets, bearer, call, ws_path
 from tests.workspaces.helpers import SessionApi, create_session, session_url
+from workspaces.services import session_create
 
 BOB_IP = "203.0.113.77"
 BOB_AGENT = "BobBrowser/7.1 (erasure test)"
@@ -335,3 +343,37 @@ async def test_a_socket_of_an_erased_person_takes_no_lock(
     assert not {space for space in names if space not in AUDIT_SPACES}, names
     # And a socket that authenticated before cannot register once he is gone.
     assert await sockets.refused(ws_path(alice_session["id"]), bearer(bob.access)) == 4401
+
+
+def test_a_request_authenticated_before_the_erasure_leaves_nothing_for_long(
+    api: Api, sessions: SessionApi, alice: Persona, alice_session: dict[str, Any]
+) -> None:
+    """A request that authenticated just before the erasure and writes just after: a socket
+    cannot register (connection_open reads the user in its transaction); a workspace session
+    it creates is an orphan that storage check reports and --repair deletes."""
+    bob = invite_and_register(api, alice, "Bob", "bob@example.com")
+    db = fdb_backend.get_database()
+    stale = bearer_authenticate(db=db, token=bob.access)
+    erased = api.delete(AUTH + "me", bob.access, data={"password": bob.password},
+                        content_type="application/json")  # fmt: skip
+    assert erased.status_code == 204, erased.content
+    with pytest.raises(AccountError) as refused:
+        connection_open(
+            db=db,
+            principal=stale,
+            session_id=uuid.UUID(alice_session["id"]),
+            connection_id=uuid.uuid4().hex,
+        )
+    assert refused.value.code == "session_revoked"
+    late = session_create(db=db, principal=stale, name="late", workspace_path="/late")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("storage", "check", "--json", stdout=out, stderr=io.StringIO())
+    report = json.loads(out.getvalue())
+    assert [(p["kind"], p["what"], p["key"]) for p in report["problems"]] == [
+        ("orphan", "workspace session of a missing user", str(late.head.id))
+    ]
+    assert run("storage", "check", "--repair", "--json").json()["repaired"] == 1
+    assert run("storage", "check", "--json").json()["problems"] == []
+    names = naming(tenant_rows(bob.tenant_uuid), *id_forms(bob.user_id))
+    assert not {space for space in names if space not in AUDIT_SPACES}, names
