@@ -15,6 +15,8 @@ stop and start it again on the same port and store.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.browser.helpers import BrowserTab
-from tests.realtime.servers import Server, Servers, base_env
+from tests.realtime.servers import ROOT, Server, Servers, base_env
 
 CHROMIUM = os.environ.get("CODITECT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -86,6 +88,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
         **SERVER_ENV,
         EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
         EMAIL_FILE_PATH=str(tmp / "mail"),
+        # Its own staff database, migrated as `make start` does (the audit page reads it).
+        DATABASE_URL=f"sqlite:///{tmp}/staff.sqlite3",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
     )
     web = Server("web", tmp / "daphne-web.log", env)
     env["CODITECT_PUBLIC_URL"] = web.base_url

@@ -22,7 +22,7 @@ import pytest
 from tests.accounts.helpers import PASSWORD
 from tests.browser.conftest import ACCESS_TTL_S
 from tests.browser.helpers import WAIT_MS, BrowserTab, Tabs, expect
-from tests.realtime.servers import ROOT, Http, Server, register
+from tests.realtime.servers import ROOT, Http, Server, invite, register
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -366,3 +366,46 @@ def test_another_tenant_sees_nothing_and_the_dashboard_pages(tabs: Tabs, server:
     expect(page.locator("#session-name")).to_have_text("Session not found")
     expect(page.locator("body")).not_to_contain_text("Umbrella")
     expect(page.locator("#state-save")).to_be_disabled()
+
+
+# --- the audit log ------------------------------------------------------------------------
+
+
+def test_owners_page_through_their_audit_log_and_members_are_refused(
+    tabs: Tabs, server: Server
+) -> None:
+    http = Http(server)
+    gina = register(http, "Gina", "gina@example.com", "Initech")
+    hal = invite(http, gina, "Hal", "hal@example.com")
+    for _ in range(30):  # 60 entries and more: two pages of 50
+        http.request("POST", "/api/v5/auth/login", {"email": "hal@example.com", "password": "x"})
+        login(http, "hal@example.com")
+
+    tab = tabs("gina")
+    tab.sign_in("gina@example.com", PASSWORD, then="/account/")
+    page = tab.page
+    page.get_by_role("link", name="Open the audit log").click()
+    page.wait_for_url(re.compile(r"/account/audit/$"))
+    rows = page.locator("#audit-body tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("gina@example.com")  # her own sign-in, the newest
+    page.get_by_role("button", name="Older entries").click()
+    expect(page.get_by_role("button", name="Older entries")).to_be_hidden()
+    total = rows.count()
+    assert 60 < total < 100, total
+    expect(page.locator("#audit-body")).to_contain_text("member_joined")
+
+    page.get_by_label("Member").select_option(label="hal@example.com")
+    page.get_by_label("Kind").fill("login_failed")
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(30)
+    expect(page.locator("#audit-body")).not_to_contain_text("gina@example.com")
+
+    member = tabs("hal")
+    member.sign_in("hal@example.com", PASSWORD, then="/account/")
+    expect(member.page.locator("#profile-role")).to_have_text("member")
+    expect(member.page.locator("#audit-card")).to_be_hidden()
+    member.goto("/account/audit/")
+    expect(member.page.locator("#audit-error")).to_contain_text("owners and admins")
+    expect(member.page.locator("#audit-body tr")).to_have_count(0)
+    assert hal.user_id
