@@ -7,8 +7,10 @@ Run from the repository root::
 In one run on one machine it starts five server configurations side by side on 127.0.0.1
 (idle ones cost nothing) and loads one at a time at concurrency 16:
 
-- the platform under one daphne process, under gunicorn with one gthread worker (4 threads)
-  per core (coditect.wsgi), and under one daphne process per core sharing a listening socket;
+- the platform under one daphne process, in its per-core deployment (``python -m
+  coditect.percore``: nginx balancing each request over a REST process, gunicorn with one
+  gthread worker, and a daphne per core), and under one daphne process per core sharing a
+  listening socket;
 - the comparison app (bench/comparison: DRF + simplejwt + ORM) under one daphne process and
   under gunicorn with one sync worker per core.
 
@@ -446,9 +448,9 @@ class Platform:
                 for i in range(count)
             ]  # the parent's copy closes here; the children keep theirs
 
-    def gunicorn(self, port: int) -> list[subprocess.Popen[bytes]]:
-        argv = common.platform_gunicorn(port, CORES)
-        return [self._spawn(f"gunicorn-{port}", argv, processes=CORES)]
+    def percore(self, port: int) -> list[subprocess.Popen[bytes]]:
+        argv = common.platform_percore(port, CORES)
+        return [self._spawn(f"percore-{port}", argv, processes=CORES)]
 
 
 def configs(platform_app: Platform, db_dir: Path) -> list[Config]:
@@ -468,10 +470,10 @@ def configs(platform_app: Platform, db_dir: Path) -> list[Config]:
             lambda port: [comparison.start_gunicorn(port, CORES, db_dir=db_dir)],
         ),
         Config(
-            f"platform-gunicorn-{CORES}",
+            f"platform-percore-{CORES}",
             "platform",
-            f"platform, gunicorn {CORES} gthread x{common.PLATFORM_THREADS}",
-            platform_app.gunicorn,
+            label_of(f"platform-percore-{CORES}"),
+            platform_app.percore,
         ),
         Config(
             f"platform-daphne-{CORES}",
@@ -865,7 +867,7 @@ def bars(results: list[Measurement], bounds: dict[str, dict[str, Any]]) -> list[
         )
     pairs = [
         ("platform-daphne-1", "comparison-daphne-1", ME_REFRESH_DAPHNE_BAR),
-        (f"platform-gunicorn-{CORES}", f"comparison-gunicorn-{CORES}", ME_REFRESH_PER_CORE_BAR),
+        (f"platform-percore-{CORES}", f"comparison-gunicorn-{CORES}", ME_REFRESH_PER_CORE_BAR),
     ]
     if CORES > 1:  # one daphne per core is a second way to use every core
         pairs.append(
@@ -1037,8 +1039,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def label_of(key: str) -> str:
     app, server, count = key.split("-")
-    if server == "gunicorn" and app == "platform":
-        return f"{app}, gunicorn {count} gthread x{common.PLATFORM_THREADS}"
+    if server == "percore":
+        return f"{app}, per core ({count} REST + {count} daphne, nginx)"
     if server == "gunicorn":
         return f"{app}, gunicorn {count} sync"
     return f"{app}, {count} daphne"

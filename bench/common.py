@@ -1,5 +1,5 @@
 """What every benchmark reports the same way: the CPU, the revision measured, and the
-platform's WSGI command line."""
+platform's per-core command line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PLATFORM_THREADS = 4  # threads of each platform gunicorn worker (docs/operations.md says why)
 
 
 def cpu_model() -> str:
@@ -49,26 +48,14 @@ def hash_concurrency_env(processes: int) -> dict[str, str]:
     return {"CODITECT_ARGON2_CONCURRENCY": str(max(1, cores // processes))}
 
 
-def platform_gunicorn(port: int, workers: int) -> list[str]:
-    """The platform's WSGI deployment (docs/operations.md): a gthread worker per core, whose
-    threads keep it answering during password hashes while its storage-bound requests run one
-    at a time (coditect/lean.py)."""
+def platform_percore(port: int, processes: int) -> list[str]:
+    """The platform's per-core deployment (docs/operations.md, ``python -m coditect.percore``):
+    nginx on ``port`` balancing each request over a REST process (gunicorn, one gthread worker)
+    and a daphne per core. All in the launcher's process group (start it in a session of its
+    own: the group's CPU is the deployment's); the in-process channel layer, for REST loads."""
     return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"{HOST}:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(PLATFORM_THREADS),
-        "--no-control-socket",
-        "--graceful-timeout",
-        "5",
-        "coditect.wsgi:application",
+        *(sys.executable, "-m", "coditect.percore", "--processes", str(processes)),
+        *("--bind", f"{HOST}:{port}", "--one-group", "--local-layer"),
     ]
 
 

@@ -5,8 +5,8 @@ Run from the repository root::
     python bench/sessions.py [--seconds N] [--warm-up N] [--json]
 
 It starts four servers over temporary databases: the platform under one daphne process and
-under gunicorn with one gthread worker (4 threads) per core (REST from WSGI workers, DESIGN
-§6), the
+in its per-core deployment (``python -m coditect.percore``: nginx balancing each request over
+a REST process, gunicorn with one gthread worker, and a daphne per core), the
 conventional comparison app (bench/comparison: DRF + simplejwt + ORM on SQLite) under one
 daphne process and under gunicorn with one sync worker per core. Each app gets a user and
 ``SEEDED`` sessions with a few kB of state; then ``wrk`` loads each server at concurrency 16,
@@ -205,9 +205,8 @@ class Platform:
         argv = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), "--verbosity", "0"]
         return self.spawn(f"daphne-{port}", [*argv, "coditect.asgi:application"])
 
-    def gunicorn(self, port: int) -> subprocess.Popen[bytes]:
-        argv = common.platform_gunicorn(port, CORES)
-        return self.spawn(f"gunicorn-{port}", argv)
+    def percore(self, port: int) -> subprocess.Popen[bytes]:
+        return self.spawn(f"percore-{port}", common.platform_percore(port, CORES))
 
     def seed(self, tenant_id: str, owner_id: str, count: int) -> float:
         """Write ``count`` sessions into a tenant through the records layer; return seconds.
@@ -531,7 +530,7 @@ def bars(results: list[Measurement], flat: list[dict[str, Any]]) -> list[dict[st
     checks: list[dict[str, Any]] = []
     pairs = [
         ("platform-daphne-1", "comparison-daphne-1", DAPHNE_BAR, ("get", "list")),
-        (f"platform-gunicorn-{CORES}", f"comparison-gunicorn-{CORES}", PER_CORE_BAR, ENDPOINTS),
+        (f"platform-percore-{CORES}", f"comparison-gunicorn-{CORES}", PER_CORE_BAR, ENDPOINTS),
     ]
     for ours, theirs, minimum, endpoints in pairs:
         for endpoint in endpoints:
@@ -636,10 +635,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 lambda port: comparison.start_gunicorn(port, CORES, db_dir=tmp / "comparison"),
             ),
             (
-                f"platform-gunicorn-{CORES}",
-                f"platform, gunicorn {CORES} gthread x{common.PLATFORM_THREADS}",
+                f"platform-percore-{CORES}",
+                f"platform, per core ({CORES}+{CORES}, nginx)",
                 "platform",
-                platform_app.gunicorn,
+                platform_app.percore,
             ),
         ]
         ports: list[tuple[str, str, str, int, subprocess.Popen[bytes]]] = []

@@ -223,6 +223,7 @@ class PerCore:
     env: dict[str, str] | None = None
     access_log: bool = False
     nginx_workers: int = 1
+    own_groups: bool = True  # each child in a session of its own; else in the launcher's group
     children: list[Child] = field(default_factory=list)
     _own_dir: bool = False
 
@@ -249,7 +250,7 @@ class PerCore:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=self.own_groups,
             )
         child = Child(name, role, address, proc, log_path)
         self.children.append(child)
@@ -372,8 +373,11 @@ http {{
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.proc.wait(max(0.1, deadline - time.monotonic()))
             # The whole group: gunicorn's worker, nginx's workers, whatever outstayed SIGTERM.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.proc.pid, signal.SIGKILL)
+            if self.own_groups:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+            elif child.proc.poll() is None:
+                child.proc.kill()
             child.proc.wait()
         self.children.clear()
         if self._own_dir and self.run_dir is not None:
@@ -400,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="allow several processes without REDIS_URL (sockets then see only their process)",
     )
+    parser.add_argument(
+        "--one-group",
+        action="store_true",
+        help="keep every process in the launcher's process group (benchmarks count its CPU)",
+    )
     parser.add_argument("--print-nginx-conf", action="store_true", help="print the site, exit")
     args = parser.parse_args(argv)
     if args.print_nginx_conf:
@@ -417,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=args.run_dir,
         access_log=args.access_log,
         nginx_workers=args.nginx_workers,
+        own_groups=not args.one_group,
     )
     stopping = False
 
