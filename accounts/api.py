@@ -35,6 +35,7 @@ from accounts.services import (
     user_password_change,
     user_register,
 )
+from accounts.services.quotas import quota_usage
 from accounts.signing_keys import jwk_of, keyring
 from core.cursors import cursor_open, cursor_seal
 from core.parsers import validated
@@ -346,11 +347,14 @@ class TenantView(APIView):
     @schema.operation(ok={200: schema.TenantDetailOut})
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
+        quotas = quota_usage(fdb_backend.get_database(), tenant_id=principal.tenant_id)
         return Response(
             {
                 **tenant_json(principal.tenant),
                 "role": principal.user.role,
                 "created_at": rfc3339(principal.tenant.created_at),
+                "usage": {kind: quota.used for kind, quota in quotas.items()},
+                "quotas": {kind: quota.limit for kind, quota in quotas.items()},
             }
         )
 
@@ -479,7 +483,11 @@ class ApiTokensView(APIView):
             )
         )
 
-    @schema.operation(request=serializers.ApiTokenIn, ok={201: schema.ApiTokenCreatedOut})
+    @schema.operation(
+        request=serializers.ApiTokenIn,
+        ok={201: schema.ApiTokenCreatedOut},
+        errors={403: schema.QUOTA_EXCEEDED},
+    )
     def post(self, request: Request) -> Response:
         body = validated(serializers.ApiTokenIn, request.data)
         issued = api_token_create(

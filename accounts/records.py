@@ -249,6 +249,40 @@ def auth_event_read(
     return [auth_event_decode(tenant_id, key, value) for key, value in rows]
 
 
+# --- quotas: ("t", tenant_id, "quotas", kind, "used" | "limit") -> 8-byte signed LE -------
+
+# What a tenant's quotas count (docs/accounts.md "Quotas").
+QUOTA_KINDS: tuple[str, ...] = ("sessions", "bytes", "api_tokens")
+
+
+def quota_range(tenant_id: uuid.UUID, kind: str) -> keyspace.KeyRange:
+    """Both keys of one quota: its usage counter and its override (one read gets both)."""
+    r = keyspace.tenant(tenant_id).space("quotas").range((kind,))
+    return keyspace.KeyRange(r.start, r.stop)
+
+
+def quotas_range(tenant_id: uuid.UUID) -> keyspace.KeyRange:
+    r = keyspace.tenant(tenant_id).space("quotas").range()
+    return keyspace.KeyRange(r.start, r.stop)
+
+
+def quota_used_key(tenant_id: uuid.UUID, kind: str) -> bytes:
+    """The usage counter of ``kind``: changed only by atomic adds in the writes' own
+    transactions (and set by repairs and imports)."""
+    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "used")))
+
+
+def quota_limit_key(tenant_id: uuid.UUID, kind: str) -> bytes:
+    """The tenant's override of ``kind``'s quota; absent: the setting's default."""
+    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "limit")))
+
+
+def quota_key_parts(tenant_id: uuid.UUID, key: bytes) -> tuple[str, str]:
+    """``(kind, "used" | "limit")`` of a key of the tenant's quotas space."""
+    kind, part = keyspace.tenant(tenant_id).space("quotas").unpack(key)
+    return kind, part
+
+
 # --- throttle counters: ("throttle", scope, subject_digest, window_s, window) -> int ----------
 
 

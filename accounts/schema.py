@@ -145,6 +145,11 @@ RATE_LIMITED = {
     )
 }
 NOT_FOUND = {"not_found": "No such id, or not in your organisation (never a 403)."}
+QUOTA_EXCEEDED = {
+    "quota_exceeded": "The write would take the organisation past one of its quotas "
+    "(workspace sessions, stored bytes, API tokens; `GET /api/v5/tenant/` shows them); "
+    "nothing was written."
+}
 MANAGERS_ONLY = {"forbidden": "Only owners and admins can do this."}
 EMAIL_UNVERIFIED = {
     "email_not_verified": "Confirm your email address first: a second factor needs it."
@@ -410,6 +415,15 @@ MemberListOut = listing(
         "created_at": serializers.DateTimeField(),
     },
 )
+
+
+def _quota_fields(help_text: str, *, nullable: bool) -> dict[str, Any]:
+    return {
+        kind: serializers.IntegerField(allow_null=nullable, help_text=help_text)
+        for kind in ("sessions", "bytes", "api_tokens")
+    }
+
+
 TenantDetailOut = inline_serializer(
     "TenantDetail",
     {
@@ -418,6 +432,18 @@ TenantDetailOut = inline_serializer(
             choices=["owner", "admin", "member"], help_text="The caller's role."
         ),
         "created_at": serializers.DateTimeField(),
+        "usage": inline_serializer(
+            "TenantUsage",
+            _quota_fields(
+                "What the organisation uses: workspace sessions, stored bytes of session "
+                "state and events, API tokens.",
+                nullable=False,
+            ),
+        ),
+        "quotas": inline_serializer(
+            "TenantQuotas",
+            _quota_fields("The quota in force; null: unlimited.", nullable=True),
+        ),
     },
 )
 InvitationOut = inline_serializer(

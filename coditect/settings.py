@@ -336,6 +336,12 @@ CODITECT_SESSION_STATE_MAX_BYTES = env_int(
     "CODITECT_SESSION_STATE_MAX_BYTES", default=1_048_576, minimum=2
 )
 
+# Per-tenant quotas (docs/accounts.md "Quotas"; 0: unlimited). Overrides per tenant:
+# ``manage.py tenants quota`` and the support admin.
+CODITECT_QUOTA_SESSIONS = env_int("CODITECT_QUOTA_SESSIONS", default=1_000_000, minimum=0)
+CODITECT_QUOTA_BYTES = env_int("CODITECT_QUOTA_BYTES", default=10 * 1024**3, minimum=0)
+CODITECT_QUOTA_API_TOKENS = env_int("CODITECT_QUOTA_API_TOKENS", default=1_000, minimum=0)
+
 # --- realtime (CONTRACT §4) -------------------------------------------------------------
 CODITECT_WS_AUTH_TIMEOUT_S = env_positive_float("CODITECT_WS_AUTH_TIMEOUT_S", default=5.0)
 CODITECT_WS_IDLE_TIMEOUT_S = env_positive_float("CODITECT_WS_IDLE_TIMEOUT_S", default=60.0)

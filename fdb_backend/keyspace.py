@@ -64,13 +64,15 @@ _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 )
 _TENANT_INDEXES_AT_ROOT: Final = frozenset({"user_by_email"})
 # Raw tenant spaces that hold no records: atomic counters, the auth event log and the log's
-# indexes (by user, by type, by both: accounts/audit_keys.py lays them out).
+# indexes (by user, by type, by both: accounts/audit_keys.py lays them out), and the
+# tenant's quotas (usage counters and overrides, accounts/records.py).
 _TENANT_SPACES: Final = (
     "counters",
     "auth_events",
     "auth_events_by_user",
     "auth_events_by_type",
     "auth_events_by_user_type",
+    "quotas",
 )
 
 _GLOBAL_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(

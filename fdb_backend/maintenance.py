@@ -88,25 +88,37 @@ def walk(db: Any, key_range: KeyRange) -> Iterator[list[KeyValue]]:
         begin = kvs[-1].key + b"\x00"
 
 
+# Called inside the transaction that clears (or removes) what it is given, so that what the
+# caller keeps about it (a usage counter) changes in the same commit.
+OnCleared = Callable[[Any, list[KeyValue]], None]
+
+
 @transactional
-def _clear_batch(tr: Any, begin: bytes, end: bytes) -> list[KeyValue]:
+def _clear_batch(
+    tr: Any, begin: bytes, end: bytes, on_cleared: OnCleared | None = None
+) -> list[KeyValue]:
     kvs, exhausted = _read_budgeted(tr, begin, end)
     if kvs:
         # An exhausted read covered the whole rest of the range (and conflicts with any
         # write into it), so clearing all of it is exact.
         tr.clear_range(begin, end if exhausted else kvs[-1].key + b"\x00")
+        if on_cleared is not None:
+            on_cleared(tr, kvs)
     return kvs
 
 
-def clear_walk(db: Any, key_range: KeyRange) -> Iterator[list[KeyValue]]:
-    """Clear ``key_range`` in bounded transactions, yielding each batch as it is removed.
+def clear_walk(
+    db: Any, key_range: KeyRange, *, on_cleared: OnCleared | None = None
+) -> Iterator[list[KeyValue]]:
+    """Clear ``key_range`` in bounded transactions, yielding each batch as it is removed;
+    ``on_cleared(tr, batch)`` runs inside each batch's transaction.
 
     Keys written into the range behind the walk while it runs are not seen; callers that
     must leave the range empty stop writers first (a suspended tenant) and walk again.
     """
     begin, end = key_range
     while True:
-        kvs = _clear_batch(db, begin, end)
+        kvs = _clear_batch(db, begin, end, on_cleared)
         if not kvs:
             return
         yield kvs
@@ -196,20 +208,25 @@ def key_prefixes(db: Any, keys: CollectionKeys, depth: int = 1) -> Iterator[tupl
         yield tuple(records.unpack(key)[:depth])
 
 
-def clear_prefix(db: Any, keys: CollectionKeys, prefix: tuple[Any, ...]) -> int:
+def clear_prefix(
+    db: Any, keys: CollectionKeys, prefix: tuple[Any, ...], *, on_cleared: OnCleared | None = None
+) -> int:
     """Remove every stored key of a collection under a primary-key prefix, in batches; for
-    records without index entries only (states, events, locks, connections). Returns keys."""
+    records without index entries only (states, events, locks, connections). Returns keys.
+    ``on_cleared`` as for ``clear_walk``."""
     r = keys.records.range(prefix)
-    return sum(len(batch) for batch in clear_walk(db, KeyRange(r.start, r.stop)))
+    return sum(
+        len(batch) for batch in clear_walk(db, KeyRange(r.start, r.stop), on_cleared=on_cleared)
+    )
 
 
 def _records_from(
     tr: Any, collection: Collection[R], begin: bytes, end: bytes, max_records: int
-) -> tuple[list[tuple[tuple[Any, ...], R | CorruptRecord]], bytes | None]:
+) -> tuple[list[tuple[tuple[Any, ...], R | CorruptRecord, int]], bytes | None]:
     """Whole records from ``begin`` (a record boundary): at most ``max_records``, reading
     about TARGET_BYTES (more only to finish a record split across keys). Each comes as
-    ``(pk, record)``, or ``(pk, CorruptRecord)`` when its bytes do not decode. Returns them
-    and where the next batch starts (None: nothing follows)."""
+    ``(pk, record, stored size)``, or ``(pk, CorruptRecord, size)`` when its bytes do not
+    decode. Returns them and where the next batch starts (None: nothing follows)."""
     records = collection.keys.records
     kvs, exhausted = _read_budgeted(tr, begin, end, max_keys=max_records)
     groups: list[tuple[tuple[Any, ...], list[tuple[int, bytes]]]] = []
@@ -226,12 +243,13 @@ def _records_from(
         last = records.range(groups[-1][0])
         for kv in tr.get_range(kvs[-1].key + b"\x00", last.stop):
             groups[-1][1].append((records.unpack(kv.key)[-1], kv.value))
-    found: list[tuple[tuple[Any, ...], R | CorruptRecord]] = []
+    found: list[tuple[tuple[Any, ...], R | CorruptRecord, int]] = []
     for pk, chunks in groups:
+        size = sum(len(value) for _, value in chunks)
         try:
-            found.append((pk, collection.decode(pk, chunks)))
+            found.append((pk, collection.decode(pk, chunks), size))
         except CorruptRecord as error:
-            found.append((pk, error))
+            found.append((pk, error, size))
     resume = None if exhausted else bytes(records.range(groups[-1][0]).stop)
     return found, resume
 
@@ -479,7 +497,7 @@ def _check_records_batch(
 ) -> tuple[list[tuple[IssueKind, str, tuple[Any, ...], bytes]], bytes | None]:
     found: list[tuple[IssueKind, str, tuple[Any, ...], bytes]] = []
     batch, resume = _records_from(tr, collection, begin, end, max_records)
-    for pk, record in batch:
+    for pk, record, _ in batch:
         if isinstance(record, CorruptRecord):
             found.append(("corrupt", "", pk, b""))
             continue
@@ -621,6 +639,9 @@ def _clear_key(tr: Any, key: bytes) -> bool:
 
 # --- purges ----------------------------------------------------------------------------
 
+# Told, inside a purge batch's transaction, what it removed: each record and its stored size.
+OnRemoved = Callable[[Any, list[tuple[R, int]]], None]
+
 
 @transactional
 def _purge_batch(
@@ -632,17 +653,20 @@ def _purge_batch(
     limit: int,
     now: datetime,
     dry_run: bool,
+    on_removed: OnRemoved[R] | None,
 ) -> tuple[int, bytes | None]:
     batch, resume = _records_from(tr, collection, begin, end, limit)
-    matched = 0
-    for pk, record in batch:
+    removed: list[tuple[R, int]] = []
+    for pk, record, size in batch:
         if isinstance(record, CorruptRecord):
             raise record
         if predicate(record, now):
-            matched += 1
+            removed.append((record, size))
             if not dry_run:
                 collection.remove_stored(tr, pk, record)
-    return matched, resume
+    if removed and not dry_run and on_removed is not None:
+        on_removed(tr, removed)
+    return len(removed), resume
 
 
 def purge_where(
@@ -653,18 +677,20 @@ def purge_where(
     batch_size: int = 100,
     now: datetime | None = None,
     dry_run: bool = False,
+    on_removed: OnRemoved[R] | None = None,
 ) -> int:
     """Remove the records (and their index entries) for which ``predicate(record, now)``
     holds, at most ``batch_size`` records and about 1 MB read per transaction; returns how
-    many were (or, with ``dry_run``, would be) removed. Raises CorruptRecord for a record
-    that does not decode (``check_collection`` reports it)."""
+    many were (or, with ``dry_run``, would be) removed. ``on_removed(tr, [(record, stored
+    size), ...])`` runs in each batch's transaction with what it removed. Raises
+    CorruptRecord for a record that does not decode (``check_collection`` reports it)."""
     moment = now or utcnow()
     total = 0
     begin: bytes | None
     begin, end = collection.keys.range()
     while begin is not None:
         matched, begin = _purge_batch(
-            db, collection, predicate, begin, end, batch_size, moment, dry_run
+            db, collection, predicate, begin, end, batch_size, moment, dry_run, on_removed
         )
         total += matched
     return total

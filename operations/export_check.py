@@ -93,7 +93,7 @@ class ExportChecker:
         self._flush()
         if name in self._indexes or name in audit_keys.INDEXES:
             self._entries.append((number, key, value))
-        elif name == "counters":
+        elif name in ("counters", "quotas"):
             if len(value) != 8:
                 raise self._refuse(number, "a counter that is not 8 bytes")
         elif name == "auth_events":

@@ -30,16 +30,18 @@ from accounts.records import (
     tenants,
     users,
 )
+from accounts.services.quotas import quota_charge
 from accounts.throttle import throttle_purge
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Collection, CorruptRecord, epoch_micros, utcnow
 from operations.errors import MaintenanceError
 from operations.export_check import tenant_collections
+from operations.usage import usage_check
 from realtime.records import Connection, Lock, connections, locks
 from workspaces.errors import WorkspaceError
-from workspaces.records import events, heads
-from workspaces.services import session_delete_by_staff
+from workspaces.records import SessionEvent, events, heads
+from workspaces.services import session_delete_by_staff, session_events_removed
 
 # Revoked auth sessions stay this long (support sees recent sign-outs), then purge takes them.
 REVOKED_SESSIONS_KEPT = timedelta(days=7)
@@ -58,7 +60,8 @@ def _tenant_ids(db: Any) -> Iterator[uuid.UUID]:
 @dataclass(frozen=True)
 class Problem:
     """One inconsistency: an index entry (``missing``/``dangling``/``stale``, see
-    ``fdb_backend.maintenance.IndexIssue``) or an ``orphan``, data whose owner is gone."""
+    ``fdb_backend.maintenance.IndexIssue``), an ``orphan`` (data whose owner is gone) or a
+    ``counter`` that disagrees with a recount (quota usage, a session's ``event_bytes``)."""
 
     kind: str
     what: str  # "users.user_by_email", "tenant data", "events of a deleted session", ...
@@ -110,11 +113,20 @@ def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
     def missing_heads(tr: Any, ids: list[uuid.UUID]) -> list[uuid.UUID]:
         return [i for i in ids if session_heads.get(tr.snapshot, i) is None]
 
+    def bytes_cleared(tr: Any, kvs: list[fdb_backend.KeyValue]) -> None:
+        # States and events count against the bytes quota: their chunks' values.
+        quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=-sum(len(kv.value) for kv in kvs))
+
     def clear(keys: Any, session_id: uuid.UUID) -> Callable[[], bool]:
+        counted = keys.name in ("workspace_states", "events")
+
         def run() -> bool:
             if session_heads.get(db, session_id) is not None:
                 return False  # created since the check
-            return storage.clear_prefix(db, keys, (session_id,)) > 0
+            cleared = storage.clear_prefix(
+                db, keys, (session_id,), on_cleared=bytes_cleared if counted else None
+            )
+            return cleared > 0
 
         return run
 
@@ -134,13 +146,16 @@ def _orphans_of_tenant(db: Any, tenant_id: uuid.UUID) -> Iterator[_Orphan]:
     owners: dict[uuid.UUID, bool] = {}
 
     def drop(records: Any, record: AuthSession | ApiToken) -> Callable[[], bool]:
-        def run() -> bool:
-            if people.get(db, record.user_id) is not None:
+        @fdb_backend.transactional
+        def run(tr: Any) -> bool:
+            if people.get(tr, record.user_id) is not None:
                 return False
-            records.delete(db, record.id)  # gone, live or expired: the orphan is repaired
+            # Gone, live or expired: the orphan is repaired.
+            if records.delete_sized(tr, record.id)[1] and isinstance(record, ApiToken):
+                quota_charge(tr, tenant_id=tenant_id, kind="api_tokens", delta=-1)
             return True
 
-        return run
+        return lambda: bool(run(db))
 
     for what, records in (
         ("auth session", auth_sessions(tenant_id)),
@@ -197,8 +212,9 @@ def _orphan_tenant_data(db: Any, known: set[uuid.UUID]) -> Iterator[_Orphan]:
 
 
 def storage_check(*, db: Any, repair: bool = False) -> CheckReport:
-    """Check every index entry against its record in both directions, and look for data
-    whose owner is gone; with ``repair``, fix what can be fixed (each fix re-checks its
+    """Check every index entry against its record in both directions, look for data whose
+    owner is gone, and check each tenant's quota usage counters against a recount
+    (operations/usage.py); with ``repair``, fix what can be fixed (each fix re-checks its
     problem in the transaction that makes it, so a concurrent change is never undone; index
     fixes of one collection go ``maintenance.REPAIR_BATCH`` to a transaction, so a new
     index is built on a large tenant in bounded commits).
@@ -255,6 +271,17 @@ def storage_check(*, db: Any, repair: bool = False) -> CheckReport:
     for orphan in orphans:
         fixed = repair and orphan.repair()
         report.problems.append(Problem("orphan", orphan.what, orphan.tenant_id, orphan.key, fixed))
+    for tenant_id in sorted(known):  # after the orphans, whose repair gives their bytes back
+        for wrong in usage_check(db=db, tenant_id=tenant_id, repair=repair):
+            report.problems.append(
+                Problem(
+                    "counter",
+                    wrong.what,
+                    tenant_id,
+                    f"{wrong.key}: stored {wrong.stored}, counted {wrong.counted}",
+                    wrong.repaired,
+                )
+            )
     return report
 
 
@@ -285,6 +312,45 @@ def _auth_session_over(session: AuthSession, now: datetime) -> bool:
     if session.revoked_at is not None and session.revoked_at <= now - REVOKED_SESSIONS_KEPT:
         return True
     return session.refresh_expires_at <= now or session.absolute_expires_at <= now
+
+
+def _api_tokens_removed(tenant_id: uuid.UUID) -> storage.OnRemoved[ApiToken]:
+    def removed(tr: Any, found: list[tuple[ApiToken, int]]) -> None:
+        quota_charge(tr, tenant_id=tenant_id, kind="api_tokens", delta=-len(found))
+
+    return removed
+
+
+def _purge_api_tokens(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+    return storage.purge_where(
+        api_tokens(tenant_id),
+        db,
+        _api_token_over,
+        now=now,
+        dry_run=dry_run,
+        on_removed=_api_tokens_removed(tenant_id),
+    )
+
+
+def _events_removed(tenant_id: uuid.UUID) -> storage.OnRemoved[SessionEvent]:
+    def removed(tr: Any, found: list[tuple[SessionEvent, int]]) -> None:
+        session_events_removed(tr, tenant_id=tenant_id, removed=found)
+
+    return removed
+
+
+def _purge_events(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+    collection = events(tenant_id)
+    # Events may carry a whole state change: fewer of them per transaction.
+    return storage.purge_where(
+        collection,
+        db,
+        storage.expired(collection),
+        batch_size=25,
+        now=now,
+        dry_run=dry_run,
+        on_removed=_events_removed(tenant_id),
+    )
 
 
 def _purge_auth_sessions(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
@@ -356,9 +422,8 @@ _PURGE_TASKS: dict[str, PurgeTask] = {
     # The audit log's retention (CODITECT_AUDIT_RETENTION_DAYS), index entries included.
     "auth_events": _purge_auth_events,
     "invitations": _purge_expired(invitations, 100),
-    "api_tokens": _purge_matching(api_tokens, _api_token_over),
-    # Events may carry a whole state change: fewer of them per transaction.
-    "events": _purge_expired(events, 25),
+    "api_tokens": _purge_api_tokens,
+    "events": _purge_events,
     "locks": _purge_matching(locks, _lock_over),
     "connections": _purge_matching(connections, _connection_over),
 }

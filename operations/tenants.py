@@ -35,6 +35,7 @@ from accounts.records import (
     users,
 )
 from accounts.services.common import Client, email_key, event, slug_for
+from accounts.services.quotas import Quota, quota_override_set
 from accounts.services.registration import invitation_hash
 from accounts.services.tenancy import tenant_suspend
 from core.time import rfc3339
@@ -43,6 +44,7 @@ from fdb_backend import maintenance as storage
 from fdb_backend.records import UniqueViolation, resolve_unique
 from operations.errors import MaintenanceError
 from operations.export_check import ExportChecker
+from operations.usage import usage_reset
 
 EXPORT_FORMAT = "coditect-tenant-export/1"
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -176,6 +178,14 @@ def tenant_status_set(*, db: Any, tenant_id: uuid.UUID, suspended: bool, reason:
     ``tenant_suspended``), their tokens are refused from the next request on, and open
     sockets close at their next auth check (``CODITECT_WS_AUTH_CHECK_S``, 1 s)."""
     return tenant_suspend(db=db, tenant_id=tenant_id, reason=reason, suspended=suspended)
+
+
+def tenant_quota_set(
+    *, db: Any, tenant_id: uuid.UUID, overrides: dict[str, int | None], reason: str = ""
+) -> dict[str, Quota]:
+    """Set or reset a tenant's own quotas (``accounts.services.quotas.quota_override_set``):
+    the operators' and support staff's entry point."""
+    return quota_override_set(db=db, tenant_id=tenant_id, overrides=overrides, reason=reason)
 
 
 # --- delete ----------------------------------------------------------------------------
@@ -564,6 +574,9 @@ def _import_pass(
 
     if write:
         collections.deque(storage.write_batches(db, range_items()), maxlen=0)
+        # An export is consistent batch by batch only: the quota counters it carries may
+        # not match its data. The tenant cannot be reached yet, so a recount is exact.
+        usage_reset(db=db, tenant_id=tenant_id)
     else:
         collections.deque(range_items(), maxlen=0)
     if not trailer:

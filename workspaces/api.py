@@ -106,6 +106,7 @@ class SessionsView(APIView):
         parameters=schema.CREATED,
         errors={
             400: {"invalid": "Also no such parent_session_id."},
+            403: account_schema.QUOTA_EXCEEDED,
             413: schema.STATE_TOO_LARGE,
         },
     )
@@ -146,6 +147,7 @@ class SessionDetailView(APIView):
         parameters=[account_schema.IF_MATCH, account_schema.etag(200, 412)],
         errors={
             400: {"invalid": "Also an empty change."},
+            403: account_schema.QUOTA_EXCEEDED,
             404: schema.NOT_FOUND,
             412: schema.VERSION_CONFLICT,
             413: schema.STATE_TOO_LARGE,
@@ -192,7 +194,11 @@ class ForkView(APIView):
         request=serializers.ForkIn,
         ok={201: schema.SessionOut},
         parameters=schema.CREATED,
-        errors={404: schema.NOT_FOUND, 413: schema.STATE_TOO_LARGE},
+        errors={
+            403: account_schema.QUOTA_EXCEEDED,
+            404: schema.NOT_FOUND,
+            413: schema.STATE_TOO_LARGE,
+        },
     )
     def post(self, request: Request, session_id: str) -> Response:
         principal = principal_of(request)
@@ -269,6 +275,7 @@ class EventsView(APIView):
         ok={202: schema.EventAcceptedOut},
         errors={
             400: {"invalid": "Also a reserved event name."},
+            403: account_schema.QUOTA_EXCEEDED,
             404: schema.NOT_FOUND,
             413: {"event_too_large": "`data` is larger than 64 KiB."},
         },

@@ -48,6 +48,9 @@ class WorkspaceSession(Record):
     last_active_at: datetime
     seq: int = 0  # the latest event's sequence number
     last_event_id: uuid.UUID | None = None  # makes a retried append find itself
+    # The stored size of the session's events (its log): what deleting it frees besides its
+    # state, without reading the log. ``storage check`` verifies it.
+    event_bytes: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,3 +105,9 @@ def session_ranges(tenant_id: uuid.UUID, session_id: uuid.UUID) -> list[tuple[by
         r = tenant.collection(name).records[session_id].range()
         ranges.append((r.start, r.stop))
     return ranges
+
+
+def events_range(tenant_id: uuid.UUID, session_id: uuid.UUID) -> tuple[bytes, bytes]:
+    """The key range of one session's event log (what its head's ``event_bytes`` counts)."""
+    r = keyspace.tenant(tenant_id).collection("events").records[session_id].range()
+    return r.start, r.stop

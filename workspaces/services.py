@@ -17,7 +17,8 @@ from django.conf import settings
 
 import fdb_backend
 from accounts.services import Principal
-from fdb_backend.records import Page, VersionConflict, get_together, insert_together
+from accounts.services.quotas import quota_charge
+from fdb_backend.records import Page, VersionConflict, get_together, insert_together_sized
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError
 from workspaces.paths import MAX_ACTIVE_FILES, path_problem
@@ -142,11 +143,13 @@ def _append_event(
     event_id: uuid.UUID,
     now: datetime,
     **head_changes: Any,
-) -> tuple[WorkspaceSession, SessionEvent]:
-    """Give the event the next seq, store it, trim the log, move last_active_at."""
+) -> tuple[WorkspaceSession, SessionEvent, int]:
+    """Give the event the next seq, store it, trim the log, move last_active_at; also
+    returns how much the log's stored size changed (kept on the head as ``event_bytes``;
+    the caller charges it to the tenant's bytes quota)."""
     seq = head.seq + 1
     log = events(tenant_id)
-    stored = log.save(
+    stored, added = log.save_sized(
         tr,
         SessionEvent(
             session_id=head.id,
@@ -160,7 +163,7 @@ def _append_event(
     )
     dropped = seq - settings.CODITECT_EVENT_LOG_MAX
     if dropped >= 1:
-        log.delete(tr, (head.id, dropped))
+        added -= log.delete_sized(tr, (head.id, dropped))[1]
     new_head = heads(tenant_id).save(
         tr,
         dataclasses.replace(
@@ -168,10 +171,11 @@ def _append_event(
             seq=seq,
             last_event_id=event_id,
             last_active_at=max(now, head.last_active_at),
+            event_bytes=head.event_bytes + added,
             **head_changes,
         ),
     )
-    return new_head, stored
+    return new_head, stored, added
 
 
 def _related_many(
@@ -231,7 +235,8 @@ def session_create(
 ) -> SessionView:
     """Create a session owned by the caller.
 
-    Raises WorkspaceError 400 (not a path, bad parent), 413.
+    Raises WorkspaceError 400 (not a path, bad parent), 413, QuotaExceeded 403 (sessions
+    or bytes).
     """
     values: dict[str, Any] = {
         "active_files": active_files or [],
@@ -245,16 +250,14 @@ def session_create(
 
     @fdb_backend.transactional
     def create(tr: Any) -> SessionView:
-        if parent_session_id is not None:
-            existing, parent = get_together(
-                tr, [(heads(tenant_id), session_id), (heads(tenant_id), parent_session_id)]
+        wanted = [session_id] if parent_session_id is None else [session_id, parent_session_id]
+        existing, *parent = get_together(tr, [(heads(tenant_id), i) for i in wanted])
+        if existing is not None:  # our own commit, applied before a 1021: counted once
+            return _view(tr, tenant_id, existing)
+        if parent_session_id is not None and parent[0] is None:
+            raise WorkspaceError(
+                400, "invalid", "No such parent session.", attr="parent_session_id"
             )
-            if existing is not None:  # our own commit, applied before a 1021
-                return _view(tr, tenant_id, existing)
-            if parent is None:
-                raise WorkspaceError(
-                    400, "invalid", "No such parent session.", attr="parent_session_id"
-                )
         head = WorkspaceSession(
             id=session_id,
             owner_id=principal.user_id,
@@ -265,20 +268,18 @@ def session_create(
             last_active_at=now,
         )
         try:
-            # Both keys checked free in one read; a retry finding its own commit gets it back.
-            head, state = insert_together(
+            # Both keys checked free in one read.
+            (head, _), (state, state_size) = insert_together_sized(
                 tr,
                 [
                     (heads(tenant_id), head),
                     (states(tenant_id), WorkspaceState(id=session_id, **values)),
                 ],
             )
-        except VersionConflict:
-            # Our own commit, applied before a 1021, and changed by someone since.
-            found = heads(tenant_id).get(tr, session_id)
-            if found is None:  # pragma: no cover - deleted since, too
-                raise _not_found() from None
-            return _view(tr, tenant_id, found)
+        except VersionConflict:  # pragma: no cover - the head was absent just above
+            raise _not_found() from None
+        quota_charge(tr, tenant_id=tenant_id, kind="sessions", delta=1)
+        quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=state_size)
         # A new session has no children yet: its related ids are its parent, if any.
         related = [] if parent_session_id is None else [parent_session_id]
         return SessionView(head=head, state=state, related_ids=related)
@@ -392,7 +393,8 @@ def session_update(
     Returns the session as REST answers it (related ids read in the same transaction).
 
     Raises WorkspaceError 400 (nothing to change, not a path, not storable), 404, 412
-    version_conflict (with the current version), 413.
+    version_conflict (with the current version), 413; QuotaExceeded 403 when the change
+    grows the tenant's stored bytes past its quota.
     """
     head, state, related = _session_change(
         db=db,
@@ -465,8 +467,10 @@ def _session_change(
                 "The session changed since that version.",
                 current_version=state.version,
             )
-        new_state = states(tenant_id).save(tr, dataclasses.replace(state, **state_changes))
-        new_head, event = _append_event(
+        new_state, state_added = states(tenant_id).save_sized(
+            tr, dataclasses.replace(state, **state_changes)
+        )
+        new_head, event, event_added = _append_event(
             tr,
             tenant_id=tenant_id,
             head=head,
@@ -477,6 +481,7 @@ def _session_change(
             now=now,
             **head_changes,
         )
+        quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=state_added + event_added)
         ids = _related(tr, tenant_id, new_head) if related else []
         return new_head, new_state, ids, event
 
@@ -513,11 +518,7 @@ def session_delete(
                 412, "version_conflict", "The session changed since that version.",
                 current_version=state.version,
             )  # fmt: skip
-        # Range clears cost the same whatever they cover, so this stays one small commit.
-        for begin, end in session_ranges(tenant_id, session_id):
-            tr.clear_range(begin, end)
-        heads(tenant_id).delete(tr, session_id)
-        states(tenant_id).delete(tr, session_id)
+        _session_remove(tr, tenant_id, head)
 
     delete(db)
     broadcast.session_deleted_send(session_id=session_id)
@@ -526,7 +527,9 @@ def session_delete(
 def session_fork(
     *, db: Any, principal: Principal, session_id: uuid.UUID, name: str | None = None
 ) -> SessionView:
-    """A new session owned by the caller with the parent's state copied; both are related."""
+    """A new session owned by the caller with the parent's state copied; both are related.
+
+    Raises WorkspaceError 404, QuotaExceeded 403 (sessions or bytes)."""
     tenant_id = principal.tenant_id
     child_id, now = uuid.uuid4(), datetime.now(UTC)
 
@@ -539,6 +542,7 @@ def session_fork(
         parent_state = states(tenant_id).get(tr, session_id)
         if parent is None or parent_state is None:
             raise _not_found()
+        quota_charge(tr, tenant_id=tenant_id, kind="sessions", delta=1)
         head = heads(tenant_id).save(
             tr,
             WorkspaceSession(
@@ -551,7 +555,7 @@ def session_fork(
                 last_active_at=now,
             ),
         )
-        states(tenant_id).save(
+        _, state_size = states(tenant_id).save_sized(
             tr,
             WorkspaceState(
                 id=child_id,
@@ -560,6 +564,7 @@ def session_fork(
                 terminal_state=parent_state.terminal_state,
             ),
         )
+        quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=state_size)
         return _view(tr, tenant_id, head)
 
     forked: SessionView = fork(db)
@@ -576,7 +581,7 @@ def session_event_publish(
 
     Raises WorkspaceError 400 for a reserved name (``state.*``, ``presence.*``, ``lock.*``) or
     data that cannot be stored exactly, 413 ``event_too_large`` for data over
-    EVENT_DATA_MAX_BYTES.
+    EVENT_DATA_MAX_BYTES, QuotaExceeded 403 past the tenant's bytes quota.
     """
     if event.startswith(RESERVED_EVENT_PREFIXES):
         raise WorkspaceError(400, "invalid", "This event name is reserved.", attr="event")
@@ -595,7 +600,7 @@ def session_event_publish(
             raise _not_found()
         if head.last_event_id == event_id:
             return head.seq, None
-        _, stored = _append_event(
+        _, stored, added = _append_event(
             tr,
             tenant_id=tenant_id,
             head=head,
@@ -605,6 +610,7 @@ def session_event_publish(
             event_id=event_id,
             now=now,
         )
+        quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=added)
         return stored.seq, stored
 
     seq, stored = publish(db)
@@ -666,15 +672,17 @@ def session_events_append(
 
     Returns them as sent on the wire, for the caller to broadcast after commit; empty when
     the session is gone or when ``batch_id`` shows this batch was already applied (a retry
-    after commit_unknown_result).
+    after commit_unknown_result). Their bytes are counted, never refused: they record what
+    already happened (a socket joined or left, a lock changed hands).
     """
     head = heads(tenant_id).get(tr, session_id)
     if head is None or head.last_event_id == batch_id or not items:
         return []
     appended = []
+    added = 0
     for position, (event, data) in enumerate(items):
         last = position == len(items) - 1
-        head, stored = _append_event(
+        head, stored, size = _append_event(
             tr,
             tenant_id=tenant_id,
             head=head,
@@ -684,19 +692,55 @@ def session_events_append(
             event_id=batch_id if last else uuid.uuid4(),
             now=now,
         )
+        added += size
         appended.append(_event_json(stored))
+    quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=added, enforce=False)
     return appended
 
 
 # --- support staff: explicit cross-tenant entry points (operations/staff.py) ----------------
 
 
-def _session_remove(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
-    """Clear a session's head, state, indexes, events, locks and connections (one commit)."""
-    for begin, end in session_ranges(tenant_id, session_id):
+def _session_remove(tr: Any, tenant_id: uuid.UUID, head: WorkspaceSession) -> None:
+    """Clear a session's head, state, indexes, events, locks and connections (one commit),
+    and give back what it used of the tenant's quotas: the session, and its state's and
+    events' bytes (``event_bytes``: the log is cleared without being read)."""
+    # Range clears cost the same whatever they cover, so this stays one small commit.
+    for begin, end in session_ranges(tenant_id, head.id):
         tr.clear_range(begin, end)
-    heads(tenant_id).delete(tr, session_id)
-    states(tenant_id).delete(tr, session_id)
+    heads(tenant_id).delete(tr, head.id)
+    state_size = states(tenant_id).delete_sized(tr, head.id)[1]
+    quota_charge(tr, tenant_id=tenant_id, kind="sessions", delta=-1)
+    quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=-(state_size + head.event_bytes))
+
+
+@fdb_backend.transactional
+def session_remove(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    """Remove one session of a tenant inside the caller's transaction, as ``session_delete``
+    does, with no owner check and nothing broadcast (maintenance and erasure, which tell
+    the sockets after commit); False when it is already gone."""
+    head = heads(tenant_id).get(tr, session_id)
+    if head is None:
+        return False
+    _session_remove(tr, tenant_id, head)
+    return True
+
+
+def session_events_removed(
+    tr: Any, *, tenant_id: uuid.UUID, removed: list[tuple[SessionEvent, int]]
+) -> None:
+    """Account for events removed from the log by someone else than an append (the purge
+    of events past retention), inside the transaction that removed them: each session's
+    ``event_bytes`` and the tenant's bytes quota go down by their stored size."""
+    by_session: dict[uuid.UUID, int] = {}
+    for event, size in removed:
+        by_session[event.session_id] = by_session.get(event.session_id, 0) + size
+    collection = heads(tenant_id)
+    for session_id, size in by_session.items():
+        head = collection.get(tr, session_id)
+        if head is not None:
+            collection.save(tr, dataclasses.replace(head, event_bytes=head.event_bytes - size))
+    quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=-sum(by_session.values()))
 
 
 def session_list_by_staff(
@@ -723,13 +767,9 @@ def session_delete_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.U
     if heads(tenant_id).get(db, session_id) is None:
         raise _not_found()
 
-    @fdb_backend.transactional
-    def delete(tr: Any) -> None:
-        # No existence check in here: a retry after commit_unknown_result finds nothing
-        # left and clears nothing, instead of reporting a 404 for its own deletion.
-        _session_remove(tr, tenant_id, session_id)
-
-    delete(db)
+    # No 404 from inside the transaction: a retry after commit_unknown_result finds nothing
+    # left and removes nothing, instead of reporting a 404 for its own deletion.
+    session_remove(db, tenant_id=tenant_id, session_id=session_id)
     broadcast.session_deleted_send(session_id=session_id)
 
 

@@ -36,6 +36,7 @@ from accounts.services.principal import (
     principal_require_manager,
     principal_require_user,
 )
+from accounts.services.quotas import quota_charge
 from fdb_backend.records import Page, get_together
 
 PREFIX = "cdt_"
@@ -86,6 +87,7 @@ def api_token_create(
 
     Only the user themselves makes one (an API token cannot make tokens: 403
     ``insufficient_scope``). ``expires_at`` must lie in the future (None: until revoked).
+    Counts against the tenant's API token quota (403 ``quota_exceeded`` past it).
     """
     principal_require_user(principal=principal)
     name = name.strip()
@@ -108,7 +110,12 @@ def api_token_create(
 
     @fdb_backend.transactional
     def create(tr: Any) -> ApiToken:
-        saved = api_tokens(principal.tenant_id).save(tr, record)
+        tokens = api_tokens(principal.tenant_id)
+        existing = tokens.get(tr, token_id)
+        if existing is not None:  # our own commit, applied before a 1021: counted once
+            return existing
+        quota_charge(tr, tenant_id=principal.tenant_id, kind="api_tokens", delta=1)
+        saved = tokens.save(tr, record)
         event(
             tr,
             tenant_id=principal.tenant_id,
@@ -204,6 +211,7 @@ def _revoke(
         if found is None or (owner is not None and found.user_id != owner):
             raise AccountError(*NOT_FOUND)
         tokens.delete(tr, token_id)
+        quota_charge(tr, tenant_id=tenant_id, kind="api_tokens", delta=-1)
         event(
             tr,
             tenant_id=tenant_id,
@@ -229,6 +237,7 @@ def revoke_user_api_tokens(tr: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID)
     found = tokens.list_by_index(tr, "api_tokens_by_user", (user_id,)).records
     for token in found:
         tokens.delete(tr, token.id)
+    quota_charge(tr, tenant_id=tenant_id, kind="api_tokens", delta=-len(found))
     return len(found)
 
 

@@ -21,7 +21,9 @@ from fdb_backend.records.store import (
     Collection,
     get_together,
     insert_together,
+    insert_together_sized,
     resolve_unique,
+    stored_size,
 )
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "epoch_micros",
     "get_together",
     "insert_together",
+    "insert_together_sized",
     "resolve_unique",
+    "stored_size",
     "utcnow",
 ]

@@ -152,6 +152,12 @@ class Collection(Generic[R]):
         begin, end = self._bounds(pk)
         return self._from_range(pk, begin, tr.get_range(begin, end))
 
+    def _read_stored_sized(self, tr: Any, pk: tuple[Any, ...]) -> tuple[R | None, int]:
+        """The stored record, expired or not, and its stored size (0 when absent)."""
+        begin, end = self._bounds(pk)
+        kvs = tr.get_range(begin, end)
+        return self._from_range(pk, begin, kvs), stored_size(kvs)
+
     def _bounds(self, pk: tuple[Any, ...]) -> tuple[bytes, bytes]:
         """The key range of a record's chunks (``self.keys.records.range(pk)``)."""
         key = self._prefix + _packed(pk)
@@ -196,6 +202,12 @@ class Collection(Generic[R]):
     def get(self, tr: Any, key: Any, *, now: datetime | None = None) -> R | None:
         """The live record with primary key ``key`` (a value, or a tuple for several fields)."""
         return self._live(self.read_stored(tr, self.pk_of(key)), now or utcnow())
+
+    @transactional
+    def get_sized(self, tr: Any, key: Any, *, now: datetime | None = None) -> tuple[R | None, int]:
+        """``get``, also returning the stored size of the record, live or expired (0: none)."""
+        stored, size = self._read_stored_sized(tr, self.pk_of(key))
+        return self._live(stored, now or utcnow()), size
 
     @transactional
     def get_many(self, tr: Any, keys: list[Any], *, now: datetime | None = None) -> list[R | None]:
@@ -404,18 +416,36 @@ class Collection(Generic[R]):
         """
         moment = now or utcnow()
         stored = self.read_stored(tr, self.key_of(record))
-        return self._save_over(tr, record, stored, expected_version, moment)
+        return self._save_over(tr, record, stored, expected_version, moment)[0]
+
+    @transactional
+    def save_sized(
+        self,
+        tr: Any,
+        record: R,
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[R, int]:
+        """``save``, also returning how much the stored size changed (the new record's size
+        less the one it replaces; 0 when nothing was written). A record's stored size is
+        that of its serialized form, its chunks' values: what quotas count."""
+        moment = now or utcnow()
+        stored, old_size = self._read_stored_sized(tr, self.key_of(record))
+        new, size = self._save_over(tr, record, stored, expected_version, moment)
+        return new, (size - old_size if size is not None else 0)
 
     def _save_over(
         self, tr: Any, record: R, stored: R | None, expected_version: int | None, moment: datetime
-    ) -> R:
-        """``save`` once the stored record of ``record``'s key (expired or not) is known."""
+    ) -> tuple[R, int | None]:
+        """``save`` once the stored record of ``record``'s key (expired or not) is known;
+        also the stored size of what was written (None: nothing was)."""
         pk = self.key_of(record)
         live = self._live(stored, moment)
         actual = live.version if live is not None else 0
         if expected_version is not None and expected_version != actual:
             if live is not None and actual == expected_version + 1 and self._same(live, record):
-                return live
+                return live, None
             raise VersionConflict(expected_version, actual)
         new = dataclasses.replace(record, version=(stored.version if stored else 0) + 1)
         payload = self.schema.encode(new, self.max_record_size)
@@ -432,7 +462,7 @@ class Collection(Generic[R]):
         if stored is not None:
             tr.clear_range(*self._bounds(pk))
         self._write(tr, pk, payload)
-        return new
+        return new, len(payload)
 
     def _same(self, stored: R, record: R) -> bool:
         a = self.schema.fields_json(stored)
@@ -474,15 +504,27 @@ class Collection(Generic[R]):
         one, whatever ``expected_version`` says (so a retried delete is not an error). A live
         record whose version is not ``expected_version`` raises VersionConflict.
         """
+        return self.delete_sized(tr, key, expected_version=expected_version, now=now)[0]
+
+    @transactional
+    def delete_sized(
+        self,
+        tr: Any,
+        key: Any,
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[bool, int]:
+        """``delete``, also returning the stored size removed (0: nothing was)."""
         pk = self.pk_of(key)
-        stored = self.read_stored(tr, pk)
+        stored, size = self._read_stored_sized(tr, pk)
         if stored is None:
-            return False
+            return False, 0
         live = self._live(stored, now or utcnow())
         if live is not None and expected_version is not None and expected_version != live.version:
             raise VersionConflict(expected_version, live.version)
         self.remove_stored(tr, pk, stored)
-        return live is not None
+        return live is not None, size
 
     # --- maintenance: each call runs batches in transactions of their own ----------------
 
@@ -539,14 +581,31 @@ def insert_together(
     the reads that check each key is free issued together (one statement on the embedded
     engine). Raises VersionConflict where a live record holds a key; a retry after
     commit_unknown_result that finds its own records gets them back."""
+    return [record for record, _ in insert_together_sized(tr, new, now=now)]
+
+
+@transactional
+def insert_together_sized(
+    tr: Any, new: list[tuple[Collection[Any], Any]], *, now: datetime | None = None
+) -> list[tuple[Any, int]]:
+    """``insert_together``, each record with the stored size it added (0 for one found
+    already written by an earlier try of this transaction)."""
     moment = now or utcnow()
     pks = [collection.key_of(record) for collection, record in new]
     bounds = [collection._bounds(pk) for (collection, _), pk in zip(new, pks, strict=True)]
     rows = _read_ranges(tr, bounds)
-    return [
-        collection._save_over(tr, record, collection._from_range(pk, begin, kvs), 0, moment)
-        for (collection, record), pk, (begin, _), kvs in zip(new, pks, bounds, rows, strict=True)
-    ]
+    saved = []
+    for (collection, record), pk, (begin, _), kvs in zip(new, pks, bounds, rows, strict=True):
+        done, size = collection._save_over(
+            tr, record, collection._from_range(pk, begin, kvs), 0, moment
+        )
+        saved.append((done, 0 if size is None else size - stored_size(kvs)))
+    return saved
+
+
+def stored_size(kvs: list[Any]) -> int:
+    """The stored size of a record from the key-values of its range: its chunks' values."""
+    return sum(len(kv.value) for kv in kvs)
 
 
 @transactional

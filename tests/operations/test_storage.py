@@ -95,9 +95,10 @@ def test_check_finds_and_repair_fixes_a_corrupted_store(
     raw_clear_range(globex.collection("users").records.range((charlie.user_uuid,)))
 
     found, reason = failing("storage", "check")
-    assert reason == "10 problems left; run storage check --repair"
+    assert reason == "11 problems left; run storage check --repair"
     kinds = sorted((p["kind"], p["what"]) for p in found["problems"])
     assert kinds == [
+        ("counter", "usage.bytes"),  # 10. the state and event written past the services
         ("dangling", "users.user_by_email"),  # the ghost
         ("dangling", "users.user_by_email"),  # Charlie's
         ("dangling", "workspace_sessions.recent_sessions_tenant"),
@@ -113,7 +114,7 @@ def test_check_finds_and_repair_fixes_a_corrupted_store(
 
     repaired = run("storage", "check", "--repair", "--json").json()
     assert repaired["unrepaired"] == 0
-    assert repaired["repaired"] == len(repaired["problems"]) == 10
+    assert repaired["repaired"] == len(repaired["problems"]) == 11
     assert run("storage", "check", "--json").json()["problems"] == []
 
     assert api.login(bob.email, bob.password).status_code == 200
@@ -295,8 +296,10 @@ def test_purge_works_in_batches(alice: Persona, monkeypatch) -> None:
     batches: list[int] = []
     original = maintenance._purge_batch
 
-    def counting(tr, collection, predicate, begin, end, limit, now, dry_run):
-        matched, following = original(tr, collection, predicate, begin, end, limit, now, dry_run)
+    def counting(tr, collection, predicate, begin, end, limit, now, dry_run, on_removed):
+        matched, following = original(
+            tr, collection, predicate, begin, end, limit, now, dry_run, on_removed
+        )
         batches.append(matched)
         return matched, following
 

@@ -593,6 +593,8 @@ def _session_create(w: World) -> None:
     label = "POST /api/v5/sessions"
     w.json(label, 201, token=w.bob.access, body={"name": "b", "workspace_path": "/srv/b"})
     w.json(label, 400, token=w.bob.access, body={"workspace_path": "/srv/b"})
+    w.settings.CODITECT_QUOTA_SESSIONS = 1  # the world's tenant has sessions already
+    w.json(label, 403, token=w.bob.access, body={"name": "b", "workspace_path": "/srv/b"})
     w.settings.CODITECT_MAX_BODY_BYTES = 16
     w.json(label, 413, token=w.bob.access, body={"name": "b", "workspace_path": "/srv/b"})
 

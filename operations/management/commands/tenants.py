@@ -1,7 +1,9 @@
-"""``manage.py tenants list|show|create|suspend|resume|delete|export|import`` (CONTRACT §5)."""
+"""``manage.py tenants list|show|create|suspend|resume|delete|export|import|quota``
+(CONTRACT §5)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -12,6 +14,8 @@ from typing import Any, ClassVar
 from django.core.management.base import CommandError, CommandParser
 
 import fdb_backend
+from accounts.records import QUOTA_KINDS
+from accounts.services.quotas import QUOTA_MAX, quota_usage
 from operations.management.commands import counted
 from operations.management.output import OperatorCommand, Progress, opened_for_writing, table
 from operations.tenants import (
@@ -21,6 +25,7 @@ from operations.tenants import (
     tenant_export,
     tenant_import,
     tenant_list,
+    tenant_quota_set,
     tenant_resolve,
     tenant_size,
     tenant_status_set,
@@ -49,6 +54,7 @@ class Command(OperatorCommand):
         "delete": "Delete a tenant and everything it holds (needs --yes).",
         "export": "Write a tenant as JSON Lines to a file or standard output.",
         "import": "Restore a tenant from an export, checked whole before anything is written.",
+        "quota": "Show a tenant's quotas and usage, or set (0: unlimited) or reset its own.",
     }
 
     # --- arguments -------------------------------------------------------------------
@@ -90,6 +96,20 @@ class Command(OperatorCommand):
             "(without: refused)",
         )
         parser.add_argument("--no-progress", action="store_true")
+
+    def arguments_quota(self, parser: CommandParser) -> None:
+        parser.add_argument("tenant", help="tenant id or slug")
+        for kind in QUOTA_KINDS:
+            parser.add_argument(
+                "--" + kind.replace("_", "-"), type=_quota_value, metavar="N", dest=kind
+            )
+        parser.add_argument(
+            "--reset",
+            action="append",
+            default=[],
+            choices=[*QUOTA_KINDS, "all"],
+            help="back to the default (repeatable)",
+        )
 
     # --- actions ---------------------------------------------------------------------
 
@@ -221,6 +241,35 @@ class Command(OperatorCommand):
         # The export may be on standard output: the summary goes to stderr.
         self.stderr.write(message if not options["json"] else _json_line(summary))
 
+    def do_quota(self, **options: Any) -> None:
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        reset = set(QUOTA_KINDS) if "all" in options["reset"] else set(options["reset"])
+        overrides: dict[str, int | None] = {kind: None for kind in sorted(reset)}
+        for kind in QUOTA_KINDS:
+            if options[kind] is not None:
+                if kind in reset:
+                    raise CommandError(f"--{kind.replace('_', '-')} and --reset {kind} together")
+                overrides[kind] = options[kind]
+        if overrides:
+            quotas = tenant_quota_set(db=db, tenant_id=tenant.id, overrides=overrides)
+        else:
+            quotas = quota_usage(db, tenant_id=tenant.id)
+        data = {
+            "tenant_id": tenant.id,
+            "slug": tenant.slug,
+            "quotas": {
+                kind: {"used": q.used, "limit": q.limit, "override": q.override}
+                for kind, q in quotas.items()
+            },
+        }
+        rows = [
+            [kind, q.used, q.limit or "unlimited", "default" if q.override is None else "own"]
+            for kind, q in quotas.items()
+        ]
+        text = f"{tenant.slug} ({tenant.id})\n" + table(["quota", "used", "limit", "set"], rows)
+        self.emit(options, data, text)
+
     def do_import(self, **options: Any) -> None:
         enabled = not options["no_progress"]
         with _source(options["file"]) as (lines, total):
@@ -261,6 +310,16 @@ class Command(OperatorCommand):
                 "(tokens issued elsewhere do not verify here: users sign in again)"
             )
         self.emit(options, data, text)
+
+
+def _quota_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= QUOTA_MAX:
+        raise argparse.ArgumentTypeError(f"out of range (0 to {QUOTA_MAX}; 0: unlimited): {value}")
+    return value
 
 
 def _json_line(data: dict[str, Any]) -> str:
