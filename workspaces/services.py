@@ -734,13 +734,19 @@ def session_events_removed(
     ``event_bytes`` and the tenant's bytes quota go down by their stored size."""
     by_session: dict[uuid.UUID, int] = {}
     for event, size in removed:
-        by_session[event.session_id] = by_session.get(event.session_id, 0) + size
+        by_session[event.session_id] = by_session.get(event.session_id, 0) - size
+    _event_bytes_changed(tr, tenant_id, by_session)
+
+
+def _event_bytes_changed(tr: Any, tenant_id: uuid.UUID, deltas: dict[uuid.UUID, int]) -> None:
+    """Events of these sessions changed size outside an append (a purge, an erasure's scrub):
+    each head's ``event_bytes`` and the tenant's bytes usage follow, never refused."""
     collection = heads(tenant_id)
-    for session_id, size in by_session.items():
+    for session_id, delta in deltas.items():
         head = collection.get(tr, session_id)
-        if head is not None:
-            collection.save(tr, dataclasses.replace(head, event_bytes=head.event_bytes - size))
-    quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=-sum(by_session.values()))
+        if head is not None and delta:
+            collection.save(tr, dataclasses.replace(head, event_bytes=head.event_bytes + delta))
+    quota_charge(tr, tenant_id=tenant_id, kind="bytes", delta=sum(deltas.values()), enforce=False)
 
 
 def session_list_by_staff(
@@ -828,7 +834,7 @@ def sessions_of_owner_erase(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID
             session_ids, heads(tenant_id).get_many(tr, session_ids), strict=True
         ):
             if head is not None and head.owner_id == user_id:
-                _session_remove(tr, tenant_id, session_id)
+                _session_remove(tr, tenant_id, head)  # gives back its quota usage
                 removed.append(session_id)
         return removed
 
@@ -894,11 +900,16 @@ def session_events_scrub(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -
     @fdb_backend.transactional
     def scrub(tr: Any, keys: list[tuple[uuid.UUID, int]]) -> int:
         changed = 0
+        resized: dict[uuid.UUID, int] = {}
         for key in keys:
             current = log.read_stored(tr, log.pk_of(key))
             if current is not None and _names(current.data, name):
-                log.save(tr, dataclasses.replace(current, data=_scrubbed(current.data, name)))
+                _, delta = log.save_sized(
+                    tr, dataclasses.replace(current, data=_scrubbed(current.data, name))
+                )
+                resized[current.session_id] = resized.get(current.session_id, 0) + delta
                 changed += 1
+        _event_bytes_changed(tr, tenant_id, resized)
         return changed
 
     naming = [

@@ -225,3 +225,27 @@ def test_two_growers_that_both_read_under_the_quota_cannot_both_commit(
     second.on_error(failed.value).wait()
     with pytest.raises(Exception, match="quota_exceeded"):
         quota_charge(second, tenant_id=alice.tenant_uuid, kind="sessions", delta=1)
+
+
+def test_erasure_gives_back_what_it_deletes_and_scrubs(
+    sessions: SessionApi, alice: Persona, bob: Persona
+) -> None:
+    shared = create(sessions, alice).json()["id"]
+    for _ in range(2):
+        assert create(sessions, bob, editor_state={"text": "b" * 700}).status_code == 201
+    assert sessions.post(TOKENS, {"name": "bot", "scopes": []}, bob.access).status_code == 201
+    # An event in Alice's session that names Bob: the erasure scrubs it (a size change).
+    named = {"by": str(bob.user_id), "note": "x"}
+    assert sessions.publish(alice.access, shared, "review", named).status_code == 202
+    before = assert_exact(sessions, alice)
+    assert before["sessions"] == 3 and before["api_tokens"] == 1
+    erased = sessions.client.delete(
+        "/api/v5/auth/me",
+        {"password": bob.password},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {bob.access}"},
+    )
+    assert erased.status_code == 204, erased.content
+    after = assert_exact(sessions, alice)
+    assert after["sessions"] == 1 and after["api_tokens"] == 0
+    assert after["bytes"] < before["bytes"] - 1400
