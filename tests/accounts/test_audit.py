@@ -328,3 +328,24 @@ def test_the_retention_is_a_setting(api: Api, alice: Persona, settings, time_mac
     assert removed["auth_events"] >= 1
     owner = api.login(alice.email).json()["access"]
     assert [e["kind"] for e in api.get(AUDIT, owner).json()["results"]] == ["login"]
+
+
+def test_entries_written_while_paging_never_repeat_or_shift_a_page(
+    api: Api, alice: Persona, bob: Persona, agent: StaffUser
+) -> None:
+    at = datetime.now(UTC) - timedelta(hours=1)
+    log_events(alice, 30, type="refresh", user_id=alice.user_uuid, at=at)
+    before = every_entry(api, alice, 200)
+    seen: list[dict[str, Any]] = []
+    page = audit(api, alice, limit=7).json()
+    while True:
+        seen.extend(page["results"])
+        # Newer entries of both sources arrive between pages.
+        assert api.login(bob.email).status_code == 200
+        lock_and_unlock(agent, bob)
+        if page["next_cursor"] is None:
+            break
+        page = audit(api, alice, limit=7, cursor=page["next_cursor"]).json()
+    ids = [(e["source"], e["id"]) for e in seen]
+    assert len(ids) == len(set(ids))
+    assert seen == before
