@@ -234,8 +234,12 @@ async def test_erasure_leaves_no_trace_outside_the_audit_log(
                      TOKEN_AGENT.encode())  # fmt: skip
     assert not clients, f"his addresses or user agent are still in {clients}"
     assert b"bob's private draft" not in b"".join(value for _, _, value in rows)
-    # Nothing orphaned, and he is gone from the member list and the login index.
+    # Nothing orphaned, the usage counters agree with a recount, and he is gone from the
+    # member list and the login index.
     assert run("storage", "check", "--json").json()["problems"] == []
+    tenant = (await call(api.get, TENANT, alice.access)).json()
+    assert tenant["usage"]["sessions"] == 1  # Alice's
+    assert tenant["usage"]["api_tokens"] == 0
     members = await call(api.get, TENANT + "members/", alice.access)
     assert bob.user_id not in [m["id"] for m in members.json()["results"]]
     problem(await call(api.login, bob.email, bob.password), 401, "invalid_credentials")
