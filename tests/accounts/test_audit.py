@@ -3,6 +3,8 @@ first, in full cursor pages, filtered through indexes; owners and admins only.""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User as StaffUser
+from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 
 import fdb_backend
@@ -349,3 +352,58 @@ def test_entries_written_while_paging_never_repeat_or_shift_a_page(
     ids = [(e["source"], e["id"]) for e in seen]
     assert len(ids) == len(set(ids))
     assert seen == before
+
+
+def _export_lines(path: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _write_lines(path: Any, lines: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_import_of_an_export_without_the_indexes_writes_them(
+    api: Api, alice: Persona, bob: Persona, tmp_path
+) -> None:
+    path = tmp_path / "acme.jsonl"
+    run("tenants", "export", alice.tenant_id, "--output", str(path))
+    scope = keyspace.tenant(alice.tenant_uuid)
+    prefixes = tuple(scope.space(name).key() for name in audit_keys.INDEXES)
+    kept, dropped_keys, dropped_bytes = [], 0, 0
+    for line in _export_lines(path):  # what a release before the indexes exported
+        key = base64.b64decode(line["key"]) if "key" in line else b""
+        if key.startswith(prefixes):
+            dropped_keys += 1
+            dropped_bytes += len(key) + len(base64.b64decode(line["value"]))
+            continue
+        kept.append(line)
+    assert dropped_keys > 0
+    kept[-1]["keys"] -= dropped_keys
+    kept[-1]["bytes"] -= dropped_bytes
+    old = tmp_path / "old.jsonl"
+    _write_lines(old, kept)
+
+    report = run("tenants", "import", str(old), "--replace", "--json").json()
+    assert report["entries_rebuilt"] >= dropped_keys
+    assert run("storage", "check", "--json").json()["problems"] == []
+    owner = api.login(alice.email).json()["access"]
+    kinds = [e["kind"] for e in api.get(AUDIT + f"?user_id={bob.user_id}", owner).json()["results"]]
+    assert kinds == ["member_joined"]
+
+
+def test_import_refuses_an_index_entry_that_no_event_of_the_file_makes(
+    alice: Persona, bob: Persona, tmp_path
+) -> None:
+    path = tmp_path / "acme.jsonl"
+    run("tenants", "export", alice.tenant_id, "--output", str(path))
+    lines = _export_lines(path)
+    scope = keyspace.tenant(alice.tenant_uuid)
+    forged = bytes(scope.space(audit_keys.BY_USER).pack((bob.user_uuid, 1, uuid.uuid4())))
+    entry = {**lines[-2], "key": base64.b64encode(forged).decode(), "value": ""}
+    assert "key" in lines[-2]  # a key line of the tenant's range, the forged one like it
+    lines.insert(-1, entry)
+    lines[-1]["keys"] += 1
+    lines[-1]["bytes"] += len(forged)
+    _write_lines(path, lines)
+    with pytest.raises(CommandError, match="an index entry that no record of the file makes"):
+        run("tenants", "import", str(path), "--replace")
