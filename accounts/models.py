@@ -18,6 +18,7 @@ SUPPORT_PERMISSIONS = (
     ("lock_user", "Can lock and unlock tenant users"),
     ("revoke_sessions", "Can revoke tenant users' auth sessions"),
     ("delete_workspace_session", "Can delete workspace sessions"),
+    ("change_tenant_quota", "Can change tenants' quotas"),
 )
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 import fdb_backend
 from accounts.models import StaffAuditEntry
+from accounts.services.quotas import QUOTA_MAX
 from operations import staff
 from operations.admin_site import (
+    ReasonForm,
     action,
     pick_tenant,
     render,
@@ -86,7 +89,54 @@ def tenant_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
             "overview": overview,
             "tenant": overview.tenant,
             "can_suspend": staff.can(request.user, "accounts.suspend_tenant"),
+            "can_change_quota": staff.can(request.user, QUOTA_PERMISSION),
         },
+    )
+
+
+QUOTA_PERMISSION = "accounts.change_tenant_quota"
+_QUOTA_HELP = "Blank: the platform's default. 0: unlimited."
+
+
+class QuotaForm(ReasonForm):
+    """A tenant's own quotas (blank: the default, 0: unlimited) and the reason."""
+
+    field_order = ("sessions", "bytes", "api_tokens", "reason")
+    sessions = forms.IntegerField(
+        required=False, min_value=0, max_value=QUOTA_MAX, label="Workspace sessions",
+        help_text=_QUOTA_HELP,
+    )  # fmt: skip
+    bytes = forms.IntegerField(
+        required=False, min_value=0, max_value=QUOTA_MAX, label="Stored bytes",
+        help_text=_QUOTA_HELP,
+    )  # fmt: skip
+    api_tokens = forms.IntegerField(
+        required=False, min_value=0, max_value=QUOTA_MAX, label="API tokens",
+        help_text=_QUOTA_HELP,
+    )  # fmt: skip
+
+
+@support_view
+def tenant_quota_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+    db = fdb_backend.get_database()
+    overview = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0)
+    tenant = overview.tenant
+
+    def perform(reason: str, **overrides: int | None) -> str:
+        staff.staff_tenant_quota_set(
+            db=db, staff=request.user, tenant_id=tenant_id, overrides=overrides, reason=reason
+        )
+        return f"Quotas of tenant {tenant.name} changed."
+
+    return action(
+        request,
+        permission=QUOTA_PERMISSION,
+        title=f"Change the quotas of tenant {tenant.name}",
+        target=f"tenant {tenant.name} ({tenant.slug}, {tenant.id})",
+        back=url("tenant", tenant_id),
+        perform=perform,
+        form_class=QuotaForm,
+        initial={kind: quota.override for kind, quota in overview.quotas.items()},
     )
 
 
@@ -353,6 +403,7 @@ support_route("", support_home, "home")
 support_route("tenants/", tenants_view, "tenants")
 support_route("tenants/<uuid:tenant_id>/", tenant_view, "tenant")
 support_route("tenants/<uuid:tenant_id>/suspend/", tenant_suspend_view, "tenant_suspend")
+support_route("tenants/<uuid:tenant_id>/quota/", tenant_quota_view, "tenant_quota")
 support_route("tenants/<uuid:tenant_id>/resume/", tenant_resume_view, "tenant_resume")
 support_route("users/", users_view, "users")
 support_route("tenants/<uuid:tenant_id>/users/<uuid:user_id>/", user_view, "user")

@@ -239,24 +239,28 @@ def action(
     title: str,
     target: str,
     back: str,
-    perform: Callable[[str], str],
+    perform: Callable[..., str],
     danger: bool = False,
+    form_class: type[ReasonForm] = ReasonForm,
+    initial: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """A staff action: GET asks for a reason, POST (with CSRF) calls ``perform(reason)``,
-    which returns the success message, and goes back to ``back``.
+    which returns the success message, and goes back to ``back``. A ``form_class`` with
+    more fields than the reason passes their cleaned values to ``perform`` by name.
 
     Without ``permission`` both are 403; a missing reason shows the form again (400).
     """
     if not can(request.user, VIEW_PERMISSION) or not can(request.user, permission):
         raise PermissionDenied
     status = 200
-    form = ReasonForm()
+    form = form_class(initial=initial)
     if request.method == "POST":
-        form = ReasonForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
+            fields = dict(form.cleaned_data)
             try:
                 with _StoreErrors():
-                    message = perform(form.cleaned_data["reason"])
+                    message = perform(fields.pop("reason"), **fields)
             except StaffInvalid as error:
                 form.add_error("reason", error.detail)
             else:

@@ -40,12 +40,13 @@ from accounts.records import (
 from accounts.services.api_tokens import api_token_revoke_by_staff, api_tokens_of_user
 from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
 from accounts.services.mfa import mfa_reset
+from accounts.services.quotas import Quota, quota_usage
 from accounts.services.tenancy import user_lock
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_record
 from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Page
-from operations.tenants import tenant_status_set
+from operations.tenants import tenant_quota_set, tenant_status_set
 from workspaces.services import session_delete_by_staff
 
 REASON_MAX = 1000
@@ -122,6 +123,7 @@ class TenantOverview:
     members: list[User]
     more_members: bool
     counts: dict[str, int]  # capped at COUNT_CAP
+    quotas: dict[str, Quota]  # usage, limit in force and the tenant's own override
 
 
 def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> TenantOverview:
@@ -138,7 +140,8 @@ def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> Ten
         "invitations": scope.collection("invitations").range(),
     }
     counts = {name: storage.count_keys(db, r, cap=COUNT_CAP) for name, r in ranges.items()}
-    return TenantOverview(tenant, page.records, page.continuation is not None, counts)
+    quotas = quota_usage(db, tenant_id=tenant_id)
+    return TenantOverview(tenant, page.records, page.continuation is not None, counts, quotas)
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,27 @@ def staff_tenant_suspend(
         reason=reason,
     ) as why:
         return tenant_status_set(db=db, tenant_id=tenant_id, suspended=suspended, reason=why)
+
+
+def staff_tenant_quota_set(
+    *,
+    db: Any,
+    staff: Staff,
+    tenant_id: uuid.UUID,
+    overrides: dict[str, int | None],
+    reason: str,
+) -> dict[str, Quota]:
+    """Set (a whole number, 0: unlimited) or reset (None) a tenant's own quotas."""
+    with _audited(
+        staff=staff,
+        permission="accounts.change_tenant_quota",
+        action="tenant_quota",
+        target_type="tenant",
+        target_id=tenant_id,
+        tenant_id=tenant_id,
+        reason=reason,
+    ) as why:
+        return tenant_quota_set(db=db, tenant_id=tenant_id, overrides=overrides, reason=why)
 
 
 def staff_user_lock(

@@ -33,6 +33,7 @@ def targets(api: Api, alice: Persona, bob: Persona) -> dict[str, list[str]]:
     actions = [
         support("tenant_suspend", tid),
         support("tenant_resume", tid),
+        support("tenant_quota", tid),
         support("user_lock", tid, uid),
         support("user_unlock", tid, uid),
         support("user_revoke_all", tid, uid),
@@ -76,7 +77,13 @@ def test_read_only_support_sees_everything_and_can_do_nothing(
     for path in [*targets["pages"], AUDIT_LOG]:
         response = client.get(path)
         assert response.status_code == 200, path
-        for verb in (b">Suspend<", b">Lock<", b">Revoke every session<", b">Delete<"):
+        for verb in (
+            b">Suspend<",
+            b">Lock<",
+            b">Revoke every session<",
+            b">Delete<",
+            b">Change quotas<",
+        ):
             assert verb not in response.content, (path, verb)
     for path in targets["actions"]:
         assert client.get(path).status_code == 403, path

@@ -174,3 +174,42 @@ def test_a_failing_action_leaves_no_audit_entry(support_staff, alice: Persona, m
     response = client.post(support("tenant_suspend", alice.tenant_id), {"reason": "x"})
     assert response.status_code == 500
     assert not StaffAuditEntry.objects.exists()
+
+
+def test_changing_a_tenant_s_quotas_takes_effect_and_is_audited(
+    support_staff, api: Api, alice: Persona, charlie: Persona
+) -> None:
+    client = logged_in(support_staff)
+    page = client.get(support("tenant", alice.tenant_id)).content.decode()
+    assert ">Change quotas<" in page and 'id="quotas"' in page
+    form = client.get(support("tenant_quota", alice.tenant_id))
+    assert form.status_code == 200 and b"Workspace sessions" in form.content
+    # A reason is required, and a negative quota is refused: nothing changes.
+    path = support("tenant_quota", alice.tenant_id)
+    assert client.post(path, {"sessions": "1", "reason": ""}).status_code == 400
+    assert client.post(path, {"sessions": "-1", "reason": "ticket"}).status_code == 400
+    assert not StaffAuditEntry.objects.exists()
+    response = client.post(
+        path, {"sessions": "1", "bytes": "", "api_tokens": "0", "reason": "ticket #7: plan"}
+    )
+    assert response.status_code == 302, response.content
+    quotas = api.get("/api/v5/tenant/", alice.access).json()["quotas"]
+    assert quotas["sessions"] == 1 and quotas["api_tokens"] is None  # 0: unlimited
+    body = {"name": "S", "workspace_path": "/w"}
+    assert api.post("/api/v5/sessions", body, alice.access).status_code == 201
+    problem(api.post("/api/v5/sessions", body, alice.access), 403, "quota_exceeded")
+    assert api.post("/api/v5/sessions", body, charlie.access).status_code == 201
+    the_audit_entry(
+        staff=support_staff,
+        action="tenant_quota",
+        target_type="tenant",
+        target_id=alice.tenant_id,
+        tenant_id=alice.tenant_uuid,
+        reason="ticket #7: plan",
+    )
+    page = client.get(support("tenant", alice.tenant_id)).content.decode()
+    assert "this tenant" in page
+    # The form shows the tenant's own values; blank resets to the default.
+    assert b'value="1"' in client.get(path).content
+    act(support_staff, path)
+    assert api.get("/api/v5/tenant/", alice.access).json()["quotas"]["sessions"] != 1
