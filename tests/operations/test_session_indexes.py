@@ -5,8 +5,10 @@ import`` of an export made before it writes the entries the file lacks."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,78 @@ def _key_of(line: dict[str, Any]) -> bytes | None:
 
 def _value_of(line: dict[str, Any]) -> bytes:
     return base64.b64decode(line["value"])
+
+
+def test_repair_racing_writes_leaves_a_consistent_index(api: Api, alice: Persona) -> None:
+    """``--repair`` may run while the platform serves: writes racing it (paths moved,
+    sessions deleted) keep the index right, and a fix re-checks its record first, so the
+    store ends consistent and the filters list what they match."""
+    ids = [create(api, alice, "/w/a") for _ in range(150)]
+    drop_new_index(alice)
+    moved, deleted = ids[:60:2], ids[1:60:2]
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            writes = Api()
+            for moving, going in zip(moved, deleted, strict=True):
+                url = f"/api/v5/sessions/{moving}"
+                response = writes.client.patch(
+                    url,
+                    json.dumps({"workspace_path": "/w/b"}),
+                    content_type="application/json",
+                    HTTP_AUTHORIZATION=f"Bearer {alice.access}",
+                )
+                assert response.status_code == 200, response.content
+                response = writes.delete(f"/api/v5/sessions/{going}", alice.access)
+                assert response.status_code == 204, response.content
+        except BaseException as error:  # reported by the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    with contextlib.suppress(CommandError):  # a fix its race made needless stays "unrepaired"
+        run("storage", "check", "--repair")
+    thread.join()
+    assert errors == []
+    assert run("storage", "check", "--json").json()["problems"] == []
+    assert sorted(both_filters(api, alice, "/w/b")) == sorted(moved)
+    left = [i for i in ids if i not in moved and i not in deleted]
+    assert sorted(both_filters(api, alice, "/w/a")) == sorted(left)
+
+
+def test_repair_rechecks_what_changed_since_the_check(
+    monkeypatch: pytest.MonkeyPatch, api: Api, alice: Persona
+) -> None:
+    """Sessions moved or deleted between the check and its repair: their fixes find the
+    record changed or gone and write nothing (reported unrepaired), the writes themselves
+    kept the index right."""
+    ids = [create(api, alice, "/w/a") for _ in range(20)]
+    drop_new_index(alice)
+    moved, deleted = ids[:10:2], ids[1:10:2]
+    original = maintenance._repair_batch
+
+    def after_writes(db: Any, collection: Any, issues: list[Any]) -> list[bool]:
+        for moving, going in zip(moved, deleted, strict=True):
+            response = api.client.patch(
+                f"/api/v5/sessions/{moving}",
+                json.dumps({"workspace_path": "/w/b"}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {alice.access}",
+            )
+            assert response.status_code == 200, response.content
+            assert api.delete(f"/api/v5/sessions/{going}", alice.access).status_code == 204
+        monkeypatch.setattr(maintenance, "_repair_batch", original)
+        return list(original(db, collection, issues))
+
+    monkeypatch.setattr(maintenance, "_repair_batch", after_writes)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="10 problems left"):
+        call_command("storage", "check", "--repair", "--json", stdout=out, stderr=io.StringIO())
+    report = json.loads(out.getvalue())
+    assert report["repaired"] == 10
+    unrepaired = sorted(p["key"] for p in report["problems"] if not p["repaired"])
+    assert unrepaired == sorted(moved + deleted)
+    assert run("storage", "check", "--json").json()["problems"] == []
+    assert sorted(both_filters(api, alice, "/w/b")) == sorted(moved)
+    assert sorted(both_filters(api, alice, "/w/a")) == sorted(ids[10:])
