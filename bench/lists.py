@@ -88,6 +88,7 @@ def environment(tmp: Path) -> None:
         CODITECT_STORAGE_URL="embedded://" + urllib.parse.quote(str(tmp / "store.sqlite3")),
         DATABASE_URL=f"sqlite:///{tmp / 'staff.sqlite3'}",
         CODITECT_THROTTLE_SCALE="100000",  # one client, many requests: raise, don't disable
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",  # not on the report
     )
 
 
