@@ -117,38 +117,40 @@ class Api:
 class Tenant:
     size: int
     tenant_id: uuid.UUID
-    tokens: dict[str, str]  # "owner", "rare"
+    tokens: dict[str, str]  # "owner" and each of MEMBERS
     users: dict[str, uuid.UUID]
     seed_s: float = 0.0
 
 
+MEMBERS = ("rare", "other-0", "other-1")  # invited by the owner; the others never ask
+
+
 def register(api: Api, size: int) -> Tenant:
+    """A tenant with its owner and MEMBERS, registered through the API (every session's
+    owner is a user: storage check deletes sessions of a missing owner)."""
     owner = api.call(
         "POST",
         "/api/v5/auth/register",
         {"email": f"owner-{size}@example.com", "password": PASSWORD},
     )
-    invitation = api.call(
-        "POST",
-        "/api/v5/tenant/invitations/",
-        {"email": f"rare-{size}@example.com", "role": "member"},
-        owner["access"],
-    )
-    rare = api.call(
-        "POST",
-        "/api/v5/auth/register",
-        {
-            "email": f"rare-{size}@example.com",
-            "password": PASSWORD,
-            "invitation": invitation["token"],
-        },
-    )
-    return Tenant(
-        size,
-        uuid.UUID(owner["tenant"]["id"]),
-        {"owner": owner["access"], "rare": rare["access"]},
-        {"owner": uuid.UUID(owner["user"]["id"]), "rare": uuid.UUID(rare["user"]["id"])},
-    )
+    tokens = {"owner": owner["access"]}
+    users = {"owner": uuid.UUID(owner["user"]["id"])}
+    for name in MEMBERS:
+        email = f"{name}-{size}@example.com"
+        invitation = api.call(
+            "POST",
+            "/api/v5/tenant/invitations/",
+            {"email": email, "role": "member"},
+            owner["access"],
+        )
+        member = api.call(
+            "POST",
+            "/api/v5/auth/register",
+            {"email": email, "password": PASSWORD, "invitation": invitation["token"]},
+        )
+        tokens[name] = member["access"]
+        users[name] = uuid.UUID(member["user"]["id"])
+    return Tenant(size, uuid.UUID(owner["tenant"]["id"]), tokens, users)
 
 
 def layout(tenant: Tenant) -> list[tuple[uuid.UUID, str]]:
@@ -156,7 +158,7 @@ def layout(tenant: Tenant) -> list[tuple[uuid.UUID, str]]:
     through the tenant's history, the rest alternating between the owner and other members
     over six paths."""
     size, rare = tenant.size, rare_count(tenant.size)
-    others = [uuid.uuid4() for _ in range(5)]  # members that never ask
+    others = [tenant.users[name] for name in MEMBERS[1:]]
     step = size / rare
     rare_member = {round(k * step) for k in range(rare)}
     rare_path = {round(k * step + step / 2) for k in range(rare)} - rare_member
@@ -168,7 +170,7 @@ def layout(tenant: Tenant) -> list[tuple[uuid.UUID, str]]:
         elif i in rare_path:
             sessions.append((others[i % len(others)], RARE_PATH))
         else:
-            owner = tenant.users["owner"] if plain % 2 == 0 else others[plain % len(others)]
+            owner = tenant.users["owner"] if plain % 2 == 0 else others[plain // 2 % len(others)]
             sessions.append((owner, COMMON if plain % 6 == 0 else f"/ws/p{plain % 6}"))
             plain += 1
     return sessions
