@@ -79,8 +79,14 @@ def _micros(value: datetime | None, attr: str) -> int | None:
     return epoch_micros(value)
 
 
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
 def _of_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
+    # Within what a datetime holds: RFC 3339 allows 0001-01-01T00:00:00+14:00, a moment
+    # before it (for the database, as early as anything can be).
+    earliest, latest = epoch_micros(_FIRST), epoch_micros(_LAST)
+    return _EPOCH + timedelta(microseconds=min(max(micros, earliest), latest))
 
 
 def _binding(tenant_id: uuid.UUID, filters: tuple[Any, ...]) -> str:
