@@ -135,9 +135,24 @@ def events_page(
     if name == LOG:
         return [(bytes(kv.key), bytes(kv.value)) for kv in rows]
     keys = [log_key(tenant_id, *space.unpack(kv.key)) for kv in rows]
-    values_read = [tr.get(key) for key in keys]  # futures on a cluster: read together
+    values_read = _get_together(tr, keys)
     # An entry whose event is gone (storage check: dangling) is skipped.
-    return [(key, bytes(v)) for key, v in zip(keys, values_read, strict=True) if v is not None]
+    return [(key, v) for key, v in zip(keys, values_read, strict=True) if v is not None]
+
+
+def _get_together(tr: Any, keys: list[bytes]) -> list[bytes | None]:
+    """``[tr.get(k) for k in keys]``, the reads issued together where the engine batches
+    them (``get_ranges``: one statement on the embedded engine, overlapping round trips on a
+    cluster)."""
+    batched = getattr(tr, "get_ranges", None)
+    if batched is None or len(keys) <= 1:
+        return [_bytes_or_none(tr.get(key)) for key in keys]
+    rows = batched([(key, key + b"\x00") for key in keys], 1)
+    return [bytes(found[0].value) if found else None for found in rows]
+
+
+def _bytes_or_none(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 # --- check and repair (storage check) -----------------------------------------------------
@@ -169,7 +184,7 @@ def _missing_in_batch(tr: Any, tenant_id: uuid.UUID, kvs: list[Any]) -> list[Ent
     wanted = [
         (kv.key, entry) for kv in kvs for entry in _entries_of_stored(tenant_id, kv.key, kv.value)
     ]
-    stored = [snap.get(entry) for _, entry in wanted]
+    stored = _get_together(snap, [entry for _, entry in wanted])
     found = []
     for (key, entry), value in zip(wanted, stored, strict=True):
         if value is None:
