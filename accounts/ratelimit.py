@@ -17,6 +17,9 @@ quarter of what the window has left, so a process holds little of a window that 
 used up. A unit leased and not spent (the window ends, the process stops, or its other window
 refused the request) is lost: the error is towards refusing, never towards allowing.
 
+The per-request work is in memory (a dictionary look-up and two locks); the limits are read
+from settings once per window (and again when a test changes them).
+
 ``RateLimit-Remaining`` is this process's view: the window's units not yet leased by anyone
 when it last leased, plus its own unspent lease. Across processes it is approximate (others
 may have leased since; their unspent leases count as used). ``RateLimit-Limit`` and
@@ -30,10 +33,11 @@ import math
 import struct
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.test.signals import setting_changed
 
 import fdb_backend
 from accounts.records import throttle_key
@@ -44,8 +48,7 @@ WINDOW_S = 60
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """What a request's answer says about its limits (the closest to exhaustion of the two)."""
 
     allowed: bool
@@ -68,7 +71,8 @@ class _Bucket:
 
     def __init__(self, subject: str) -> None:
         self.lock = threading.Lock()
-        self.subject = subject  # digest of "user:<id>", "token:<id>", "tenant:<id>"
+        # "user:<id>", "token:<id>" or "tenant:<id>", digested as the throttles' subjects are.
+        self.subject = hashlib.sha256(subject.encode()).hexdigest()[:32]
         self.left = 0  # leased, not yet spent
         self.count = 0  # the counter after this process's last lease (every process's leases)
         self.size = 1  # the next lease asks for this many
@@ -80,29 +84,48 @@ class _Table:
         self.lock = threading.Lock()
         self.db: Any = None
         self.window = -1
-        self.buckets: dict[tuple[str, str], _Bucket] = {}
+        self.buckets: dict[tuple[bool, str, uuid.UUID], _Bucket] = {}
+        # (principal, tenant) limits of writes (True) and reads (False), scaled.
+        self.limits: dict[bool, tuple[int, int]] = {}
 
-    def get(self, db: Any, now: float, wanted: list[tuple[str, str]]) -> tuple[int, list[_Bucket]]:
-        """The current window and a bucket for each ``(scope, subject)``; a new window (or
-        another store) starts every bucket afresh."""
+    def get(
+        self, db: Any, now: float, write: bool, who: tuple[str, uuid.UUID], tenant: uuid.UUID
+    ) -> tuple[int, tuple[int, int], _Bucket, _Bucket]:
+        """The current window, the limits and the principal's and the tenant's bucket of the
+        kind; a new window (or another store, or changed settings) starts afresh."""
         window = int(now // WINDOW_S)
         with self.lock:
             if db is not self.db or window > self.window:
                 self.db, self.window, self.buckets = db, window, {}
-            found = []
-            for scope, subject in wanted:
-                bucket = self.buckets.get((scope, subject))
-                if bucket is None:
-                    bucket = self.buckets[(scope, subject)] = _Bucket(_digest(subject))
-                found.append(bucket)
-            return self.window, found
+                self.limits = {
+                    True: (
+                        _scaled(settings.CODITECT_RATE_WRITE_PER_MIN),
+                        _scaled(settings.CODITECT_RATE_TENANT_WRITE_PER_MIN),
+                    ),
+                    False: (
+                        _scaled(settings.CODITECT_RATE_READ_PER_MIN),
+                        _scaled(settings.CODITECT_RATE_TENANT_READ_PER_MIN),
+                    ),
+                }
+            buckets = self.buckets
+            mine = buckets.get((write, *who))
+            if mine is None:
+                mine = buckets[(write, *who)] = _Bucket(f"{who[0]}:{who[1]}")
+            theirs = buckets.get((write, "tenant", tenant))
+            if theirs is None:
+                theirs = buckets[(write, "tenant", tenant)] = _Bucket(f"tenant:{tenant}")
+            return self.window, self.limits[write], mine, theirs
+
+    def forget(self, **kwargs: Any) -> None:
+        """Start afresh at the next request (the settings changed: tests)."""
+        if str(kwargs.get("setting", "")).startswith(_SETTINGS):
+            with self.lock:
+                self.db = None
 
 
+_SETTINGS = ("CODITECT_RATE_", "CODITECT_THROTTLE_SCALE")
 _table = _Table()
-
-
-def _digest(subject: str) -> str:
-    return hashlib.sha256(subject.encode()).hexdigest()[:32]
+setting_changed.connect(_table.forget)
 
 
 def _scaled(limit: int) -> int:
@@ -123,43 +146,37 @@ def rate_limit_spend(
     transaction for both windows, retried on conflict, never past either limit).
     """
     moment = time.time() if now is None else now
-    kind = "write" if write else "read"
-    scope = "rate_" + kind
-    limits = (
-        _scaled(getattr(settings, f"CODITECT_RATE_{kind.upper()}_PER_MIN")),
-        _scaled(getattr(settings, f"CODITECT_RATE_TENANT_{kind.upper()}_PER_MIN")),
-    )
-    who = (
-        f"user:{principal.user_id}"
-        if principal.api_token is None
-        else f"token:{principal.api_token.id}"
-    )
-    window, buckets = _table.get(
-        db, moment, [(scope, who), (scope, f"tenant:{principal.tenant_id}")]
-    )
+    token = principal.api_token
+    who = ("user", principal.user_id) if token is None else ("token", token.id)
+    window, limits, mine, theirs = _table.get(db, moment, write, who, principal.tenant_id)
     reset = max(1, math.ceil((window + 1) * WINDOW_S - moment))
     # Always principal, then tenant: every request takes the locks in one order.
-    with buckets[0].lock, buckets[1].lock:
-        pairs = list(zip(buckets, limits, strict=True))
-        allowed = not any(bucket.exhausted for bucket in buckets)
-        if allowed and any(bucket.left == 0 for bucket in buckets):
-            _lease(db, scope, window, [(b, limit) for b, limit in pairs if b.left == 0])
-            allowed = all(bucket.left > 0 for bucket in buckets)
+    with mine.lock, theirs.lock:
+        allowed = not (mine.exhausted or theirs.exhausted)
+        if allowed and not (mine.left and theirs.left):
+            pairs = ((mine, limits[0]), (theirs, limits[1]))
+            _lease(db, write, window, [(b, limit) for b, limit in pairs if not b.left])
+            allowed = bool(mine.left and theirs.left)
         if allowed:
-            for bucket in buckets:
-                bucket.left -= 1
-        remaining, limit = min(
-            (0 if b.exhausted else max(0, lim - b.count + b.left), lim) for b, lim in pairs
-        )
+            mine.left -= 1
+            theirs.left -= 1
+        remaining, limit = min(_remaining(mine, limits[0]), _remaining(theirs, limits[1]))
     if not allowed:
-        throttle_hits.labels(scope).inc()
+        throttle_hits.labels("rate_write" if write else "rate_read").inc()
         remaining = 0
     return RateLimit(allowed=allowed, limit=limit, remaining=remaining, reset=reset)
 
 
-def _lease(db: Any, scope: str, window: int, wanted: list[tuple[_Bucket, int]]) -> None:
+def _remaining(bucket: _Bucket, limit: int) -> tuple[int, int]:
+    if bucket.exhausted:
+        return 0, limit
+    return max(0, limit - bucket.count + bucket.left), limit
+
+
+def _lease(db: Any, write: bool, window: int, wanted: list[tuple[_Bucket, int]]) -> None:
     """Lease units of each bucket's window in one transaction (the caller holds its lock)."""
     lease_max = max(1, int(settings.CODITECT_RATE_LEASE_MAX))
+    scope = "rate_write" if write else "rate_read"
     keys = [
         throttle_key(scope=scope, subject_digest=b.subject, window_s=WINDOW_S, window=window)
         for b, _ in wanted

@@ -305,7 +305,7 @@ CODITECT_RATE_TENANT_WRITE_PER_MIN = env_int(
 )
 # Most units of a window a process leases from storage in one transaction (and then spends
 # without a commit): larger is cheaper per request, smaller shares a window more evenly.
-CODITECT_RATE_LEASE_MAX = env_int("CODITECT_RATE_LEASE_MAX", default=100, minimum=1)
+CODITECT_RATE_LEASE_MAX = env_int("CODITECT_RATE_LEASE_MAX", default=1000, minimum=1)
 # ASVS 2.2.1: at most this many failed logins per account per hour.
 CODITECT_LOGIN_FAILURES_PER_HOUR = env_int("CODITECT_LOGIN_FAILURES_PER_HOUR", default=100)
 

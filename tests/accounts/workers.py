@@ -54,10 +54,10 @@ def main(spec: dict[str, Any]) -> list[list[dict[str, Any]]]:
     # Warm up: the first request loads the URLconf and opens the store.
     Client(raise_request_exception=False).get("/readyz")
     Path(spec["ready"]).touch()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not Path(spec["go"]).exists():
         if time.monotonic() > deadline:
-            raise SystemExit("no go signal within 30 s")
+            raise SystemExit("no go signal within 120 s")
         time.sleep(0.001)
     threads = int(spec.get("threads", 1))
     barrier = threading.Barrier(threads)
