@@ -124,6 +124,9 @@ def test_tenants_quota_shows_sets_and_resets(
     assert shown["quotas"]["sessions"] == {"used": 1, "limit": 10, "override": None}
     text = run("tenants", "quota", alice.tenant["slug"]).out
     assert "sessions" in text and "default" in text
+    shown_too = run("tenants", "show", alice.tenant_id, "--json").json()["quotas"]
+    assert shown_too == shown["quotas"]
+    assert "quotas" in run("tenants", "show", alice.tenant_id).out
     changed = run(
         "tenants", "quota", alice.tenant_id, "--sessions", "1", "--bytes", "0",
         "--api-tokens", "3", "--json",

@@ -134,7 +134,16 @@ class Command(OperatorCommand):
             name: {"keys": s.keys, "bytes": s.bytes, "records": s.records}
             for name, s in sorted(details.spaces.items())
         }
-        data = {**_tenant_json(tenant), "members": members, "spaces": spaces}
+        quotas = quota_usage(db, tenant_id=tenant.id)
+        data = {
+            **_tenant_json(tenant),
+            "members": members,
+            "spaces": spaces,
+            "quotas": {
+                kind: {"used": q.used, "limit": q.limit, "override": q.override}
+                for kind, q in quotas.items()
+            },
+        }
         text = "\n".join(
             [
                 f"{tenant.name} ({tenant.slug})",
@@ -154,6 +163,9 @@ class Command(OperatorCommand):
                     ["space", "records", "keys", "bytes"],
                     [[n, s["records"], s["keys"], s["bytes"]] for n, s in spaces.items()],
                 ),
+                "",
+                "quotas",
+                _quota_table(quotas),
             ]
         )
         self.emit(options, data, text)
@@ -263,11 +275,7 @@ class Command(OperatorCommand):
                 for kind, q in quotas.items()
             },
         }
-        rows = [
-            [kind, q.used, q.limit or "unlimited", "default" if q.override is None else "own"]
-            for kind, q in quotas.items()
-        ]
-        text = f"{tenant.slug} ({tenant.id})\n" + table(["quota", "used", "limit", "set"], rows)
+        text = f"{tenant.slug} ({tenant.id})\n" + _quota_table(quotas)
         self.emit(options, data, text)
 
     def do_import(self, **options: Any) -> None:
@@ -310,6 +318,14 @@ class Command(OperatorCommand):
                 "(tokens issued elsewhere do not verify here: users sign in again)"
             )
         self.emit(options, data, text)
+
+
+def _quota_table(quotas: dict[str, Any]) -> str:
+    rows = [
+        [kind, q.used, q.limit or "unlimited", "default" if q.override is None else "own"]
+        for kind, q in quotas.items()
+    ]
+    return table(["quota", "used", "limit", "set"], rows)
 
 
 def _quota_value(text: str) -> int:
