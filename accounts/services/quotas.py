@@ -13,6 +13,7 @@ it read, so a retried transaction adds exactly once.
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from dataclasses import dataclass
@@ -96,19 +97,25 @@ def quota_charge(
     happened (presence and lock events), which a quota must not refuse."""
     if delta == 0:
         return
+    begin, end, used_key, limit_key = _keys(tenant_id, kind)
     if delta > 0 and enforce:
-        begin, end = quota_range(tenant_id, kind)
         used, override = 0, None
         for kv in tr.get_range(begin, end):
-            part = quota_key_parts(tenant_id, kv.key)[1]
-            if part == "used":
+            if kv.key == used_key:
                 used = _decode(kv.value)
-            elif part == "limit":
+            elif kv.key == limit_key:
                 override = _decode(kv.value)
         limit = _in_force(kind, override)
         if limit is not None and used + delta > limit:
             raise QuotaExceeded(kind)
-    tr.add(quota_used_key(tenant_id, kind), _COUNTER.pack(delta))
+    tr.add(used_key, _COUNTER.pack(delta))
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys(tenant_id: uuid.UUID, kind: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """One quota's range and its two keys, packed once per tenant and kind (hot path)."""
+    r = quota_range(tenant_id, kind)
+    return r.begin, r.end, quota_used_key(tenant_id, kind), quota_limit_key(tenant_id, kind)
 
 
 def quotas_read(tr: Any, *, tenant_id: uuid.UUID) -> dict[str, Quota]:
