@@ -7,7 +7,7 @@ Run from the repository root::
     python bench/lists.py [--runs 5] [--requests 100] [--json]
 
 In this process, over a temporary embedded store (a durable SQLite file, as one machine
-runs it): two tenants are registered through the API (an owner and a member each), then
+runs it): two tenants are registered through the API (an owner and three members each), then
 seeded through the records layer (``workspaces.records``, heads and states as
 ``session_create`` writes them, every index kept by ``Collection.save``, ``SEED_BATCH``
 sessions a transaction). Each filter is requested through Django's test client (the whole
