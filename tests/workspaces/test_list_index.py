@@ -301,6 +301,25 @@ def test_indexes_follow_every_write(
         db=fdb_backend.get_database(), tenant_id=alice.tenant_uuid, session_id=uuid.UUID(a1)
     )
     step()
+    # a person's erasure (their sessions go) and a member's removal by an admin (the same)
+    for _ in range(2):
+        make(sessions, bob, frozen, "/p/a")
+        make(sessions, dana, frozen, "/p/b")
+    erased = sessions.delete(
+        "/api/v5/auth/me",
+        bob.access,
+        data={"password": bob.password},
+        content_type="application/json",
+    )
+    assert erased.status_code == 204, erased.content
+    people.remove(bob)
+    step()
+    assert (
+        sessions.delete(f"/api/v5/tenant/members/{dana.user_id}", alice.access).status_code == 204
+    )
+    people.remove(dana)
+    step()
+    assert [s["owner_id"] for s in everything(sessions, alice)] == [alice.user_id]
     # export, delete the tenant, import it back
     path = tmp_path / "acme.jsonl"
     call_command("tenants", "export", alice.tenant_id, "--output", str(path), stdout=io.StringIO())
