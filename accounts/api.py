@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 import fdb_backend
 from accounts import schema, selectors, serializers
 from accounts.permissions import token_scopes
-from accounts.records import ApiToken, AuthSession, Tenant, User
+from accounts.records import ApiToken, AuthSession, Invitation, Tenant, User
 from accounts.services import (
     Client,
     Principal,
@@ -27,7 +27,10 @@ from accounts.services import (
     auth_session_logout_all,
     auth_session_revoke,
     invitation_create,
+    invitation_list,
+    invitation_revoke,
     member_remove,
+    member_role_set,
     principal_require_user,
     token_refresh,
     user_erase,
@@ -37,6 +40,7 @@ from accounts.services import (
 )
 from accounts.services.quotas import quota_usage
 from accounts.signing_keys import jwk_of, keyring
+from core.conditional import if_match
 from core.cursors import cursor_open, cursor_seal
 from core.parsers import validated
 from core.problems import ApiError
@@ -359,6 +363,27 @@ class TenantView(APIView):
         )
 
 
+def member_json(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "display_name": user.display_name,
+        "role": user.role,
+        "created_at": rfc3339(user.created_at),
+    }
+
+
+def invitation_json(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "id": str(invitation.id),
+        "email": invitation.email,
+        "role": invitation.role,
+        "created_by": str(invitation.created_by),
+        "created_at": rfc3339(invitation.created_at),
+        "expires_at": rfc3339(invitation.expires_at),
+    }
+
+
 class MembersView(APIView):
     lean_methods = frozenset({"get"})
 
@@ -375,23 +400,43 @@ class MembersView(APIView):
         )
         return Response(
             {
-                "results": [
-                    {
-                        "id": str(u.id),
-                        "email": u.email,
-                        "display_name": u.display_name,
-                        "role": u.role,
-                        "created_at": rfc3339(u.created_at),
-                    }
-                    for u in page.records
-                ],
+                "results": [member_json(u) for u in page.records],
                 "next_cursor": cursor_seal(page.continuation),
             }
         )
 
 
 class MemberDetailView(APIView):
-    lean_methods = frozenset({"delete"})
+    lean_methods = frozenset({"patch", "delete"})
+
+    @schema.operation(
+        request=serializers.MemberRoleIn,
+        ok={200: schema.MemberOut},
+        parameters=[schema.IF_MATCH, schema.etag(200)],
+        errors={
+            403: {
+                "forbidden": (
+                    "Only owners and admins change roles, each up to their own; only an owner "
+                    "grants or removes `owner`."
+                )
+            },
+            404: schema.NOT_FOUND,
+            409: {"last_owner": "The member is the tenant's last owner."},
+            412: {"version_conflict": "`If-Match` names a version that is not the current one."},
+        },
+    )
+    def patch(self, request: Request, user_id: str) -> Response:
+        member = _uuid_or_404(user_id)
+        body = validated(serializers.MemberRoleIn, request.data)
+        changed = member_role_set(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            user_id=member,
+            role=body["role"],
+            client=client_of(request),
+            expected_version=if_match(request),
+        )
+        return Response(member_json(changed), headers={"ETag": f'"{changed.version}"'})
 
     @schema.operation(
         ok={204: schema.NO_CONTENT},
@@ -412,14 +457,38 @@ class MemberDetailView(APIView):
 
 
 class InvitationsView(APIView):
-    lean_methods = frozenset({"post"})
+    lean_methods = frozenset({"get", "post"})
+
+    @schema.operation(
+        ok={200: schema.InvitationListOut},
+        parameters=LIST_PARAMETERS,
+        errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
+    )
+    def get(self, request: Request) -> Response:
+        page = invitation_list(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            limit=_limit(request),
+            cursor=cursor_open(request.query_params.get("cursor")),
+        )
+        return Response(
+            {
+                "results": [invitation_json(i) for i in page.records],
+                "next_cursor": cursor_seal(page.continuation),
+            }
+        )
 
     @schema.operation(
         request=serializers.InvitationIn,
         ok={201: schema.InvitationOut},
         errors={
-            400: {"invalid": "Also a role other than admin or member."},
-            403: {"forbidden": "Only owners and admins can invite."},
+            400: {"invalid": "Also a role that is not owner, admin, member or viewer."},
+            403: {
+                "forbidden": (
+                    "Only owners and admins invite, each as a role up to their own; only an "
+                    "owner invites an owner."
+                )
+            },
         },
     )
     def post(self, request: Request) -> Response:
@@ -432,13 +501,39 @@ class InvitationsView(APIView):
         )
         return Response(
             {
+                "id": str(issued.invitation.id),
                 "token": issued.token,
                 "email": issued.invitation.email,
                 "role": issued.invitation.role,
                 "expires_at": rfc3339(issued.invitation.expires_at),
             },
             status=201,
+            headers={"Cache-Control": "no-store"},
         )
+
+
+class InvitationDetailView(APIView):
+    lean_methods = frozenset({"delete"})
+
+    @schema.operation(
+        ok={204: schema.NO_CONTENT},
+        errors={
+            403: {
+                "forbidden": (
+                    "Only owners and admins revoke invitations; only an owner an owner's."
+                )
+            },
+            404: schema.NOT_FOUND,
+        },
+    )
+    def delete(self, request: Request, invitation_id: str) -> Response:
+        invitation_revoke(
+            db=fdb_backend.get_database(),
+            principal=principal_of(request),
+            invitation_id=_uuid_or_404(invitation_id),
+            client=client_of(request),
+        )
+        return Response(status=204)
 
 
 # --- API tokens (CONTRACT §7) ----------------------------------------------------------------

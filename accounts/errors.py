@@ -9,6 +9,12 @@ class AccountError(ServiceError):
     """A refusal of an account flow (core/errors.py); a 401 is a refused credential."""
 
 
+class RoleError(ServiceError):
+    """A write the caller's role does not allow (403 ``forbidden``): a viewer writing, a
+    member managing the tenant. Not an AccountError: the credential is fine, so a socket
+    answers it with an ``error`` and stays open instead of closing."""
+
+
 INVALID_CREDENTIALS = (401, "invalid_credentials", "Email or password is incorrect.")
 INVALID_TOKEN = (401, "invalid_token", "The token is invalid.")
 TOKEN_EXPIRED = (401, "token_expired", "The token has expired.")
@@ -20,6 +26,10 @@ TOKEN_REUSED = (
 )
 NOT_FOUND = (404, "not_found", "Not found.")
 MANAGERS_ONLY = (403, "forbidden", "Only owners and admins can do this.")
+VIEWER_READ_ONLY = (403, "forbidden", "Viewers can read and join, not change anything.")
+OWNERS_ONLY = (403, "forbidden", "Only an owner can grant, remove or invite an owner.")
+ABOVE_OWN_ROLE = (403, "forbidden", "You cannot grant a role above your own.")
+LAST_OWNER = (409, "last_owner", "A tenant needs at least one owner.")
 ACCOUNT_LOCKED = (403, "account_locked", "This account is locked.")
 TENANT_SUSPENDED = (403, "tenant_suspended", "This organisation is suspended.")
 
@@ -27,6 +37,11 @@ TENANT_SUSPENDED = (403, "tenant_suspended", "This organisation is suspended.")
 def fail(spec: tuple[int, str, str], *, attr: str | None = None) -> AccountError:
     status, code, detail = spec
     return AccountError(status, code, detail, attr=attr)
+
+
+def refuse(spec: tuple[int, str, str]) -> RoleError:
+    status, code, detail = spec
+    return RoleError(status, code, detail)
 
 
 # --- account recovery and the second factor (docs/accounts.md) ----------------------------

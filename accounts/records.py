@@ -12,8 +12,20 @@ from accounts import audit_keys
 from fdb_backend import keyspace
 from fdb_backend.records import Collection, Index, Record, epoch_micros
 
-Role = Literal["owner", "admin", "member"]
-ROLES: tuple[Role, ...] = ("owner", "admin", "member")
+Role = Literal["owner", "admin", "member", "viewer"]
+# Lowest first: a role may do what the roles before it may (docs/accounts.md "Roles").
+ROLES: tuple[Role, ...] = ("viewer", "member", "admin", "owner")
+# Who may write the tenant's workspace data (sessions, events, locks): not a viewer.
+WRITER_ROLES: frozenset[str] = frozenset({"member", "admin", "owner"})
+MANAGER_ROLES: frozenset[str] = frozenset({"admin", "owner"})
+
+
+def role_rank(role: str) -> int:
+    """0 for a viewer up to 3 for an owner: an inviter grants at most their own rank."""
+    ranks: tuple[str, ...] = ROLES
+    return ranks.index(role)
+
+
 # What an API token may be allowed (CONTRACT §7); a user's own access token allows them all.
 SCOPES: tuple[str, ...] = ("sessions:read", "sessions:write", "events:publish", "locks")
 
@@ -72,18 +84,36 @@ class User(Record):
     recovery_codes: list[str] = field(default_factory=list)  # digests of the unused ones
 
 
+# Invitations stored before they had ids read with this one, replaced by an id derived
+# from their token hash (see Invitation.__post_init__).
+NO_ID = uuid.UUID(int=0)
+_LEGACY_INVITATION_IDS = uuid.UUID("5f0c6d1e-8f53-4a49-9d0c-2b1f6e7a9c31")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Invitation(Record):
     collection: ClassVar[str] = "invitations"
     key_fields: ClassVar[tuple[str, ...]] = ("token_hash",)
     expires_field: ClassVar[str | None] = "expires_at"
+    # The API names an invitation by its id (GET/DELETE /api/v5/tenant/invitations/), never
+    # by its token's hash.
+    indexes: ClassVar[tuple[Index, ...]] = (
+        Index("invitations_by_id", lambda i: (i.id,), unique=True),
+    )
 
     token_hash: str  # SHA-256 of the secret part; the token itself is shown once
+    id: uuid.UUID = NO_ID
     email: str
     role: Role
     created_by: uuid.UUID
     created_at: datetime
     expires_at: datetime
+
+    def __post_init__(self) -> None:
+        # One stored before ids: the same id on every read, from its hash (its index entry
+        # comes with `storage check --repair`, or it expires as it is).
+        if self.id == NO_ID:
+            object.__setattr__(self, "id", uuid.uuid5(_LEGACY_INVITATION_IDS, self.token_hash))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
+from accounts.records import ROLES
 from core.problems import CONTENT_TYPE as PROBLEM_JSON
 from core.problems import TYPE_PREFIX
 
@@ -158,6 +159,8 @@ MFA_CODE = {
     "invalid_mfa_code": "The code is incorrect.",
     "mfa_code_reused": "This code was already used; wait for the next one.",
 }
+# What a viewer gets for any write (docs/accounts.md "Roles").
+VIEWER_403 = {"forbidden": "The caller is a viewer: viewers read and join, never write."}
 LIST_400 = {"invalid": "`limit` is not 1..200.", "invalid_cursor": "The cursor is not this list's."}
 
 WWW_AUTHENTICATE = OpenApiParameter(
@@ -343,7 +346,7 @@ def _user_fields() -> dict[str, Any]:
         "email": serializers.EmailField(),
         "display_name": serializers.CharField(),
         "tenant_id": serializers.UUIDField(),
-        "role": serializers.ChoiceField(choices=["owner", "admin", "member"]),
+        "role": serializers.ChoiceField(choices=list(ROLES)),
         "email_verified": serializers.BooleanField(),
     }
 
@@ -404,17 +407,20 @@ AuthSessionListOut = listing(
         "current": serializers.BooleanField(help_text="The sign-in of this request's token."),
     },
 )
-MemberListOut = listing(
-    "MemberList",
-    "Member",
-    {
+
+
+def _member_fields() -> dict[str, Any]:
+    return {
         "id": serializers.UUIDField(),
         "email": serializers.EmailField(),
         "display_name": serializers.CharField(),
-        "role": serializers.ChoiceField(choices=["owner", "admin", "member"]),
+        "role": serializers.ChoiceField(choices=list(ROLES)),
         "created_at": serializers.DateTimeField(),
-    },
-)
+    }
+
+
+MemberListOut = listing("MemberList", "Member", _member_fields())
+MemberOut = inline_serializer("MemberDetail", _member_fields())
 
 
 def _quota_fields(help_text: str, *, nullable: bool) -> dict[str, Any]:
@@ -428,9 +434,7 @@ TenantDetailOut = inline_serializer(
     "TenantDetail",
     {
         **_tenant_fields(),
-        "role": serializers.ChoiceField(
-            choices=["owner", "admin", "member"], help_text="The caller's role."
-        ),
+        "role": serializers.ChoiceField(choices=list(ROLES), help_text="The caller's role."),
         "created_at": serializers.DateTimeField(),
         "usage": inline_serializer(
             "TenantUsage",
@@ -449,9 +453,22 @@ TenantDetailOut = inline_serializer(
 InvitationOut = inline_serializer(
     "Invitation",
     {
+        "id": serializers.UUIDField(help_text="Names it in the list and to revoke it."),
         "token": serializers.CharField(help_text="Single use; shown this once."),
         "email": serializers.EmailField(),
-        "role": serializers.ChoiceField(choices=["admin", "member"]),
+        "role": serializers.ChoiceField(choices=list(ROLES)),
+        "expires_at": serializers.DateTimeField(),
+    },
+)
+InvitationListOut = listing(
+    "InvitationList",
+    "PendingInvitation",
+    {
+        "id": serializers.UUIDField(),
+        "email": serializers.EmailField(),
+        "role": serializers.ChoiceField(choices=list(ROLES)),
+        "created_by": serializers.UUIDField(help_text="The user who invited."),
+        "created_at": serializers.DateTimeField(),
         "expires_at": serializers.DateTimeField(),
     },
 )

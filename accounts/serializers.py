@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from accounts.passwords import MAX_LENGTH
-from accounts.records import SCOPES
+from accounts.records import ROLES, SCOPES
 
 
 def _fresh(field: Any) -> Any:
@@ -110,7 +110,11 @@ class PasswordIn(Strict):
 
 class InvitationIn(Strict):
     email = Email(max_length=254)
-    role = serializers.ChoiceField(choices=["admin", "member"])
+    role = serializers.ChoiceField(choices=list(ROLES))
+
+
+class MemberRoleIn(Strict):
+    role = serializers.ChoiceField(choices=list(ROLES))
 
 
 class EmptyIn(Strict):

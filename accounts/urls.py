@@ -60,6 +60,11 @@ tenant: list[URLPattern] = [
     *optional_slash("members/", api.MembersView.as_view(), name="tenant-members"),
     *optional_slash("members/<str:user_id>/", api.MemberDetailView.as_view(), name="tenant-member"),
     *optional_slash("invitations/", api.InvitationsView.as_view(), name="tenant-invitations"),
+    *optional_slash(
+        "invitations/<str:invitation_id>/",
+        api.InvitationDetailView.as_view(),
+        name="tenant-invitation",
+    ),
     *optional_slash("settings/", api_recovery.TenantSettingsView.as_view(), name="tenant-settings"),
     *optional_slash("audit/", api_audit.TenantAuditView.as_view(), name="tenant-audit"),
     *optional_slash("api-tokens/", api.TenantApiTokensView.as_view(), name="tenant-api-tokens"),

@@ -227,8 +227,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v5",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "RoleEnum": ["owner", "admin", "member"],
-        "InvitationRoleEnum": ["admin", "member"],
+        "RoleEnum": ["viewer", "member", "admin", "owner"],
     },
     # The docs pages load Swagger UI and Redoc from this server (drf-spectacular-sidecar's
     # static files), never from a CDN; coditect/api_docs.py serves them under their own CSP.

@@ -43,7 +43,7 @@ _TENANTS_PREFIX: Final = ROOT["t"]
 _TENANT_COLLECTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "users": ("user_by_email",),
-        "invitations": (),
+        "invitations": ("invitations_by_id",),
         "auth_sessions": ("auth_sessions_by_user", "auth_sessions_by_family"),
         "api_tokens": ("api_tokens_by_user",),
         "workspace_sessions": (

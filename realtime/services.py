@@ -18,7 +18,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import SESSION_REVOKED, fail
 from accounts.records import users
-from accounts.services import Principal
+from accounts.services import Principal, caller_key, session_writer_require, writer_check
 from core.errors import ServiceError
 from core.time import rfc3339
 from fdb_backend.records import get_together
@@ -290,7 +290,8 @@ def lock_acquire(
     """Take (or with ``renew``, extend) a lease on ``path``; atomic across processes.
 
     Raises LockError lock_held (another live holder) or lock_not_held (renewing a lock one
-    does not hold), WorkspaceError 400 (see lock_path_check) or 404.
+    does not hold), WorkspaceError 400 (see lock_path_check) or 404, RoleError 403
+    ``forbidden`` for a viewer (read in this transaction: a demotion applies at once).
     """
     lock_path_check(path)
     tenant_id = principal.tenant_id
@@ -305,13 +306,15 @@ def lock_acquire(
 
     @fdb_backend.transactional
     def acquire(tr: Any) -> tuple[Lock, Events]:
-        current, holding = get_together(
+        current, holding, me = get_together(
             tr,
             [
                 (locks(tenant_id), (session_id, path)),
                 (connections(tenant_id), (session_id, connection_id)),
+                caller_key(principal),
             ],
         )
+        writer_check(me)  # a viewer holds no locks
         if holding is None:
             # Its connection record is gone (the person was erased, or a heartbeat took it
             # for a ghost): a lock it took now would name no live connection.
@@ -350,6 +353,7 @@ def lock_release(
 
     @fdb_backend.transactional
     def release(tr: Any) -> Events:
+        session_writer_require(tr, principal=principal)
         current = locks(tenant_id).get(tr, (session_id, path))
         if current is None or current.connection_id != connection_id:
             raise LockError("lock_not_held", "This connection does not hold the lock.")

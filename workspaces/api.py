@@ -106,7 +106,7 @@ class SessionsView(APIView):
         parameters=schema.CREATED,
         errors={
             400: {"invalid": "Also no such parent_session_id."},
-            403: account_schema.QUOTA_EXCEEDED,
+            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
             413: schema.STATE_TOO_LARGE,
         },
     )
@@ -147,7 +147,7 @@ class SessionDetailView(APIView):
         parameters=[account_schema.IF_MATCH, account_schema.etag(200, 412)],
         errors={
             400: {"invalid": "Also an empty change."},
-            403: account_schema.QUOTA_EXCEEDED,
+            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
             404: schema.NOT_FOUND,
             412: schema.VERSION_CONFLICT,
             413: schema.STATE_TOO_LARGE,
@@ -171,7 +171,11 @@ class SessionDetailView(APIView):
         ok={204: account_schema.NO_CONTENT},
         parameters=[account_schema.IF_MATCH, account_schema.etag(412)],
         errors={
-            403: {"forbidden": "Only its owner or a tenant admin may delete it."},
+            403: {
+                "forbidden": (
+                    "Only its owner or a tenant owner or admin may delete it; never a viewer."
+                )
+            },
             404: schema.NOT_FOUND,
             412: schema.VERSION_CONFLICT,
         },
@@ -195,7 +199,7 @@ class ForkView(APIView):
         ok={201: schema.SessionOut},
         parameters=schema.CREATED,
         errors={
-            403: account_schema.QUOTA_EXCEEDED,
+            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
             404: schema.NOT_FOUND,
             413: schema.STATE_TOO_LARGE,
         },
@@ -275,7 +279,7 @@ class EventsView(APIView):
         ok={202: schema.EventAcceptedOut},
         errors={
             400: {"invalid": "Also a reserved event name."},
-            403: account_schema.QUOTA_EXCEEDED,
+            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
             404: schema.NOT_FOUND,
             413: {"event_too_large": "`data` is larger than 64 KiB."},
         },

@@ -1,7 +1,9 @@
 """What the workspaces app does (DESIGN §2): each call one transaction, broadcasts after it.
 
 Every function takes the caller's ``Principal`` and works inside that principal's tenant:
-another tenant's session id is simply not found.
+another tenant's session id is simply not found. Every write reads the caller's user record
+in its own transaction and refuses a viewer (RoleError 403 ``forbidden``,
+accounts/services/roles.py): a role change applies to the very next write, REST or socket.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import orjson
 from django.conf import settings
 
 import fdb_backend
-from accounts.services import Principal
+from accounts.services import Principal, caller_key, writer_check
 from accounts.services.quotas import quota_charge
 from fdb_backend.records import Page, VersionConflict, get_together, insert_together_sized
 from workspaces import broadcast
@@ -251,9 +253,12 @@ def session_create(
     @fdb_backend.transactional
     def create(tr: Any) -> SessionView:
         wanted = [session_id] if parent_session_id is None else [session_id, parent_session_id]
-        existing, *parent = get_together(tr, [(heads(tenant_id), i) for i in wanted])
+        me, existing, *parent = get_together(
+            tr, [caller_key(principal), *[(heads(tenant_id), i) for i in wanted]]
+        )
         if existing is not None:  # our own commit, applied before a 1021: counted once
             return _view(tr, tenant_id, existing)
+        writer_check(me)
         if parent_session_id is not None and parent[0] is None:
             raise WorkspaceError(
                 400, "invalid", "No such parent session.", attr="parent_session_id"
@@ -453,13 +458,20 @@ def _session_change(
 
     @fdb_backend.transactional
     def update(tr: Any) -> Changed:
-        head = heads(tenant_id).get(tr, session_id)
+        head, state, me = get_together(
+            tr,
+            [
+                (heads(tenant_id), session_id),
+                (states(tenant_id), session_id),
+                caller_key(principal),
+            ],
+        )
         if head is None:
             raise _not_found()
-        state = states(tenant_id).get(tr, session_id)
         assert state is not None
         if head.last_event_id == event_id:  # applied before a 1021: report it, once
             return head, state, _related(tr, tenant_id, head) if related else [], None
+        writer_check(me)
         if expected_version is not None and expected_version != state.version:
             raise WorkspaceError(
                 412,
@@ -496,7 +508,8 @@ def session_delete(
 ) -> None:
     """Delete the session with its indexes, events, locks and connections.
 
-    Only its owner or a tenant owner/admin may. Raises WorkspaceError 403, 404, 412.
+    Only its owner or a tenant owner/admin may, never a viewer. Raises WorkspaceError 403,
+    404, 412; RoleError 403.
     """
     tenant_id = principal.tenant_id
     # Found first, outside the retried transaction: a retry after commit_unknown_result
@@ -505,10 +518,11 @@ def session_delete(
 
     @fdb_backend.transactional
     def delete(tr: Any) -> None:
-        head = heads(tenant_id).get(tr, session_id)
+        head, me = get_together(tr, [(heads(tenant_id), session_id), caller_key(principal)])
         if head is None:
             return
-        if head.owner_id != principal.user_id and principal.user.role not in ("owner", "admin"):
+        me = writer_check(me)
+        if head.owner_id != principal.user_id and me.role not in ("owner", "admin"):
             raise WorkspaceError(
                 403, "forbidden", "Only its owner or a tenant admin may delete it."
             )
@@ -535,13 +549,20 @@ def session_fork(
 
     @fdb_backend.transactional
     def fork(tr: Any) -> SessionView:
-        existing = heads(tenant_id).get(tr, child_id)
+        existing, parent, parent_state, me = get_together(
+            tr,
+            [
+                (heads(tenant_id), child_id),
+                (heads(tenant_id), session_id),
+                (states(tenant_id), session_id),
+                caller_key(principal),
+            ],
+        )
         if existing is not None:
             return _view(tr, tenant_id, existing)
-        parent = heads(tenant_id).get(tr, session_id)
-        parent_state = states(tenant_id).get(tr, session_id)
         if parent is None or parent_state is None:
             raise _not_found()
+        writer_check(me)
         quota_charge(tr, tenant_id=tenant_id, kind="sessions", delta=1)
         head = heads(tenant_id).save(
             tr,
@@ -595,11 +616,12 @@ def session_event_publish(
 
     @fdb_backend.transactional
     def publish(tr: Any) -> tuple[int, SessionEvent | None]:
-        head = heads(tenant_id).get(tr, session_id)
+        head, me = get_together(tr, [(heads(tenant_id), session_id), caller_key(principal)])
         if head is None:
             raise _not_found()
         if head.last_event_id == event_id:
             return head.seq, None
+        writer_check(me)
         _, stored, added = _append_event(
             tr,
             tenant_id=tenant_id,

@@ -35,6 +35,12 @@ from accounts.services.principal import (
 )
 from accounts.services.refresh import token_refresh
 from accounts.services.registration import Registered, user_register
+from accounts.services.roles import (
+    caller_key,
+    manager_require,
+    session_writer_require,
+    writer_check,
+)
 from accounts.services.sessions import (
     auth_session_logout,
     auth_session_logout_all,
@@ -45,7 +51,10 @@ from accounts.services.tenancy import (
     IssuedInvitation,
     auth_session_revoke_all,
     invitation_create,
+    invitation_list,
+    invitation_revoke,
     member_remove,
+    member_role_set,
     tenant_resume,
     tenant_suspend,
     user_lock,
@@ -78,10 +87,15 @@ __all__ = [
     "auth_session_revoke",
     "auth_session_revoke_all",
     "bearer_authenticate",
+    "caller_key",
     "email_verification_confirm",
     "email_verification_resend",
     "invitation_create",
+    "invitation_list",
+    "invitation_revoke",
+    "manager_require",
     "member_remove",
+    "member_role_set",
     "mfa_status",
     "password_reset_confirm",
     "password_reset_request",
@@ -91,6 +105,7 @@ __all__ = [
     "principal_require_user",
     "principals_check",
     "recovery_codes_regenerate",
+    "session_writer_require",
     "tenant_resume",
     "tenant_settings_update",
     "tenant_suspend",
@@ -108,4 +123,5 @@ __all__ = [
     "user_password_change",
     "user_register",
     "user_unlock",
+    "writer_check",
 ]

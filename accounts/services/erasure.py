@@ -228,12 +228,12 @@ def user_data_erase(
     user_id: uuid.UUID,
     actor_id: uuid.UUID | None,
     client: Client,
-    authorize: Callable[[User], None] | None = None,
+    authorize: Callable[[Any, User], None] | None = None,
 ) -> None:
     """Erase a user of ``tenant_id``: by themselves (``actor_id`` None: the event is
     ``account_erased``) or removed by a manager ``actor_id`` (``member_removed``, with the
-    manager's ``client``). ``authorize`` sees the user inside the transaction and raises to
-    refuse (an admin removing an owner).
+    manager's ``client``). ``authorize(tr, user)`` runs inside the transaction and raises to
+    refuse (an admin removing an owner; a manager who is no longer one).
 
     Raises AccountError 404 (no such user), 409 last_owner, or what ``authorize`` raises.
     """
@@ -246,7 +246,7 @@ def user_data_erase(
         if member is None:
             raise AccountError(*NOT_FOUND)
         if authorize is not None:
-            authorize(member)
+            authorize(tr, member)
         if member.role == "owner":
             owners = [u for u in people.list_by_key(tr).records if u.role == "owner"]
             if len(owners) <= 1:

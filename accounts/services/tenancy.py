@@ -17,12 +17,32 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
-from accounts.errors import NOT_FOUND, AccountError
-from accounts.records import Invitation, Role, Tenant, User, invitations, tenants, users
+from accounts.errors import (
+    ABOVE_OWN_ROLE,
+    LAST_OWNER,
+    NOT_FOUND,
+    OWNERS_ONLY,
+    AccountError,
+    fail,
+    refuse,
+)
+from accounts.records import (
+    ROLES,
+    Invitation,
+    Role,
+    Tenant,
+    User,
+    invitations,
+    role_rank,
+    tenants,
+    users,
+)
 from accounts.services.common import Client, event, revoke_user_sessions
 from accounts.services.erasure import user_data_erase
 from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
+from accounts.services.roles import manager_require
+from fdb_backend.records import Collection, Page
 
 
 @dataclass(frozen=True)
@@ -31,16 +51,31 @@ class IssuedInvitation:
     invitation: Invitation
 
 
+def _grant_check(*, caller: User, role: str) -> None:
+    """RoleError 403 unless ``caller`` may grant ``role``: at most their own, and ``owner``
+    only by an owner."""
+    if role == "owner" and caller.role != "owner":
+        raise refuse(OWNERS_ONLY)
+    if role_rank(role) > role_rank(caller.role):
+        raise refuse(ABOVE_OWN_ROLE)
+
+
 def invitation_create(
     *, db: Any, principal: Principal, email: str, role: Role, client: Client
 ) -> IssuedInvitation:
+    """A single-use invitation to join the caller's tenant as ``role``.
+
+    Owners and admins invite, each as any role up to their own (only an owner invites an
+    owner). Raises AccountError 400 for an unknown role, RoleError 403.
+    """
     principal_require_manager(principal=principal)
-    if role not in ("admin", "member"):
-        raise AccountError(400, "invalid", "Role must be admin or member.", attr="role")
+    if role not in ROLES:
+        raise AccountError(400, "invalid", "Role must be one of " + ", ".join(ROLES) + ".")
     secret = secrets.token_urlsafe(32)
     token = f"{principal.tenant_id.hex}.{secret}"
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    now, event_id, invitation_id = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
     invitation = Invitation(
+        id=invitation_id,
         token_hash=invitation_hash(secret),
         email=email,
         role=role,
@@ -51,6 +86,7 @@ def invitation_create(
 
     @fdb_backend.transactional
     def create(tr: Any) -> Invitation:
+        _grant_check(caller=manager_require(tr, principal=principal), role=role)
         saved = invitations(principal.tenant_id).save(tr, invitation)
         event(
             tr,
@@ -62,10 +98,127 @@ def invitation_create(
             user_id=principal.user_id,
             email=email,
             role=role,
+            invitation_id=str(invitation_id),
         )
         return saved
 
     return IssuedInvitation(token=token, invitation=create(db))
+
+
+def invitation_list(
+    *, db: Any, principal: Principal, limit: int = 50, cursor: str | None = None
+) -> Page[Invitation]:
+    """The tenant's pending invitations (not used, not expired, not revoked), for owners and
+    admins; their tokens are never stored, so never shown. Raises 403, InvalidContinuation."""
+    principal_require_manager(principal=principal)
+    page: Page[Invitation] = invitations(principal.tenant_id).list_by_key(
+        db, limit=limit, continuation=cursor
+    )
+    return page
+
+
+def invitation_revoke(
+    *, db: Any, principal: Principal, invitation_id: uuid.UUID, client: Client
+) -> None:
+    """Revoke a pending invitation: its token stops working at once. Owners and admins; an
+    owner's invitation only by an owner. Raises 403, 404 (unknown, used, expired, or of
+    another tenant)."""
+    principal_require_manager(principal=principal)
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def revoke(tr: Any) -> None:
+        caller = manager_require(tr, principal=principal)
+        pending = invitations(principal.tenant_id)
+        found = pending.find_unique(tr, "invitations_by_id", (invitation_id,), now=now)
+        if found is None:
+            raise AccountError(*NOT_FOUND)
+        _grant_check(caller=caller, role=found.role)
+        pending.delete(tr, found.token_hash)
+        event(
+            tr,
+            tenant_id=principal.tenant_id,
+            event_id=event_id,
+            type="invitation_revoked",
+            at=now,
+            client=client,
+            user_id=principal.user_id,
+            invitation_id=str(found.id),
+            email=found.email,
+            role=found.role,
+        )
+
+    revoke(db)
+
+
+def _owners(tr: Any, people: Collection[User]) -> list[User]:
+    """The tenant's owners, by scanning its members in ``tr``: a conflicting read of the whole
+    range, so two transactions that each remove a different owner cannot both commit."""
+    return [u for u in people.list_by_key(tr).records if u.role == "owner"]
+
+
+def member_role_set(
+    *,
+    db: Any,
+    principal: Principal,
+    user_id: uuid.UUID,
+    role: Role,
+    client: Client,
+    expected_version: int | None = None,
+) -> User:
+    """Change a member's role; it applies to their next request and to their open sockets'
+    next write (accounts/services/roles.py).
+
+    Owners and admins change roles up to their own; only an owner grants or removes
+    ``owner``; the last owner stays. Race-safe: the caller's role, the member and the owner
+    count are read in the transaction that writes, so two owners demoting each other at once
+    leave one owner. Raises AccountError 400, 404, 412 ``version_conflict`` (``If-Match``),
+    409 ``last_owner``; RoleError 403.
+    """
+    principal_require_manager(principal=principal)
+    if role not in ROLES:
+        raise AccountError(400, "invalid", "Role must be one of " + ", ".join(ROLES) + ".")
+    now, event_id = datetime.now(UTC), uuid.uuid4()
+
+    @fdb_backend.transactional
+    def change(tr: Any) -> User:
+        caller = manager_require(tr, principal=principal)
+        people = users(principal.tenant_id)
+        member = people.get(tr, user_id)
+        if member is None:
+            raise AccountError(*NOT_FOUND)
+        if expected_version is not None and expected_version != member.version:
+            raise AccountError(
+                412,
+                "version_conflict",
+                "The member changed since that version.",
+                current_version=member.version,
+            )
+        if member.role == role:
+            return member
+        _grant_check(caller=caller, role=role)
+        if member.role == "owner":
+            if caller.role != "owner":
+                raise refuse(OWNERS_ONLY)
+            if len(_owners(tr, people)) <= 1:
+                raise fail(LAST_OWNER)
+        saved = people.save(tr, dataclasses.replace(member, role=role))
+        event(
+            tr,
+            tenant_id=principal.tenant_id,
+            event_id=event_id,
+            type="role_changed",
+            at=now,
+            client=client,
+            user_id=principal.user_id,
+            member_id=str(member.id),
+            previous_role=member.role,
+            role=role,
+        )
+        return saved
+
+    changed: User = change(db)
+    return changed
 
 
 def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: Client) -> None:
@@ -77,10 +230,14 @@ def member_remove(*, db: Any, principal: Principal, user_id: uuid.UUID, client: 
     if user_id != principal.user_id:
         principal_require_manager(principal=principal)
 
-    def authorize(member: User) -> None:
-        owner_by_other = member.role == "owner" and member.id != principal.user_id
-        if owner_by_other and principal.user.role != "owner":
-            raise AccountError(403, "forbidden", "Only an owner can remove an owner.")
+    def authorize(tr: Any, member: User) -> None:
+        # In the erasure's transaction: the caller's role as it is now, not as the request
+        # found it (accounts/services/roles.py). Leaving needs no role.
+        if member.id == principal.user_id:
+            return
+        caller = manager_require(tr, principal=principal)
+        if member.role == "owner" and caller.role != "owner":
+            raise refuse(OWNERS_ONLY)
 
     user_data_erase(
         db=db,

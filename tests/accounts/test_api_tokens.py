@@ -349,6 +349,9 @@ RULES: dict[str, str] = {
     "POST /api/v5/auth/mfa/totp/disable": "forbidden",
     "POST /api/v5/auth/mfa/recovery-codes": "forbidden",
     "POST /api/v5/tenant/invitations/": "forbidden",
+    "GET /api/v5/tenant/invitations/": "forbidden",
+    "DELETE /api/v5/tenant/invitations/{invitation_id}/": "forbidden",
+    "PATCH /api/v5/tenant/members/{user_id}/": "forbidden",
     "GET /api/v5/tenant/members/": "forbidden",
     "DELETE /api/v5/tenant/members/{user_id}/": "forbidden",
     "GET /api/v5/tenant/settings/": "forbidden",
@@ -397,6 +400,7 @@ def test_scopes_are_enforced_on_every_operation(alice: Persona, bob: Persona) ->
         "session_id": create_session(api, alice, name="s", workspace_path="/s")["id"],
         "token_id": str(uuid.uuid4()),
         "user_id": bob.user_id,
+        "invitation_id": str(uuid.uuid4()),
     }
     none = make_token(api, alice, [])["token"]
     every = make_token(api, alice)["token"]

@@ -73,6 +73,7 @@ class TenantA:
     bob_device: str
     cursors: dict[str, str]
     bob_token: str = ""  # the id of an API token of Bob's
+    invitation: str = ""  # the id of a pending invitation of Alice's
 
     def secrets(self) -> set[str]:
         """Strings that only tenant A's data contains."""
@@ -91,6 +92,7 @@ class TenantA:
             self.alice_device,
             self.bob_device,
             self.bob_token,
+            self.invitation,
             "alice.private.event",
         }
         # Ids also travel as 32 hex digits (tokens, channel names).
@@ -108,7 +110,12 @@ class TenantA:
             "session": {k: v for k, v in body.items() if k != "last_active_at"},
             "sessions": sorted(i["id"] for i in _ok(api.listing(alice, limit=200))["results"]),
             "events": [(e["seq"], e["event"]) for e in all_events(api, self.alice, body["id"])],
-            "members": sorted(m["id"] for m in _ok(api.get(TENANT + "members/", alice))["results"]),
+            "members": sorted(
+                (m["id"], m["role"]) for m in _ok(api.get(TENANT + "members/", alice))["results"]
+            ),
+            "invitations": sorted(
+                i["id"] for i in _ok(api.get(TENANT + "invitations/", alice))["results"]
+            ),
             "devices": sorted(d["id"] for d in _ok(api.get(AUTH + "sessions", alice))["results"]),
             "bob_devices": sorted(d["id"] for d in _ok(api.get(AUTH + "sessions", bob))["results"]),
             "settings": _ok(api.get(TENANT + "settings/", alice)),
@@ -155,6 +162,8 @@ def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona, db: None) -> Te
     assert all(cursors.values()), cursors
     token = sessions.post(AUTH + "api-tokens", {"name": "bob's agent", "scopes": []}, bob.access)
     assert token.status_code == 201, token.content
+    invitation = sessions.invite(alice.access, "dana@example.com", "viewer")
+    assert invitation.status_code == 201, invitation.content
     return TenantA(
         alice=alice,
         bob=bob,
@@ -163,6 +172,7 @@ def tenant_a(sessions: SessionApi, alice: Persona, bob: Persona, db: None) -> Te
         bob_device=bob.session_id(sessions),
         cursors=cursors,
         bob_token=token.json()["id"],
+        invitation=invitation.json()["id"],
     )
 
 
@@ -283,6 +293,8 @@ def a_ids(sweep: Sweep, route: Route) -> list[tuple[str, dict[str, str]]]:
         ]
     if route.params == ("token_id",):
         return [("bob's API token", {"token_id": a.bob_token})]
+    if route.params == ("invitation_id",):
+        return [("alice's invitation", {"invitation_id": a.invitation})]
     if route.params == ("user_id",):
         return [("alice", {"user_id": a.alice.user_id}), ("bob", {"user_id": a.bob.user_id})]
     raise AssertionError(f"{route.label}: say whose ids its parameters {route.params} take")
@@ -508,6 +520,9 @@ REST_PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v5/tenant/members/"): with_cursor("members"),
     ("GET", "/api/v5/tenant/audit/"): probe_audit,
     ("DELETE", "/api/v5/tenant/members/{user_id}/"): by_id(),
+    ("PATCH", "/api/v5/tenant/members/{user_id}/"): by_id({"role": "viewer"}),
+    ("GET", "/api/v5/tenant/invitations/"): own_only(),
+    ("DELETE", "/api/v5/tenant/invitations/{invitation_id}/"): by_id(),
     ("POST", "/api/v5/tenant/invitations/"): probe_invitation,
     ("GET", "/api/v5/tenant/settings/"): probe_settings,
     ("PATCH", "/api/v5/tenant/settings/"): probe_settings,

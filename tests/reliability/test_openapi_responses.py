@@ -564,7 +564,49 @@ def _invite(w: World) -> None:
     invite = {"email": "dana@example.com", "role": "admin"}
     w.json(label, 201, token=w.alice.access, body=invite)
     w.json(label, 403, token=w.bob.access, body=invite)
-    w.json(label, 400, token=w.alice.access, body={**invite, "role": "owner"})
+    w.json(label, 400, token=w.alice.access, body={**invite, "role": "superuser"})
+
+
+@case("GET /api/v5/tenant/invitations/")
+def _invitations(w: World) -> None:
+    label = "GET /api/v5/tenant/invitations/"
+    for n in range(2):
+        w.api.invite(w.alice.access, f"guest{n}@example.com", "viewer")
+    page = w.json(label, 200, token=w.alice.access, query={"limit": 1})
+    assert page["next_cursor"]
+    w.json(label, 200, token=w.alice.access, query={"cursor": page["next_cursor"]})
+    w.json(label, 403, token=w.bob.access)
+    w.json(label, 400, token=w.alice.access, query={"cursor": "nope"})
+
+
+@case("DELETE /api/v5/tenant/invitations/{invitation_id}/")
+def _invitation_revoke(w: World) -> None:
+    label = "DELETE /api/v5/tenant/invitations/{invitation_id}/"
+    mine = w.api.invite(w.alice.access, "guest@example.com", "viewer").json()["id"]
+    theirs = w.api.invite(w.charlie.access, "other@example.com", "member").json()["id"]
+    w.json(label, 403, token=w.bob.access, invitation_id=mine)
+    w.json(label, 404, token=w.alice.access, invitation_id=theirs)
+    w.json(label, 204, token=w.alice.access, invitation_id=mine)
+    w.json(label, 404, token=w.alice.access, invitation_id=mine)
+
+
+@case("PATCH /api/v5/tenant/members/{user_id}/")
+def _member_role(w: World) -> None:
+    label = "PATCH /api/v5/tenant/members/{user_id}/"
+    bob = w.bob.user_id
+    w.json(label, 403, token=w.bob.access, body={"role": "admin"}, user_id=bob)
+    w.json(label, 404, token=w.alice.access, body={"role": "admin"}, user_id=w.charlie.user_id)
+    w.json(label, 409, token=w.alice.access, body={"role": "member"}, user_id=w.alice.user_id)
+    w.json(label, 400, token=w.alice.access, body={"role": "boss"}, user_id=bob)
+    w.json(
+        label,
+        412,
+        token=w.alice.access,
+        body={"role": "viewer"},
+        headers={"If-Match": '"99"'},
+        user_id=bob,
+    )
+    w.json(label, 200, token=w.alice.access, body={"role": "viewer"}, user_id=bob)
 
 
 @case("GET /api/v5/tenant/settings/")
