@@ -285,6 +285,18 @@ def _recovery(w: World, who: Persona, token: str | None) -> Any:
     return w.request("POST /api/v5/auth/mfa/recovery-codes", _own(token, who), body=body)
 
 
+@rule("GET /api/v5/auth/me/export", 200, 200, 200, 200)
+def _export(w: World, who: Persona, token: str | None) -> Any:
+    return w.request("GET /api/v5/auth/me/export", _own(token, who))
+
+
+# Everyone may erase themselves; Alice is the last owner.
+@rule("DELETE /api/v5/auth/me", 409, 204, 204, 204)
+def _erase(w: World, who: Persona, token: str | None) -> Any:
+    body = {"password": who.password}
+    return w.request("DELETE /api/v5/auth/me", _own(token, who), body=body)
+
+
 @rule("GET /api/v5/auth/api-tokens", 200, 200, 200, 200)
 def _tokens(w: World, who: Persona, token: str | None) -> Any:
     return w.request("GET /api/v5/auth/api-tokens", _own(token, who))
@@ -413,6 +425,11 @@ def _invitation_revoke(w: World, who: Persona, token: str | None) -> Any:
     )
 
 
+@rule("GET /api/v5/tenant/audit/", 200, 200, 403, 403)
+def _audit(w: World, who: Persona, token: str | None) -> Any:
+    return w.request("GET /api/v5/tenant/audit/", _own(token, who))
+
+
 @rule("GET /api/v5/tenant/settings/", 200, 200, 200, 200)
 def _settings(w: World, who: Persona, token: str | None) -> Any:
     return w.request("GET /api/v5/tenant/settings/", _own(token, who))
@@ -459,6 +476,7 @@ def test_every_operation_has_a_rule() -> None:
     }
 
 
+@pytest.mark.django_db  # the audit log reads the staff entries (ORM)
 @pytest.mark.parametrize("label", sorted(RULES))
 def test_each_role_gets_what_the_table_says(world: World, label: str) -> None:
     rule_of = RULES[label]
@@ -477,6 +495,7 @@ def _scope_of(label: str) -> str | None:
     return scope
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "label", sorted(label for label in RULES if _scope_of(label) not in (None, "any"))
 )
