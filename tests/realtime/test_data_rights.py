@@ -21,6 +21,7 @@ from django.core.management import CommandError, call_command
 
 import fdb_backend
 from accounts.errors import AccountError
+from accounts.records import auth_sessions, users
 from accounts.services import bearer_authenticate
 from fdb_backend import keyspace
 from realtime.services import connection_open
@@ -335,26 +336,41 @@ async def test_a_socket_of_an_erased_person_takes_no_lock(
     settings: Any,
 ) -> None:
     """Between the erasure and the watch closing the socket, the socket is still open: a
-    lock it asks for then would name the person again, after the scrub."""
+    lock it asks for then would name the person again, after the scrub. The lock reads its
+    writer's user record in its transaction (accounts/services/roles.py): none, so the
+    socket is closed 4401 at once instead."""
     settings.CODITECT_WS_AUTH_CHECK_S = 60  # the watch will not close it during the test
     bob = await call(invite_and_register, api, alice, "Bob", "bob@example.com")
     socket = await sockets.join(alice_session["id"], bob.access, "bob")
     erased = await call(api.delete, AUTH + "me", bob.access, data={"password": bob.password},
                         content_type="application/json")  # fmt: skip
     assert erased.status_code == 204, erased.content
-    await socket.refused("lock.acquire", "connection_gone", path="/x.py", ttl_s=30)
+    await socket.send({"type": "lock.acquire", "id": "late", "path": "/x.py", "ttl_s": 30})
+    assert await socket.expect_close() == 4401
     names = naming(tenant_rows(bob.tenant_uuid), *id_forms(bob.user_id))
     assert not {space for space in names if space not in AUDIT_SPACES}, names
     # And a socket that authenticated before cannot register once he is gone.
     assert await sockets.refused(ws_path(alice_session["id"]), bearer(bob.access)) == 4401
 
 
+@fdb_backend.transactional
+def first_step_only(tr: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """What the first transaction of an erasure removes (the user and their credentials),
+    without the steps after it."""
+    signed_in = auth_sessions(tenant_id)
+    for found in signed_in.list_by_index(tr, "auth_sessions_by_user", (user_id,)).records:
+        signed_in.delete(tr, found.id)
+    users(tenant_id).delete(tr, user_id)
+
+
 def test_a_request_authenticated_before_the_erasure_leaves_nothing_for_long(
     api: Api, sessions: SessionApi, alice: Persona, alice_session: dict[str, Any]
 ) -> None:
     """A request that authenticated just before the erasure and writes just after: a socket
-    cannot register (connection_open reads the user in its transaction); a workspace session
-    it creates is an orphan that storage check reports and --repair deletes."""
+    cannot register (connection_open reads the user in its transaction), nor can it create
+    a workspace session (every write reads its writer's user record in its transaction,
+    accounts/services/roles.py). A session left by an erasure that stopped after its first
+    transaction is an orphan that storage check reports and --repair deletes."""
     bob = invite_and_register(api, alice, "Bob", "bob@example.com")
     db = fdb_backend.get_database()
     stale = bearer_authenticate(db=db, token=bob.access)
@@ -369,7 +385,16 @@ def test_a_request_authenticated_before_the_erasure_leaves_nothing_for_long(
             connection_id=uuid.uuid4().hex,
         )
     assert refused.value.code == "session_revoked"
-    late = session_create(db=db, principal=stale, name="late", workspace_path="/late")
+    with pytest.raises(AccountError) as refused:
+        session_create(db=db, principal=stale, name="late", workspace_path="/late")
+    assert refused.value.code == "session_revoked"
+    # An erasure stopped after its first transaction: the user gone, their session not yet.
+    carol = invite_and_register(api, alice, "Carol", "carol@example.com")
+    late = session_create(
+        db=db, principal=bearer_authenticate(db=db, token=carol.access), name="late",
+        workspace_path="/late",
+    )  # fmt: skip
+    first_step_only(db, carol.tenant_uuid, carol.user_uuid)
     out = io.StringIO()
     with pytest.raises(CommandError):
         call_command("storage", "check", "--json", stdout=out, stderr=io.StringIO())
