@@ -228,7 +228,10 @@ class ReasonForm(forms.Form):
         max_length=REASON_MAX,
         strip=True,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Required. Written to the staff audit log with your name and the time.",
+        help_text=(
+            "Required. Written to the staff audit log with your name and the time; the "
+            "tenant's owners and admins see it, without your name, in their audit log."
+        ),
     )
 
 

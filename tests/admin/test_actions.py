@@ -213,3 +213,17 @@ def test_changing_a_tenant_s_quotas_takes_effect_and_is_audited(
     assert b'value="1"' in client.get(path).content
     act(support_staff, path)
     assert api.get("/api/v5/tenant/", alice.access).json()["quotas"]["sessions"] != 1
+
+
+def test_the_reason_form_says_the_tenant_reads_it(support_staff, alice: Persona) -> None:
+    page = logged_in(support_staff).get(support("tenant_suspend", alice.tenant_id))
+    assert "the tenant&#x27;s owners and admins see it, without your name" in page.content.decode()
+
+
+def test_an_action_on_a_user_names_them_for_the_tenant_audit_log(
+    support_staff, api: Api, alice: Persona, bob: Persona
+) -> None:
+    act(support_staff, support("user_lock", bob.tenant_id, bob.user_id))
+    act(support_staff, support("tenant_suspend", alice.tenant_id))
+    entries = {e.action: e.user_id for e in StaffAuditEntry.objects.all()}
+    assert entries == {"user_lock": bob.user_uuid, "tenant_suspend": None}
