@@ -877,6 +877,7 @@ COMMAND_PROBES: dict[tuple[str, str], list[str]] = {
     ("tenants", "export"): ["-o", "{export}", "--no-progress"],
     ("tenants", "suspend"): ["--reason", "sweep"],
     ("tenants", "resume"): ["--reason", "sweep"],
+    ("tenants", "quota"): ["--json", "--sessions", "5"],
     ("tenants", "delete"): ["--yes"],  # last: it removes tenant B
 }
 
