@@ -209,8 +209,11 @@ def test_another_tenant_sees_nothing_of_it(
     problem(refused, 400, "invalid_cursor")
 
 
-def test_members_and_api_tokens_are_refused(api: Api, alice: Persona, bob: Persona) -> None:
+def test_members_viewers_and_api_tokens_are_refused(api: Api, alice: Persona, bob: Persona) -> None:
     problem(audit(api, bob), 403, "forbidden")
+    vera = invite_and_register(api, alice, "Vera", "vera@example.com", role="viewer")
+    assert vera.user["role"] == "viewer"
+    problem(audit(api, vera), 403, "forbidden")
     token = api.post(AUTH + "api-tokens", {"name": "ci", "scopes": ["sessions:read"]}, alice.access)
     assert token.status_code == 201, token.content
     refused = api.get(AUDIT, token.json()["token"])
