@@ -1,7 +1,7 @@
 """Serving with the platform's WebSocket options: ``python -m coditect.serve`` (CONTRACT §8).
 
-It is daphne, command line and all (``python -m coditect.serve --help``), with three
-differences taken from settings rather than flags:
+It is daphne, command line and all (``python -m coditect.serve --help``), with these
+differences (the first three taken from settings rather than flags):
 
 - the message limit is CODITECT_WS_MAX_MESSAGE_BYTES at the protocol level, and a message
   over it is closed with 4413 as soon as its frame header announces the size (or, for a
@@ -12,7 +12,11 @@ differences taken from settings rather than flags:
   ``server_no_context_takeover``, so that a broadcast is deflated once for every socket
   (``SharedDeflate``), and messages under CODITECT_WS_COMPRESSION_MIN_BYTES go uncompressed;
 - a handshake refused with a ``reason`` (coditect/origins.py) gets it as the 403's reason
-  phrase instead of "Access denied".
+  phrase instead of "Access denied";
+- a message to a socket with nothing queued is sent at once (``write_through``), not queued
+  for the reactor's next turn, and autobahn's debug lines no longer format their arguments
+  (colours, a pretty-printed dump of each connection's options) when nothing logs them: a
+  broadcast to 1,000 sockets is 1,000 such sends (docs/protocol.md, "Large rooms").
 
 Without ``-b``/``-p``/``-u``/``--fd``/``-e`` it listens on ``$HOST:$PORT`` (default
 127.0.0.1:8000); it always serves ``coditect.asgi:application``. Plain
@@ -22,12 +26,14 @@ Without ``-b``/``-p``/``-u``/``--fd``/``-e`` it listens on ``$HOST:$PORT`` (defa
 from __future__ import annotations
 
 import os
+import pprint
 import sys
 import threading
 import zlib
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from autobahn.websocket import protocol as autobahn_protocol
 from autobahn.websocket.compress import (
     PerMessageDeflate,
     PerMessageDeflateOffer,
@@ -37,6 +43,26 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
+from twisted.internet import tcp
+
+
+class _Formatted:
+    """``pprint.pformat(value)`` when, and only if, it is formatted: autobahn pretty-prints
+    every connection's options for a debug line that is almost never logged."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(pprint.pformat(self.value), spec)
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+
+autobahn_protocol.pformat = _Formatted  # type: ignore[assignment]  # lazy stand-in, same use
 
 APPLICATION = "coditect.asgi:application"
 # Options of daphne's command line that choose where to listen.
@@ -185,12 +211,44 @@ class SharedDeflate(PerMessageDeflate):
         return self.cache.deflate(payload, self.level, self.server_max_window_bits, self.mem_level)
 
 
+def write_through(transport: Any, data: bytes) -> None:
+    """``transport.write(data)``, sending at once when nothing is queued before it.
+
+    Twisted's write only queues and registers the socket for writing; the reactor sends on
+    its next turn and unregisters it again: two epoll changes and a turn per message, for
+    every socket a broadcast reaches. A plain TCP (or Unix) connection with nothing waiting
+    sends here instead, and only what the kernel does not take is queued as before (so a
+    registered producer is paused as before: only a growing queue pauses it); anything else
+    (TLS, a connection closing, an error) goes through ``write``, which handles it.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.dataBuffer
+        and not transport._tempDataBuffer
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # would block, or lost: write queues it and doWrite finds out
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
 class SocketProtocol(WebSocketProtocol):
     # Messages shorter than this go uncompressed (RSV1 off): set from settings with the factory.
     compression_min_bytes = 0
-    # autobahn's attributes, untyped there, replaced in onOpen.
+    # autobahn's attributes, untyped there (the first two replaced in onOpen).
     _perMessageCompress: Any
     websocket_extensions_in_use: list[Any]
+    send_queue: Any
+    trafficStats: Any
+    logOctets: bool
 
     def onOpen(self) -> None:
         # The handshake made autobahn's PerMessageDeflate from our acceptance; nothing has been
@@ -219,6 +277,20 @@ class SocketProtocol(WebSocketProtocol):
         if len(payload) < self.compression_min_bytes:
             doNotCompress = True
         super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # autobahn's, without its debug line (whose arguments it formats with click's colours
+        # for every frame, logged or not) and writing through (``write_through``).
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        write_through(self.transport, data)
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
 
     def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
         # autobahn's hook for a message over maxMessagePayloadSize: called from the frame

@@ -362,6 +362,12 @@ CODITECT_WS_AUTH_CHECK_S = env_positive_float("CODITECT_WS_AUTH_CHECK_S", defaul
 # Connections refresh last_seen this often; one not seen for the timeout is a ghost.
 CODITECT_WS_HEARTBEAT_S = env_positive_float("CODITECT_WS_HEARTBEAT_S", default=10.0)
 CODITECT_WS_PRESENCE_TIMEOUT_S = env_positive_float("CODITECT_WS_PRESENCE_TIMEOUT_S", default=30.0)
+# Large rooms (docs/protocol.md): from this many live connections presence changes go out as
+# one presence.batch per transaction; a welcome lists at most PAGE connections.
+CODITECT_WS_PRESENCE_BATCH_MIN = env_int("CODITECT_WS_PRESENCE_BATCH_MIN", default=100, minimum=1)
+CODITECT_WS_PRESENCE_PAGE = env_int("CODITECT_WS_PRESENCE_PAGE", default=100, minimum=1)
+if CODITECT_WS_PRESENCE_PAGE > 500:
+    raise ImproperlyConfigured("CODITECT_WS_PRESENCE_PAGE is at most 500")
 
 # --- email and account recovery (docs/configuration.md, docs/accounts.md) ---------------
 # Console by default (mail is printed to the server's standard output); SMTP as soon as

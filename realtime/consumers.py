@@ -27,19 +27,21 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 import fdb_backend
 from accounts.errors import AccountError
-from accounts.services import Client, Principal, bearer_authenticate
+from accounts.services import Client, Principal
 from core.errors import ServiceError
 from core.metrics import open_sockets, socket_closes, socket_message, throttle_hits
 from core.request_id import current_connection_id
 from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.fanout import fanout
+from realtime.presence import rooms
 from realtime.protocol import (
     JOIN_SCOPE,
     MESSAGE_SCOPES,
@@ -123,8 +125,14 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 lifecycle.info("socket close code=%s", code, extra={"close_code": code})
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first closes the Django ORM's stale connections, through a
+        # thread, for every message; the socket never touches the ORM (storage is
+        # fdb_backend), so its handlers run here directly: no thread hop per message.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
         try:
-            await super().dispatch(message)
+            await handler(message)
         except (StopConsumer, asyncio.CancelledError):
             raise
         except Exception:
@@ -191,13 +199,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_TIMEOUT)
 
     async def authenticate(self, token: str) -> Principal | None:
-        db = fdb_backend.get_database()
         peer = self.scope.get("client") or ("",)
         client = Client(ip=str(peer[0] or "")[:64])
         try:
-            principal: Principal = await in_pool(bearer_authenticate)(
-                db=db, token=token, client=client
-            )
+            # Sockets opening with one token at once share its check (realtime/presence.py).
+            principal = await rooms().authenticate(token=token, client=client)
         except AccountError as error:
             await self.answer(error)
             return None
@@ -219,18 +225,16 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.subscribed = True
         self.recorded = True
         try:
-            welcome = await in_pool(services.connection_open)(
-                db=fdb_backend.get_database(),
-                principal=principal,
-                session_id=self.session_id,
-                connection_id=self.connection_id,
+            # Written with the other joins and leaves queued meanwhile (realtime/presence.py).
+            joined = await rooms().join(
+                principal=principal, session_id=self.session_id, connection_id=self.connection_id
             )
-        except WorkspaceError as error:
-            self.recorded = False  # a 404, the only refusal, comes before any write
+        except (WorkspaceError, AccountError) as error:
+            self.recorded = False  # a 404 or a user erased meanwhile: nothing was written
             await self.answer(error)
             return
         self.joined = True
-        self.last_sent = self.state_seq = welcome.seq
+        self.last_sent = self.state_seq = joined.welcome.seq
         lifecycle.info(
             "socket auth tenant=%s user=%s token=%s",
             principal.tenant_id, principal.user_id, principal.api_token_id or "-",
@@ -240,17 +244,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 "token_id": None if principal.api_token_id is None else str(principal.api_token_id),
             },
         )  # fmt: skip
-        await self.send_json(
-            {
-                "type": "welcome",
-                "connection_id": self.connection_id,
-                "session": session_json(welcome.session, principal),
-                "version": welcome.session.version,
-                "seq": welcome.seq,
-                "presence": welcome.presence,
-                "locks": welcome.locks,
-            }
-        )
+        if not self.closing:
+            socket_message("out", "welcome").inc()
+            # Encoded once for every socket of its batch.
+            await self.send(text_data=joined.welcome_text(self.connection_id))
         self.catching_up = False
         if self.behind > self.last_sent:
             await self.read_log()
@@ -329,8 +326,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.recorded = False
         try:
-            await in_pool(services.connection_close)(
-                db=fdb_backend.get_database(),
+            await rooms().leave(
                 tenant_id=self.tenant_id,
                 session_id=self.session_id,
                 connection_id=self.connection_id,
@@ -466,6 +462,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 "version": snapshot.session.version,
                 "seq": snapshot.seq,
                 "presence": snapshot.presence,
+                "presence_count": snapshot.presence_count,
+                "presence_next": snapshot.presence_next,
                 "locks": snapshot.locks,
             }
         )
@@ -524,6 +522,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "pong", "id": message["id"]})
         elif kind == "resume":
             await self.on_resume(message)
+        elif kind == "presence.list":
+            await self.on_presence_list(message)
         elif kind == "state.patch":
             await self.on_state_patch(message)
         elif kind == "event.publish":
@@ -567,6 +567,26 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 await self.catch_up()
             finally:
                 self.catching_up = False
+
+    async def on_presence_list(self, message: dict[str, Any]) -> None:
+        assert self.principal is not None
+        page = await in_pool(services.presence_list)(
+            db=fdb_backend.get_database(),
+            principal=self.principal,
+            session_id=self.session_id,
+            after=message["after"],
+            limit=message["limit"],
+        )
+        await self.send_json(
+            {
+                "type": "ack",
+                "id": message["id"],
+                "presence": page.presence,
+                "next": page.next,
+                "count": page.count,
+                "seq": page.seq,
+            }
+        )
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
         assert self.principal is not None

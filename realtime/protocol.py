@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
 from core.strict_json import strict_loads
+from realtime.services import PRESENCE_PAGE_MAX
 from workspaces.broadcast import wire_event
 from workspaces.serializers import SessionPatchIn, event_name_check
 
@@ -37,6 +39,7 @@ CLIENT_TYPES = frozenset(
         "auth",
         "ping",
         "resume",
+        "presence.list",
         "state.patch",
         "event.publish",
         "lock.acquire",
@@ -166,6 +169,23 @@ def _resume(message: dict[str, Any], msg_id: Any) -> Fields:
     return {"last_seq": last_seq}
 
 
+def _presence_list(message: dict[str, Any], msg_id: Any) -> Fields:
+    after = message.get("after")
+    if after is not None and not (is_text(after) and 0 < len(after) <= ID_TEXT_MAX):
+        raise ProtocolError(
+            "invalid",
+            "after must be a connection id (a string of 1 to 200 characters) or absent.",
+            msg_id,
+            attr="after",
+        )
+    limit = message.get("limit", settings.CODITECT_WS_PRESENCE_PAGE)
+    if not _is_integer(limit, 1, PRESENCE_PAGE_MAX):
+        raise ProtocolError(
+            "invalid", "limit must be an integer from 1 to 500.", msg_id, attr="limit"
+        )
+    return {"after": after, "limit": limit}
+
+
 def _state_patch(message: dict[str, Any], msg_id: Any) -> Fields:
     base = message.get("base_version")
     if not _is_integer(base, 0, COUNTER_MAX):
@@ -232,6 +252,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any], Any], Fields]] = {
     "auth": _auth,
     "ping": _nothing,
     "resume": _resume,
+    "presence.list": _presence_list,
     "state.patch": _state_patch,
     "event.publish": _event_publish,
     "lock.acquire": _lock_lease,

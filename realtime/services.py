@@ -16,7 +16,6 @@ from typing import Any
 from django.conf import settings
 
 import fdb_backend
-from accounts.errors import SESSION_REVOKED, fail
 from accounts.records import users
 from accounts.services import Principal, caller_key, session_writer_require, writer_check
 from core.errors import ServiceError
@@ -30,7 +29,8 @@ from workspaces.services import (
     session_events_append,
     session_events_naming,
     session_events_scrub,
-    session_get,
+    session_exists,
+    session_read,
 )
 
 Events = list[dict[str, Any]]
@@ -56,12 +56,44 @@ class LockError(ServiceError):
         super().__init__(409, code, detail, **context)
 
 
+# A session with at least CODITECT_WS_PRESENCE_BATCH_MIN live connections, before or after a
+# change, announces presence changes as one ``presence.batch`` per transaction, not a
+# ``presence.join`` or ``presence.leave`` each; a welcome or resync lists at most
+# CODITECT_WS_PRESENCE_PAGE connections and ``presence.list`` pages through the rest, at most
+# this many a page (docs/protocol.md, "Large rooms").
+PRESENCE_PAGE_MAX = 500
+
+
 @dataclass(frozen=True)
 class Welcome:
+    """What a welcome (or resync) shows: the session, its seq, the first page of presence
+    (``presence_next`` continues it, None when it is whole), the count, and the locks."""
+
     session: SessionView
     seq: int
     presence: list[dict[str, Any]]
+    presence_count: int
+    presence_next: str | None
     locks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PresenceChanged:
+    """What connections_change did: the welcome of the connections it opened (None when
+    none opened, or the session is gone) and the session's live connections after it."""
+
+    welcome: Welcome | None
+    count: int
+    # Joiners whose user is gone (erased meanwhile): not written; each is refused.
+    refused: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PresencePage:
+    presence: list[dict[str, Any]]
+    next: str | None
+    count: int
+    seq: int
 
 
 def presence_json(connection: Connection) -> dict[str, Any]:
@@ -94,8 +126,9 @@ def _live(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, now: datetime) -
 ]:  # fmt: skip
     """(live connections, stale connections, live locks, expired locks) of a session."""
     found = connections(tenant_id).list_by_key(tr, (session_id,)).records
-    alive = [c for c in found if now - c.last_seen <= _timeout()]
-    stale = [c for c in found if now - c.last_seen > _timeout()]
+    seen_since = now - _timeout()
+    alive = [c for c in found if c.last_seen >= seen_since]
+    stale = [c for c in found if c.last_seen < seen_since]
     held = locks(tenant_id).list_by_key(tr, (session_id,)).records
     live_ids = {c.connection_id for c in alive}
     valid = [lk for lk in held if lk.expires_at > now and lk.connection_id in live_ids]
@@ -107,16 +140,69 @@ def _send(session_id: uuid.UUID, events: Events) -> None:
     broadcast.session_events_send(session_id=session_id, events=events)
 
 
-def connection_open(
-    *, db: Any, principal: Principal, session_id: uuid.UUID, connection_id: str
-) -> Welcome:
-    """Record the connection, announce it, and return what its welcome shows.
+def _who(connection: Connection) -> dict[str, Any]:
+    return {
+        "connection_id": connection.connection_id,
+        "user_id": str(connection.user_id),
+        "display_name": connection.display_name,
+    }
 
-    Raises WorkspaceError 404 for a session that is not the principal's tenant's.
-    """
-    tenant_id = principal.tenant_id
-    now, batch = datetime.now(UTC), uuid.uuid4()
-    me = Connection(
+
+def _presence_items(
+    changes: list[tuple[str, Connection]], before: int, after: int
+) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The events announcing ``changes`` ("join" or "leave", in order) and each one's origin:
+    a ``presence.join``/``presence.leave`` per connection (its own id as origin) in a room
+    under CODITECT_WS_PRESENCE_BATCH_MIN live connections both before and after, else one
+    ``presence.batch`` with the ``connections`` in order and the ``count`` after."""
+    if not changes:
+        return [], []
+    if max(before, after) < settings.CODITECT_WS_PRESENCE_BATCH_MIN:
+        items = [(f"presence.{change}", _who(c)) for change, c in changes]
+        return items, [c.connection_id for _, c in changes]
+    connections_list = [{**_who(c), "change": change} for change, c in changes]
+    return [("presence.batch", {"connections": connections_list, "count": after})], [""]
+
+
+def _page(
+    alive: list[Connection], after: str | None, limit: int
+) -> tuple[list[Connection], str | None]:
+    """Up to ``limit`` of ``alive`` in connection id order after ``after``; and the id to
+    continue after (None: nothing follows)."""
+    ordered = sorted(alive, key=lambda c: c.connection_id)
+    if after is not None:
+        ordered = [c for c in ordered if c.connection_id > after]
+    page = ordered[:limit]
+    return page, (page[-1].connection_id if len(ordered) > limit else None)
+
+
+def _welcome(
+    tr: Any,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    alive: list[Connection],
+    valid: list[Lock],
+) -> Welcome:
+    """The full state: the session read in ``tr`` (snapshot reads, its own writes included),
+    with the live connections and locks the caller read."""
+    view = session_read(tr, tenant_id=tenant_id, session_id=session_id)
+    page, following = _page(alive, None, settings.CODITECT_WS_PRESENCE_PAGE)
+    return Welcome(
+        session=view,
+        seq=view.head.seq,
+        presence=[presence_json(c) for c in page],
+        presence_count=len(alive),
+        presence_next=following,
+        locks=[lock_json(lk) for lk in valid],
+    )
+
+
+def connection_new(
+    *, principal: Principal, session_id: uuid.UUID, connection_id: str
+) -> Connection:
+    """The record of a connection opening now (for connections_change)."""
+    now = datetime.now(UTC)
+    return Connection(
         session_id=session_id,
         connection_id=connection_id,
         user_id=principal.user_id,
@@ -125,75 +211,87 @@ def connection_open(
         last_seen=now,
     )
 
-    @fdb_backend.transactional
-    def open_(tr: Any) -> tuple[Events, list[Connection], list[Lock]]:
-        # Read in the transaction, so an erasure of the user (which deletes the record, then
-        # their connections) either sees this connection or makes this open fail.
-        if users(tenant_id).get(tr, principal.user_id) is None:
-            raise fail(SESSION_REVOKED)
-        connections(tenant_id).save(tr, me)
-        sent = session_events_append(
-            tr,
-            tenant_id=tenant_id,
-            session_id=session_id,
-            items=[
-                (
-                    "presence.join",
-                    {k: v for k, v in presence_json(me).items() if k != "connected_at"},
-                )
-            ],
-            origin=connection_id,
-            batch_id=batch,
-            now=now,
-        )
-        # A snapshot read: joins of other sockets must not make this commit conflict.
-        alive, _, valid, _ = _live(tr.snapshot, tenant_id, session_id, now)
-        if all(c.connection_id != connection_id for c in alive):
-            alive.append(me)
-        return sent, alive, valid
 
-    session_get(db=db, principal=principal, session_id=session_id)  # 404 before any write
-    sent, alive, valid = open_(db)
-    _send(session_id, sent)
-    # The welcome's seq covers this connection's own join, so it is not delivered twice.
-    current = session_get(db=db, principal=principal, session_id=session_id)
-    seq = max(current.head.seq, sent[-1]["seq"] if sent else 0)
-    return Welcome(
-        session=current,
-        seq=seq,
-        presence=[presence_json(c) for c in alive],
-        locks=[lock_json(lk) for lk in valid],
-    )
+def connections_change(
+    *,
+    db: Any,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    changes: list[Connection | str],
+) -> PresenceChanged:
+    """Open connections (a Connection record) and close others (a connection id) of one
+    session, in order, in one transaction; announce them (see _presence_items) with the
+    release of the closing connections' locks. Returns what a welcome of the opened ones
+    shows (its seq covers their own joins; None when nothing opened) and the live count.
 
-
-def connection_close(
-    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID, connection_id: str
-) -> None:
-    """Forget the connection, release its locks, announce both."""
+    Raises WorkspaceError 404, writing nothing, when the session is gone (or another
+    tenant's) and something opens; closing on a gone session does nothing.
+    """
     now, batch = datetime.now(UTC), uuid.uuid4()
+    opening = any(isinstance(c, Connection) for c in changes)
 
     @fdb_backend.transactional
-    def close(tr: Any) -> Events:
-        mine = connections(tenant_id).get(tr, (session_id, connection_id))
-        if mine is None:
-            return []
-        connections(tenant_id).delete(tr, (session_id, connection_id))
-        items = []
-        for lock in locks(tenant_id).list_by_key(tr, (session_id,)).records:
-            if lock.connection_id == connection_id:
-                locks(tenant_id).delete(tr, (session_id, lock.path))
-                items.append(_released(lock.path))
-        items.append(("presence.leave", {
-            "connection_id": connection_id,
-            "user_id": str(mine.user_id),
-            "display_name": mine.display_name,
-        }))  # fmt: skip
-        return session_events_append(
-            tr, tenant_id=tenant_id, session_id=session_id, items=items,
-            origin=connection_id, batch_id=batch, now=now,
+    def apply(tr: Any) -> tuple[Events, PresenceChanged]:
+        if not session_exists(tr, tenant_id=tenant_id, session_id=session_id):
+            if opening:
+                raise WorkspaceError(404, "not_found", "Not found.")
+            return [], PresenceChanged(None, 0)
+        # Read to conflict, so an erasure of a user (which deletes the record, then their
+        # connections) either sees a connection opened here or makes it refused.
+        opened = {c.user_id for c in changes if isinstance(c, Connection)}
+        known = dict(zip(opened, users(tenant_id).get_many(tr, list(opened)), strict=True))
+        refused = frozenset(
+            c.connection_id
+            for c in changes
+            if isinstance(c, Connection) and known[c.user_id] is None
+        )
+        # Snapshot reads: joins through other servers must not make this commit conflict. Read
+        # once: the welcome's presence and locks are these with the changes applied.
+        alive, _, valid, _ = _live(tr.snapshot, tenant_id, session_id, now)
+        present = {c.connection_id: c for c in alive}
+        before = len(present)
+        released: set[str] = set()
+        held: list[Lock] | None = None
+        announced: list[tuple[str, Connection]] = []
+        items: list[tuple[str, Any]] = []
+        origins: list[str] = []
+        for change in changes:
+            if isinstance(change, Connection):
+                if change.connection_id in refused:
+                    continue
+                connections(tenant_id).save(tr, change)
+                present[change.connection_id] = change
+                announced.append(("join", change))
+                continue
+            mine = connections(tenant_id).get(tr, (session_id, change))
+            if mine is None:
+                continue
+            connections(tenant_id).delete(tr, (session_id, change))
+            present.pop(change, None)
+            if held is None:  # read to conflict: a lock taken meanwhile is released too
+                held = locks(tenant_id).list_by_key(tr, (session_id,)).records
+            for lock in held:
+                if lock.connection_id == change and lock.path not in released:
+                    locks(tenant_id).delete(tr, (session_id, lock.path))
+                    released.add(lock.path)
+                    items.append(_released(lock.path))
+                    origins.append(change)
+            announced.append(("leave", mine))
+        presence_items, presence_origins = _presence_items(announced, before, len(present))
+        sent = session_events_append(
+            tr, tenant_id=tenant_id, session_id=session_id,
+            items=items + presence_items, origins=origins + presence_origins,
+            origin="", batch_id=batch, now=now,
         )  # fmt: skip
+        welcome = None
+        if opening:
+            held = [lk for lk in valid if lk.path not in released]
+            welcome = _welcome(tr, tenant_id, session_id, list(present.values()), held)
+        return sent, PresenceChanged(welcome, len(present), refused)
 
-    _send(session_id, close(db))
+    sent, changed = apply(db)
+    _send(session_id, sent)
+    return changed
 
 
 def connection_heartbeat(
@@ -231,7 +329,7 @@ def connections_heartbeat(
             return []
         # Scan without conflicts (every server of the session beats), then re-read just what
         # is removed, so two sweepers of one ghost still conflict and only one announces it.
-        _, stale, _, gone = _live(tr.snapshot, tenant_id, session_id, now)
+        alive, stale, _, gone = _live(tr.snapshot, tenant_id, session_id, now)
         stale = [c for c in stale if c.connection_id not in ours]
         items: list[tuple[str, Any]] = []
         for lock in gone:
@@ -241,17 +339,17 @@ def connections_heartbeat(
                 continue
             locks(tenant_id).delete(tr, (session_id, lock.path))
             items.append(_released(lock.path))
+        ghosts: list[tuple[str, Connection]] = []
         for ghost in stale:
             if connections(tenant_id).get(tr, (session_id, ghost.connection_id)) != ghost:
                 continue
             connections(tenant_id).delete(tr, (session_id, ghost.connection_id))
-            items.append(("presence.leave", {
-                "connection_id": ghost.connection_id,
-                "user_id": str(ghost.user_id),
-                "display_name": ghost.display_name,
-            }))  # fmt: skip
+            ghosts.append(("leave", ghost))
+        # A ghost was already out of the live count: the room's size is the same before and
+        # after its removal, and so is the form of the announcement.
+        presence_items, _ = _presence_items(ghosts, len(alive), len(alive))
         return session_events_append(
-            tr, tenant_id=tenant_id, session_id=session_id, items=items,
+            tr, tenant_id=tenant_id, session_id=session_id, items=items + presence_items,
             origin="", batch_id=batch, now=now,
         )  # fmt: skip
 
@@ -367,23 +465,41 @@ def lock_release(
 
 
 def session_snapshot(*, db: Any, principal: Principal, session_id: uuid.UUID) -> Welcome:
-    """Full state for a ``resync``: session, latest seq, presence and locks."""
-    tenant_id = principal.tenant_id
-    now = datetime.now(UTC)
-    view = session_get(db=db, principal=principal, session_id=session_id)
+    """Full state for a ``resync``: session, latest seq, presence (first page) and locks.
+    Raises WorkspaceError 404."""
+    tenant_id, now = principal.tenant_id, datetime.now(UTC)
 
     @fdb_backend.transactional
-    def read(tr: Any) -> tuple[list[Connection], list[Lock]]:
+    def read(tr: Any) -> Welcome:
         alive, _, valid, _ = _live(tr.snapshot, tenant_id, session_id, now)
-        return alive, valid
+        return _welcome(tr, tenant_id, session_id, alive, valid)
 
-    alive, valid = read(db)
-    return Welcome(
-        session=view,
-        seq=view.head.seq,
-        presence=[presence_json(c) for c in alive],
-        locks=[lock_json(lk) for lk in valid],
-    )
+    found: Welcome = read(db)
+    return found
+
+
+def presence_list(
+    *, db: Any, principal: Principal, session_id: uuid.UUID, after: str | None, limit: int
+) -> PresencePage:
+    """Up to ``limit`` live connections after connection id ``after`` (None: from the first),
+    in connection id order, with the id to continue after, the count and the session's seq
+    they were read at. Raises WorkspaceError 404."""
+    tenant_id, now = principal.tenant_id, datetime.now(UTC)
+
+    @fdb_backend.transactional
+    def read(tr: Any) -> PresencePage:
+        view = session_read(tr, tenant_id=tenant_id, session_id=session_id)
+        alive, _, _, _ = _live(tr.snapshot, tenant_id, session_id, now)
+        page, following = _page(alive, after, limit)
+        return PresencePage(
+            presence=[presence_json(c) for c in page],
+            next=following,
+            count=len(alive),
+            seq=view.head.seq,
+        )
+
+    found: PresencePage = read(db)
+    return found
 
 
 # Up to this many connection records, counting reads the tenant's connections in one range

@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 # Logged platform events go out as their own message types; custom ones as "event".
-_OWN_TYPES = frozenset({"state.changed", "presence.join", "presence.leave", "lock.changed"})
+_OWN_TYPES = frozenset(
+    {"state.changed", "presence.join", "presence.leave", "presence.batch", "lock.changed"}
+)
 
 
 def wire_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -297,6 +297,18 @@ def session_get(*, db: Any, principal: Principal, session_id: uuid.UUID) -> Sess
     return _session_read(db, principal.tenant_id, session_id)
 
 
+def session_read(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> SessionView:
+    """The session as ``session_get`` shows it, read in the caller's transaction (snapshot
+    reads: it sees the transaction's own writes and adds no conflict). Raises WorkspaceError
+    404."""
+    return _session_read(tr, tenant_id, session_id)
+
+
+def session_exists(tr: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    """Whether the session is there, read in the caller's transaction."""
+    return heads(tenant_id).get(tr, session_id) is not None
+
+
 @fdb_backend.transactional
 def _session_read(tr: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> SessionView:
     head = heads(tenant_id).get(tr.snapshot, session_id)
@@ -689,13 +701,16 @@ def session_events_append(
     origin: str,
     batch_id: uuid.UUID,
     now: datetime,
+    origins: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Append platform events (presence, locks) inside the caller's transaction.
 
-    Returns them as sent on the wire, for the caller to broadcast after commit; empty when
-    the session is gone or when ``batch_id`` shows this batch was already applied (a retry
-    after commit_unknown_result). Their bytes are counted, never refused: they record what
-    already happened (a socket joined or left, a lock changed hands).
+    ``origins``, when given, is each item's own origin (a batch of joins, each announced as
+    its connection's), else every item has ``origin``. Returns them as sent on the wire, for
+    the caller to broadcast after commit; empty when the session is gone or when
+    ``batch_id`` shows this batch was already applied (a retry after commit_unknown_result).
+    Their bytes are counted, never refused: they record what already happened (a socket
+    joined or left, a lock changed hands).
     """
     head = heads(tenant_id).get(tr, session_id)
     if head is None or head.last_event_id == batch_id or not items:
@@ -710,7 +725,7 @@ def session_events_append(
             head=head,
             event=event,
             data=data,
-            origin=origin,
+            origin=origin if origins is None else origins[position],
             event_id=batch_id if last else uuid.uuid4(),
             now=now,
         )

@@ -221,6 +221,19 @@ def _merge_ranges(ranges: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[
     return begins, ends
 
 
+def _add_range(begins: list[bytes], ends: list[bytes], begin: bytes, end: bytes) -> None:
+    """Add [begin, end) to sorted, disjoint ``begins``/``ends`` in place, merging the ranges
+    it overlaps or touches (as _merge_ranges would, without sorting them all again: a
+    transaction deleting 1,000 records clears 1,000 ranges)."""
+    first = bisect.bisect_left(ends, begin)  # the first range ending at or after begin
+    past = bisect.bisect_right(begins, end)  # the first range beginning after end
+    if first < past:
+        begin = min(begin, begins[first])
+        end = max(end, ends[past - 1])
+    begins[first:past] = [begin]
+    ends[first:past] = [end]
+
+
 def _overlaps(begins: list[bytes], ends: list[bytes], begin: bytes, end: bytes) -> bool:
     i = bisect.bisect_left(begins, end) - 1
     return i >= 0 and ends[i] > begin
@@ -880,9 +893,7 @@ class Transaction:
         if keys and self._sorted_keys is not None:
             lo = bisect.bisect_left(self._sorted_keys, begin)
             del self._sorted_keys[lo : lo + len(keys)]
-        self._cleared_begins, self._cleared_ends = _merge_ranges(
-            [*zip(self._cleared_begins, self._cleared_ends, strict=True), (begin, end)]
-        )
+        _add_range(self._cleared_begins, self._cleared_ends, begin, end)
 
     def clear_range_startswith(self, prefix: bytes) -> None:
         self.clear_range(prefix, _strinc(prefix))

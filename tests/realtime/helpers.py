@@ -25,7 +25,7 @@ from coditect.asgi import application
 
 PROTOCOL = "coditect.v5"
 BROADCASTS = frozenset(
-    {"state.changed", "presence.join", "presence.leave", "lock.changed", "event"}
+    {"state.changed", "presence.join", "presence.leave", "presence.batch", "lock.changed", "event"}
 )
 ERROR_CODES = frozenset({"invalid_message", "unknown_type", "invalid"})
 HEADERS = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
@@ -399,6 +399,8 @@ def state_fields(message: dict[str, Any]) -> tuple[Any, ...]:
         return (kind, message["seq"], message["event"], message["data"], message.get("origin"))
     if kind in ("presence.join", "presence.leave"):
         return (kind, message["seq"], message["connection_id"], message["user_id"])
+    if kind == "presence.batch":
+        return (kind, message["seq"], message["connections"], message["count"])
     if kind == "lock.changed":
         return (kind, message["seq"], message["path"], message["holder"])
     raise AssertionError(f"not a broadcast: {message}")

@@ -25,7 +25,9 @@
 // "locks", "event", "resync", "caughtup", "token", "authlost", "gone", "error".
 
 export const PROTOCOL = "coditect.v5";
-const BROADCASTS = new Set(["state.changed", "presence.join", "presence.leave", "lock.changed", "event"]);
+const BROADCASTS = new Set([
+  "state.changed", "presence.join", "presence.leave", "presence.batch", "lock.changed", "event",
+]);
 const FATAL = { 4403: "forbidden", 4404: "gone" };
 const UNAUTHENTICATED = 4401;
 
@@ -470,6 +472,20 @@ export class RealtimeClient extends EventTarget {
         break;
       case "presence.leave":
         this.presence.delete(message.connection_id);
+        this.emit("presence", { message });
+        break;
+      case "presence.batch": // a large room's joins and leaves, in order (docs/protocol.md)
+        for (const entry of message.connections) {
+          if (entry.change === "join") {
+            this.presence.set(entry.connection_id, {
+              connection_id: entry.connection_id,
+              user_id: entry.user_id,
+              display_name: entry.display_name,
+            });
+          } else {
+            this.presence.delete(entry.connection_id);
+          }
+        }
         this.emit("presence", { message });
         break;
       case "lock.changed":

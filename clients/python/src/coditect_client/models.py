@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 # The event types the platform broadcasts itself; anything else is a published ``event``.
-BUILTIN_EVENTS = frozenset({"state.changed", "presence.join", "presence.leave", "lock.changed"})
+BUILTIN_EVENTS = frozenset(
+    {"state.changed", "presence.join", "presence.leave", "presence.batch", "lock.changed"}
+)
 BROADCASTS = BUILTIN_EVENTS | {"event"}
 
 

@@ -779,6 +779,15 @@ class SessionSocket:
             }
         elif kind == "presence.leave":
             self.presence.pop(str(message.get("connection_id")), None)
+        elif kind == "presence.batch":  # a large room's joins and leaves, in order
+            for entry in message.get("connections") or []:
+                connection_id = str(entry.get("connection_id"))
+                if entry.get("change") == "join":
+                    self.presence[connection_id] = {
+                        key: entry.get(key) for key in ("connection_id", "user_id", "display_name")
+                    }
+                else:
+                    self.presence.pop(connection_id, None)
         elif kind == "lock.changed":
             path, holder = str(message.get("path")), message.get("holder")
             if holder:
