@@ -71,7 +71,7 @@ def run(sessions: int, events: int) -> dict[str, Any]:
         user_register,
     )
     from fdb_backend import keyspace
-    from realtime.services import connection_open
+    from realtime.services import connection_new, connections_change
     from workspaces.services import session_create, session_event_publish, session_ids_of_owner
 
     db = fdb_backend.get_database()
@@ -110,8 +110,11 @@ def run(sessions: int, events: int) -> dict[str, Any]:
                     event="build", data={"step": e},
                 )  # fmt: skip
     for session_id in owned["owner"]:
-        connection_open(
-            db=db, principal=member_p, session_id=session_id, connection_id=session_id.hex
+        opening = connection_new(
+            principal=member_p, session_id=session_id, connection_id=session_id.hex
+        )
+        connections_change(
+            db=db, tenant_id=member_p.tenant_id, session_id=session_id, changes=[opening]
         )
     tenant = keyspace.tenant(owner.tenant.id)
     keys_before = len(db.get_range(*tenant.range()))

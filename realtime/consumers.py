@@ -90,7 +90,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # client only as state, so a resume replays them; later ones were sent live.
         self.state_seq = 0
         self.joined = False
-        # A connection record may exist (connection_open was called): teardown removes it.
+        # A connection record may exist (its join was queued): teardown removes it.
         self.recorded = False
         self.torn_down = False
         self.tasks: set[asyncio.Task[None]] = set()  # running ones only: see _background

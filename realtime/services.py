@@ -568,7 +568,7 @@ def presence_of_user_erase(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID)
 
     Runs after their credentials are gone: a socket of theirs still open takes no lock from
     then on (``lock_acquire`` needs its connection record) and leaves without an event
-    (``connection_close`` finds no record), so nothing names them after the scrub.
+    (``connections_change`` finds no record), so nothing names them after the scrub.
     """
     sessions: dict[uuid.UUID, tuple[list[str], list[str]]] = {}
     for c in connections(tenant_id).scan(db, batch_size=200):

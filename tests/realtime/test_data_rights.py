@@ -24,7 +24,7 @@ from accounts.errors import AccountError
 from accounts.records import auth_sessions, users
 from accounts.services import bearer_authenticate
 from fdb_backend import keyspace
-from realtime.services import connection_open
+from realtime.services import connection_new, connections_change
 from tests.accounts.helpers import (
     AUTH,
     TENANT,
@@ -367,7 +367,7 @@ def test_a_request_authenticated_before_the_erasure_leaves_nothing_for_long(
     api: Api, sessions: SessionApi, alice: Persona, alice_session: dict[str, Any]
 ) -> None:
     """A request that authenticated just before the erasure and writes just after: a socket
-    cannot register (connection_open reads the user in its transaction), nor can it create
+    cannot register (connections_change reads the user in its transaction), nor can it create
     a workspace session (every write reads its writer's user record in its transaction,
     accounts/services/roles.py). A session left by an erasure that stopped after its first
     transaction is an orphan that storage check reports and --repair deletes."""
@@ -377,14 +377,13 @@ def test_a_request_authenticated_before_the_erasure_leaves_nothing_for_long(
     erased = api.delete(AUTH + "me", bob.access, data={"password": bob.password},
                         content_type="application/json")  # fmt: skip
     assert erased.status_code == 204, erased.content
-    with pytest.raises(AccountError) as refused:
-        connection_open(
-            db=db,
-            principal=stale,
-            session_id=uuid.UUID(alice_session["id"]),
-            connection_id=uuid.uuid4().hex,
-        )
-    assert refused.value.code == "session_revoked"
+    session_id, connection_id = uuid.UUID(alice_session["id"]), uuid.uuid4().hex
+    opening = connection_new(principal=stale, session_id=session_id, connection_id=connection_id)
+    changed = connections_change(
+        db=db, tenant_id=stale.tenant_id, session_id=session_id, changes=[opening]
+    )
+    assert changed.refused == {connection_id}
+    assert changed.welcome is not None and changed.welcome.presence == []
     with pytest.raises(AccountError) as refused:
         session_create(db=db, principal=stale, name="late", workspace_path="/late")
     assert refused.value.code == "session_revoked"
