@@ -221,7 +221,7 @@ def test_huge_body(api: Api, alice: Persona, route: str) -> None:
         ("get", AUTH + "login"),
         ("get", AUTH + "register"),
         ("get", AUTH + "refresh"),
-        ("delete", AUTH + "me"),
+        ("delete", AUTH + "jwks"),  # DELETE me is the erasure now (issue 16 part 3)
         ("post", AUTH + "jwks"),
     ],
 )
