@@ -19,6 +19,10 @@ Then, in a child process on the same store, the same GET through Django's test c
 server, no load generator) with the limits on and off by turns, ``--in-process`` rounds of
 1,000 requests each: CPU time per request, the cost measure a busy machine disturbs least.
 
+With ``--callgrind N``, the same GET is also run under valgrind's callgrind, N and 2N times
+after a warm-up, with the limits on and off: instructions per request, the same figure on a
+busy machine as on an idle one.
+
 Reported: requests/s of each run, min/median/max per variant, the cost (1 - with/without) of
 each round and the median cost; the bar is a median cost of at most 10%. Also the server's CPU
 time per request (from /proc) and its cost per round, which other load on the machine disturbs
@@ -35,6 +39,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import shutil
 import statistics
@@ -136,16 +141,21 @@ def load(
     return result
 
 
-def in_process(rounds: int, requests: int) -> dict[str, Any]:
-    """In a child with the platform's settings: CPU time per ``GET /api/v5/sessions/{id}``
-    through Django's test client (the whole middleware stack, no HTTP server), the rate
-    limits on and taken out by turns (as bench/ratelimit_off.py does), ``rounds`` each."""
+def _in_process_client(freeze: bool = False) -> tuple[Any, str, dict[str, Any], Any]:
+    """In a child with the platform's settings: a test client, the path of one session, the
+    bearer header, and a function that turns the rate limits on (True) or off (False)."""
     import logging
 
     import django
 
     django.setup()
     logging.disable(logging.INFO)
+    if freeze:  # one rate-limit window however slowly this runs (under valgrind)
+        import datetime
+
+        import time_machine
+
+        time_machine.travel(datetime.datetime.now(datetime.UTC), tick=False).start()
     from django.test import Client
 
     import accounts.authentication
@@ -154,10 +164,20 @@ def in_process(rounds: int, requests: int) -> dict[str, Any]:
 
     spend, of = accounts.authentication.rate_limit_spend, coditect.middleware.rate_limit_of
     allowed = RateLimit(allowed=True, limit=0, remaining=0, reset=0)
+
+    def switch(on: bool) -> None:
+        if on:
+            accounts.authentication.rate_limit_spend = spend
+            coditect.middleware.rate_limit_of = of
+        else:
+            accounts.authentication.rate_limit_spend = lambda **kwargs: allowed
+            coditect.middleware.rate_limit_of = lambda request: None
+
     client = Client()
+    email = f"bench-{os.getpid()}@example.com"
     answer = client.post(
         "/api/v5/auth/register",
-        {"email": "bench-in-process@example.com", "password": "c0rrect-Battery-h0rse!x"},
+        {"email": email, "password": "c0rrect-Battery-h0rse!x"},
         content_type="application/json",
     )
     auth: dict[str, Any] = {"HTTP_AUTHORIZATION": f"Bearer {answer.json()['access']}"}
@@ -167,22 +187,64 @@ def in_process(rounds: int, requests: int) -> dict[str, Any]:
         content_type="application/json",
         **auth,
     )
-    path = f"/api/v5/sessions/{made.json()['id']}"
+    return client, f"/api/v5/sessions/{made.json()['id']}", auth, switch
+
+
+def in_process(rounds: int, requests: int) -> dict[str, list[float]]:
+    """CPU time per ``GET /api/v5/sessions/{id}`` through Django's test client (the whole
+    middleware stack, no HTTP server), the rate limits on and taken out by turns (as
+    bench/ratelimit_off.py does), ``rounds`` each."""
+    client, path, auth, switch = _in_process_client()
     cpu: dict[str, list[float]] = {"with": [], "without": []}
     for round_no in range(rounds):
         for name in ("with", "without") if round_no % 2 == 0 else ("without", "with"):
-            if name == "with":
-                accounts.authentication.rate_limit_spend = spend
-                coditect.middleware.rate_limit_of = of
-            else:
-                accounts.authentication.rate_limit_spend = lambda **kwargs: allowed
-                coditect.middleware.rate_limit_of = lambda request: None
+            switch(name == "with")
             started = time.process_time()
             for _ in range(requests):
                 response = client.get(path, **auth)
             cpu[name].append((time.process_time() - started) / requests * 1e6)
             assert response.status_code == 200, response.content
     return cpu
+
+
+CALLGRIND_WARM_UP = 300  # requests before the measured ones: leases grown past what follows
+
+
+def callgrind_child(variant: str, requests: int) -> None:
+    """``CALLGRIND_WARM_UP`` then ``requests`` GETs with the limits on or off (under valgrind:
+    the parent subtracts a run of N from a run of 2N, so set-up and warm-up cancel out)."""
+    client, path, auth, switch = _in_process_client(freeze=True)
+    switch(variant == "with")
+    for _ in range(CALLGRIND_WARM_UP + requests):
+        response = client.get(path, **auth)
+    assert response.status_code == 200, response.content
+
+
+def _instructions(env: dict[str, str], variant: str, requests: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        child = ["-m", "bench.ratelimit", "--callgrind-child", variant, str(requests)]
+        subprocess.run(
+            [*valgrind, sys.executable, *child],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        summary = re.search(rb"^summary: (\d+)", out.read_bytes(), re.MULTILINE)
+        assert summary is not None
+        return int(summary.group(1))
+
+
+def instructions_per_request(env: dict[str, str], requests: int) -> dict[str, float]:
+    """Instructions per GET with the limits on and off: (run of 2N - run of N) / N."""
+    found = {}
+    for variant in ("with", "without"):
+        once = _instructions(env, variant, requests)
+        twice = _instructions(env, variant, 2 * requests)
+        found[variant] = (twice - once) / requests
+    return found
 
 
 def headers_of(port: int, token: str, session_id: str) -> dict[str, str]:
@@ -240,14 +302,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for proc in procs.values():
                 comparison.stop(proc)
         child = subprocess.run(
-            [sys.executable, str(Path(__file__)), "--in-process-child", str(args.in_process)],
+            [sys.executable, "-m", "bench.ratelimit", "--in-process-child", str(args.in_process)],
             cwd=ROOT,
             env=app.env | {"DJANGO_ALLOWED_HOSTS": "testserver", "DJANGO_LOG_LEVEL": "WARNING"},
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        if child.returncode != 0:
+            raise RuntimeError(f"the in-process measure failed:\n{child.stderr[-3000:]}")
         inproc: dict[str, list[float]] = json.loads(child.stdout.strip().splitlines()[-1])
+        instructions: dict[str, float] = {}
+        if args.callgrind:
+            child_env = app.env | {
+                "DJANGO_ALLOWED_HOSTS": "testserver",
+                "DJANGO_LOG_LEVEL": "WARNING",
+                "CODITECT_STORAGE_URL": "embedded://" + str(tmp / "callgrind.sqlite3"),
+            }
+            instructions = instructions_per_request(child_env, args.callgrind)
     summary: dict[str, Any] = {}
     for name in VARIANTS:
         rates = [r["rps"] for r in runs if r["variant"] == name]
@@ -274,6 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "in_process_round_costs": inproc_costs,
         "in_process_cost_of_minimums": min(inproc["with"]) / min(inproc["without"]) - 1,
+        "instructions_per_request": instructions,
         "runs": runs,
         "summary": summary,
         "round_costs": costs,
@@ -323,6 +396,12 @@ def format_report(report: dict[str, Any]) -> str:
         f"in-process cost per round: {inproc}; "
         f"of the minimums {report['in_process_cost_of_minimums'] * 100:+.1f}%"
     )
+    ins = report["instructions_per_request"]
+    if ins:
+        lines.append(
+            f"instructions per request (callgrind): with {ins['with']:,.0f}, without "
+            f"{ins['without']:,.0f}: {(ins['with'] / ins['without'] - 1) * 100:+.1f}%"
+        )
     loads = ", ".join(f"{r['load_1min']:.2f}" for r in report["runs"])
     lines.append(f"1-min load before each run: {loads}")
     lines.append(f"errors: {report['errors']}; headers seen: {report['headers']}")
@@ -341,11 +420,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-process", type=int, default=8, help="rounds of the in-process CPU measure"
     )
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per request under valgrind (N and 2N requests; slow)",
+    )
     parser.add_argument("--in-process-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--callgrind-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.in_process_child is not None:
         print(json.dumps(in_process(args.in_process_child, 1000)))
+        return 0
+    if args.callgrind_child is not None:
+        callgrind_child(args.callgrind_child[0], int(args.callgrind_child[1]))
         return 0
     report = run(args)
     print(json.dumps(report, indent=2) if args.json else format_report(report))

@@ -237,3 +237,14 @@ def test_the_tenant_limit_is_exact_across_two_processes(
     listed = api.listing(alice.access, limit=200)
     assert listed.status_code == 200
     assert len(listed.json()["results"]) == 23
+
+
+def test_refusals_are_counted_in_the_metrics(limits, api: Api, alice: Persona) -> None:
+    from core.metrics import throttle_hits
+
+    limits.CODITECT_RATE_READ_PER_MIN = 1
+    before = throttle_hits.labels("rate_read")._value.get()
+    spend(api, alice.access, 1)
+    refused(api.get(AUTH + "me", alice.access))
+    refused(api.get(AUTH + "me", alice.access))
+    assert throttle_hits.labels("rate_read")._value.get() == before + 2
