@@ -4,7 +4,7 @@ comparison app, every comparison run several times, interleaved.
 Run from the repository root::
 
     python bench/percore.py [--runs 5] [--seconds 5] [--concurrency 16 64] [--json]
-    python bench/percore.py --profile 10     # also: py-spy of GET one and list under load
+    python bench/percore.py --profile 10     # also: a CPU profile of GET one and list
 
 Servers, all up for the whole run over temporary stores:
 
@@ -30,8 +30,8 @@ import argparse
 import collections
 import datetime
 import json
-import linecache
 import os
+import pstats
 import shlex
 import shutil
 import signal
@@ -297,139 +297,106 @@ class Bench:
     # --- profile --------------------------------------------------------------------------
 
     def profile(self, seconds: float) -> dict[str, Any]:
-        """py-spy (``--gil``: the thread holding the GIL) of every REST process of the per-core
-        deployment during GET one and list at concurrency 16, and the processes' CPU time."""
-        pyspy = shutil.which("py-spy") or next(
-            (p for p in ("/tmp/pyspy/bin/py-spy",) if os.path.exists(p)), None
-        )
-        if pyspy is None:
-            return {"skipped": "py-spy is not installed (pip install py-spy)"}
-        assert self.deployment is not None
-        masters = self.deployment.pgids()
-        workers = [
-            pid for pid in auth.group_cpu(self.deployment.pgids("api")) if pid not in masters
-        ]
-        target = self.targets["platform-percore"]
+        """CPU time of the per-core deployment's REST processes during GET one and list at
+        concurrency 16, by owner: a second deployment over the same store whose gunicorn
+        workers run cProfile in every thread on the thread's CPU clock
+        (bench/profile_gunicorn.py)."""
         found: dict[str, Any] = {}
         for endpoint in ("get", "list"):
-            self.renew("platform")
-            outs = [self.tmp / f"pyspy-{endpoint}-{pid}.txt" for pid in workers]
-            argv = [pyspy, "record", "--gil", "--rate", str(PROFILE_RATE), "--format", "raw"]
-            argv += ["--duration", str(max(1, round(seconds)))]
-            spies = [
-                subprocess.Popen(
-                    [*argv, "--pid", str(pid), "--output", str(out)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                for pid, out in zip(workers, outs, strict=True)
-            ]
-            time.sleep(0.3)  # py-spy attached
-            cpu_before = auth.group_cpu(self.deployment.pgids("api"))
-            sample = self.wrk(target, endpoint, 16, seconds)
-            cpu_after = auth.group_cpu(self.deployment.pgids("api"))
-            for spy in spies:
-                spy.wait(seconds + 60)
-            stacks: collections.Counter[str] = collections.Counter()
-            for out in outs:
-                if out.exists():
-                    for line in out.read_text(errors="replace").splitlines():
-                        stack, _, count = line.rpartition(" ")
-                        if count.isdigit():
-                            stacks[stack] += int(count)
-            cpu = sum(cpu_after.get(pid, 0.0) - cpu_before.get(pid, 0.0) for pid in workers)
-            found[endpoint] = {"rate": sample.rate, **classify(stacks, cpu)}
+            out = self.tmp / f"profile-{endpoint}"
+            out.mkdir()
+            env = {**self.platform.env, "CODITECT_BENCH_PROFILE_DIR": str(out)}
+            deployment = PerCore(
+                processes=CORES,
+                port=comparison.free_port(),
+                run_dir=self.tmp / f"percore-profile-{endpoint}",
+                env=env,
+                api_args=("-c", str(ROOT / "bench" / "profile_gunicorn.py")),
+            )
+            deployment.start()
+            try:
+                target = Target("platform-percore", "platform", deployment.port, [])
+                target.procs = [c.proc for c in deployment.children]
+                self.renew("platform")
+                self.wrk(target, endpoint, 16, 1)  # warm-up
+                sample = self.wrk(target, endpoint, 16, seconds)
+            finally:
+                deployment.stop()  # the workers write their profiles as they exit
+            stats = None
+            for path in sorted(out.glob("*.pstats")):
+                if stats is None:
+                    stats = pstats.Stats(str(path))
+                else:
+                    stats.add(str(path))
+            if stats is None:
+                found[endpoint] = {"rate": sample.rate, "skipped": "no profile written"}
+                continue
+            found[endpoint] = {"rate": sample.rate, **classify(stats)}
         return found
 
 
 # --- profile classification -------------------------------------------------------------------
 
-PROFILE_RATE = 200  # py-spy samples per second
-OURS = (
-    "accounts/",
-    "core/",
-    "workspaces/",
-    "realtime/",
-    "operations/",
-    "coditect/",
-    "fdb_backend/",
-)
-SQLITE_CALLS = (".execute(", ".executemany(", ".fetchall(", ".fetchone(", ".commit(", ".step(")
+OURS = ("accounts", "core", "workspaces", "realtime", "operations", "coditect", "fdb_backend")
+FuncKey = tuple[str, int, str]
 
 
-def _frame(frame: str) -> tuple[str, str, int]:
-    """(function, path, line) of a py-spy frame ``function (path:line)``."""
-    function, _, where = frame.rpartition(" (")
-    path, _, line = where.rstrip(")").rpartition(":")
-    return function, path, int(line) if line.isdigit() else 0
-
-
-def _source(path: str, line: int) -> str:
-    for base in (ROOT, *map(Path, sys.path)):
-        candidate = base / path
-        if candidate.is_file():
-            return linecache.getline(str(candidate), line)
-    return ""
-
-
-def owner(frame: str, leaf: bool) -> str | None:
-    """Whose code one frame is: SQLite (our line calling sqlite3, when innermost), DRF, Django,
-    ours, gunicorn; None for the standard library and other packages (counted for the code
-    that called them)."""
-    _, path, line = _frame(frame)
-    if path.startswith("rest_framework/"):
+def direct_owner(key: FuncKey) -> str | None:
+    """Whose code a profiled function is, or None (standard library, other packages, C
+    builtins other than sqlite3's): those count for their heaviest caller."""
+    path, _, name = key
+    if path == "~":
+        return "SQLite" if "sqlite3." in name else None
+    if "/rest_framework/" in path:
         return "DRF"
-    if path.startswith("django/"):
+    if "/django/" in path:
         return "Django"
-    if path.startswith("gunicorn/"):
+    if "/gunicorn/" in path:
         return "gunicorn"
-    if path.startswith(OURS):
-        if leaf and any(call in _source(path, line) for call in SQLITE_CALLS):
-            return "SQLite (GIL held)"
+    if "site-packages" not in path and any(f"/{p}/" in path for p in OURS):
         return "ours"
     return None
 
 
-def classify(stacks: collections.Counter[str], cpu_s: float) -> dict[str, Any]:
-    """Shares of the REST processes' CPU time.
+def classify(stats: Any) -> dict[str, Any]:
+    """Shares of the REST processes' thread CPU time (cProfile's own time per function, each
+    function to its owner; a function of nobody's to its heaviest caller's owner)."""
+    table: dict[FuncKey, Any] = stats.stats
+    memo: dict[FuncKey, str] = {}
 
-    py-spy --gil samples the thread holding the GIL: each sample goes to the innermost frame
-    that is ours, DRF's, Django's or gunicorn's (the standard library and other packages count
-    for their caller: orjson or PyJWT called by our code is ours). The CPU time the processes
-    spent without the GIL (CPU time from /proc minus the GIL-held samples' time) is SQLite's
-    steps and the sockets' system calls: "GIL released".
-    """
+    def owner_of(key: FuncKey, depth: int = 0) -> str:
+        if key in memo:
+            return memo[key]
+        found = direct_owner(key)
+        if found is None:
+            callers = table.get(key, (0, 0, 0, 0, {}))[4]
+            heaviest = max(callers.items(), key=lambda kv: kv[1][3], default=None)
+            found = "other" if heaviest is None or depth > 30 else owner_of(heaviest[0], depth + 1)
+        memo[key] = found
+        return found
+
     shares: collections.Counter[str] = collections.Counter()
     ours: collections.Counter[str] = collections.Counter()
-    for stack, count in stacks.items():
-        frames = stack.split(";")
-        kind = "other"
-        for depth, frame in enumerate(reversed(frames)):
-            found = owner(frame, leaf=depth == 0)
-            if found is not None:
-                kind = found
-                if found == "ours":
-                    function, path, line = _frame(frame)
-                    ours[f"{function} ({path}:{line})"] += count
-                break
-        shares[kind] += count
-    held_s = sum(shares.values()) / PROFILE_RATE
-    released_s = max(0.0, cpu_s - held_s)
-    total_s = held_s + released_s
-    seconds = {kind: n / PROFILE_RATE for kind, n in shares.items()}
-    seconds["GIL released (SQLite steps, socket I/O)"] = released_s
+    heaviest: collections.Counter[str] = collections.Counter()
+    for key, (_, _, own, _, _) in table.items():
+        kind = owner_of(key)
+        shares[kind] += own
+        path, line, name = key
+        short = name if path == "~" else f"{name} ({'/'.join(Path(path).parts[-2:])}:{line})"
+        heaviest[f"{short} [{kind}]"] += own
+        if direct_owner(key) in ("ours", "SQLite"):
+            path, line, name = key
+            where = name if path == "~" else f"{name} ({Path(path).relative_to(ROOT)}:{line})"
+            ours[where] += own
+    total = sum(shares.values())
     return {
-        "cpu_s": round(cpu_s, 2),
-        "gil_held_s": round(held_s, 2),
-        "share %": {
-            k: round(100 * v / total_s, 1)
-            for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])
-            if total_s
-        },
-        "ours, innermost %": [
-            (frame, round(100 * n / PROFILE_RATE / total_s, 1))
-            for frame, n in ours.most_common(8)
-            if total_s
+        "cpu_s": round(total, 2),
+        "share %": {k: round(100 * v / total, 1) for k, v in shares.most_common() if total},
+        "ours, own time %": [
+            (where, round(100 * t / total, 1)) for where, t in ours.most_common(10) if total
+        ],
+        "heaviest, own time %": [
+            (where, round(100 * t / total, 1)) for where, t in heaviest.most_common(12) if total
         ],
     }
 
@@ -536,16 +503,20 @@ def format_report(report: dict[str, Any]) -> str:
         else:
             lines.append(f"  {verdict}  {b['name']}: {b['value']}")
     if report.get("profile"):
-        lines += ["", "profile (py-spy, every REST process of the per-core deployment, c16):"]
+        lines += ["", "profile (cProfile on thread CPU time, the per-core REST processes, c16):"]
         for endpoint, found in report["profile"].items():
-            if endpoint == "skipped":
-                lines.append(f"  skipped: {found}")
+            if "skipped" in found:
+                lines.append(f"  {endpoint}: skipped, {found['skipped']}")
                 continue
             lines.append(
-                f"  {endpoint}: {found['rate']:,.0f} req/s, REST processes' CPU {found['cpu_s']} s"
-                f" (GIL held {found['gil_held_s']} s): {found['share %']}"
+                f"  {endpoint}: {found['rate']:,.0f} req/s, REST threads' CPU {found['cpu_s']} s:"
+                f" {found['share %']}"
             )
-            for frame, share in found["ours, innermost %"]:
+            lines.append("    heaviest functions (own time) [counted for]:")
+            for frame, share in found["heaviest, own time %"]:
+                lines.append(f"      {share:5.1f}%  {frame}")
+            lines.append("    heaviest of ours and SQLite's:")
+            for frame, share in found["ours, own time %"]:
                 lines.append(f"      {share:5.1f}%  {frame}")
     m = report["machine"]
     lines += [

@@ -224,6 +224,7 @@ class PerCore:
     access_log: bool = False
     nginx_workers: int = 1
     own_groups: bool = True  # each child in a session of its own; else in the launcher's group
+    api_args: tuple[str, ...] = ()  # more gunicorn options (bench/percore.py --profile: hooks)
     children: list[Child] = field(default_factory=list)
     _own_dir: bool = False
 
@@ -285,6 +286,7 @@ class PerCore:
                     *("--worker-class", "gthread", "--threads", str(API_THREADS)),
                     *("--keep-alive", str(BACKEND_KEEPALIVE_S), "--no-control-socket"),
                     *("--graceful-timeout", "5"),
+                    *self.api_args,
                 ],
             )
             port = free_port(self.host)
