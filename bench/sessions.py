@@ -46,8 +46,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `python bench/sessions.py` puts bench/, not the root, first
+if sys.path[0] != str(ROOT):
+    # `python bench/sessions.py` puts bench/ first, whose realtime.py would shadow the realtime
+    # package in the seeding child (django.setup() imports it), even with the root on PYTHONPATH.
+    sys.path.insert(0, str(ROOT))
 
 from bench import common  # noqa: E402 - after the path fix
 from bench.comparison import run as comparison  # noqa: E402 - after the path fix
