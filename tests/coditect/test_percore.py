@@ -232,3 +232,37 @@ async def test_per_core_topology_through_nginx(tmp_path: Path) -> None:
     assert code == 0, proxy.log()
     addresses = api | daphnes | {f"127.0.0.1:{port}"}
     assert not [a for a in addresses if _listening(int(a.rpartition(":")[2]))]
+
+
+def test_the_launcher_stops_everything_when_one_process_dies(tmp_path: Path) -> None:
+    """A deployment missing a process is not left half up: the launcher stops the rest and
+    exits 1 (so a supervisor restarts the whole set)."""
+    nginx_or_skip()
+    env = base_env(shared_store(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'staff.sqlite3'}")
+    port, run_dir = free_port(), tmp_path / "run"
+    launcher = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "coditect.percore", "--processes", "1"),
+            *("--bind", f"127.0.0.1:{port}", "--run-dir", str(run_dir), "--seconds", "120"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    proxy = Proxy(port, run_dir)
+    try:
+        assert launcher.stdout is not None
+        line = launcher.stdout.readline()
+        assert line.startswith(f"ready: {proxy.base_url}"), line + proxy.log()
+        backends = proxy.upstreams("coditect_api") | proxy.upstreams("coditect")
+        os.kill(int((run_dir / "nginx.pid").read_text()), signal.SIGKILL)
+        code = launcher.wait(60)
+        rest = launcher.stdout.read()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert code == 1 and "nginx exited" in rest, rest
+    assert not [a for a in backends if _listening(int(a.rpartition(":")[2]))]
