@@ -72,6 +72,9 @@ class Proxy:
         assert block is not None, site
         return set(re.findall(r"server (\S+);", block.group(1)))
 
+    def upstreams_of(self, uri: str) -> list[str]:
+        return [upstream for upstream, _, logged in self.access() if logged == uri]
+
     def access(self) -> list[tuple[str, str, str]]:
         """(upstream address, method, path) of every request nginx logged so far."""
         path = self.run_dir / "access.log"
@@ -175,7 +178,11 @@ async def test_per_core_topology_through_nginx(tmp_path: Path) -> None:
             return statuses
 
         assert await asyncio.to_thread(on_one_connection) == [200] * 8
-        me = [upstream for upstream, _, uri in proxy.access() if uri == "/api/v5/auth/me"]
+        # (nginx logs a request after answering it: the last line may come a moment later.)
+        deadline = time.monotonic() + 10
+        while len(me := proxy.upstreams_of("/api/v5/auth/me")) < 8:
+            assert time.monotonic() < deadline, proxy.access()
+            await asyncio.sleep(0.05)
         assert len(me) == 8 and set(me) == api, proxy.access()
         # Every API request went to a REST process, nothing else did.
         for upstream, method, uri in proxy.access():
