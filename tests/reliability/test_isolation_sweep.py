@@ -725,6 +725,7 @@ WS_PROBES: dict[str, dict[str, Any]] = {
     "ping": {},
     "auth": {},  # filled in with Charlie's own fresh token (and Bob's, at the end)
     "resume": {"last_seq": 0},
+    "presence.list": {"limit": 500},  # his own session's connections only
     "state.patch": {"changes": {"workspace_path": "/home/alice/project", "name": "copy"}},
     "event.publish": {"event": "alice.private.event", "data": {"path": ALICES_FILE}},
     "lock.acquire": {"path": ALICES_FILE, "ttl_s": 30},
