@@ -11,17 +11,21 @@ embedded store) on 127.0.0.1 and measures, from this one asyncio process:
    in flight (a slot is freed when its socket has its ``welcome``); the time from the first
    handshake until every socket has its welcome (bar: <= 5 s), the welcome's size, and the
    server's memory per idle authenticated socket (its RSS after the join and a short settle,
-   less its RSS before, over the sockets);
+   less its RSS before, over the sockets), and the CPU time the server and this client
+   spent on the join (which a busy machine does not inflate as it does the wall time);
 2. fan-out: one socket sends ``state.patch`` at 2/s (``--patches``, each with the version of the
    previous ack); the time from sending until the last of the sockets has its
    ``state.changed`` (bar: p99 <= 250 ms) and nothing lost (every socket sees every patch,
-   seq rising by exactly one);
+   seq rising by exactly one), and the server's CPU time per patch (background work
+   included: heartbeats, the watch);
 3. rate: on a new server, 100 sockets on one session, then offered rates from a ladder, each
    for ``--step-seconds``: ``event.publish`` from as many senders as the per-socket limit needs
-   (<= 40/s each, persisted and broadcast as a patch is, with no version to race on), open
-   loop; a step passes with p99 (send to the last socket) <= 100 ms and nothing lost. The
-   highest passing rate, the platform's against the stock Channels consumer's
-   (bench/stock_consumer) the same way (bar: >= 2x).
+   (<= 25/s each, persisted and broadcast as a patch is, with no version to race on), open
+   loop, after an uncounted warm-up; a step (at least 100 messages) passes with p99 (send to
+   the last socket) <= 100 ms and nothing lost, and a failed step is tried once more (a
+   shared machine's hiccup is not the server's rate). The highest passing rate, the
+   platform's against the stock Channels consumer's (bench/stock_consumer) the same way
+   (bar: >= 2x).
 
 Every figure is printed with min/median/max over the runs and PASS/FAIL. A benchmark, not a
 test: see bench/README.md and docs/benchmarks.md ("Large rooms").
@@ -47,6 +51,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin, Subprotocol
 
@@ -67,8 +72,9 @@ FANOUT_BAR_MS = 250.0
 RATE_SOCKETS = 100
 RATE_BAR_MS = 100.0
 RATE_RATIO_BAR = 2.0
-SENDER_MAX_RATE = 40.0  # under the per-socket limit of 50 messages/s
-LADDER = (10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 160, 200, 250, 320, 400, 500, 640)
+SENDER_MAX_RATE = 25.0  # half the per-socket limit of 50 messages/s: a late client bursts
+LADDER = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 160, 200, 250, 320, 400, 500, 640)
+STEP_MESSAGES = 100  # at least this many messages a step (its p99 is then not its maximum)
 TOKENS = 10  # sign-ins (auth sessions) the sockets' tokens come from
 DELIVERY_TIMEOUT = 5.0
 
@@ -186,7 +192,7 @@ class Room:
         try:
             async for raw in ws:
                 now = time.perf_counter()
-                msg = json.loads(raw)
+                msg = orjson.loads(raw)
                 kind = msg.get("type")
                 if kind == "welcome":
                     self.last_seq[i] = int(msg["seq"])
@@ -351,19 +357,27 @@ async def rate_step(room: Room, rate: float, seconds: float, step: int) -> dict[
 
 
 async def rate_search(room: Room, seconds: float) -> dict[str, Any]:
-    best, steps = 0.0, []
-    for step, rate in enumerate(LADDER):
-        errors_before, breaks_before = len(room.errors), room.seq_breaks
-        result = await rate_step(room, float(rate), seconds, step)
-        result["errors"] = len(room.errors) - errors_before
-        result["seq_breaks"] = room.seq_breaks - breaks_before
-        steps.append(result)
-        ok = result["p99_ms"] <= RATE_BAR_MS and result["lost"] == 0
-        ok = ok and result["errors"] == 0 and result["seq_breaks"] == 0
-        if not ok:
+    """Climb the ladder until a rate fails twice in a row (one retry: a shared machine's
+    hiccup is not the server's rate); each step runs for at least STEP_MESSAGES messages.
+    A warm-up step at the first rate comes first and is not counted."""
+    await rate_step(room, float(LADDER[0]), 1.0, 0)
+    best, steps, attempt = 0.0, [], 0
+    for step, rate in enumerate(LADDER, start=1):
+        for attempt in range(2):
+            errors_before, breaks_before = len(room.errors), room.seq_breaks
+            duration = max(seconds, STEP_MESSAGES / rate)
+            result = await rate_step(room, float(rate), duration, 2 * step + attempt)
+            result["errors"] = len(room.errors) - errors_before
+            result["seq_breaks"] = room.seq_breaks - breaks_before
+            steps.append(result)
+            ok = result["p99_ms"] <= RATE_BAR_MS and result["lost"] == 0
+            ok = ok and result["errors"] == 0 and result["seq_breaks"] == 0
+            await asyncio.sleep(0.3)
+            if ok:
+                break
+        else:
             break
         best = float(rate)
-        await asyncio.sleep(0.5)
     return {"best": best, "steps": steps}
 
 
@@ -397,7 +411,9 @@ def run_platform(tmp: Path, args: Any) -> dict[str, Any]:
                 settled = await room.settled()
                 await asyncio.sleep(2.0)
                 after = rss_kib(proc.pid)
+                server2 = cpu_s(proc.pid)
                 fan = await fanout_phase(room, args.patches)
+                fan["server_cpu_ms_per_patch"] = 1000 * (cpu_s(proc.pid) - server2) / args.patches
                 return {
                     "join_s": join_s,
                     "join_server_cpu_s": server1 - server0,
@@ -455,7 +471,7 @@ def report(runs: list[dict[str, Any]], args: Any, started: str, took: float) -> 
     kib = [r["join"]["socket_kib"] for r in runs]
     ours = [r["rates"]["platform"]["best"] for r in runs]
     stock = [r["rates"]["stock"]["best"] for r in runs]
-    ratios = [o / s if s else math.inf for o, s in zip(ours, stock, strict=True)]
+    ratios = [o / s if s else (math.inf if o else 0.0) for o, s in zip(ours, stock, strict=True)]
     bars = [
         {
             "name": f"{args.sockets} sockets all welcomed, max of runs {max(joins):.2f} s"
@@ -488,6 +504,9 @@ def report(runs: list[dict[str, Any]], args: Any, started: str, took: float) -> 
             "join_client_cpu_s": spread([r["join"]["join_client_cpu_s"] for r in runs]),
             "fanout_p99_ms": spread(p99s),
             "fanout_p50_ms": spread([r["join"]["fanout"]["p50_ms"] for r in runs]),
+            "fanout_server_cpu_ms_per_patch": spread(
+                [r["join"]["fanout"]["server_cpu_ms_per_patch"] for r in runs]
+            ),
             "fanout_lost": spread([float(x) for x in lost]),
             "welcome_bytes_max": spread([float(r["join"]["welcome_bytes_max"]) for r in runs]),
             "kib_per_idle_socket": spread(kib),
