@@ -100,24 +100,30 @@ def usage_check(*, db: Any, tenant_id: uuid.UUID, repair: bool = False) -> list[
     """The tenant's usage counters and its sessions' ``event_bytes`` against a recount; with
     ``repair``, set them to it.
 
-    A session's ``event_bytes`` is recounted and fixed in one transaction. A tenant counter
-    is compared only when it held the same value before and after the recount (a busy
-    tenant is recounted up to three times), and repaired only if it still holds that value:
-    a write that lands in between makes the repair a no-op, reported unrepaired.
+    A session's ``event_bytes`` is recounted and fixed in one transaction. The recount walks
+    in many transactions, so a tenant counter is compared only with a recount during which
+    that counter did not move (the same value before and after it; a busy tenant is
+    recounted up to three times, each counter settling on the first recount that held it
+    still); a counter that moved during every recount is not compared, since a write landing
+    mid-walk would make any verdict, and any repair, wrong. A repair applies only if the
+    counter still holds the value it was compared with: a write landing in between makes it
+    a no-op, reported unrepaired.
     """
     issues: list[UsageIssue] = []
+    settled: dict[str, tuple[int, int]] = {}  # kind -> (stored, counted), from a still recount
     for _ in range(_ATTEMPTS):
         before = {k: q.used for k, q in quota_usage(db, tenant_id=tenant_id).items()}
         counted = usage_recount(db=db, tenant_id=tenant_id)
         after = {k: q.used for k, q in quota_usage(db, tenant_id=tenant_id).items()}
-        if before == after:
+        for kind in QUOTA_KINDS:
+            if kind not in settled and before[kind] == after[kind]:
+                settled[kind] = (after[kind], counted.used[kind])
+        if len(settled) == len(QUOTA_KINDS):
             break
-    for kind in QUOTA_KINDS:
-        if after[kind] != counted.used[kind]:
-            fixed = repair and _counter_set_if(db, tenant_id, kind, after[kind], counted.used[kind])
-            issues.append(
-                UsageIssue(f"usage.{kind}", kind, after[kind], counted.used[kind], bool(fixed))
-            )
+    for kind, (stored, recounted) in settled.items():
+        if stored != recounted:
+            fixed = repair and _counter_set_if(db, tenant_id, kind, stored, recounted)
+            issues.append(UsageIssue(f"usage.{kind}", kind, stored, recounted, bool(fixed)))
     for session_id, stored in counted.head_event_bytes.items():
         if stored == counted.event_bytes.get(session_id, 0):
             continue

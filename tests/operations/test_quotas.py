@@ -173,3 +173,41 @@ def test_tenants_quota_refuses_bad_values(alice: Persona, args: list[str], reaso
 def test_tenants_quota_of_an_unknown_tenant() -> None:
     with pytest.raises(CommandError, match="unknown tenant"):
         run("tenants", "quota", "no-such-tenant")
+
+
+def test_check_compares_a_counter_only_with_a_recount_it_held_still_through(
+    monkeypatch: pytest.MonkeyPatch, api: Api, alice: Persona
+) -> None:
+    """A recount walks in many transactions while the platform serves. Here every recount
+    sees a PATCH (the bytes counter never holds still) and the last one a delete landing
+    after its walk: the sessions counter is judged by an earlier recount it held still
+    through, the bytes counter by none, so nothing is reported and nothing is "repaired" to a
+    count the delete made stale."""
+    import operations.usage as usage_module
+
+    ids = [make_session(api, alice, events=0) for _ in range(3)]
+    original = usage_module.usage_recount
+    calls = 0
+
+    def busy_recount(*, db: object, tenant_id: uuid.UUID) -> object:
+        nonlocal calls
+        calls += 1
+        counted = original(db=db, tenant_id=tenant_id)
+        patch = json.dumps({"editor_state": {"t": "z" * (100 + calls)}})
+        response = api.client.patch(
+            f"/api/v5/sessions/{ids[0]}",
+            patch,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {alice.access}",
+        )
+        assert response.status_code == 200, response.content
+        if calls == 3:
+            assert api.delete(f"/api/v5/sessions/{ids[1]}", alice.access).status_code == 204
+        return counted
+
+    monkeypatch.setattr(usage_module, "usage_recount", busy_recount)
+    assert run("storage", "check", "--repair", "--json").json()["problems"] == []
+    assert calls == 3
+    monkeypatch.setattr(usage_module, "usage_recount", original)
+    assert usage(api, alice)["sessions"] == 2
+    exact(api, alice)
