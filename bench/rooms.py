@@ -25,7 +25,17 @@ embedded store) on 127.0.0.1 and measures, from this one asyncio process:
    the last socket) <= 100 ms and nothing lost, and a failed step is tried once more (a
    shared machine's hiccup is not the server's rate). The highest passing rate, the
    platform's against the stock Channels consumer's (bench/stock_consumer) the same way
-   (bar: >= 2x).
+   (bar: >= 2x). Publishes the server refused (an ``error`` reply such as ``rate_limited``,
+   or a send on a socket already closed) and those never answered are counted apart from
+   lost deliveries (a delivery missing for a publish the server acked): either fails the
+   step, and neither is counted as loss or as a delivery.
+
+The platform's sockets send ``ping`` every KEEPALIVE_S, as docs/protocol.md asks of a client:
+the server closes a socket that sends nothing for CODITECT_WS_IDLE_TIMEOUT_S (60 s, close
+4408), and the rate ladder lasts longer than that, so without the pings every receiving socket
+was closed around the 60/s step, which the bench reported as lost deliveries (the "60/s
+cliff"). The stock consumer has no idle timeout and would broadcast a ping as an event, so
+its sockets send none.
 
 Every figure is printed with min/median/max over the runs and PASS/FAIL. A benchmark, not a
 test: see bench/README.md and docs/benchmarks.md ("Large rooms").
@@ -53,6 +63,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin, Subprotocol
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +88,7 @@ LADDER = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 160, 200, 250, 320, 4
 STEP_MESSAGES = 100  # at least this many messages a step (its p99 is then not its maximum)
 TOKENS = 10  # sign-ins (auth sessions) the sockets' tokens come from
 DELIVERY_TIMEOUT = 5.0
+KEEPALIVE_S = 20.0  # docs/protocol.md "Keep-alive"; the server closes a socket idle 60 s
 
 
 def cpu_s(pid: int) -> float:
@@ -154,6 +166,7 @@ class Room:
         self.arrivals: dict[str, int] = {}  # marker -> sockets that had it
         self.everywhere: dict[str, asyncio.Future[float]] = {}
         self.version = 0
+        self.keepalive: asyncio.Task[None] | None = None
 
     async def open(self, count: int, concurrency: int) -> float:
         """Open ``count`` sockets, ``concurrency`` at a time until welcomed; seconds taken."""
@@ -186,7 +199,32 @@ class Room:
 
         began = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(start, start + count)))
-        return time.perf_counter() - began
+        took = time.perf_counter() - began
+        if self.platform and self.keepalive is None:
+            self.keepalive = asyncio.create_task(self.keep_alive())
+        return took
+
+    async def keep_alive(self) -> None:
+        """A ``ping`` from every socket every KEEPALIVE_S, spread over the interval (a client's
+        keep-alive, docs/protocol.md); the ``pong`` is ignored."""
+        n = 0
+        while True:
+            count = len(self.sockets)
+            for i in range(count):
+                await asyncio.sleep(KEEPALIVE_S / count)
+                ws = self.sockets[i]
+                if ws is not None and ws.close_code is None:
+                    n += 1
+                    with contextlib.suppress(Exception):
+                        await ws.send(json.dumps({"type": "ping", "id": f"k{n}"}))
+
+    def closed(self) -> dict[int, int]:
+        """Close code -> how many of the sockets are closed with it."""
+        codes: dict[int, int] = {}
+        for ws in self.sockets:
+            if ws is not None and ws.close_code is not None:
+                codes[ws.close_code] = codes.get(ws.close_code, 0) + 1
+        return codes
 
     async def read(self, i: int, ws: ClientConnection) -> None:
         try:
@@ -252,6 +290,9 @@ class Room:
         return future
 
     async def close(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.cancel()
+            await asyncio.gather(self.keepalive, return_exceptions=True)
         await asyncio.gather(
             *(asyncio.wait_for(ws.close(), 5) for ws in self.sockets if ws is not None),
             return_exceptions=True,
@@ -310,12 +351,17 @@ async def fanout_phase(room: Room, patches: int) -> dict[str, Any]:
 
 
 async def rate_step(room: Room, rate: float, seconds: float, step: int) -> dict[str, Any]:
-    """Publish at ``rate`` for ``seconds`` (open loop); p99 and losses."""
+    """Publish at ``rate`` for ``seconds`` (open loop); p99 and losses.
+
+    A publish the server refused (``error`` reply, or the sender's socket already closed) is
+    counted in ``refused`` by its code, one never answered in ``unanswered``; losses and p99
+    are over the publishes the server acked."""
     senders = max(1, math.ceil(rate / SENDER_MAX_RATE))
     per_sender = rate / senders
     chosen = [round(k * len(room.sockets) / senders) for k in range(senders)]
     sent_at: dict[str, float] = {}
-    acks: list[asyncio.Future[dict[str, Any]]] = []
+    acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+    refused: dict[str, int] = {}
 
     async def one(slot: int) -> None:
         begin = time.perf_counter() + slot / rate
@@ -331,29 +377,56 @@ async def rate_step(room: Room, rate: float, seconds: float, step: int) -> dict[
             marker = f"r{step}.{slot}.{n}"
             msg = {
                 "type": "event.publish",
-                "id": n,
+                "id": marker,  # unique, so a late answer cannot be taken for another's
                 "event": "bench.tick",
                 "data": {"b": marker},
                 "b": marker,
             }
-            sent_at[marker] = time.perf_counter()
-            acks.append(await room.send(chosen[slot], msg, marker))
+            at = time.perf_counter()
+            try:
+                acks[marker] = await room.send(chosen[slot], msg, marker)
+            except ConnectionClosed as error:
+                code = error.rcvd.code if error.rcvd is not None else "closed"
+                refused[f"closed {code}"] = refused.get(f"closed {code}", 0) + 1
+                room.pending.pop((chosen[slot], marker), None)
+                continue
+            sent_at[marker] = at
 
     await asyncio.gather(*(one(slot) for slot in range(senders)))
     deadline = time.perf_counter() + DELIVERY_TIMEOUT
-    latencies = []
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*acks.values()), DELIVERY_TIMEOUT)
+    accepted: dict[str, float] = {}
+    unanswered = 0
     for marker, at in sent_at.items():
+        future = acks[marker]
+        if not future.done():
+            unanswered += 1
+        elif future.result().get("type") == "error":
+            code = str(future.result().get("code"))
+            refused[code] = refused.get(code, 0) + 1
+        else:
+            accepted[marker] = at
+    latencies = []
+    for marker, at in accepted.items():
         with contextlib.suppress(TimeoutError):
             done = await asyncio.wait_for(
                 room.everywhere[marker], max(0.01, deadline - time.perf_counter())
             )
             latencies.append(1000 * (done - at))
-    lost = sum(len(room.sockets) - room.arrivals.get(m, 0) for m in sent_at)
-    for future in acks:
-        if future.done() and future.result().get("type") == "error":
-            room.errors.append(str(future.result()))
-    p99 = common.percentile(latencies, 0.99) if len(latencies) == len(sent_at) else math.inf
-    return {"rate": rate, "messages": len(sent_at), "p99_ms": p99, "lost": lost}
+    lost = sum(len(room.sockets) - room.arrivals.get(m, 0) for m in accepted)
+    p99 = common.percentile(latencies, 0.99) if len(latencies) == len(accepted) else math.inf
+    return {
+        "rate": rate,
+        "senders": senders,
+        "offered": len(sent_at) + sum(refused.values()),
+        "messages": len(accepted),
+        "refused": refused,
+        "unanswered": unanswered,
+        "p99_ms": p99 if accepted else math.inf,
+        "lost": lost,
+        "closed": room.closed(),
+    }
 
 
 async def rate_search(room: Room, seconds: float) -> dict[str, Any]:
@@ -371,14 +444,16 @@ async def rate_search(room: Room, seconds: float) -> dict[str, Any]:
             result["seq_breaks"] = room.seq_breaks - breaks_before
             steps.append(result)
             ok = result["p99_ms"] <= RATE_BAR_MS and result["lost"] == 0
+            ok = ok and not result["refused"] and result["unanswered"] == 0
             ok = ok and result["errors"] == 0 and result["seq_breaks"] == 0
+            ok = ok and not result["closed"]
             await asyncio.sleep(0.3)
             if ok:
                 break
         else:
             break
         best = float(rate)
-    return {"best": best, "steps": steps}
+    return {"best": best, "steps": steps, "errors": room.errors[:5]}
 
 
 async def rate_room(
@@ -513,11 +588,31 @@ def report(runs: list[dict[str, Any]], args: Any, started: str, took: float) -> 
             "rate_platform_per_s": spread(ours),
             "rate_stock_per_s": spread(stock),
             "rate_ratio": spread(ratios),
+            # Over every step of the ladder, the failing ones included: publishes the server
+            # refused or never answered (not deliveries, not losses).
+            "rate_platform_refused_sends": spread(
+                [float(sum(_refusals(r["rates"]["platform"]["steps"]).values())) for r in runs]
+            ),
+            "rate_platform_unanswered": spread(
+                [float(sum(s["unanswered"] for s in r["rates"]["platform"]["steps"])) for r in runs]
+            ),
+            "rate_stock_refused_sends": spread(
+                [float(sum(_refusals(r["rates"]["stock"]["steps"]).values())) for r in runs]
+            ),
         },
         "bars": bars,
         "runs": runs,
         "machine": {**machine(), "load_1min_end": os.getloadavg()[0]},
     }
+
+
+def _refusals(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """Refused sends over the steps, by code."""
+    total: dict[str, int] = {}
+    for step in steps:
+        for code, count in step["refused"].items():
+            total[code] = total.get(code, 0) + count
+    return total
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -537,8 +632,20 @@ def format_report(r: dict[str, Any]) -> str:
         )
         for side in ("platform", "stock"):
             steps = run["rates"][side]["steps"]
-            shown = ", ".join(f"{s['rate']:g}:{s['p99_ms']:.0f}ms/{s['lost']}" for s in steps[-3:])
-            lines.append(f"    {side} last steps (rate:p99/lost): {shown}")
+            shown = ", ".join(
+                f"{s['rate']:g}:{s['p99_ms']:.0f}ms/{s['lost']}/{sum(s['refused'].values())}"
+                f"/{s['unanswered']}" + (f" closed {s['closed']}" if s["closed"] else "")
+                for s in steps[-3:]
+            )
+            lines.append(
+                f"    {side} last steps (rate:p99/lost deliveries/refused sends/unanswered):"
+                f" {shown}"
+            )
+            refused = _refusals(steps)
+            if refused:
+                lines.append(f"    {side} refused sends by code: {refused}")
+            for error in run["rates"][side].get("errors", [])[:2]:
+                lines.append(f"    {side} rate: {error[:150]}")
         for error in j["errors"][:3]:
             lines.append(f"    {error[:150]}")
     lines += ["", "bars:"]
