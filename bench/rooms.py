@@ -394,8 +394,8 @@ async def rate_step(room: Room, rate: float, seconds: float, step: int) -> dict[
 
     await asyncio.gather(*(one(slot) for slot in range(senders)))
     deadline = time.perf_counter() + DELIVERY_TIMEOUT
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*acks.values()), DELIVERY_TIMEOUT)
+    if acks:  # asyncio.wait, unlike wait_for, leaves the unanswered ones pending
+        await asyncio.wait(list(acks.values()), timeout=DELIVERY_TIMEOUT)
     accepted: dict[str, float] = {}
     unanswered = 0
     for marker, at in sent_at.items():
@@ -602,7 +602,12 @@ def report(runs: list[dict[str, Any]], args: Any, started: str, took: float) -> 
         },
         "bars": bars,
         "runs": runs,
-        "machine": {**machine(), "load_1min_end": os.getloadavg()[0]},
+        # machine() reads the load now, at the end: the start's is the first run's.
+        "machine": {
+            **machine(),
+            "load_1min": runs[0]["load"][0] if runs and "load" in runs[0] else math.nan,
+            "load_1min_end": os.getloadavg()[0],
+        },
     }
 
 
@@ -628,7 +633,13 @@ def format_report(r: dict[str, Any]) -> str:
             f" {j['fanout']['lost']}, seq breaks {j['seq_breaks']}, errors {j['error_count']},"
             f" {j['socket_kib']:.1f} KiB/socket, welcome <= {j['welcome_bytes_max']} B;"
             f" rate platform {run['rates']['platform']['best']:g}/s, stock"
-            f" {run['rates']['stock']['best']:g}/s; load {j['load']:.2f}, {j['others']} other"
+            f" {run['rates']['stock']['best']:g}/s; load {j['load']:.2f} after the join"
+            + (
+                f" ({run['load'][0]:.2f} at start, {run['load'][1]:.2f} at end)"
+                if "load" in run
+                else ""
+            )
+            + f", {j['others']} other"
         )
         for side in ("platform", "stock"):
             steps = run["rates"][side]["steps"]
@@ -682,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="coditect-bench-rooms-") as name:
         tmp = Path(name)
         for n in range(args.runs):
+            load_start = os.getloadavg()[0]
             joined = run_platform(tmp / f"join-{n}", args)
             print(f"  run {n + 1}: join {joined['join_s']:.2f} s, fan-out p99"
                   f" {joined['fanout']['p99_ms']:.1f} ms", file=sys.stderr, flush=True)  # fmt: skip
@@ -690,7 +702,13 @@ def main(argv: list[str] | None = None) -> int:
                 ours, stock = empty, empty
             else:
                 ours, stock = run_rates(tmp / f"rate-{n}", args)
-            runs.append({"join": joined, "rates": {"platform": ours, "stock": stock}})
+            runs.append(
+                {
+                    "join": joined,
+                    "rates": {"platform": ours, "stock": stock},
+                    "load": [load_start, os.getloadavg()[0]],
+                }
+            )
     result = report(runs, args, started, time.monotonic() - clock)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
