@@ -59,8 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/auth.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
+from bench import common
+from bench.comparison import run as comparison
 
 HOST = "127.0.0.1"
 CONCURRENCY = 16

@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/compression.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
+from bench import common
 
 HOST = "127.0.0.1"
 SOCKETS = 100

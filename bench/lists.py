@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/lists.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
+from bench import common
 
 SIZES = (100, 100_000)
 LIMIT = 5  # a page: every filter matches more than two pages at both sizes

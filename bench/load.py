@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/load.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.sessions import PASSWORD, call, platform_daphnes, register  # noqa: E402 - as above
+from bench import common
+from bench.sessions import PASSWORD, call, platform_daphnes, register
 
 HOST = "127.0.0.1"
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/percore.py` puts bench/, not the root, first
 
-from bench import auth, common, sessions  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from coditect.percore import PerCore  # noqa: E402 - after the path fix
+from bench import auth, common, sessions
+from bench.comparison import run as comparison
+from coditect.percore import PerCore
 
 HOST = "127.0.0.1"
 CORES = auth.CORES

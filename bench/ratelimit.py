@@ -55,10 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/ratelimit.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.load import Connection  # noqa: E402 - after the path fix
-from bench.sessions import Platform, call, create_sessions, register  # noqa: E402 - as above
+from bench import common
+from bench.comparison import run as comparison
+from bench.load import Connection
+from bench.sessions import Platform, call, create_sessions, register
 
 HOST = "127.0.0.1"
 SEEDED = 50

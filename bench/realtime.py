@@ -53,9 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/realtime.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.sessions import (  # noqa: E402 - as above
+from bench import common
+from bench.comparison import run as comparison
+from bench.sessions import (
     call,
     foreign_processes,
     platform_daphnes,

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/reset_timing.py` puts bench/ first
 
-from bench import common  # noqa: E402 - after the path fix
+from bench import common
 
 PASSWORD = "Tr0ub4dor&3-horse-staple"
 

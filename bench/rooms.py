@@ -70,10 +70,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/rooms.py` puts bench/, not the root, first
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
-from bench.realtime import machine, start_stock  # noqa: E402 - after the path fix
-from bench.sessions import Platform, call, foreign_processes  # noqa: E402 - as above
+from bench import common
+from bench.comparison import run as comparison
+from bench.realtime import machine, start_stock
+from bench.sessions import Platform, call, foreign_processes
 
 HOST = common.HOST
 JOIN_CONCURRENCY = 50

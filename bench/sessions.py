@@ -51,8 +51,8 @@ if sys.path[0] != str(ROOT):
     # package in the seeding child (django.setup() imports it), even with the root on PYTHONPATH.
     sys.path.insert(0, str(ROOT))
 
-from bench import common  # noqa: E402 - after the path fix
-from bench.comparison import run as comparison  # noqa: E402 - after the path fix
+from bench import common
+from bench.comparison import run as comparison
 
 HOST = "127.0.0.1"
 CONCURRENCY = 16

@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/storage.py` puts bench/, not the root, first
 
-import fdb.tuple  # noqa: E402 - after the path fix; fdb_backend makes it work without libfdb_c
+import fdb.tuple  # fdb_backend makes it work without libfdb_c
 
-import fdb_backend  # noqa: E402 - after the path fix
-from bench import common  # noqa: E402 - after the path fix
-from fdb_backend.engines import embedded  # noqa: E402 - after the path fix
+import fdb_backend
+from bench import common
+from fdb_backend.engines import embedded
 
 KEY_COUNT = 10_000
 VALUE_SIZE = 200

@@ -11,7 +11,7 @@ from django.urls import re_path
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.stock_consumer.settings")
 django.setup()
 
-from bench.stock_consumer.consumers import StockConsumer  # noqa: E402 - after setup
+from bench.stock_consumer.consumers import StockConsumer
 
 application = ProtocolTypeRouter(
     {
