@@ -13,6 +13,11 @@ differences (the first three taken from settings rather than flags):
   (``SharedDeflate``), and messages under CODITECT_WS_COMPRESSION_MIN_BYTES go uncompressed;
 - a handshake refused with a ``reason`` (coditect/origins.py) gets it as the 403's reason
   phrase instead of "Access denied";
+- daphne's own access log (an NCSA line per request and per socket event on stdout, its default
+  at verbosity 1) is off unless ``--access-log`` is given: the platform writes one access line
+  per request and per socket event itself, with the request or connection id
+  (coditect/middleware.py, realtime/consumers.py), and two lines per request would be one too
+  many for whoever counts them;
 - a message to a socket with nothing queued is sent at once (``write_through``), not queued
   for the reactor's next turn, and autobahn's debug lines no longer format their arguments
   (colours, a pretty-printed dump of each connection's options) when nothing logs them: a
@@ -335,7 +340,12 @@ class SocketProtocol(WebSocketProtocol):
 class PlatformServer(Server):
     """daphne's Server with the message limit from settings and our WebSocket protocol."""
 
+    # daphne's access log (its ``action_logger``), kept or dropped (``QuietServer``).
+    daphne_access_log: ClassVar[bool] = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not self.daphne_access_log:
+            kwargs["action_logger"] = None
         limit = settings.CODITECT_WS_MAX_MESSAGE_BYTES
         kwargs["websocket_max_message_size"] = limit
         kwargs["websocket_max_frame_size"] = limit
@@ -360,9 +370,23 @@ class PlatformServer(Server):
         self._ws_factory = factory
 
 
+class QuietServer(PlatformServer):
+    """PlatformServer without daphne's access log: the platform's lines are the access log."""
+
+    daphne_access_log = False
+
+
 class PlatformCommandLine(CommandLineInterface):
     description = "Coditect: daphne with the platform's WebSocket options"
     server_class = PlatformServer
+
+    def run(self, args: list[str]) -> None:
+        # daphne's access log goes to stdout whenever the verbosity is 1 or more (the default)
+        # and no --access-log is given; ours (coditect.access, coditect.sockets) already has a
+        # line per request, so daphne's is kept only when asked for by name.
+        if self.parser.parse_args(args).access_log is None:
+            self.server_class = QuietServer
+        super().run(args)
 
 
 def arguments(argv: list[str], environ: dict[str, str]) -> list[str]:

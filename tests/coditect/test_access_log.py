@@ -91,13 +91,19 @@ async def traffic(server: Server) -> dict[str, Any]:
     return {"alice": alice, "session": session, "seen": seen, "connection": peer.connection_id}
 
 
-def start(servers: Servers, tmp_path: Path, log_format: str) -> Server:
+# daphne's own access log (daphne/access.py): `127.0.0.1:5432 - - [07/Dec/2026:13:09:40]
+# "GET /healthz" 200 16`, and WSCONNECTING/WSCONNECT/WSDISCONNECT/WSREJECT for sockets.
+DAPHNE_LINE = re.compile(r'\S+ \S+ \S+ \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\] "[A-Z]+ /')
+
+
+def start(servers: Servers, tmp_path: Path, log_format: str, args: tuple[str, ...] = ()) -> Server:
     env = base_env(
         shared_store(tmp_path),
         CODITECT_LOG_FORMAT=log_format,
         # Access lines are INFO and written whatever DJANGO_LOG_LEVEL says (WARNING here).
     )
-    (server,) = servers.start_all(("logs", env))
+    server = servers.start("logs", env, args)
+    server.wait_ready()
     return server
 
 
@@ -108,6 +114,10 @@ async def test_text_lines_carry_the_request_and_connection_ids(
     run = await traffic(server)
     servers.stop_all()
     lines = server.log_path.read_text().splitlines()
+    # Exactly one access line per request, ours: python -m coditect.serve (what `make start`
+    # runs) turns daphne's off, which at its default verbosity printed one more per request
+    # and four per socket.
+    assert [line for line in lines if DAPHNE_LINE.match(line)] == []
     access = [line for line in lines if " coditect.access " in line]
     line_format = re.compile(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO coditect\.access \[([^\]]+)\] "
@@ -151,15 +161,22 @@ async def test_text_lines_carry_the_request_and_connection_ids(
 
 
 async def test_json_lines(servers: Servers, tmp_path: Path) -> None:
-    server = start(servers, tmp_path, "json")
+    # daphne's access log where it is asked for by name, and only there.
+    daphne_log = tmp_path / "daphne-access.log"
+    server = start(servers, tmp_path, "json", ("--access-log", str(daphne_log)))
     run = await traffic(server)
     servers.stop_all()
     records = []
     for line in server.log_path.read_text().splitlines():
         if line.startswith("{"):
             records.append(json.loads(line))
-        else:  # never one of ours: daphne's own access lines, the console mail
+        else:  # never one of ours, nor daphne's access lines: the console mail
             assert "coditect." not in line and "django.request" not in line, line
+            assert not DAPHNE_LINE.match(line), line
+    daphne_lines = daphne_log.read_text().splitlines()
+    assert all(DAPHNE_LINE.match(line) for line in daphne_lines), daphne_lines
+    assert [line for line in daphne_lines if '"GET /api/v5/auth/me" 401' in line]
+    assert [line for line in daphne_lines if '"WSCONNECT /ws/sessions/' in line]
     for record in records:
         assert {"time", "level", "name", "message", "request_id", "connection_id"} <= set(record)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])

@@ -108,6 +108,8 @@ def test_the_compose_topology_and_image():
     assert set(services) >= {"fdb", "fdb-init", "redis", "migrate", "daphne", "api", "nginx"}
     assert services["daphne"]["command"] == ["python", "-m", "coditect.serve"]
     assert services["api"]["command"][:2] == ["gunicorn", "coditect.wsgi:application"]
+    # One access line per request, the platform's: no gunicorn access log beside it.
+    assert not [arg for arg in services["api"]["command"] if arg.startswith("--access-log")]
     # The cluster file the server writes is the one every platform container reads.
     assert "fdb-cluster:/var/fdb/shared" in services["fdb"]["volumes"]
     assert services["fdb"]["environment"]["FDB_CLUSTER_FILE"] == "/var/fdb/shared/fdb.cluster"

@@ -42,6 +42,9 @@ from tests.store import shared_store
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "docs" / "deploy" / "nginx-coditect.conf"
 REDIS_DB_PERCORE = 10
+# An NCSA-style access line, as daphne and gunicorn write them: `... [07/Dec/2026:13:09:40]
+# "GET /healthz" 200 16` (gunicorn's time has its zone).
+SERVER_ACCESS_LINE = re.compile(r'\[\d\d/\w{3}/\d{4}:[^\]]+\] "[A-Z]+ /')
 
 
 @dataclass
@@ -239,6 +242,22 @@ async def test_per_core_topology_through_nginx(tmp_path: Path) -> None:
     assert code == 0, proxy.log()
     addresses = api | daphnes | {f"127.0.0.1:{port}"}
     assert not [a for a in addresses if _listening(int(a.rpartition(":")[2]))]
+    # One access line per request, the platform's own, in the log of the process that served
+    # it: gunicorn writes no access log (none configured), daphne none (python -m
+    # coditect.serve turns its off); nginx's is the one asked for with --access-log.
+    logs = {p.name: p.read_text(errors="replace") for p in run_dir.glob("[aw][ps]*-*.log")}
+    assert sorted(logs) == ["api-0.log", "api-1.log", "ws-0.log", "ws-1.log"]
+    for name, text in logs.items():
+        assert not [line for line in text.splitlines() if SERVER_ACCESS_LINE.search(line)], name
+    me_lines = [
+        line
+        for text in logs.values()
+        for line in text.splitlines()
+        if " coditect.access " in line and " GET /api/v5/auth/me 200 " in line
+    ]
+    assert len(me_lines) == 8, me_lines
+    request_ids = {line.split("[", 1)[1].split("]", 1)[0] for line in me_lines}
+    assert len(request_ids) == 8 and "-" not in request_ids
 
 
 def test_the_launcher_stops_everything_when_one_process_dies(tmp_path: Path) -> None:
