@@ -12,6 +12,7 @@ import hashlib
 import math
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,40 +68,46 @@ def throttle_hit(*, db: Any, buckets: list[Bucket], now: float | None = None) ->
 
     The hit is counted even when refused, so hammering keeps a subject throttled.
     """
-    moment = time.time() if now is None else now
-    keys = [(_key(b, moment), _limit(b)) for b in buckets]
 
-    @fdb_backend.transactional
-    def hit(tr: Any) -> int:
-        worst = 0
-        for (key, retry_after), limit in keys:
-            tr.add(key, _ONE)
-            # A conflicting read: two hits racing on one subject serialise, so the limit is
-            # exact across processes (a snapshot read would let both see the old count).
-            if _count(tr.get(key)) > limit:
-                worst = max(worst, retry_after)
-        return worst
+    def over(tr: Any, key: bytes, limit: int) -> bool:
+        tr.add(key, _ONE)
+        # A conflicting read: two hits racing on one subject serialise, so the limit is
+        # exact across processes (a snapshot read would let both see the old count).
+        return _count(tr.get(key)) > limit
 
-    retry_after = hit(db)
-    if retry_after:
-        _count_hit(buckets)
-        raise Throttled(retry_after)
+    _refuse_over(db=db, buckets=buckets, now=now, over=over)
 
 
 def throttle_check(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:
     """Raise Throttled if any bucket is already at its limit (counting nothing)."""
+
+    def over(tr: Any, key: bytes, limit: int) -> bool:
+        return _count(tr.snapshot.get(key)) >= limit
+
+    _refuse_over(db=db, buckets=buckets, now=now, over=over)
+
+
+def _refuse_over(
+    *,
+    db: Any,
+    buckets: list[Bucket],
+    now: float | None,
+    over: Callable[[Any, bytes, int], bool],
+) -> None:
+    """Raise Throttled with the longest wait of the buckets ``over`` finds full, in one
+    transaction (hit and check differ only in how they read a bucket)."""
     moment = time.time() if now is None else now
     keys = [(_key(b, moment), _limit(b)) for b in buckets]
 
     @fdb_backend.transactional
-    def check(tr: Any) -> int:
-        worst = 0
+    def worst(tr: Any) -> int:
+        found = 0
         for (key, retry_after), limit in keys:
-            if _count(tr.snapshot.get(key)) >= limit:
-                worst = max(worst, retry_after)
-        return worst
+            if over(tr, key, limit):
+                found = max(found, retry_after)
+        return found
 
-    retry_after = check(db)
+    retry_after = worst(db)
     if retry_after:
         _count_hit(buckets)
         raise Throttled(retry_after)
