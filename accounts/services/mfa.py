@@ -60,7 +60,7 @@ from accounts.services.login import LoggedIn
 from accounts.services.onetime import (
     MFA_CHALLENGE,
     OneTime,
-    onetime_matches,
+    onetime_holder,
     onetime_parse,
     password_bound,
 )
@@ -451,13 +451,15 @@ def without_factor(user: User) -> User:
 
 def _challenged(user: User | None, parsed: OneTime, now: datetime) -> User:
     """The user whose live challenge this is; raises 401 invalid/expired otherwise."""
-    if user is None or not onetime_matches(
-        user.mfa_challenge_hash, parsed.secret, purpose=MFA_CHALLENGE, bound=password_bound(user)
-    ):
-        raise fail(INVALID_MFA_CHALLENGE, attr="challenge")
-    if user.mfa_challenge_expires_at is None or user.mfa_challenge_expires_at <= now:
-        raise fail(MFA_CHALLENGE_EXPIRED, attr="challenge")
-    return user
+    return onetime_holder(
+        user,
+        parsed.secret,
+        purpose=MFA_CHALLENGE,
+        stored=lambda u: (u.mfa_challenge_hash, u.mfa_challenge_expires_at, password_bound(u)),
+        now=now,
+        invalid=fail(INVALID_MFA_CHALLENGE, attr="challenge"),
+        expired=fail(MFA_CHALLENGE_EXPIRED, attr="challenge"),
+    )
 
 
 @counts_outcomes("mfa")

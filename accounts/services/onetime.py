@@ -15,7 +15,9 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -78,6 +80,30 @@ def onetime_matches(stored: str, secret: str, *, purpose: str, bound: str = "") 
     ``stored`` matches nothing)."""
     candidate = onetime_digest(secret, purpose=purpose, bound=bound)
     return bool(stored) and hmac.compare_digest(stored, candidate)
+
+
+def onetime_holder(
+    user: User | None,
+    secret: str,
+    *,
+    purpose: str,
+    stored: Callable[[User], tuple[str, datetime | None, str]],
+    now: datetime,
+    invalid: Exception,
+    expired: Exception,
+) -> User:
+    """``user`` when ``secret`` is its live token of ``purpose``; ``stored(user)`` reads the
+    token's digest, expiry and what it is bound to. Raises ``invalid`` for no user or a
+    wrong secret and ``expired`` for a spent or lapsed token, in that order, so a wrong
+    token never learns whether a right one would have expired."""
+    if user is None:
+        raise invalid
+    digest, expires_at, bound = stored(user)
+    if not onetime_matches(digest, secret, purpose=purpose, bound=bound):
+        raise invalid
+    if expires_at is None or expires_at <= now:
+        raise expired
+    return user
 
 
 # --- throttles of the flows that mail tokens and take them back -----------------------------

@@ -35,8 +35,8 @@ from accounts.services.onetime import (
     OneTime,
     onetime_confirm_throttle,
     onetime_digest,
+    onetime_holder,
     onetime_mail_throttle,
-    onetime_matches,
     onetime_new,
     onetime_parse,
     password_bound,
@@ -181,10 +181,12 @@ def _factor_unproven(user: User) -> bool:
 
 
 def _valid_for(user: User | None, parsed: OneTime, now: datetime) -> User:
-    if user is None or not onetime_matches(
-        user.reset_token_hash, parsed.secret, purpose=PASSWORD_RESET, bound=password_bound(user)
-    ):
-        raise fail(INVALID_RESET_TOKEN, attr="token")
-    if user.reset_token_expires_at is None or user.reset_token_expires_at <= now:
-        raise fail(RESET_TOKEN_EXPIRED, attr="token")
-    return user
+    return onetime_holder(
+        user,
+        parsed.secret,
+        purpose=PASSWORD_RESET,
+        stored=lambda u: (u.reset_token_hash, u.reset_token_expires_at, password_bound(u)),
+        now=now,
+        invalid=fail(INVALID_RESET_TOKEN, attr="token"),
+        expired=fail(RESET_TOKEN_EXPIRED, attr="token"),
+    )

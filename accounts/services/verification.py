@@ -34,8 +34,8 @@ from accounts.services.onetime import (
     VERIFY_EMAIL,
     onetime_confirm_throttle,
     onetime_digest,
+    onetime_holder,
     onetime_mail_throttle,
-    onetime_matches,
     onetime_new,
     onetime_parse,
 )
@@ -114,17 +114,21 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     @fdb_backend.transactional
     def confirm(tr: Any) -> None:
         people = users(parsed.tenant_id)
-        user = people.get(tr, parsed.subject_id)
-        claimed = claimed_key(user.email_key) if user is not None else None
-        if user is None or not onetime_matches(
-            user.email_token_hash,
+        # The token proves the address it was mailed to: a claimed one while a change waits.
+        user = onetime_holder(
+            people.get(tr, parsed.subject_id),
             parsed.secret,
             purpose=VERIFY_EMAIL,
-            bound=claimed or user.email_key,
-        ):
-            raise _token_error(INVALID_VERIFICATION_TOKEN)
-        if user.email_token_expires_at is None or user.email_token_expires_at <= now:
-            raise _token_error(VERIFICATION_TOKEN_EXPIRED)
+            stored=lambda u: (
+                u.email_token_hash,
+                u.email_token_expires_at,
+                claimed_key(u.email_key) or u.email_key,
+            ),
+            now=now,
+            invalid=_token_error(INVALID_VERIFICATION_TOKEN),
+            expired=_token_error(VERIFICATION_TOKEN_EXPIRED),
+        )
+        claimed = claimed_key(user.email_key)
         if claimed is not None:
             holder, _ = find_by_email(tr, claimed)
             if holder is not None:
