@@ -85,16 +85,61 @@ class Unverified:
         return str(self.header.get("kid"))
 
 
+def _checked_length(token: object) -> str:
+    """The token when it may be one of ours; a huge one is not decoded at all."""
+    if not isinstance(token, str) or not token or len(token) > 4096:
+        raise TokenError("invalid_token")
+    return token
+
+
 def token_read(token: object) -> Unverified:
     """Read a token's header; TokenError ``invalid_token`` for what is not a JWT (or longer
     than any token of ours, so a huge one is not decoded at all)."""
-    if not isinstance(token, str) or not token or len(token) > 4096:
-        raise TokenError("invalid_token")
+    token = _checked_length(token)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise TokenError("invalid_token") from None
     return Unverified(token=token, header=header)
+
+
+def _decoded(token: str, key: Ed25519PublicKey) -> dict[str, Any]:
+    """PyJWT's one parse and every check of the signature (the one algorithm allowed,
+    whatever the header says) and the registered claims: header, payload, signature."""
+    decoded: dict[str, Any] = jwt.decode_complete(
+        token,
+        key,
+        algorithms=[ALGORITHM],
+        audience=settings.CODITECT_JWT_AUDIENCE,
+        issuer=settings.CODITECT_JWT_ISSUER,
+        options={"require": _REQUIRED},
+        leeway=settings.CODITECT_JWT_LEEWAY_S,
+    )
+    return decoded
+
+
+def _header_fits(header: dict[str, Any], kid: str, token_use: str) -> bool:
+    return (
+        header.get("kid") == kid
+        and header.get("alg") == ALGORITHM
+        and header.get("typ") == token_use
+    )
+
+
+def token_verify_as(
+    *, token: object, token_use: str, kid: str, key: Ed25519PublicKey
+) -> Claims | None:
+    """The claims of a token signed by the key ``kid`` (the active key: nearly every
+    token's), read in PyJWT's one parse of it; the header is checked after the signature.
+    None when that key is not the token's or PyJWT refuses it: then ``token_read`` and
+    ``token_verify`` decide, so the answer (and its error) is theirs."""
+    try:
+        decoded = _decoded(_checked_length(token), key)
+    except (jwt.PyJWTError, TokenError):
+        return None
+    if not _header_fits(decoded["header"], kid, token_use):
+        return None
+    return _claims(decoded["payload"], token_use)
 
 
 def token_verify(
@@ -105,24 +150,21 @@ def token_verify(
     The header was read by ``token_read``; PyJWT's decode parses the token again as part of
     checking its signature, against the one algorithm allowed whatever the header says.
     """
-    token, header = unverified.token, unverified.header
     key = public_keys.get(unverified.kid)
-    if key is None or header.get("alg") != ALGORITHM or header.get("typ") != token_use:
+    if key is None or not _header_fits(unverified.header, unverified.kid, token_use):
         raise TokenError("invalid_token")
     try:
-        payload = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=settings.CODITECT_JWT_AUDIENCE,
-            issuer=settings.CODITECT_JWT_ISSUER,
-            options={"require": _REQUIRED},
-            leeway=settings.CODITECT_JWT_LEEWAY_S,
-        )
+        decoded = _decoded(unverified.token, key)
     except jwt.ExpiredSignatureError:
         raise TokenError("token_expired") from None
     except jwt.PyJWTError:
         raise TokenError("invalid_token") from None
+    return _claims(decoded["payload"], token_use)
+
+
+def _claims(payload: dict[str, Any], token_use: str) -> Claims:
+    """The claims of a verified payload; TokenError ``invalid_token`` for the wrong
+    ``token_use`` or a claim of the wrong shape."""
     expected_use = "access" if token_use == ACCESS else "refresh"
     if payload.get("token_use") != expected_use:
         raise TokenError("invalid_token")

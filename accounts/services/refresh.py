@@ -30,7 +30,15 @@ from accounts.services.issue import (
     token_pair_issue,
 )
 from accounts.signing_keys import keyring
-from accounts.tokens import ACCESS, REFRESH, Claims, TokenError, token_read, token_verify
+from accounts.tokens import (
+    ACCESS,
+    REFRESH,
+    Claims,
+    TokenError,
+    token_read,
+    token_verify,
+    token_verify_as,
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,22 @@ def claims_of(*, db: Any, token: str, token_use: str) -> Claims:
                 raise AccountError(401, "token_expired", "The token is invalid or expired.")
             return known
     try:
-        unverified = token_read(token)  # the header, read once for the kid and the checks
-        if unverified.kid not in keys.public_keys:
-            keys = keyring(db=db, missing_kid=unverified.kid)
-        claims = token_verify(
-            unverified=unverified, token_use=token_use, public_keys=keys.public_keys
+        # Nearly every token is signed by the active key: PyJWT parses it once to check
+        # it. Any other (an older key's, a refused one) has its header read for the kid,
+        # and that path alone gives the errors.
+        claims = token_verify_as(
+            token=token,
+            token_use=token_use,
+            kid=keys.active_kid,
+            key=keys.public_keys[keys.active_kid],
         )
+        if claims is None:
+            unverified = token_read(token)
+            if unverified.kid not in keys.public_keys:
+                keys = keyring(db=db, missing_kid=unverified.kid)
+            claims = token_verify(
+                unverified=unverified, token_use=token_use, public_keys=keys.public_keys
+            )
     except TokenError as error:
         raise AccountError(401, error.code, "The token is invalid or expired.") from None
     if cacheable:

@@ -236,15 +236,15 @@ def test_purge_without_a_moment_uses_the_clock() -> None:
 
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every token whose signature is verified (jwt.decode), in order."""
+    """Every token whose signature is verified (jwt.decode_complete), in order."""
     seen: list[str] = []
-    decode = jwt.decode
+    decode = jwt.decode_complete
 
     def counted(token: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(token)
         return decode(token, *args, **kwargs)
 
-    monkeypatch.setattr(jwt, "decode", counted)
+    monkeypatch.setattr(jwt, "decode_complete", counted)
     return seen
 
 
@@ -256,6 +256,23 @@ def test_an_access_token_is_verified_once_per_process(
     assert decodes.count(alice.access) <= 1
     # A refresh token is not an access token: it is verified whenever it comes.
     assert api.refresh(alice.refresh).status_code == 200
+
+
+def test_a_token_of_the_active_key_is_parsed_once(
+    api: Api, alice: Persona, decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 18: the header is read apart only for a token the active key did not sign.
+    headers: list[str] = []
+    read = jwt.get_unverified_header
+
+    def counted(token: Any) -> Any:
+        headers.append(token)
+        return read(token)
+
+    monkeypatch.setattr(jwt, "get_unverified_header", counted)
+    assert api.refresh(alice.refresh).status_code == 200
+    assert decodes == [alice.refresh]
+    assert headers == []
 
 
 def test_the_verified_cache_starts_over_when_full(
