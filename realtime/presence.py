@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +29,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import SESSION_REVOKED, fail
 from accounts.services import Client, Principal, bearer_authenticate
+from core.loops import PerLoop
 from fdb_backend.pool import in_pool
 from realtime import services
 from realtime.records import Connection
@@ -235,13 +235,9 @@ def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None = 
         future.set_result(result)
 
 
-_rooms: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Rooms] = weakref.WeakKeyDictionary()
+_rooms: PerLoop[Rooms] = PerLoop(Rooms)
 
 
 def rooms() -> Rooms:
     """This event loop's rooms (a process serves its sockets from one loop)."""
-    loop = asyncio.get_running_loop()
-    found = _rooms.get(loop)
-    if found is None:
-        found = _rooms[loop] = Rooms()
-    return found
+    return _rooms.get()

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
 from collections import defaultdict
 from typing import Protocol
 
@@ -25,6 +24,7 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.services import Principal, principals_check
+from core.loops import PerLoop
 from fdb_backend.pool import in_pool
 from realtime import services
 
@@ -141,13 +141,9 @@ def _tick() -> float:
     )
 
 
-_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watch] = weakref.WeakKeyDictionary()
+_watches: PerLoop[Watch] = PerLoop(Watch)
 
 
 def watch() -> Watch:
     """This event loop's watch (a process serves its sockets from one loop)."""
-    loop = asyncio.get_running_loop()
-    found = _watches.get(loop)
-    if found is None:
-        found = _watches[loop] = Watch()
-    return found
+    return _watches.get()
