@@ -321,17 +321,6 @@ def _api_tokens_removed(tenant_id: uuid.UUID) -> storage.OnRemoved[ApiToken]:
     return removed
 
 
-def _purge_api_tokens(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
-    return storage.purge_where(
-        api_tokens(tenant_id),
-        db,
-        _api_token_over,
-        now=now,
-        dry_run=dry_run,
-        on_removed=_api_tokens_removed(tenant_id),
-    )
-
-
 def _events_removed(tenant_id: uuid.UUID) -> storage.OnRemoved[SessionEvent]:
     def removed(tr: Any, found: list[tuple[SessionEvent, int]]) -> None:
         session_events_removed(tr, tenant_id=tenant_id, removed=found)
@@ -339,43 +328,8 @@ def _events_removed(tenant_id: uuid.UUID) -> storage.OnRemoved[SessionEvent]:
     return removed
 
 
-def _purge_events(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
-    collection = events(tenant_id)
-    # Events may carry a whole state change: fewer of them per transaction.
-    return storage.purge_where(
-        collection,
-        db,
-        storage.expired(collection),
-        batch_size=25,
-        now=now,
-        dry_run=dry_run,
-        on_removed=_events_removed(tenant_id),
-    )
-
-
-def _purge_auth_sessions(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
-    return storage.purge_where(
-        auth_sessions(tenant_id), db, _auth_session_over, now=now, dry_run=dry_run
-    )
-
-
 def _api_token_over(token: ApiToken, now: datetime) -> bool:
     return token.expires_at is not None and token.expires_at <= now - EXPIRED_API_TOKENS_KEPT
-
-
-def _purge_expired(factory: Callable[[uuid.UUID], Collection[Any]], batch: int) -> PurgeTask:
-    def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
-        collection = factory(tenant_id)
-        return storage.purge_where(
-            collection,
-            db,
-            storage.expired(collection),
-            batch_size=batch,
-            now=now,
-            dry_run=dry_run,
-        )
-
-    return task
 
 
 def _lock_over(lock: Lock, now: datetime) -> bool:
@@ -387,17 +341,34 @@ def _connection_over(connection: Connection, now: datetime) -> bool:
     return connection.last_seen <= now - timeout - REALTIME_LEFTOVERS_AFTER
 
 
-def _purge_matching(
-    factory: Callable[[uuid.UUID], Collection[Any]], predicate: Callable[[Any, datetime], bool]
-) -> PurgeTask:
-    def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
-        return storage.purge_where(factory(tenant_id), db, predicate, now=now, dry_run=dry_run)
-
-    return task
-
-
 def _audit_cutoff(now: datetime) -> datetime:
     return now - timedelta(days=settings.CODITECT_AUDIT_RETENTION_DAYS)
+
+
+def _purge(
+    factory: Callable[[uuid.UUID], Collection[Any]],
+    *,
+    over: Callable[[Any, datetime], bool] | None = None,
+    batch: int = 100,
+    removed: Callable[[uuid.UUID], storage.OnRemoved[Any]] | None = None,
+) -> PurgeTask:
+    """A task that removes a tenant's records of one collection for which ``over(record,
+    now)`` holds (by default: those past their expiry), ``batch`` per transaction, and
+    runs ``removed(tenant_id)`` on each batch in its transaction."""
+
+    def task(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
+        collection = factory(tenant_id)
+        return storage.purge_where(
+            collection,
+            db,
+            over or storage.expired(collection),
+            batch_size=batch,
+            now=now,
+            dry_run=dry_run,
+            on_removed=None if removed is None else removed(tenant_id),
+        )
+
+    return task
 
 
 def _purge_auth_events(db: Any, tenant_id: uuid.UUID, now: datetime, dry_run: bool) -> int:
@@ -418,14 +389,15 @@ def _purge_staff_audit(now: datetime, dry_run: bool) -> int:
 
 
 _PURGE_TASKS: dict[str, PurgeTask] = {
-    "auth_sessions": _purge_auth_sessions,
+    "auth_sessions": _purge(auth_sessions, over=_auth_session_over),
     # The audit log's retention (CODITECT_AUDIT_RETENTION_DAYS), index entries included.
     "auth_events": _purge_auth_events,
-    "invitations": _purge_expired(invitations, 100),
-    "api_tokens": _purge_api_tokens,
-    "events": _purge_events,
-    "locks": _purge_matching(locks, _lock_over),
-    "connections": _purge_matching(connections, _connection_over),
+    "invitations": _purge(invitations),
+    "api_tokens": _purge(api_tokens, over=_api_token_over, removed=_api_tokens_removed),
+    # Events may carry a whole state change: fewer of them per transaction.
+    "events": _purge(events, batch=25, removed=_events_removed),
+    "locks": _purge(locks, over=_lock_over),
+    "connections": _purge(connections, over=_connection_over),
 }
 
 
