@@ -14,7 +14,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from coditect_client.errors import (
@@ -25,7 +24,7 @@ from coditect_client.errors import (
     Unauthorized,
 )
 from coditect_client.models import Event, Session
-from coditect_client.sockets import SessionSocket, SocketOptions
+from coditect_client.sockets import ClosedOnExit, SessionSocket, SocketOptions
 
 API = "/api/v5"
 USER_AGENT = "coditect-client/0.1 (python)"
@@ -40,7 +39,7 @@ class Response:
     body: Any
 
 
-class Client:
+class Client(ClosedOnExit):
     """One principal's client of one platform.
 
     ``Client(base_url, token=...)`` uses a bearer token as given (an access token, or an
@@ -86,14 +85,6 @@ class Client:
 
     async def __aenter__(self) -> Client:
         return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close every socket this client opened (their leases are released first)."""

@@ -74,6 +74,17 @@ ABNORMAL = 1006
 OWN_EVENTS_KEPT = 1000
 
 
+class ClosedOnExit:
+    """``async with`` ends in ``close()``, whatever ended the block (the client and its
+    sockets)."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
 @dataclass
 class SocketOptions:
     """Timings of a socket; the defaults suit the platform's defaults."""
@@ -151,7 +162,7 @@ class _End:
 _END = _End()
 
 
-class SessionSocket:
+class SessionSocket(ClosedOnExit):
     """A self-healing socket on one workspace session (see the module's doc)."""
 
     def __init__(self, client: Client, session_id: str, options: SocketOptions) -> None:
@@ -222,14 +233,6 @@ class SessionSocket:
 
     async def __aenter__(self) -> SessionSocket:
         return await self.open()
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Release the leases, close the socket for good (no reconnect)."""
