@@ -36,7 +36,8 @@ def request_id_of(request: HttpRequest) -> str:
 
 
 def assign_request_id(request: HttpRequest) -> None:
-    incoming = request.headers.get(HEADER, "")
+    # From META, not request.headers: that builds a dict of every header on first use.
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
     request_id = incoming if _SANE.fullmatch(incoming) else uuid.uuid4().hex
     request.META[_META_KEY] = request_id
     current_request_id.set(request_id)
