@@ -209,6 +209,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.problems.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "accounts.schema.ScopedAutoSchema",
     # A view that forgets its permissions is closed rather than open.
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerAuthentication"],
