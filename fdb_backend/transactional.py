@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -19,6 +20,23 @@ def _is_database(obj: object) -> bool:
     return hasattr(obj, "create_transaction")
 
 
+# Where ``tr`` is among a function's parameters, by code object: services decorate closures at
+# every call, and inspect.signature each time cost 4% of a session list's CPU.
+_TR_INDEX: dict[types.CodeType, int] = {}
+
+
+def _tr_index(func: Callable[..., Any]) -> int:
+    plain = type(func) is types.FunctionType and not hasattr(func, "__wrapped__")
+    code = func.__code__ if plain else None
+    if code is not None and code in _TR_INDEX:
+        return _TR_INDEX[code]
+    params = list(inspect.signature(func).parameters)
+    index = params.index("tr") if "tr" in params else 0
+    if code is not None and not hasattr(func, "__signature__"):
+        _TR_INDEX[code] = index
+    return index
+
+
 def transactional(func: Callable[P, R]) -> Callable[P, R]:
     """Run ``func`` in a transaction, as ``fdb.transactional`` does.
 
@@ -27,8 +45,7 @@ def transactional(func: Callable[P, R]) -> Callable[P, R]:
     (so ``func`` may run several times: no side effects outside the transaction in it).
     Called with a transaction, it joins it and does not commit. Non-retryable errors raise.
     """
-    params = list(inspect.signature(func).parameters)
-    index = params.index("tr") if "tr" in params else 0
+    index = _tr_index(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
