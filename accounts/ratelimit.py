@@ -160,9 +160,13 @@ def rate_limit_spend(
         if allowed:
             mine.left -= 1
             theirs.left -= 1
+        else:
+            # The limit that refused, for the metric: the principal's when its window is used
+            # up (whatever the tenant's), else the tenant's.
+            refused_by = "principal" if mine.exhausted or not mine.left else "tenant"
         remaining, limit = min(_remaining(mine, limits[0]), _remaining(theirs, limits[1]))
     if not allowed:
-        throttle_hits.labels("rate_write" if write else "rate_read").inc()
+        throttle_hits.labels("rate_limit", f"{refused_by}_{'write' if write else 'read'}").inc()
         remaining = 0
     return RateLimit(allowed=allowed, limit=limit, remaining=remaining, reset=reset)
 

@@ -100,23 +100,24 @@ def _refuse_over(
     keys = [(_key(b, moment), _limit(b)) for b in buckets]
 
     @fdb_backend.transactional
-    def worst(tr: Any) -> int:
-        found = 0
-        for (key, retry_after), limit in keys:
-            if over(tr, key, limit):
-                found = max(found, retry_after)
-        return found
+    def worst(tr: Any) -> tuple[int, str]:
+        found, scope = 0, ""
+        for bucket, ((key, retry_after), limit) in zip(buckets, keys, strict=True):
+            if over(tr, key, limit) and retry_after > found:
+                found, scope = retry_after, bucket.scope
+        return found, scope
 
-    retry_after = worst(db)
+    retry_after, scope = worst(db)
     if retry_after:
-        _count_hit(buckets)
+        _count_hit(scope)
         raise Throttled(retry_after)
 
 
-def _count_hit(buckets: list[Bucket]) -> None:
-    # Labelled by the scopes checked together (login_email+login_address): which of them was
-    # over is not kept, and the set of scopes is small and fixed.
-    throttle_hits.labels("+".join(b.scope for b in buckets)).inc()
+def _count_hit(scope: str) -> None:
+    # One count per refusal, labelled by the scope that refused it: of several over their
+    # limits, the one whose window ends last (it decided Retry-After). Scopes are a small
+    # fixed set of names (login_email, login_address, register_address...).
+    throttle_hits.labels("throttle", scope).inc()
 
 
 def throttle_record(*, db: Any, buckets: list[Bucket], now: float | None = None) -> None:

@@ -58,8 +58,10 @@ broadcast_lag = Histogram(
 )
 throttle_hits = Counter(
     "coditect_throttle_hits",
-    "Requests refused by a throttle or rate limit, by scope (ws_rate: a socket's messages).",
-    ["scope"],
+    "Requests refused by a throttle (kind throttle, by the scope over its limit: login_email,"
+    " register_address...) or a rate limit (kind rate_limit: principal_read, principal_write,"
+    " tenant_read, tenant_write for the API, ws_rate for a socket's messages).",
+    ["kind", "scope"],
 )
 logins = Counter(
     "coditect_logins",

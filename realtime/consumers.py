@@ -488,7 +488,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(CLOSE_TOO_LARGE)
             return
         if not self.within_rate():
-            throttle_hits.labels("ws_rate").inc()
+            throttle_hits.labels("rate_limit", "ws_rate").inc()
             await self.close(CLOSE_RATE_LIMITED)
             return
         self.last_message = time.monotonic()

@@ -195,6 +195,30 @@ def test_the_scale_multiplies_the_limit_and_leaves_at_least_one(
         throttle_hit(db=db, buckets=[bucket(3)], now=hits[0])
 
 
+def test_a_refusal_is_counted_once_by_the_scope_that_decided_it(unscaled: None) -> None:
+    """coditect_throttle_hits_total{kind="throttle"}: one count per refused call, labelled by
+    the scope over its limit whose window ends last (the one Retry-After reports), never by
+    the scopes checked together."""
+    from core.metrics import throttle_hits
+
+    def count(scope: str) -> float:
+        return float(throttle_hits.labels("throttle", scope)._value.get())
+
+    db = fdb_backend.get_database()
+    moment = MINUTE_START + 1
+    email = Bucket("login_email", "e", 1, 60)
+    address = Bucket("login_address", "a", 1, 3600)
+    before = count("login_email"), count("login_address")
+    throttle_hit(db=db, buckets=[email, address], now=moment)
+    with pytest.raises(Throttled) as refused:  # both over: the hour's window decides
+        throttle_hit(db=db, buckets=[email, address], now=moment)
+    assert refused.value.retry_after == 3599
+    assert (count("login_email"), count("login_address")) == (before[0], before[1] + 1)
+    with pytest.raises(Throttled):  # only the email's: its own
+        throttle_check(db=db, buckets=[email, Bucket("login_address", "b", 1, 3600)], now=moment)
+    assert (count("login_email"), count("login_address")) == (before[0] + 1, before[1] + 1)
+
+
 def test_check_counts_nothing_and_refuses_at_and_over_the_limit(unscaled: None) -> None:
     db = fdb_backend.get_database()
     moment = MINUTE_START + 1

@@ -242,9 +242,27 @@ def test_the_tenant_limit_is_exact_across_two_processes(
 def test_refusals_are_counted_in_the_metrics(limits, api: Api, alice: Persona) -> None:
     from core.metrics import throttle_hits
 
+    principal_read = throttle_hits.labels("rate_limit", "principal_read")
+    tenant_read = throttle_hits.labels("rate_limit", "tenant_read")
     limits.CODITECT_RATE_READ_PER_MIN = 1
-    before = throttle_hits.labels("rate_read")._value.get()
+    before = principal_read._value.get(), tenant_read._value.get()
     spend(api, alice.access, 1)
     refused(api.get(AUTH + "me", alice.access))
     refused(api.get(AUTH + "me", alice.access))
-    assert throttle_hits.labels("rate_read")._value.get() == before + 2
+    # Labelled by the limit that refused: alice's own.
+    assert (principal_read._value.get(), tenant_read._value.get()) == (before[0] + 2, before[1])
+
+
+def test_a_tenant_limit_refusal_is_counted_as_the_tenants(
+    limits, api: Api, alice: Persona, bob: Persona
+) -> None:
+    from core.metrics import throttle_hits
+
+    principal_read = throttle_hits.labels("rate_limit", "principal_read")
+    tenant_read = throttle_hits.labels("rate_limit", "tenant_read")
+    limits.CODITECT_RATE_TENANT_READ_PER_MIN = 2
+    before = principal_read._value.get(), tenant_read._value.get()
+    spend(api, alice.access, 1)
+    spend(api, bob.access, 1)
+    refused(api.get(AUTH + "me", bob.access))  # bob has 999 of his own left
+    assert (principal_read._value.get(), tenant_read._value.get()) == (before[0], before[1] + 1)

@@ -188,10 +188,12 @@ async def test_metrics_after_a_scripted_session(servers: Servers, tmp_path: Path
     # each socket's own presence.join (2), and the REST event. The leaves found no socket.
     assert delta("coditect_broadcast_lag_seconds_count") == 3
 
-    # Throttles: the third login (the login scopes together) and the socket's rate.
+    # Throttles and rate limits: the third login (over its email's limit, not its address's)
+    # and the socket's message rate; nothing else was refused.
     hits = "coditect_throttle_hits_total"
-    assert delta(hits, scope="login_email+login_address") == 1
-    assert delta(hits, scope="ws_rate") == 1
+    assert delta(hits, kind="throttle", scope="login_email") == 1
+    assert delta(hits, kind="rate_limit", scope="ws_rate") == 1
+    assert total(after, hits) - total(before, hits) == 2
 
     # Logins: one wrong password, one success, one throttled.
     logins = "coditect_logins_total"
