@@ -10,8 +10,8 @@ import {
   busy,
   clearErrors,
   el,
-  fieldProblem,
   formValues,
+  newPasswordValues,
   Problem,
   safeNext,
   showErrors,
@@ -248,11 +248,8 @@ async function accountPage() {
     event.preventDefault();
     clearErrors(form);
     document.getElementById("password-done").hidden = true;
-    const values = formValues(form);
-    if (values.new_password !== values.confirm_password) {
-      showErrors(form, fieldProblem("confirm_password", "The two new passwords differ."));
-      return;
-    }
+    const values = newPasswordValues(form);
+    if (!values) return;
     try {
       await busy(form, () =>
         api("POST", "/api/v5/auth/password", {

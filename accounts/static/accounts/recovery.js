@@ -12,6 +12,7 @@ import {
   el,
   fieldProblem,
   formValues,
+  newPasswordValues,
   publicApi,
   showErrors,
   timeEl,
@@ -120,11 +121,8 @@ export async function resetPasswordPage() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const values = formValues(form);
-    if (values.new_password !== values.confirm_password) {
-      showErrors(form, fieldProblem("confirm_password", "The two new passwords differ."));
-      return;
-    }
+    const values = newPasswordValues(form);
+    if (!values) return;
     try {
       await busy(form, () =>
         publicApi("POST", `${AUTH}password-reset/confirm`, {

@@ -43,24 +43,44 @@ async function readJson(response) {
   }
 }
 
+/** fetch without the HTTP cache; no answer at all (offline, refused) is Problem 0. */
+async function send(path, init) {
+  try {
+    return await fetch(path, { ...init, cache: "no-store" });
+  } catch {
+    throw new Problem(0, null);
+  }
+}
+
+/** An answer's JSON body (null when empty), or its problem for an error status. */
+async function answerOf(response) {
+  const data = await readJson(response);
+  if (!response.ok) throw new Problem(response.status, data);
+  return data;
+}
+
+/** A REST request's init: JSON in and out; ``body`` undefined sends none. */
+function restInit(method, headers, body) {
+  if (body === undefined) return { method, headers: { ...headers, Accept: "application/json" } };
+  return {
+    method,
+    headers: { ...headers, Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  };
+}
+
 /** POST JSON to one of the cookie endpoints (/web/auth/...), with the CSRF header. */
 export async function webAuthPost(name, body = {}, accessToken = null) {
   const headers = { "Content-Type": "application/json", "X-CSRFToken": currentCsrfToken() };
   if (accessToken) headers.Authorization = `Bearer ${accessToken}`;
-  let response;
-  try {
-    response = await fetch(WEB_AUTH + name, {
+  const data = await answerOf(
+    await send(WEB_AUTH + name, {
       method: "POST",
       headers,
       body: JSON.stringify(body),
       credentials: "same-origin",
-      cache: "no-store",
-    });
-  } catch {
-    throw new Problem(0, null);
-  }
-  const data = await readJson(response);
-  if (!response.ok) throw new Problem(response.status, data);
+    }),
+  );
   if (data && data.csrf_token) csrfToken = data.csrf_token; // rotated at sign-in
   return data;
 }
@@ -139,48 +159,18 @@ export const auth = new Auth();
 export async function api(method, path, body) {
   for (let attempt = 0; ; attempt += 1) {
     const token = await auth.token();
-    const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        cache: "no-store",
-      });
-    } catch {
-      throw new Problem(0, null);
-    }
+    const response = await send(path, restInit(method, { Authorization: `Bearer ${token}` }, body));
     if (response.status === 401 && attempt === 0) {
       await auth.refresh();
       continue;
     }
-    const data = await readJson(response);
-    if (!response.ok) throw new Problem(response.status, data);
-    return data;
+    return answerOf(response);
   }
 }
 
 /** Call a REST endpoint that needs no sign-in (verify-email, password reset): no token. */
 export async function publicApi(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store",
-      credentials: "omit",
-    });
-  } catch {
-    throw new Problem(0, null);
-  }
-  const data = await readJson(response);
-  if (!response.ok) throw new Problem(response.status, data);
-  return data;
+  return answerOf(await send(path, { ...restInit(method, {}, body), credentials: "omit" }));
 }
 
 // --- navigation ---------------------------------------------------------------------------
@@ -288,6 +278,17 @@ export function formValues(form) {
 }
 
 /** Disable the form's buttons while ``work`` runs. */
+/** A form that sets a new password: its values, or null (shown on the form) when its two
+ * new passwords differ. */
+export function newPasswordValues(form) {
+  const values = formValues(form);
+  if (values.new_password !== values.confirm_password) {
+    showErrors(form, fieldProblem("confirm_password", "The two new passwords differ."));
+    return null;
+  }
+  return values;
+}
+
 export async function busy(form, work) {
   const buttons = form.querySelectorAll("button");
   for (const button of buttons) button.disabled = true;
