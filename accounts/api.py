@@ -18,6 +18,7 @@ from accounts.permissions import token_scopes
 from accounts.records import ApiToken, AuthSession, Invitation, Tenant, User
 from accounts.services import (
     Client,
+    LoggedIn,
     Principal,
     api_token_create,
     api_token_list,
@@ -76,6 +77,11 @@ def user_json(user: User) -> dict[str, Any]:
         "role": user.role,
         "email_verified": user.email_verified_at is not None,
     }
+
+
+def signed_in_json(done: LoggedIn) -> dict[str, Any]:
+    """The answer of a sign-in (login, its second factor): the token pair and the user."""
+    return {**done.tokens.as_json(), "user": user_json(done.user)}
 
 
 def tenant_json(tenant: Tenant) -> dict[str, Any]:

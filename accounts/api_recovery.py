@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 import fdb_backend
 from accounts import schema, serializers
-from accounts.api import Public, client_of, principal_of, user_json
+from accounts.api import Public, client_of, principal_of, signed_in_json
 from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
@@ -51,10 +51,7 @@ class LoginView(Public):
                     "`mfa_challenge` and a code to login/mfa."
                 ),
             },
-            403: {
-                **schema.BEARER_403,
-                "email_not_verified": "The organisation requires a verified email first.",
-            },
+            403: schema.SIGN_IN_403,
         },
         bodies={401: schema.MfaRequiredProblemOut},
     )
@@ -62,7 +59,7 @@ class LoginView(Public):
         # mfa_required is a problem with the challenge beside (MfaRequired.problem_members).
         body = validated(serializers.LoginIn, request.data)
         done = user_login(db=fdb_backend.get_database(), client=client_of(request), **body)
-        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
+        return Response(signed_in_json(done))
 
 
 class LoginMfaView(Public):
@@ -77,16 +74,13 @@ class LoginMfaView(Public):
                 "mfa_challenge_expired": "The challenge expired: sign in again.",
                 **schema.MFA_CODE,
             },
-            403: {
-                **schema.BEARER_403,
-                "email_not_verified": "The organisation requires a verified email first.",
-            },
+            403: schema.SIGN_IN_403,
         },
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.LoginMfaIn, request.data)
         done = user_login_mfa(db=fdb_backend.get_database(), client=client_of(request), **body)
-        return Response({**done.tokens.as_json(), "user": user_json(done.user)})
+        return Response(signed_in_json(done))
 
 
 class VerifyEmailView(Public):

@@ -129,6 +129,11 @@ BEARER_403 = {
     "tenant_suspended": "The organisation is suspended.",
     "insufficient_scope": "An API token whose scopes do not allow this (see x-api-token-scope).",
 }
+# A sign-in's refusals once the password (or the second factor) was right.
+SIGN_IN_403 = {
+    **BEARER_403,
+    "email_not_verified": "The organisation requires a verified email first.",
+}
 BODY_400 = {
     "malformed_json": "The body is not JSON (or nested too deeply, or has non-finite numbers).",
     "invalid": (
