@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.records import AuthSession
-from accounts.signing_keys import keyring
+from accounts.signing_keys import Keyring, keyring
 from accounts.tokens import ACCESS, REFRESH, Claims, token_sign
 
 
@@ -47,36 +47,42 @@ def _access_claims(*, tenant_id: uuid.UUID, session: AuthSession, now: datetime)
     )
 
 
+def _signed(keys: Keyring, claims: Claims, token_use: str) -> str:
+    """A token signed by the active key (the one every process trusts after a rotation)."""
+    return token_sign(claims=claims, token_use=token_use, kid=keys.active_kid, key=keys.active_key)
+
+
+def _pair(
+    *, access: str, refresh: str, refresh_expires_at: datetime, now: datetime, grace: bool = False
+) -> TokenPair:
+    return TokenPair(
+        access=access,
+        refresh=refresh,
+        expires_in=settings.CODITECT_ACCESS_TOKEN_TTL_S,
+        refresh_expires_in=max(0, int((refresh_expires_at - now).total_seconds())),
+        grace=grace,
+    )
+
+
 def token_pair_issue(
     *, db: Any, tenant_id: uuid.UUID, session: AuthSession, now: datetime
 ) -> TokenPair:
     keys = keyring(db=db)
-    access_ttl = settings.CODITECT_ACCESS_TOKEN_TTL_S
     base = _access_claims(tenant_id=tenant_id, session=session, now=now)
-    access = token_sign(
-        claims=base,
-        token_use=ACCESS,
-        kid=keys.active_kid,
-        key=keys.active_key,
+    # The refresh token's claims are fixed by the rotation (not by this call): the
+    # session's current token.
+    current = replace(
+        base,
+        issued_at=session.rotated_at or session.created_at,
+        jti=session.refresh_jti,
+        expires_at=session.refresh_expires_at,
+        generation=session.generation,
     )
-    refresh = token_sign(
-        # Claims fixed by the rotation (not by this call): the session's current token.
-        claims=replace(
-            base,
-            issued_at=session.rotated_at or session.created_at,
-            jti=session.refresh_jti,
-            expires_at=session.refresh_expires_at,
-            generation=session.generation,
-        ),
-        token_use=REFRESH,
-        kid=keys.active_kid,
-        key=keys.active_key,
-    )
-    return TokenPair(
-        access=access,
-        refresh=refresh,
-        expires_in=access_ttl,
-        refresh_expires_in=max(0, int((session.refresh_expires_at - now).total_seconds())),
+    return _pair(
+        access=_signed(keys, base, ACCESS),
+        refresh=_signed(keys, current, REFRESH),
+        refresh_expires_at=session.refresh_expires_at,
+        now=now,
     )
 
 
@@ -92,18 +98,12 @@ def grace_pair_issue(
     """A fresh access token for a refresh token replayed in the grace window, with that
     spent token handed back in place of a new one: the live refresh token never goes to
     whoever holds an old one."""
-    keys = keyring(db=db)
-    access = token_sign(
-        claims=_access_claims(tenant_id=tenant_id, session=session, now=now),
-        token_use=ACCESS,
-        kid=keys.active_kid,
-        key=keys.active_key,
-    )
-    return TokenPair(
-        access=access,
+    access = _access_claims(tenant_id=tenant_id, session=session, now=now)
+    return _pair(
+        access=_signed(keyring(db=db), access, ACCESS),
         refresh=spent,
-        expires_in=settings.CODITECT_ACCESS_TOKEN_TTL_S,
-        refresh_expires_in=max(0, int((spent_expires_at - now).total_seconds())),
+        refresh_expires_at=spent_expires_at,
+        now=now,
         grace=True,
     )
 
