@@ -38,6 +38,13 @@ class ServiceError(Exception):
         self.context = context
         super().__init__(code)
 
+    @classmethod
+    def version_check(cls, *, expected: int | None, current: int, detail: str) -> None:
+        """Raise 412 ``version_conflict`` (with ``current_version``) when the client named
+        a version (``If-Match``, a socket's ``base_version``) that is not ``current``."""
+        if expected is not None and expected != current:
+            raise cls(412, "version_conflict", detail, current_version=current)
+
     def problem_members(self) -> dict[str, object]:
         """Members a problem body carries beyond the standard ones (none by default)."""
         return {}

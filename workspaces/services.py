@@ -60,6 +60,7 @@ def _not_found() -> WorkspaceError:
 
 
 NOT_STORABLE = "Contains text that is not valid Unicode or an integer beyond 64 bits."
+_SESSION_CHANGED = "The session changed since that version."
 
 
 def _json_encoded(value: Any, attr: str) -> bytes:
@@ -484,13 +485,9 @@ def _session_change(
         if head.last_event_id == event_id:  # applied before a 1021: report it, once
             return head, state, _related(tr, tenant_id, head) if related else [], None
         writer_check(me)
-        if expected_version is not None and expected_version != state.version:
-            raise WorkspaceError(
-                412,
-                "version_conflict",
-                "The session changed since that version.",
-                current_version=state.version,
-            )
+        WorkspaceError.version_check(
+            expected=expected_version, current=state.version, detail=_SESSION_CHANGED
+        )
         new_state, state_added = states(tenant_id).save_sized(
             tr, dataclasses.replace(state, **state_changes)
         )
@@ -539,11 +536,10 @@ def session_delete(
                 403, "forbidden", "Only its owner or a tenant admin may delete it."
             )
         state = states(tenant_id).get(tr, session_id)
-        if expected_version is not None and state is not None and state.version != expected_version:
-            raise WorkspaceError(
-                412, "version_conflict", "The session changed since that version.",
-                current_version=state.version,
-            )  # fmt: skip
+        if state is not None:
+            WorkspaceError.version_check(
+                expected=expected_version, current=state.version, detail=_SESSION_CHANGED
+            )
         _session_remove(tr, tenant_id, head)
 
     delete(db)

@@ -187,13 +187,11 @@ def member_role_set(
         member = people.get(tr, user_id)
         if member is None:
             raise AccountError(*NOT_FOUND)
-        if expected_version is not None and expected_version != member.version:
-            raise AccountError(
-                412,
-                "version_conflict",
-                "The member changed since that version.",
-                current_version=member.version,
-            )
+        AccountError.version_check(
+            expected=expected_version,
+            current=member.version,
+            detail="The member changed since that version.",
+        )
         if member.role == role:
             return member
         _grant_check(caller=caller, role=role)
