@@ -143,3 +143,8 @@ def test_the_locks_are_hashed_and_cover_the_requirements():
             assert f"\n{name}=={version} " in runtime.lower(), name
             assert f"\n{name}=={version} " in dev.lower(), name
     assert "\npytest==" not in runtime and "\npytest==" in dev
+    # The installer `make start` puts in the virtualenv first: hashed, the dev lock's pip.
+    installer = (ROOT / "requirements-pip.lock").read_text()
+    pins = [line for line in installer.splitlines() if "==" in line and not line.startswith("#")]
+    assert len(pins) == 1 and pins[0].startswith("pip==") and pins[0].endswith("\\")
+    assert f"\n{pins[0].split()[0]} " in dev
