@@ -17,16 +17,16 @@ under the embedded engine and eight under the cluster engine. The embedded engin
 CPU work in this process that releases the GIL at every SQLite step: a second thread does not
 add CPU, it adds a GIL hand-off per step, and one daphne process served 27% fewer session
 lists per second with six threads than with one (docs/benchmarks.md). The cluster engine's
-reads wait on the network, which threads overlap. Under daphne that is the size of the pool;
-under WSGI (a gthread worker's threads) lean requests take one of as many slots and the other
-threads wait for it outside the GIL, while the rest (logins hashing a password, pages) run
-beside them: a worker stays responsive during an Argon2 hash without storage requests paying
-for the threads.
+reads wait on the network, which threads overlap. On both paths a lean request holds one of
+that many storage turns (fdb_backend/turns.py) while it computes, in the storage pool under
+daphne, in the request's thread under WSGI (a gthread worker's threads: the others wait for a
+turn outside the GIL, while the rest, logins hashing a password and pages, run beside them).
+A durable commit gives its turn back while it waits for the disk, so the next request computes
+meanwhile.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +37,7 @@ from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.decorators import sync_and_async_middleware
 
 from core.problems import is_api_path
-from fdb_backend.pool import api_threads, made_once, storage_executor
+from fdb_backend.pool import in_turn, made_once, storage_executor, storage_turns
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -55,7 +55,7 @@ def lean_middleware(get_response: GetResponse) -> GetResponse:
             # Django resolve the path a second time (a tenth of a GET's CPU) to find the view
             # this middleware already found, and run view middleware lean views never need.
             request.resolver_match = match
-            with _slots():
+            with storage_turns().turn():
                 response = _view_and_render(request, match)
             return response
 
@@ -96,16 +96,8 @@ def _view_and_render(request: HttpRequest, match: ResolverMatch) -> HttpResponse
     return response
 
 
-def _new_slots() -> Any:
-    # A plain lock for one slot: acquired in C, where threading's semaphores wake their
-    # waiters through a Python Condition.
-    count = api_threads()
-    return threading.Lock() if count == 1 else threading.BoundedSemaphore(count)
-
-
-# What a WSGI thread holds while it runs a lean request.
-_slots = made_once(_new_slots)
-
 _pooled_view_and_render = made_once(
-    lambda: sync_to_async(_view_and_render, thread_sensitive=False, executor=storage_executor())
+    lambda: sync_to_async(
+        in_turn(_view_and_render), thread_sensitive=False, executor=storage_executor()
+    )
 )

@@ -7,7 +7,9 @@ every SQLite step, so a second thread adds a hand-off per step, not CPU (one dap
 served 27% fewer session lists per second with six threads than with one,
 docs/benchmarks.md). The cluster engine's reads wait on the network, which threads overlap.
 
-``CODITECT_API_THREADS`` sizes it; 0 (the default) picks the engine's own default.
+``CODITECT_API_THREADS`` is how many of them compute at once (turns, fdb_backend/turns.py);
+0 (the default) picks the engine's own default. The pool has ``WAITING_THREADS`` threads more,
+for commits that wait on the disk with their turn given back.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 
+from fdb_backend.turns import Turns
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
 EMBEDDED_THREADS = 1
 CLUSTER_THREADS = 8
+# Pool threads beyond the turns: requests whose commits wait on the disk (or on other
+# processes' commits) without a turn, while the next one computes.
+WAITING_THREADS = 3
 
 
 def api_threads() -> int:
@@ -53,11 +60,24 @@ def made_once(make: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
-storage_executor = made_once(lambda: ThreadPoolExecutor(api_threads(), thread_name_prefix="api"))
+storage_turns = made_once(lambda: Turns(api_threads()))
+storage_executor = made_once(
+    lambda: ThreadPoolExecutor(api_threads() + WAITING_THREADS, thread_name_prefix="api")
+)
+
+
+def in_turn(fn: Callable[P, T]) -> Callable[P, T]:
+    """``fn`` run holding one of the process's storage turns."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        with storage_turns().turn():
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def in_pool(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """``fn`` as a coroutine function that runs in the storage pool (no thread-sensitive
-    context: storage is thread-safe and these calls never touch the ORM)."""
-    pooled: Any = sync_to_async(fn, thread_sensitive=False, executor=storage_executor())
+    """``fn`` as a coroutine function that runs in the storage pool, in a turn (no
+    thread-sensitive context: storage is thread-safe and these calls never touch the ORM)."""
+    pooled: Any = sync_to_async(in_turn(fn), thread_sensitive=False, executor=storage_executor())
     return pooled

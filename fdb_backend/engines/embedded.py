@@ -37,7 +37,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fdb_backend import atomic, clock
+from fdb_backend import atomic, clock, turns
 from fdb_backend.conveniences import DatabaseConveniences
 from fdb_backend.errors import RETRYABLE, FDBError
 from fdb_backend.limits import (
@@ -1289,6 +1289,12 @@ class Database(DatabaseConveniences):
         growing sleeps, which lets one busy process starve another for seconds.
         """
         self._check_process()
+        # The wait for the other committers and for the fsync needs no CPU: the thread's
+        # storage turn, if it holds one, goes to the next request meanwhile.
+        with turns.waiting():
+            return self._apply_commit_queued(tr)
+
+    def _apply_commit_queued(self, tr: Transaction) -> int:
         with self._commit_lock:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             conn = self._writer

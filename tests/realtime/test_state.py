@@ -350,9 +350,10 @@ async def test_socket_writes_take_turns_in_the_storage_pool(
     alice_session: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The consumers' service calls run in the process's storage pool (fdb_backend/pool.py: one
-    thread with the embedded engine): racing publishers never run two at once, and every
-    event still gets its own seq."""
+    """The consumers' service calls run in the process's storage pool holding a storage turn
+    (fdb_backend/pool.py: one turn with the embedded engine): racing publishers never compute
+    two at once (a commit waiting for the disk gives its turn back, so only the part before
+    the call is counted), and every event still gets its own seq."""
     import threading
     import time
 
@@ -369,10 +370,10 @@ async def test_socket_writes_take_turns_in_the_storage_pool(
             most[0] = max(most[0], running[0])
         try:
             time.sleep(0.005)  # long enough for the other publishers to be waiting
-            return publish(**kwargs)
         finally:
             with lock:
                 running[0] -= 1
+        return publish(**kwargs)
 
     monkeypatch.setattr(consumers, "session_event_publish", counted)
     session_id = alice_session["id"]
