@@ -338,7 +338,12 @@ def call(
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
         raw = response.read()
-        return response.status, json.loads(raw) if raw else None
+        try:
+            return response.status, json.loads(raw) if raw else None
+        except ValueError:
+            raise RuntimeError(
+                f"{method} {path} on {port}: {response.status} {raw[:300]!r}"
+            ) from None
     finally:
         conn.close()
 

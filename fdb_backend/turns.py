@@ -6,9 +6,12 @@ takes turns (``CODITECT_API_THREADS`` of them at once, fdb_backend/pool.py). A d
 is different: most of its time is spent waiting, for the other committers (threads and
 processes queue on the store's lock) and for its fsync, with the GIL released. A thread that
 holds a turn gives it back for that wait (``waiting()``, called by the engine), so the next
-request computes meanwhile instead of the process idling; it takes a turn again before it goes
-on. Threads that hold no turn (tests, commands, the storage layer used on its own) are not
-affected.
+request computes meanwhile instead of the process idling, and goes on without one: what is left
+after a commit (rendering its answer) is little CPU. It never waits to take a turn again,
+because a caller may hold its own lock across a commit (the rate limiter holds a bucket's lock
+around a lease) while the thread that took the turn waits for that lock: waiting for the turn
+there deadlocked. Threads that hold no turn (tests, commands, the storage layer used on its
+own) are not affected.
 """
 
 from __future__ import annotations
@@ -36,28 +39,17 @@ class Turns:
         try:
             yield
         finally:
-            _held.turns = None
-            self._lock.release()
+            if _held.turns is self:  # not given back by a commit meanwhile
+                self.give_back()
 
-    def _give_back(self) -> None:
+    def give_back(self) -> None:
         _held.turns = None
         self._lock.release()
 
-    def _take(self) -> None:
-        self._lock.acquire()
-        _held.turns = self
 
-
-@contextmanager
-def waiting() -> Iterator[None]:
-    """Around a wait that needs no CPU: the calling thread's turn, if it holds one, is given
-    back for the wait and taken again after it (never while holding any other lock)."""
+def waiting() -> None:
+    """Before a wait that needs no CPU: the calling thread's turn, if it holds one, is given
+    back; the thread goes on without one."""
     turns: Turns | None = getattr(_held, "turns", None)
-    if turns is None:
-        yield
-        return
-    turns._give_back()
-    try:
-        yield
-    finally:
-        turns._take()
+    if turns is not None:
+        turns.give_back()

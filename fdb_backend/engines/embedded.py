@@ -1290,11 +1290,8 @@ class Database(DatabaseConveniences):
         """
         self._check_process()
         # The wait for the other committers and for the fsync needs no CPU: the thread's
-        # storage turn, if it holds one, goes to the next request meanwhile.
-        with turns.waiting():
-            return self._apply_commit_queued(tr)
-
-    def _apply_commit_queued(self, tr: Transaction) -> int:
+        # storage turn, if it holds one, goes to the next request (fdb_backend/turns.py).
+        turns.waiting()
         with self._commit_lock:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             conn = self._writer
