@@ -24,7 +24,10 @@ differences (the first three taken from settings rather than flags):
   broadcast to 1,000 sockets is 1,000 such sends (docs/protocol.md, "Large rooms").
 
 Without ``-b``/``-p``/``-u``/``--fd``/``-e`` it listens on ``$HOST:$PORT`` (default
-127.0.0.1:8000); it always serves ``coditect.asgi:application``. Plain
+127.0.0.1:8000); it always serves ``coditect.asgi:application``. One option is its own, not
+daphne's: ``--migrate`` runs ``migrate`` (the staff tables) in this process before listening,
+and ``--migrate=STAMP`` then touches the file STAMP (``make start`` passes ``var/.migrated``
+when a migration changed since). Plain
 ``daphne coditect.asgi:application`` keeps working without these (docs/operations.md).
 """
 
@@ -36,6 +39,7 @@ import sys
 import threading
 import zlib
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, ClassVar
 
 from autobahn.websocket import protocol as autobahn_protocol
@@ -413,10 +417,38 @@ def open_storage() -> None:
         sys.exit(f"coditect.serve: {error}")
 
 
+def take_migrate(argv: list[str]) -> tuple[list[str], bool, Path | None]:
+    """daphne's arguments without ours: whether ``--migrate`` was given, and its stamp."""
+    rest, migrate, stamp = [], False, None
+    for arg in argv:
+        if arg == "--migrate":
+            migrate = True
+        elif arg.startswith("--migrate="):
+            migrate, stamp = True, Path(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, migrate, stamp
+
+
+def migrate_staff_tables(*, stamp: Path | None) -> None:
+    """``manage.py migrate`` in this process (Django is set up already), then the stamp."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", interactive=False, verbosity=0)
+    connections.close_all()  # the server's threads open their own
+    if stamp is not None:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
+    args, migrate, stamp = take_migrate(list(sys.argv[1:] if argv is None else argv))
     open_storage()
-    PlatformCommandLine().run(arguments(sys.argv[1:] if argv is None else argv, dict(os.environ)))
+    if migrate:
+        migrate_staff_tables(stamp=stamp)
+    PlatformCommandLine().run(arguments(args, dict(os.environ)))
 
 
 if __name__ == "__main__":

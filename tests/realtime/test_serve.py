@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from coditect.serve import take_migrate
 from tests.realtime.helpers import PROTOCOL, ws_path
 from tests.realtime.servers import Account, Http, Server, Servers, base_env, register
 from tests.store import shared_store
@@ -260,3 +262,25 @@ async def test_plain_daphne_still_serves_non_browser_clients(
     with pytest.raises(InvalidStatus) as refused:
         await open_socket(server, session["id"], alice.access, origin="https://evil.example")
     assert refused.value.response.status_code == 403
+
+
+def test_migrate_runs_in_the_server_before_it_listens(servers: Servers, tmp_path: Path) -> None:
+    """``--migrate=STAMP`` (what ``make start`` passes when a migration changed): the staff
+    tables exist once the server answers, and the stamp is touched; daphne never sees it."""
+    staff, stamp = tmp_path / "staff.sqlite3", tmp_path / "var" / ".migrated"
+    env = base_env(shared_store(tmp_path), DATABASE_URL=f"sqlite:///{staff}")
+    server = servers.start("migrating", env, (f"--migrate={stamp}", "-v", "1"))
+    server.wait_ready()
+    assert stamp.exists()
+    with sqlite3.connect(staff) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert {"django_migrations", "auth_user", "django_admin_log"} <= tables
+    assert "--migrate" not in server.log()
+
+
+def test_take_migrate_leaves_daphnes_arguments() -> None:
+    assert take_migrate(["-v", "0", "--migrate", "-p", "9000"]) == (
+        ["-v", "0", "-p", "9000"], True, None,
+    )  # fmt: skip
+    assert take_migrate(["--migrate=var/.migrated"]) == ([], True, Path("var/.migrated"))
+    assert take_migrate(["--access-log", "x"]) == (["--access-log", "x"], False, None)
