@@ -421,9 +421,9 @@ def single_process_results(
 def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
     """What the MVCC window keeps under steady single-key commits (docs/storage.md).
 
-    Commits run for longer than the retention, so the history table holds a full window;
-    its rows (one per commit), the before-images they hold, their bytes (images and 8-byte
-    versions) and the write log's rows are counted at the end, with the commit rate.
+    Commits run for longer than the retention, so the write log holds a full window; its
+    rows (one per commit), the before-images they hold and their bytes (the images column:
+    what the window adds to each row) are counted at the end, with the commit rate.
     """
     retention = embedded.WRITE_LOG_RETENTION_S
     done, elapsed = run_for(
@@ -431,7 +431,10 @@ def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
     )
     conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
     try:
-        blobs = [blob for (blob,) in conn.execute("SELECT images FROM history")]
+        blobs = [
+            blob
+            for (blob,) in conn.execute("SELECT images FROM write_log WHERE images IS NOT NULL")
+        ]
         (log_rows,) = conn.execute("SELECT COUNT(*) FROM write_log").fetchone()
     finally:
         conn.close()
@@ -440,7 +443,7 @@ def window_cost(db: Any, keys: list[bytes]) -> dict[str, Any]:
         "retention_s": retention,
         "history_rows": len(blobs),
         "history_images": sum(1 for blob in blobs for _ in embedded._decode_images(blob)),
-        "history_bytes": sum(len(blob) + 8 for blob in blobs),
+        "history_bytes": sum(len(blob) for blob in blobs),
         "write_log_rows": log_rows,
     }
 
@@ -587,9 +590,9 @@ def format_report(report: dict[str, Any]) -> str:
     if w:
         lines += [
             "",
-            f"MVCC window: {w['history_rows']:,} history rows ({w['history_images']:,}"
-            f" before-images, {w['history_bytes']:,} bytes),"
-            f" {w['write_log_rows']:,} write_log rows after {w['retention_s'] + 1:.0f} s of"
+            f"MVCC window: {w['history_rows']:,} write_log rows with before-images"
+            f" ({w['history_images']:,} images, {w['history_bytes']:,} bytes),"
+            f" {w['write_log_rows']:,} write_log rows in all after {w['retention_s'] + 1:.0f} s of"
             f" single-key commits at {w['commits_per_s']:,.0f}/s ({VALUE_SIZE}-byte values)",
         ]
     m = report["machine"]

@@ -10,11 +10,11 @@ How it keeps FoundationDB's promises on one machine:
 * Before applying, the commit checks its read conflict ranges against the write ranges of
   every commit newer than its read version, kept in ``write_log`` in the same file: an
   overlap is 1020 not_committed. Ranges are exact keys, so disjoint keys never conflict.
-* Every commit also keeps the values it replaces in ``history`` (one row per commit: the
-  keys it changed and their values before), in the same SQLite transaction: a transaction
+* Every commit also keeps the values it replaces in its ``write_log`` row (the keys it
+  changed and their values before), in the same SQLite transaction: a transaction
   whose read version is older than the store's (``set_read_version``) reads the database
   as of that version, as a FoundationDB storage server does within its 5-second MVCC window.
-* ``write_log`` and ``history`` are pruned to the last few seconds; a transaction whose read
+* ``write_log`` is pruned to the last few seconds; a transaction whose read
   version is older than that window gets 1007 transaction_too_old, as a cluster would.
 * SQLite runs in WAL mode with ``synchronous=FULL`` (durable when commit returns) and rolls
   back a half-written commit after a crash.
@@ -50,9 +50,11 @@ from fdb_backend.limits import (
 )
 from fdb_backend.selectors import KeySelector, KeyValue, StreamingMode
 
-STORE_FORMAT = "coditect-embedded-fdb/2"
-# Format 1 had no history table; it is upgraded in place on open (see _initialise).
-_OLD_STORE_FORMATS = ("coditect-embedded-fdb/1",)
+STORE_FORMAT = "coditect-embedded-fdb/3"
+# Both are upgraded in place on open (see _initialise): format 1 kept no before-images,
+# format 2 kept them in a `history` table, one row per commit, beside `write_log`.
+_FORMAT_1 = "coditect-embedded-fdb/1"
+_FORMAT_2 = "coditect-embedded-fdb/2"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # The MVCC window: a read version is served while its successor was committed at most this
 # long ago (FoundationDB's max_read_transaction_life_versions, 5,000,000 versions = 5 s).
@@ -69,32 +71,42 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 0),"
     " format TEXT NOT NULL, version INTEGER NOT NULL, horizon INTEGER NOT NULL)",
+    # `images`: the keys the commit changed, each with the value it had just before (absent:
+    # see _encode_images), NULL when it changed none. In the commit's own row rather than a
+    # table of their own: a second row per commit cost a single-key commit an insert and
+    # one more page written to the WAL, about a sixth of its CPU.
     "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
-    " committed_at REAL NOT NULL, ranges BLOB NOT NULL)",
-    # The keys the commit of `version` changed, each with the value it had just before
-    # (absent: see _encode_images). One row per commit, appended at the end of the table
-    # and pruned from its start: a row per key cost a commit of 10 keys a third more CPU.
-    "CREATE TABLE IF NOT EXISTS history (version INTEGER PRIMARY KEY, images BLOB NOT NULL)",
+    " committed_at REAL NOT NULL, ranges BLOB NOT NULL, images BLOB)",
 )
 
 # What an old read version V needs: every change after it, the earliest per key first.
-_HISTORY_AFTER = "SELECT images FROM history WHERE version > ? ORDER BY version"
-# The writer connection collects a commit's before-images as SQLite changes kv, from the
-# row it already holds: reading them first cost a 10-key commit a quarter more CPU. The
-# TEMP triggers hand each image to the Database's dict (``dict.setdefault``, registered as
-# an SQL function: the first image of a key in a commit is the one kept); a TEMP table
-# read back with DELETE ... RETURNING cost a single-key commit a quarter more. TEMP
-# objects and functions belong to the one connection (each process's writer makes its
-# own), so they are no part of the file.
-_IMAGE_COLLECTION = (
-    "CREATE TEMP TRIGGER IF NOT EXISTS kv_update_image BEFORE UPDATE ON main.kv"
-    " BEGIN SELECT coditect_keep_image(OLD.key, OLD.value); END",
-    "CREATE TEMP TRIGGER IF NOT EXISTS kv_delete_image BEFORE DELETE ON main.kv"
-    " BEGIN SELECT coditect_keep_image(OLD.key, OLD.value); END",
-    # AFTER: an upsert that finds the key takes the UPDATE path and fires no INSERT trigger.
-    "CREATE TEMP TRIGGER IF NOT EXISTS kv_insert_image AFTER INSERT ON main.kv"
-    " BEGIN SELECT coditect_keep_image(NEW.key, NULL); END",
+_HISTORY_AFTER = (
+    "SELECT images FROM write_log WHERE version > ? AND images IS NOT NULL ORDER BY version"
 )
+# A commit reads the values it replaces with the statements that change them (a range
+# clear's DELETE returns its rows) or in one read before its point writes. TEMP triggers
+# handing each image to Python through an SQL function cost a single-key commit about a
+# tenth of its CPU (SQLite runs a trigger program and the call per row); the read, which
+# finds the row in pages the write then changes, costs less.
+_CLEAR_RETURNING = "DELETE FROM kv WHERE key >= ? AND key < ? RETURNING key, value"
+_VALUE_OF = "SELECT value FROM kv WHERE key = ?"
+_LOG = "INSERT INTO write_log (version, committed_at, ranges, images) VALUES (?, ?, ?, ?)"
+# The commit's row, run before its writes, reading the value before of the one key whose
+# value is not known yet (a single-key commit's): a statement of its own costs about as
+# much as the rest of the commit's CPU, a subquery almost nothing. `||` joins the bytes
+# (as text, which CAST makes bytes again without changing them); a NULL (absent) value
+# makes it NULL, and COALESCE takes the image that says absent instead.
+_LOG_READING_ONE = (
+    "INSERT INTO write_log (version, committed_at, ranges, images) VALUES (?, ?, ?,"
+    " COALESCE(CAST(? || (SELECT value FROM kv WHERE key = ?) AS BLOB), ?))"
+)
+# The values of many keys: one statement per this many (a bound parameter each).
+_VALUES_PER_STATEMENT = 100
+# Commits bind their keys and values as bytearray: Python 3.11's sqlite3 binds bytes only
+# after its adaptation protocol has failed to find an adapter (attribute lookups raising
+# and formatting AttributeErrors, about 2,700 instructions a parameter, a tenth of a
+# single-key commit's for the six it binds), a bytearray directly, as the same BLOB.
+_blob = bytearray
 _UPSERT = (
     "INSERT INTO kv (key, value) VALUES (?, ?)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -173,16 +185,20 @@ def _decode_ranges(blob: bytes) -> Iterator[tuple[bytes, bytes]]:
 
 
 _IMAGE_HEADER = struct.Struct(">Ii")
+_ABSENT = -1
+# The last image's value runs to the end of the blob: SQL appends it (see _LOG_READING_ONE).
+_TO_THE_END = -2
 
 
 def _encode_images(images: Iterable[tuple[bytes, bytes | None]]) -> bytes:
-    """Keys and the values they had: key length, value length (-1: absent), key, value."""
+    """Keys and the values they had: key length, value length (-1: absent; -2: the rest of
+    the blob), key, value."""
     parts: list[bytes] = []
     append = parts.append
     pack = _IMAGE_HEADER.pack
     for key, value in images:
         if value is None:
-            append(pack(len(key), -1))
+            append(pack(len(key), _ABSENT))
             append(key)
         else:
             append(pack(len(key), len(value)))
@@ -200,8 +216,11 @@ def _decode_images(blob: bytes) -> Iterator[tuple[bytes, bytes | None]]:
         pos += 8
         key = blob[pos : pos + nk]
         pos += nk
-        if nv < 0:
+        if nv == _ABSENT:
             yield key, None
+        elif nv == _TO_THE_END:
+            yield key, blob[pos:]
+            pos = size
         else:
             yield key, blob[pos : pos + nv]
             pos += nv
@@ -483,7 +502,7 @@ class Transaction:
                     raise FDBError(1007)
                 if wanted < version:
                     # An old version: readable while the commit that superseded it is
-                    # younger than the window; its reads merge `history` (see _get).
+                    # younger than the window; its reads merge the before-images.
                     row = conn.execute(_SUCCESSOR_COMMITTED_AT, (wanted,)).fetchone()
                     if row is None:
                         raise FDBError(1007)
@@ -1112,9 +1131,6 @@ class Database(DatabaseConveniences):
         _refuse_foreign_file(path)
         self._writer = self._connect()
         self._initialise()
-        # A commit's before-images, key -> value before (None: absent), see _IMAGE_COLLECTION.
-        self._images: dict[bytes, bytes | None] = {}
-        self._collect_images(self._writer)
         self._lock_fd = self._open_lock_file()
         self._commits_since_checkpoint = 0
         self._start_checkpointer()
@@ -1131,12 +1147,6 @@ class Database(DatabaseConveniences):
         # commit that crossed SQLite's default 1,000 pages paid tens of milliseconds for it.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_SAFETY_NET_PAGES}")
         return conn
-
-    def _collect_images(self, conn: sqlite3.Connection) -> None:
-        # The dict is never replaced: the function is bound to this one object.
-        conn.create_function("coditect_keep_image", 2, self._images.setdefault)
-        for statement in _IMAGE_COLLECTION:
-            conn.execute(statement)
 
     def _start_checkpointer(self) -> None:
         self._checkpoint_wanted = threading.Event()
@@ -1193,15 +1203,8 @@ class Database(DatabaseConveniences):
                 (STORE_FORMAT,),
             )
             (found,) = conn.execute("SELECT format FROM state").fetchone()
-            if found in _OLD_STORE_FORMATS:
-                # The history table was just created empty: versions before now have no
-                # before-images, so they leave the window (1007) rather than read wrong.
-                (current, _) = conn.execute(_VERSION_AND_HORIZON).fetchone()
-                conn.execute(
-                    "UPDATE state SET format = ?, version = MAX(version, ?),"
-                    " horizon = MAX(horizon, ?)",
-                    (STORE_FORMAT, current, current),
-                )
+            if found in (_FORMAT_1, _FORMAT_2):
+                self._upgrade(conn, found)
             elif found != STORE_FORMAT:
                 raise ValueError("unsupported store format", found)
             conn.execute("COMMIT")
@@ -1209,6 +1212,31 @@ class Database(DatabaseConveniences):
             conn.execute("ROLLBACK")
             conn.close()
             raise
+
+    @staticmethod
+    def _upgrade(conn: sqlite3.Connection, found: str) -> None:
+        """Bring a store of an older format to the current one, inside _initialise's
+        transaction (a crash leaves the old format whole)."""
+        # Both older formats' write_log lacks the images column (CREATE ... IF NOT EXISTS
+        # left the old table as it was).
+        conn.execute("ALTER TABLE write_log ADD COLUMN images BLOB")
+        if found == _FORMAT_2:
+            # Every history row has its commit's write_log row: they were written, and
+            # pruned, together.
+            conn.execute(
+                "UPDATE write_log SET images = (SELECT images FROM history"
+                " WHERE history.version = write_log.version)"
+            )
+            conn.execute("DROP TABLE history")
+            conn.execute("UPDATE state SET format = ?", (STORE_FORMAT,))
+            return
+        # Format 1 kept no before-images: versions before now leave the window (1007)
+        # rather than read wrong.
+        (current, _) = conn.execute(_VERSION_AND_HORIZON).fetchone()
+        conn.execute(
+            "UPDATE state SET format = ?, version = MAX(version, ?), horizon = MAX(horizon, ?)",
+            (STORE_FORMAT, current, current),
+        )
 
     def _check_process(self) -> None:
         """SQLite connections and flock descriptions must not cross fork(): reopen them."""
@@ -1220,7 +1248,6 @@ class Database(DatabaseConveniences):
             self._commit_lock = threading.Lock()
             self._delete_on_close = False
             self._writer = self._connect()
-            self._collect_images(self._writer)
             self._lock_fd = self._open_lock_file()
             self._start_checkpointer()  # threads do not cross fork() either
 
@@ -1333,53 +1360,91 @@ class Database(DatabaseConveniences):
         version = current + 1
         stamp = struct.pack(">QH", version, 0)
         execute = conn.execute
-        images = self._images
-        if images:
-            images.clear()  # a commit that failed after changing kv left its images
-        stamped_keys = [(_stamp(key, stamp), value) for key, value in tr._stamped_keys]
+        # Before-images, key -> its value before this commit (None: absent).
+        images: dict[bytes, bytes | None] = {}
         for begin, end in zip(tr._cleared_begins, tr._cleared_ends, strict=True):
-            execute("DELETE FROM kv WHERE key >= ? AND key < ?", (begin, end))
+            # The cleared ranges are disjoint: each row comes back once.
+            for key, value in execute(_CLEAR_RETURNING, (_blob(begin), _blob(end))):
+                images[key] = value
         upserts: list[tuple[bytes, bytes]] = []
         deletes: list[tuple[bytes]] = []
+        unread: list[bytes] = []  # keys whose value before is still to read
         for key, (kind, data) in tr._writes.items():
             if kind == _VALUE:
                 value = data
             elif kind == _STAMPED:
                 value = _stamp(data, stamp)
             else:
-                row = execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-                value = _apply_ops(row[0] if row is not None else None, data)
+                row = execute(_VALUE_OF, (_blob(key),)).fetchone()
+                base = row[0] if row is not None else None
+                images.setdefault(key, base)
+                value = _apply_ops(base, data)
+            if key not in images:
+                unread.append(key)
             if value is None:
-                deletes.append((key,))
+                deletes.append((_blob(key),))
             else:
-                upserts.append((key, value))
+                upserts.append((_blob(key), _blob(value)))
+        stamped = []
+        for key, value in tr._stamped_keys:
+            real_key = _stamp(key, stamp)
+            stamped.append(real_key)
+            upserts.append((_blob(real_key), _blob(value)))
+            if real_key not in images:
+                unread.append(real_key)
+        now = clock.wall()
+        ranges = _encode_ranges(tr._write_ranges(stamped))
+        # The row goes first, while kv still holds the values before.
+        if len(unread) == 1:
+            (key,) = unread
+            known = _encode_images(images.items())
+            header = _IMAGE_HEADER.pack
+            execute(
+                _LOG_READING_ONE,
+                (
+                    version,
+                    now,
+                    _blob(ranges),
+                    _blob(known + header(len(key), _TO_THE_END) + key),
+                    _blob(key),
+                    _blob(known + header(len(key), _ABSENT) + key),
+                ),
+            )
+        else:
+            if unread:
+                self._read_images(conn, list(dict.fromkeys(unread)), images)
+            encoded = _blob(_encode_images(images.items())) if images else None
+            execute(_LOG, (version, now, _blob(ranges), encoded))
         if deletes:
             conn.executemany("DELETE FROM kv WHERE key = ?", deletes)
         if len(upserts) == 1:
             execute(_UPSERT, upserts[0])
         elif upserts:
             conn.executemany(_UPSERT, upserts)
-        stamped = []
-        for real_key, value in stamped_keys:
-            stamped.append(real_key)
-            execute(_UPSERT, (real_key, value))
-        now = clock.wall()
-        execute(
-            "INSERT INTO write_log (version, committed_at, ranges) VALUES (?, ?, ?)",
-            (version, now, _encode_ranges(tr._write_ranges(stamped))),
-        )
-        if images:
-            execute(
-                "INSERT INTO history (version, images) VALUES (?, ?)",
-                (version, _encode_images(images.items())),
-            )
-            images.clear()
         self._commits_since_trim += 1
         if self._commits_since_trim >= TRIM_EVERY_COMMITS or now - self._trimmed_at >= TRIM_EVERY_S:
             self._commits_since_trim = 0
             self._trimmed_at = now
             self._trim_write_log(conn, now, version)
         return version
+
+    @staticmethod
+    def _read_images(
+        conn: sqlite3.Connection, keys: list[bytes], images: dict[bytes, bytes | None]
+    ) -> None:
+        """Add the current value (None: absent) of each of ``keys`` to ``images``."""
+        if len(keys) == 1:
+            row = conn.execute(_VALUE_OF, (_blob(keys[0]),)).fetchone()
+            images[keys[0]] = row[0] if row is not None else None
+            return
+        for key in keys:
+            images[key] = None  # the rows found replace it
+        for start in range(0, len(keys), _VALUES_PER_STATEMENT):
+            chunk = [_blob(key) for key in keys[start : start + _VALUES_PER_STATEMENT]]
+            marks = ",".join("?" * len(chunk))
+            images.update(
+                conn.execute(f"SELECT key, value FROM kv WHERE key IN ({marks})", chunk)  # noqa: S608 - placeholders only
+            )
 
     def _trim_write_log(self, conn: sqlite3.Connection, now: float, version: int) -> None:
         """Forget commits that left the window: their write ranges and replaced values.
@@ -1396,7 +1461,6 @@ class Database(DatabaseConveniences):
             # The newest entry is kept, so the log's maximum is still the store's version.
             cut = min(cut, version - 1)
             conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
-            conn.execute("DELETE FROM history WHERE version <= ?", (cut,))
             conn.execute(
                 "UPDATE state SET horizon = MAX(horizon, ?), version = MAX(version, ?)",
                 (cut, version),

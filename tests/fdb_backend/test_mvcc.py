@@ -81,7 +81,9 @@ def history_rows(db: Any) -> list[tuple[bytes, int, bytes | None]]:
     """(key, version, value before) for every before-image the store keeps."""
     conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT version, images FROM history ORDER BY version").fetchall()
+        rows = conn.execute(
+            "SELECT version, images FROM write_log WHERE images IS NOT NULL ORDER BY version"
+        ).fetchall()
     finally:
         conn.close()
     return [(k, version, v) for version, blob in rows for k, v in embedded._decode_images(blob)]
@@ -261,7 +263,7 @@ def test_model_every_version_in_the_window(db: Any, time_: Clock) -> None:
             key = rng.choice(keys)
             roll = rng.random()
             if roll < 0.5:
-                tr[key] = b"%d" % step
+                tr[key] = b"%d" % step if roll < 0.4 else b""  # empty: present, not absent
             elif roll < 0.7:
                 tr.clear(key)
             elif roll < 0.85:
@@ -296,6 +298,34 @@ def test_versionstamped_keys_are_absent_before_their_commit(db: Any) -> None:
     tr.commit().wait()
     assert len(db.get_range(b"s", b"t")) == 1
     assert at(db, old).get_range(b"s", b"t") == []
+
+
+def test_each_kind_of_commit_keeps_the_values_before(db: Any) -> None:
+    """One key written alone (its image read by the commit's write_log row), beside images
+    a range clear or an atomic op found, and many keys at once."""
+    db[b"a"] = b"1"
+    db[b"b"] = b""
+    db[b"c"] = b"3"
+    old = read_version(db)
+    db[b"a"] = b"2"  # one key, present before
+    db[b"new"] = b"x"  # one key, absent before
+    del db[b"b"]  # one key cleared, empty before
+    tr = db.create_transaction()
+    tr.clear_range(b"c", b"d")
+    tr[b"a"] = b"3"  # read after the clear, in the row
+    tr.commit().wait()
+    tr = db.create_transaction()
+    tr.add(b"n", struct.pack("<q", 1))
+    tr.set_versionstamped_key(b"s" + b"\x00" * 10 + struct.pack("<I", 1), b"v")
+    tr.commit().wait()
+    tr = db.create_transaction()
+    for i in range(250):  # more keys than one statement reads
+        tr[b"m%03d" % i] = b"v"
+    tr[b"new"] = b"y"
+    tr.commit().wait()
+    past = at(db, old)
+    assert pairs(past.get_range(b"", b"\xff")) == [(b"a", b"1"), (b"b", b""), (b"c", b"3")]
+    assert [past[b"a"], past[b"b"], past[b"new"], past[b"n"]] == [b"1", b"", None, None]
 
 
 _CHILD = """
@@ -354,7 +384,7 @@ def test_a_format_1_store_is_upgraded_and_its_past_is_too_old(tmp_path: Path) ->
     db[b"k"] = b"2"
     db.close()
     conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE history")
+    conn.execute("ALTER TABLE write_log DROP COLUMN images")
     conn.execute("UPDATE state SET format = 'coditect-embedded-fdb/1', horizon = 0")
     conn.commit()
     conn.close()
@@ -365,6 +395,62 @@ def test_a_format_1_store_is_upgraded_and_its_past_is_too_old(tmp_path: Path) ->
     db[b"k"] = b"3"
     assert at(db, current)[b"k"] == b"2"
     db.close()
+    assert store_layout(path) == current_layout(tmp_path)
+
+
+def store_layout(path: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The format marker and every table's schema."""
+    conn = sqlite3.connect(path)
+    try:
+        (found,) = conn.execute("SELECT format FROM state").fetchone()
+        tables = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+    return found, tables
+
+
+def current_layout(tmp_path: Path) -> tuple[str, list[tuple[str, str]]]:
+    path = tmp_path / "new.sqlite3"
+    fdb_backend.open_database(f"embedded://{path}").close()
+    return store_layout(path)
+
+
+def test_a_format_2_store_is_upgraded_in_place_keeping_its_window(tmp_path: Path) -> None:
+    """Format 2 kept the before-images in a `history` table, one row per commit: they move
+    into the commit's write_log row, and the versions they serve stay readable."""
+    path = tmp_path / "v2.sqlite3"
+    db = fdb_backend.open_database(f"embedded://{path}")
+    db[b"k"] = b"1"
+    db[b"gone"] = b"1"
+    old = read_version(db)
+    db[b"k"] = b"2"
+    del db[b"gone"]
+    db[b"new"] = b"1"
+    newest = read_version(db)
+    db.close()
+    # Format 2's layout, with the same before-images.
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE history (version INTEGER PRIMARY KEY, images BLOB NOT NULL)")
+    conn.execute(
+        "INSERT INTO history SELECT version, images FROM write_log WHERE images IS NOT NULL"
+    )
+    conn.execute("ALTER TABLE write_log DROP COLUMN images")
+    conn.execute("UPDATE state SET format = 'coditect-embedded-fdb/2'")
+    conn.commit()
+    conn.close()
+    db = fdb_backend.open_database(f"embedded://{path}")
+    try:
+        tr = at(db, old)
+        assert [tr[b"k"], tr[b"gone"], tr[b"new"]] == [b"1", b"1", None]
+        assert pairs(tr.get_range(b"", b"\xff")) == [(b"gone", b"1"), (b"k", b"1")]
+        assert read_version(db) == newest
+        db[b"k"] = b"3"
+        assert at(db, newest)[b"k"] == b"2"
+    finally:
+        db.close()
+    assert store_layout(path) == current_layout(tmp_path)
 
 
 @pytest.fixture(params=["memory", "embedded", "cluster"])
