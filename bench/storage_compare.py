@@ -17,8 +17,11 @@ alternating order (so a burst of other load hits both alike):
   (the engine alone) and through ``fdb_backend.transactional`` (what storage.py times).
 
 It reports min/median/max over the rounds of each figure, and the machine's load average
-at the start and end of each child: on a shared machine, read the CPU figures first. This
-is a benchmark, not a test; it downloads nothing.
+at the start and end of each child. ``--callgrind N`` adds instructions per operation under
+valgrind's callgrind (N operations, less a run of none), for 1- and 10-key blind commits and
+transactions of 1 and 100 point reads: counts that other load on a shared machine does not
+disturb (the checkpointer thread's included). This is a benchmark, not a test; it
+downloads nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -90,6 +94,81 @@ for size in (1, 10):
 db.close()
 print(json.dumps(out))
 """
+
+
+# Under callgrind: one kind of operation, `n` times after the same set-up and warm-up, so
+# the count of a run of none can be taken off.
+_COUNT_CHILD = r"""
+import random, sys
+sys.path.insert(0, ".")
+from fdb_backend.engines import embedded
+
+kind, size, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+db = embedded.open_memory()
+rng = random.Random(1)
+keys = [b"u" + rng.randbytes(43) for _ in range(10_000)]
+tr = db.create_transaction()
+for key in keys:
+    tr[key] = rng.randbytes(200)
+tr.commit().wait()
+value = bytes(range(200))
+draws = [[rng.choice(keys) for _ in range(size)] for _ in range(4096)]
+
+def op(i):
+    tr = db.create_transaction()
+    if kind == "commit":
+        for key in draws[i & 4095]:
+            tr[key] = value
+    else:
+        for key in draws[i & 4095]:
+            tr[key]
+    tr.commit().wait()
+
+for i in range(300):
+    op(i)
+for i in range(n):
+    op(i)
+db.close()
+"""
+COUNTED = (("commit", 1), ("commit", 10), ("read", 1), ("read", 100))
+
+
+def instructions(tree: Path, kind: str, size: int, n: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/out",
+                sys.executable,
+                "-c",
+                _COUNT_CHILD,
+                kind,
+                str(size),
+                str(n),
+            ],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    match = re.search(r"Collected : (\d+)", done.stderr)
+    if match is None:
+        raise RuntimeError("no callgrind total", done.stderr[-500:])
+    return int(match.group(1))
+
+
+def run_callgrind(trees: dict[str, Path], n: int) -> dict[str, dict[str, float]]:
+    """Instructions per operation, each side's runs of N and of none taken in turn."""
+    counts: dict[str, dict[str, float]] = {side: {} for side in trees}
+    for kind, size in COUNTED:
+        name = f"{size}-key commit" if kind == "commit" else f"{size} point reads"
+        ops = max(n // size, 50) if kind == "commit" else max(n // max(size // 10, 1), 50)
+        for side, tree in trees.items():
+            print(f"callgrind: {side} {name}", file=sys.stderr)
+            total = instructions(tree, kind, size, ops) - instructions(tree, kind, size, 0)
+            counts[side][name] = total / ops
+    return counts
 
 
 def load() -> float:
@@ -179,7 +258,17 @@ def format_report(report: dict[str, Any]) -> str:
                 f"  {side} round {i + 1}: storage.py {s[0]:.2f}-{s[1]:.2f},"
                 f" CPU per commit {c[0]:.2f}-{c[1]:.2f}"
             )
-    window = report["runs"]["after"][-1]["storage"].get("window")
+    counted = report.get("instructions")
+    if counted:
+        lines += ["", "instructions per operation (callgrind):"]
+        for name, before_count in counted["before"].items():
+            after_count = counted["after"][name]
+            lines.append(
+                f"  {name:<20} before {before_count:>12,.0f}  after {after_count:>12,.0f}"
+                f"  ({after_count / before_count:.3f}x)"
+            )
+    after_runs = report["runs"]["after"]
+    window = after_runs[-1]["storage"].get("window") if after_runs else None
     if window:
         lines += ["", f"MVCC window (after, last round): {json.dumps(window)}"]
     return "\n".join(lines)
@@ -192,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="storage.py --seconds")
     parser.add_argument("--commits", type=int, default=5_000, help="commits per CPU figure")
+    parser.add_argument(
+        "--callgrind", type=int, default=0, metavar="N", help="also count instructions"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
@@ -207,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                         "cpu": run_cpu(trees[side], args.commits),
                     }
                 )
+        counted = run_callgrind(trees, args.callgrind) if args.callgrind else None
     report = {
         "before": args.before or args.before_rev,
         "after": str(ROOT),
@@ -214,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": args.seconds,
         "runs": runs,
         "summary": summarise(runs),
+        "instructions": counted,
     }
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -74,7 +74,7 @@ _SCHEMA = (
     # `images`: the keys the commit changed, each with the value it had just before (absent:
     # see _encode_images), NULL when it changed none. In the commit's own row rather than a
     # table of their own: a second row per commit cost a single-key commit an insert and
-    # one more page written to the WAL, about a sixth of its CPU.
+    # one more page written to the WAL, about a tenth of its CPU.
     "CREATE TABLE IF NOT EXISTS write_log (version INTEGER PRIMARY KEY,"
     " committed_at REAL NOT NULL, ranges BLOB NOT NULL, images BLOB)",
 )
@@ -83,11 +83,12 @@ _SCHEMA = (
 _HISTORY_AFTER = (
     "SELECT images FROM write_log WHERE version > ? AND images IS NOT NULL ORDER BY version"
 )
-# A commit reads the values it replaces with the statements that change them (a range
-# clear's DELETE returns its rows) or in one read before its point writes. TEMP triggers
-# handing each image to Python through an SQL function cost a single-key commit about a
-# tenth of its CPU (SQLite runs a trigger program and the call per row); the read, which
-# finds the row in pages the write then changes, costs less.
+# A commit reads the values it replaces within statements it runs anyway (a range clear's
+# DELETE returns its rows, an atomic op reuses its read, the write_log INSERT reads a single
+# key's), and only a commit of several blind writes adds one read of them all. TEMP
+# triggers handing each image to Python through an SQL function cost a single-key commit
+# about a tenth of its CPU (a trigger program and a call per row); a read statement of its
+# own costs more still (each statement is ~20,000 instructions of Python's sqlite3).
 _CLEAR_RETURNING = "DELETE FROM kv WHERE key >= ? AND key < ? RETURNING key, value"
 _VALUE_OF = "SELECT value FROM kv WHERE key = ?"
 # The commit's row numbers the commit itself (_VERSION_AND_HORIZON's version plus one, in
@@ -101,8 +102,7 @@ _LOG = (
     " ?, ?, ?)"
 )
 # The commit's row, run before its writes, reading the value before of the one key whose
-# value is not known yet (a single-key commit's): a statement of its own costs about as
-# much as the rest of the commit's CPU, a subquery almost nothing. `||` joins the bytes
+# value is not known yet (a single-key commit's) in a subquery. `||` joins the bytes
 # (as text, which CAST makes bytes again without changing them); a NULL (absent) value
 # makes it NULL, and COALESCE takes the image that says absent instead.
 _LOG_READING_ONE = (
@@ -112,10 +112,10 @@ _LOG_READING_ONE = (
 )
 # The values of many keys: one statement per this many (a bound parameter each).
 _VALUES_PER_STATEMENT = 100
-# Commits bind their keys and values as bytearray: Python 3.11's sqlite3 binds bytes only
-# after its adaptation protocol has failed to find an adapter (attribute lookups raising
-# and formatting AttributeErrors, about 2,700 instructions a parameter, a tenth of a
-# single-key commit's for the six it binds), a bytearray directly, as the same BLOB.
+# Commits and point reads bind keys and values as bytearray: Python 3.11's sqlite3 binds
+# bytes only after its adaptation protocol has failed to find an adapter (attribute lookups
+# raising and formatting AttributeErrors, about 2,700 instructions a parameter, a tenth of
+# a single-key commit's for the six it binds), a bytearray directly, as the same BLOB.
 _blob = bytearray
 _UPSERT = (
     "INSERT INTO kv (key, value) VALUES (?, ?)"
@@ -645,7 +645,8 @@ class Transaction:
         if past is not None and key in past:
             base = past[key]
         else:
-            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            # bytearray: bound without the adapter lookup bytes pays (see _blob).
+            row = conn.execute(_VALUE_OF, (_blob(key),)).fetchone()
             base = row[0] if row is not None else None
         if entry is not None:
             return _apply_ops(base, entry[1])
