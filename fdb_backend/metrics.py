@@ -30,6 +30,11 @@ retries = Counter(
     "Transaction attempts retried after a retryable error, by FoundationDB error code.",
     ["code"],
 )
+commit_batch = Histogram(
+    "coditect_storage_commit_batch",
+    "Transactions the embedded engine committed together with one fsync (group commit).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+)
 
 
 def retried(code: int) -> None:

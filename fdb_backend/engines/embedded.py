@@ -37,7 +37,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from fdb_backend import atomic, clock, turns
+from fdb_backend import atomic, clock, metrics, turns
 from fdb_backend.conveniences import DatabaseConveniences
 from fdb_backend.errors import RETRYABLE, FDBError
 from fdb_backend.limits import (
@@ -1133,6 +1133,8 @@ class Database(DatabaseConveniences):
         self._lent: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Queued] = []
         self._fault_rate = fault_rate
         self._fault_random = random.Random()  # noqa: S311 - fault injection, not security
         self._commits_since_trim = 0
@@ -1257,6 +1259,8 @@ class Database(DatabaseConveniences):
             self._lent = {}
             self._readers_lock = threading.Lock()
             self._commit_lock = threading.Lock()
+            self._queue_lock = threading.Lock()
+            self._queue = []
             self._delete_on_close = False
             self._writer = self._connect()
             self._lock_fd = self._open_lock_file()
@@ -1323,6 +1327,13 @@ class Database(DatabaseConveniences):
     def _apply_commit(self, tr: Transaction) -> int:
         """Check conflicts and apply ``tr``'s writes atomically; return the commit version.
 
+        Group commit: a committer queues its transaction, then waits for the commit lock;
+        whoever holds it applies every transaction queued by then in one SQLite transaction,
+        each in its own savepoint, in queue order, each with its own version and its
+        conflicts checked against every commit before it (those of the same batch too), and
+        makes them all durable with one fsync. A transaction refused (1020, 1007) is rolled
+        back to its savepoint alone. None is answered before the batch is durable.
+
         Committers queue on a blocking flock first: SQLite's own busy handler polls with
         growing sleeps, which lets one busy process starve another for seconds.
         """
@@ -1330,29 +1341,67 @@ class Database(DatabaseConveniences):
         # The wait for the other committers and for the fsync needs no CPU: the thread's
         # storage turn, if it holds one, goes to the next request (fdb_backend/turns.py).
         turns.waiting()
+        mine = _Queued(tr)
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._commit_lock:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            conn = self._writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                version = self._apply_locked(conn, tr)
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                # Locked or busy past the timeout: retryable, as FoundationDB's 1038 is.
-                raise FDBError(1038) from error
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        self._commits_since_checkpoint += 1
+            if not mine.done:  # else a batch before this thread got the lock committed it
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._apply_batch(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.version
+
+    def _apply_batch(self, batch: list[_Queued]) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if len(batch) == 1:
+                batch[0].version = self._apply_locked(conn, batch[0].tr)
+            else:
+                for queued in batch:
+                    conn.execute("SAVEPOINT queued")
+                    try:
+                        queued.version = self._apply_locked(conn, queued.tr)
+                    except FDBError as error:
+                        conn.execute("ROLLBACK TO queued")
+                        queued.error = error
+                    conn.execute("RELEASE queued")
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Locked or busy past the timeout: retryable, as FoundationDB's 1038 is.
+            for queued in batch:
+                queued.error = FDBError(1038)
+                queued.error.__cause__ = error
+        except FDBError as error:  # a batch of one refused: nothing was applied
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            batch[0].error = error
+        except BaseException as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Nothing of the batch was committed: the transaction whose apply failed gets
+            # what failed, the others a retryable 1038 (they may run again).
+            failed = [q for q in batch if q.version == 0 and q.error is None][:1]
+            for queued in batch:
+                queued.error = error if queued in failed else FDBError(1038)
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt and the like stop this thread, as before
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            for queued in batch:
+                if queued.error is not None:
+                    queued.version = 0
+                queued.done = True
+            metrics.commit_batch.observe(len(batch))
+        self._commits_since_checkpoint += len(batch)
         if self._commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS:
             self._commits_since_checkpoint = 0
             self._checkpoint_wanted.set()
-        return version
 
     def _apply_locked(self, conn: sqlite3.Connection, tr: Transaction) -> int:
         rv = tr._read_version
@@ -1512,6 +1561,18 @@ class Database(DatabaseConveniences):
 
     def __repr__(self) -> str:
         return f"<embedded Database {self.path}>"
+
+
+class _Queued:
+    """A transaction waiting for a batch to commit it (Database._apply_commit)."""
+
+    __slots__ = ("done", "error", "tr", "version")
+
+    def __init__(self, tr: Transaction) -> None:
+        self.tr = tr
+        self.version = 0
+        self.error: BaseException | None = None
+        self.done = False
 
 
 def _refuse_foreign_file(path: Path) -> None:

@@ -125,3 +125,89 @@ def test_waiting_without_a_turn_changes_nothing() -> None:
         assert turns._lock.acquire(blocking=False)
         turns._lock.release()
         turns._lock.release()
+
+
+def _batches() -> tuple[float, float]:
+    """(batches, batches of one) of the embedded engine's group commit, from its metric."""
+    from prometheus_client import REGISTRY
+
+    total = REGISTRY.get_sample_value("coditect_storage_commit_batch_count") or 0.0
+    ones = REGISTRY.get_sample_value("coditect_storage_commit_batch_bucket", {"le": "1.0"})
+    return total, ones or 0.0
+
+
+def test_commits_queued_behind_the_store_lock_commit_together_and_still_conflict(
+    store: tuple[Any, Path],
+) -> None:
+    """Group commit: transactions that queued while another committer held the store lock
+    are applied in one batch with one fsync, each with its own version, and a batch still
+    refuses the second of two transactions that read and wrote one key (1020)."""
+    db, path = store
+    db[b"shared"] = b"0"
+    other = os.open(str(path) + "-lock", os.O_RDWR)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    before_total, before_ones = _batches()
+    results: dict[str, Any] = {}
+
+    def commit(name: str, key: bytes, read_shared: bool) -> None:
+        tr = db.create_transaction()
+        if read_shared:
+            tr.get(b"shared")
+        tr[key] = name.encode()
+        try:
+            tr.commit().wait()
+            results[name] = tr.get_committed_version()
+        except fdb_backend.FDBError as error:
+            results[name] = error.code
+
+    first = threading.Thread(target=commit, args=("first", b"first", False))
+    started = [first]
+    try:
+        started += _queue_behind_the_lock(db, first, commit, results)
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+        for thread in started:
+            thread.join(10)
+    total, ones = _batches()
+    assert total - before_total == 2  # the first alone, then the eight others together
+    assert ones - before_ones == 1
+    versions = [results[f"t{i}"] for i in range(6)] + [results["first"]]
+    assert len(set(versions)) == 7 and all(v > 0 for v in versions)
+    refused = [name for name in ("a", "b") if results[name] == 1020]
+    assert len(refused) == 1  # exactly one refused, the other committed
+    winner = "b" if refused == ["a"] else "a"
+    assert results[winner] > results["first"]
+    assert db[b"shared"] == winner.encode()
+    for i in range(6):
+        assert db[f"key{i}".encode()] == f"t{i}".encode()
+
+
+def _queue_behind_the_lock(
+    db: Any, first: threading.Thread, commit: Any, results: dict[str, Any]
+) -> list[threading.Thread]:
+    first.start()
+    time.sleep(0.2)  # the first committer holds the commit lock, waiting for the store lock
+    threads = [
+        threading.Thread(target=commit, args=(f"t{i}", f"key{i}".encode(), False)) for i in range(6)
+    ]
+    # Both read b"shared" at one read version before either commits: one must be refused.
+    racers = []
+    for name in ("a", "b"):
+        tr = db.create_transaction()
+        tr.get(b"shared")
+        tr[b"shared"] = name.encode()
+        racers.append((name, tr))
+
+    def commit_racer(name: str, tr: Any) -> None:
+        try:
+            tr.commit().wait()
+            results[name] = tr.get_committed_version()
+        except fdb_backend.FDBError as error:
+            results[name] = error.code
+
+    threads += [threading.Thread(target=commit_racer, args=racer) for racer in racers]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # all queued behind the first
+    return threads

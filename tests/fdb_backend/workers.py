@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import threading
 import uuid
 from typing import Any
 
@@ -58,6 +59,38 @@ def commit_batches(url: str, prefix: bytes, report_path: str, keys_per_batch: in
             report.write(f"{os.getpid()} {batch}\n")
             report.flush()
             os.fsync(report.fileno())
+
+
+def commit_batches_in_threads(
+    url: str, prefix: bytes, report_path: str, keys_per_batch: int, threads: int
+) -> None:
+    """commit_batches from ``threads`` threads of one process at once, so the engine's group
+    commit makes several of them durable together; batch ids are thread * 10**6 + n."""
+    db = fdb_backend.open_database(url)
+    value = b"v" * 900
+    lock = threading.Lock()
+
+    with open(report_path, "a", buffering=1) as report:
+
+        def run(thread: int) -> None:
+            batch = thread * 10**6
+            while True:
+                batch += 1
+                tr = db.create_transaction()
+                head = prefix + struct.pack(">Q", os.getpid()) + struct.pack(">I", batch)
+                for i in range(keys_per_batch):
+                    tr[head + struct.pack(">I", i)] = value
+                tr.commit().wait()
+                with lock:
+                    report.write(f"{os.getpid()} {batch}\n")
+                    report.flush()
+                    os.fsync(report.fileno())
+
+        workers = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
 
 
 if __name__ == "__main__":  # pragma: no cover - used by hand when debugging a worker
