@@ -21,8 +21,8 @@ reads wait on the network, which threads overlap. On both paths a lean request h
 that many storage turns (fdb_backend/turns.py) while it computes, in the storage pool under
 daphne, in the request's thread under WSGI (a gthread worker's threads: the others wait for a
 turn outside the GIL, while the rest, logins hashing a password and pages, run beside them).
-A durable commit gives its turn back while it waits for the disk, so the next request computes
-meanwhile.
+A durable commit gives its turn back when it starts waiting for the disk, so the next request
+computes meanwhile, and the request finishes without one (fdb_backend/turns.py says why).
 """
 
 from __future__ import annotations

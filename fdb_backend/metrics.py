@@ -32,8 +32,9 @@ retries = Counter(
 )
 commit_batch = Histogram(
     "coditect_storage_commit_batch",
-    "Transactions the embedded engine committed together with one fsync (group commit).",
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32),
+    "Batches of two or more transactions the embedded engine committed together with one "
+    "fsync (group commit), by size; a commit alone is not counted.",
+    buckets=(2, 3, 4, 6, 8, 12, 16, 32),
 )
 
 
