@@ -16,6 +16,7 @@ own) are not affected.
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,16 +26,42 @@ _held = threading.local()
 
 
 class Turns:
-    """At most ``count`` threads at once inside ``turn()``."""
+    """At most ``count`` threads at once inside ``turn()``, first come first served.
+
+    FIFO matters: a plain lock lets a thread that just gave its turn back, or a newcomer,
+    overtake threads that have waited long, and the per-process p99 of writes went from
+    0.2 s to 1.4 s at 16 connections. Uncontended, a turn is one lock and a counter; a thread
+    that has to wait blocks on a lock of its own that the releasing thread hands over.
+    """
 
     def __init__(self, count: int) -> None:
-        # A plain lock for one turn: acquired in C, where threading's semaphores wake their
-        # waiters through a Python Condition.
-        self._lock: Any = threading.Lock() if count == 1 else threading.BoundedSemaphore(count)
+        self._mutex = threading.Lock()
+        self._free = count
+        self._waiting: collections.deque[Any] = collections.deque()
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        with self._mutex:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        handed.acquire()  # released by the thread that hands this one its turn
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # the turn passes on, never freed
+            else:
+                self._free += 1
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        self._lock.acquire()
+        self.acquire()
         _held.turns = self
         try:
             yield
@@ -44,7 +71,7 @@ class Turns:
 
     def give_back(self) -> None:
         _held.turns = None
-        self._lock.release()
+        self.release()
 
 
 def waiting() -> None:

@@ -108,11 +108,11 @@ def test_a_turn_given_back_by_a_commit_is_not_given_back_again(store: tuple[Any,
     turns = Turns(1)
     with turns.turn():
         db[b"key"] = b"value"  # a commit: the turn is given back here
-        assert turns._lock.acquire(blocking=False)  # free for another thread already
-        turns._lock.release()
+        assert turns.acquire(blocking=False)  # free for another thread already
+        turns.release()
     # The block's end released nothing more (a Lock released twice raises).
-    assert turns._lock.acquire(blocking=False)
-    turns._lock.release()
+    assert turns.acquire(blocking=False)
+    turns.release()
 
 
 def test_waiting_without_a_turn_changes_nothing() -> None:
@@ -121,10 +121,10 @@ def test_waiting_without_a_turn_changes_nothing() -> None:
     with turns.turn():
         waiting()
         # Both turns free after it.
-        assert turns._lock.acquire(blocking=False)
-        assert turns._lock.acquire(blocking=False)
-        turns._lock.release()
-        turns._lock.release()
+        assert turns.acquire(blocking=False)
+        assert turns.acquire(blocking=False)
+        turns.release()
+        turns.release()
 
 
 def _batches() -> tuple[float, float]:
@@ -211,3 +211,25 @@ def _queue_behind_the_lock(
         thread.start()
     time.sleep(0.3)  # all queued behind the first
     return threads
+
+
+def test_turns_are_handed_out_first_come_first_served() -> None:
+    turns = Turns(1)
+    order: list[int] = []
+
+    def wait_for_a_turn(n: int) -> None:
+        turns.acquire()
+        order.append(n)
+        turns.release()
+
+    turns.acquire()
+    waiters = []
+    for n in range(5):
+        thread = threading.Thread(target=wait_for_a_turn, args=(n,))
+        thread.start()
+        waiters.append(thread)
+        time.sleep(0.05)  # each one waiting before the next arrives
+    turns.release()
+    for thread in waiters:
+        thread.join(10)
+    assert order == [0, 1, 2, 3, 4]
