@@ -1194,6 +1194,17 @@ class Database(DatabaseConveniences):
             self._checkpointer.join(10)
 
     def _initialise(self) -> None:
+        # Under the store's commit lock: two processes opening a new store at once raced on
+        # the switch to WAL, which SQLite can refuse at once ("database is locked") rather
+        # than wait for (seen when two daphnes started together).
+        lock_fd = self._open_lock_file()
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._initialise_locked()
+        finally:
+            os.close(lock_fd)  # releases the lock
+
+    def _initialise_locked(self) -> None:
         conn = self._writer
         try:
             # Look before writing anything: even switching to WAL rewrites the header.
