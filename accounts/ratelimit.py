@@ -150,35 +150,77 @@ def rate_limit_spend(
     who = ("user", principal.user_id) if token is None else ("token", token.id)
     window, limits, mine, theirs = _table.get(db, moment, write, who, principal.tenant_id)
     reset = max(1, math.ceil((window + 1) * WINDOW_S - moment))
-    # Always principal, then tenant: every request takes the locks in one order.
-    with mine.lock, theirs.lock:
-        allowed = not (mine.exhausted or theirs.exhausted)
-        if allowed and not (mine.left and theirs.left):
-            pairs = ((mine, limits[0]), (theirs, limits[1]))
-            _lease(db, write, window, [(b, limit) for b, limit in pairs if not b.left])
-            allowed = bool(mine.left and theirs.left)
-        if allowed:
-            mine.left -= 1
-            theirs.left -= 1
-        else:
-            # The limit that refused, for the metric: the principal's when its window is used
-            # up (whatever the tenant's), else the tenant's.
-            refused_by = "principal" if mine.exhausted or not mine.left else "tenant"
-        remaining, limit = min(_remaining(mine, limits[0]), _remaining(theirs, limits[1]))
+    pairs = ((mine, limits[0]), (theirs, limits[1]))
+    wanted: list[tuple[_Bucket, int]] = []
+    granted: list[tuple[int, int]] = []
+    while True:
+        # Always principal, then tenant: every request takes the locks in one order.
+        with mine.lock, theirs.lock:
+            _credit(wanted, granted)
+            wanted = _wanted(pairs)
+            if not wanted:
+                spent = _spend(pairs)
+                break
+        # The lease's transaction runs outside the locks: it may wait for storage (a commit,
+        # a storage turn) while the thread it waits for wants these locks, and the tenant's
+        # lock is every member's. Threads may lease at once (every lease counts in storage);
+        # when others spent this one's units first, it leases again until a window is used up.
+        granted = _lease(db, write, window, wanted)
+    allowed, refused_by, remaining, limit = spent
     if not allowed:
         throttle_hits.labels("rate_limit", f"{refused_by}_{'write' if write else 'read'}").inc()
-        remaining = 0
     return RateLimit(allowed=allowed, limit=limit, remaining=remaining, reset=reset)
+
+
+_Pairs = tuple[tuple[_Bucket, int], tuple[_Bucket, int]]
+
+
+def _wanted(pairs: _Pairs) -> list[tuple[_Bucket, int]]:
+    """The buckets to lease for before spending: none when both hold units, or when a window
+    with nothing left is used up (the request is refused without asking storage)."""
+    if any(bucket.exhausted and not bucket.left for bucket, _ in pairs):
+        return []
+    return [(bucket, limit) for bucket, limit in pairs if not bucket.left]
+
+
+def _spend(pairs: _Pairs) -> tuple[bool, str, int, int]:
+    """Spend a unit of both buckets if both hold one (the caller holds both locks): whether it
+    was allowed, the limit that refused (for the metric), and the remaining units and limit of
+    the bucket closest to exhaustion (0 remaining when refused)."""
+    (mine, mine_limit), (theirs, their_limit) = pairs
+    allowed = bool(mine.left and theirs.left)
+    remaining, limit = min(_remaining(mine, mine_limit), _remaining(theirs, their_limit))
+    if allowed:
+        mine.left -= 1
+        theirs.left -= 1
+        return True, "", remaining - 1, limit
+    # The principal's limit refused when its window is used up (whatever the tenant's).
+    return False, "tenant" if mine.left else "principal", 0, limit
 
 
 def _remaining(bucket: _Bucket, limit: int) -> tuple[int, int]:
     if bucket.exhausted:
-        return 0, limit
+        return bucket.left, limit
     return max(0, limit - bucket.count + bucket.left), limit
 
 
-def _lease(db: Any, write: bool, window: int, wanted: list[tuple[_Bucket, int]]) -> None:
-    """Lease units of each bucket's window in one transaction (the caller holds its lock)."""
+def _credit(wanted: list[tuple[_Bucket, int]], granted: list[tuple[int, int]]) -> None:
+    """Add a lease's grants to their buckets (the caller holds their locks)."""
+    for (bucket, _), (grant, count) in zip(wanted, granted, strict=True):
+        bucket.left += grant
+        # Another thread's lease may have committed after this one and seen a higher count.
+        bucket.count = max(bucket.count, count)
+        if grant:
+            bucket.size = min(bucket.size * 2, max(1, int(settings.CODITECT_RATE_LEASE_MAX)))
+        else:
+            bucket.exhausted = True
+
+
+def _lease(
+    db: Any, write: bool, window: int, wanted: list[tuple[_Bucket, int]]
+) -> list[tuple[int, int]]:
+    """Lease units of each bucket's window in one transaction: per bucket, the units granted
+    and the counter after the grant (retried on conflict, never past the limit)."""
     lease_max = max(1, int(settings.CODITECT_RATE_LEASE_MAX))
     scope = "rate_write" if write else "rate_read"
     keys = [
@@ -200,10 +242,4 @@ def _lease(db: Any, write: bool, window: int, wanted: list[tuple[_Bucket, int]])
             granted.append((grant, count + grant))
         return granted
 
-    for (bucket, _), (grant, count) in zip(wanted, lease(db), strict=True):
-        bucket.left += grant
-        bucket.count = count
-        if grant:
-            bucket.size = min(lease_max, bucket.size * 2)
-        else:
-            bucket.exhausted = True
+    return lease(db)

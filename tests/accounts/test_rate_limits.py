@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from accounts.ratelimit import rate_limit_spend
 from tests.accounts.helpers import (
     AUTH,
     Api,
@@ -266,3 +267,55 @@ def test_a_tenant_limit_refusal_is_counted_as_the_tenants(
     spend(api, bob.access, 1)
     refused(api.get(AUTH + "me", bob.access))  # bob has 999 of his own left
     assert (principal_read._value.get(), tenant_read._value.get()) == (before[0], before[1] + 1)
+
+
+def test_a_lease_waiting_on_storage_holds_no_one_else_up(limits, monkeypatch) -> None:
+    """Alice's lease transaction is stuck in storage; Bob, of her tenant, is answered anyway.
+
+    A lease used to run holding the tenant's bucket lock, so every member of the tenant waited
+    for one member's storage transaction; with storage turns, the waiting thread held the
+    process's turn while it waited. (Called directly: a request's storage turn would hold Bob
+    up here for another reason.)"""
+    import threading
+    import uuid
+    from types import SimpleNamespace
+
+    import accounts.ratelimit
+    import fdb_backend
+
+    tenant = uuid.uuid4()
+    alice = SimpleNamespace(api_token=None, user_id=uuid.uuid4(), tenant_id=tenant)
+    bob = SimpleNamespace(api_token=None, user_id=uuid.uuid4(), tenant_id=tenant)
+    reads = accounts.ratelimit._count
+    entered, release = threading.Event(), threading.Event()
+    stuck = threading.local()
+
+    def count(value: bytes | None) -> int:
+        if getattr(stuck, "me", False):
+            entered.set()
+            assert release.wait(30), "never released"
+            stuck.me = False
+        return reads(value)
+
+    monkeypatch.setattr(accounts.ratelimit, "_count", count)
+    db = fdb_backend.get_database()
+    answers: dict[str, bool] = {}
+
+    def spend_as(name: str, principal: Any, hold: bool = False) -> None:
+        stuck.me = hold
+        answers[name] = rate_limit_spend(db=db, principal=principal, write=False).allowed
+
+    first = threading.Thread(target=spend_as, args=("alice", alice, True))
+    first.start()
+    try:
+        assert entered.wait(30)
+        second = threading.Thread(target=spend_as, args=("bob", bob))
+        second.start()
+        second.join(20)
+        # Bob neither waited for Alice's lease nor was refused because of it.
+        assert not second.is_alive(), "bob waited for alice's lease"
+        assert answers == {"bob": True}
+    finally:
+        release.set()
+        first.join(30)
+    assert answers == {"bob": True, "alice": True}
