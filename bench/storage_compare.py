@@ -48,15 +48,14 @@ RATIOS = (
     "point reads, 1 per transaction",
 )
 
-# Runs in the tree measured (cwd), with that tree's fdb_backend: microseconds of CPU per
-# commit, the best of a few repetitions (the least disturbed by other load).
-_CPU_CHILD = r"""
+# Both children run in the tree measured (cwd), with that tree's fdb_backend, on the same
+# in-memory store of 10,000 keys (the same random keys and values in every run).
+_STORE = r"""
 import json, random, sys, time
 sys.path.insert(0, ".")
 import fdb_backend
 from fdb_backend.engines import embedded
 
-commits = int(sys.argv[1])
 db = embedded.open_memory()
 rng = random.Random(1)
 keys = [b"u" + rng.randbytes(43) for _ in range(10_000)]
@@ -65,6 +64,14 @@ for key in keys:
     tr[key] = rng.randbytes(200)
 tr.commit().wait()
 value = bytes(range(200))
+"""
+
+# Microseconds of CPU per commit, the best of a few repetitions (the least disturbed by
+# other load).
+_CPU_CHILD = (
+    _STORE
+    + r"""
+commits = int(sys.argv[1])
 
 def engine(batch):
     tr = db.create_transaction()
@@ -94,24 +101,15 @@ for size in (1, 10):
 db.close()
 print(json.dumps(out))
 """
+)
 
 
 # Under callgrind: one kind of operation, `n` times after the same set-up and warm-up, so
 # the count of a run of none can be taken off.
-_COUNT_CHILD = r"""
-import random, sys
-sys.path.insert(0, ".")
-from fdb_backend.engines import embedded
-
+_COUNT_CHILD = (
+    _STORE
+    + r"""
 kind, size, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-db = embedded.open_memory()
-rng = random.Random(1)
-keys = [b"u" + rng.randbytes(43) for _ in range(10_000)]
-tr = db.create_transaction()
-for key in keys:
-    tr[key] = rng.randbytes(200)
-tr.commit().wait()
-value = bytes(range(200))
 draws = [[rng.choice(keys) for _ in range(size)] for _ in range(4096)]
 
 def op(i):
@@ -130,6 +128,7 @@ for i in range(n):
     op(i)
 db.close()
 """
+)
 COUNTED = (("commit", 1), ("commit", 10), ("read", 1), ("read", 100))
 
 

@@ -30,21 +30,25 @@ def _wait_for_lines(path: Path, count: int, timeout: float) -> None:
     raise AssertionError("worker reported no commit in time")
 
 
-@pytest.mark.slow
-def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
+def _kill_and_check(tmp_path: Path, seed: int, rounds: int, threads: int, keys: int) -> None:
+    """Start a committing worker process ``rounds`` times and SIGKILL it at a random moment
+    after its ``threads`` threads have each reported a commit; then every batch in the store is
+    whole, every reported one is there, and the store passes SQLite's integrity check."""
     store = tmp_path / "store.sqlite3"
     url = f"embedded://{store}"
     report = tmp_path / "committed.txt"
     ctx = multiprocessing.get_context("spawn")
-    rng = random.Random(20261125)
-    for round_ in range(ROUNDS):
-        worker = ctx.Process(target=commit_batches, args=(url, PREFIX, str(report), KEYS_PER_BATCH))
-        worker.start()
-        _wait_for_lines(report, round_ + 1, timeout=60)
+    rng = random.Random(seed)
+    for round_ in range(rounds):
+        process = ctx.Process(
+            target=commit_batches_in_threads, args=(url, PREFIX, str(report), keys, threads)
+        )
+        process.start()
+        _wait_for_lines(report, (round_ + 1) * threads, timeout=60)
         time.sleep(rng.uniform(0.0, 0.25))
-        worker.kill()  # SIGKILL: no cleanup, no atexit, possibly mid-commit
-        worker.join()
-        assert worker.exitcode == -9
+        process.kill()  # SIGKILL: no cleanup, no atexit, possibly mid-commit
+        process.join()
+        assert process.exitcode == -9
 
     reported = {tuple(map(int, line.split())) for line in report.read_text().splitlines()}
     db = fdb_backend.open_database(url)
@@ -53,11 +57,11 @@ def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
         (struct.unpack(">Q", kv.key[6:14])[0], struct.unpack(">I", kv.key[14:18])[0]) for kv in rows
     )
     # Every batch is all of its keys or none of them ...
-    assert set(batches.values()) == {KEYS_PER_BATCH}
+    assert set(batches.values()) == {keys}
     # ... and every commit that returned before the kill is there, whole.
     assert reported <= set(batches)
-    # At most the one commit in flight at each kill may exist without its report line.
-    assert len(set(batches) - reported) <= ROUNDS
+    # At most the commits in flight at each kill (one per thread) lack a report line.
+    assert len(set(batches) - reported) <= rounds * threads
     db.close()
     check = sqlite3.connect(store)
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -65,37 +69,16 @@ def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sigkill_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
+    _kill_and_check(tmp_path, 20261125, ROUNDS, threads=1, keys=KEYS_PER_BATCH)
+
+
+@pytest.mark.slow
 def test_sigkill_during_group_commits_leaves_whole_commits_or_nothing(tmp_path: Path) -> None:
     """Four threads of one process committing at once: the engine commits what queued
     together in one SQLite transaction (group commit). A kill at any moment leaves each
     transaction whole or absent, and none that returned is lost."""
-    store = tmp_path / "store.sqlite3"
-    url = f"embedded://{store}"
-    report = tmp_path / "committed.txt"
-    ctx = multiprocessing.get_context("spawn")
-    rng = random.Random(20261207)
-    threads, keys, rounds = 4, 300, 6
-    for round_ in range(rounds):
-        worker = ctx.Process(
-            target=commit_batches_in_threads, args=(url, PREFIX, str(report), keys, threads)
-        )
-        worker.start()
-        _wait_for_lines(report, (round_ + 1) * threads, timeout=60)
-        time.sleep(rng.uniform(0.0, 0.25))
-        worker.kill()
-        worker.join()
-        assert worker.exitcode == -9
-
-    reported = {tuple(map(int, line.split())) for line in report.read_text().splitlines()}
-    db = fdb_backend.open_database(url)
-    rows = db.create_transaction().get_range(PREFIX, PREFIX + b"\xff")
-    batches = Counter(
-        (struct.unpack(">Q", kv.key[6:14])[0], struct.unpack(">I", kv.key[14:18])[0]) for kv in rows
-    )
-    assert set(batches.values()) == {keys}
-    assert reported <= set(batches)
-    # At most the transactions in flight at each kill (one per thread) lack a report line.
-    assert len(set(batches) - reported) <= rounds * threads
+    _kill_and_check(tmp_path, 20261207, 6, threads=4, keys=300)
 
 
 @pytest.mark.slow

@@ -45,20 +45,7 @@ def commit_batches(url: str, prefix: bytes, report_path: str, keys_per_batch: in
 
     The parent kills this process at random moments, many of them inside a commit.
     """
-    db = fdb_backend.open_database(url)
-    value = b"v" * 900
-    batch = 0
-    with open(report_path, "a", buffering=1) as report:
-        while True:
-            batch += 1
-            tr = db.create_transaction()
-            head = prefix + struct.pack(">Q", os.getpid()) + struct.pack(">I", batch)
-            for i in range(keys_per_batch):
-                tr[head + struct.pack(">I", i)] = value
-            tr.commit().wait()
-            report.write(f"{os.getpid()} {batch}\n")
-            report.flush()
-            os.fsync(report.fileno())
+    commit_batches_in_threads(url, prefix, report_path, keys_per_batch, threads=1)
 
 
 def commit_batches_in_threads(
