@@ -4,11 +4,17 @@ loop that ends (a test's, a worker's) takes its state with it."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import threading
 import weakref
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from asgiref.sync import SyncToAsync, async_to_sync
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class PerLoop(Generic[T]):
@@ -26,3 +32,58 @@ class PerLoop(Generic[T]):
         if found is None:
             found = self._made[loop] = self._factory()
         return found
+
+
+_background_lock = threading.Lock()
+_background: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The process's own event loop, running on a daemon thread (made on first use, and again
+    in a forked child, which has the parent's object but not its thread)."""
+    global _background
+    made = _background
+    if made is None or made[0] != os.getpid():
+        with _background_lock:
+            made = _background
+            if made is None or made[0] != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="loop", daemon=True)
+                thread.start()
+                made = _background = (os.getpid(), loop)
+    return made[1]
+
+
+def awaited(call: Callable[P, Coroutine[Any, Any, T]], timeout: float) -> Callable[P, T]:
+    """``call`` made synchronous for sync code.
+
+    Called from a thread that an event loop handed the work to (a view under ASGI), it runs on
+    that loop, as ``async_to_sync`` does: the in-memory channel layer's queues belong to it.
+    Called from a thread with no loop above it (a WSGI worker's), it runs on the process's
+    background loop, not on a new loop in a new thread per call as ``async_to_sync`` would: a
+    thread start per call, and the Redis channel layer, which keeps its connections per loop,
+    opened and closed a connection per call. Gives up after ``timeout`` seconds
+    (``TimeoutError``).
+    """
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        if _loop_above():
+            return async_to_sync(call)(*args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(call(*args, **kwargs), background_loop())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(timeout) from None
+
+    return run
+
+
+def _loop_above() -> bool:
+    """Whether an event loop of this process handed this thread its work (``sync_to_async``
+    notes the loop in a thread-local, which ``async_to_sync`` reads to go back to it)."""
+    local = SyncToAsync.threadlocal
+    return (
+        getattr(local, "main_event_loop", None) is not None
+        and getattr(local, "main_event_loop_pid", None) == os.getpid()
+    )

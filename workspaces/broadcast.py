@@ -8,10 +8,15 @@ import uuid
 from typing import Any
 
 import orjson
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from core.loops import awaited
+
 log = logging.getLogger(__name__)
+
+# A send the channel layer has not finished by then is given up (and logged): the events are
+# in the log, and the request that made them is not held up for longer.
+SEND_TIMEOUT_S = 5.0
 
 
 # Logged platform events go out as their own message types; custom ones as "event".
@@ -47,6 +52,7 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
     layer = get_channel_layer()
     if layer is None or not events:
         return
+    send = awaited(layer.group_send, SEND_TIMEOUT_S)
     try:
         for event in events:
             # Encoded once here rather than once per socket (a session may have hundreds),
@@ -59,7 +65,7 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
                 # Called right after the commit: the fan-out measures the lag from here.
                 "committed_at": time.time(),
             }
-            async_to_sync(layer.group_send)(group_name(session_id), message)
+            send(group_name(session_id), message)
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})
 
@@ -71,6 +77,6 @@ def session_deleted_send(*, session_id: uuid.UUID) -> None:
         return
     try:
         message = {"type": "session.deleted", "session": session_id.hex}
-        async_to_sync(layer.group_send)(group_name(session_id), message)
+        awaited(layer.group_send, SEND_TIMEOUT_S)(group_name(session_id), message)
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})
