@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -238,35 +238,65 @@ def _reason(text: str) -> str:
     return reason
 
 
+@dataclass(frozen=True)
+class _Audit:
+    """An audited action under way: its checked reason, and the time and id of the auth
+    event it may write (made here, outside the storage transaction that may be retried)."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID | None
+    reason: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    def event(self, tr: Any, *, type: str, **data: Any) -> None:
+        """Write the tenant's auth event of this action: no client (support acts from the
+        admin, not from the user's device), ``by`` support, with the staff's reason."""
+        event(
+            tr,
+            tenant_id=self.tenant_id,
+            event_id=self.event_id,
+            type=type,
+            at=self.now,
+            client=Client(),
+            user_id=self.user_id,
+            **data,
+            by="support",
+            reason=self.reason,
+        )
+
+
 @contextmanager
 def _audited(
     *,
     staff: Staff,
     permission: str,
     action: str,
-    target_type: str,
-    target_id: uuid.UUID,
     tenant_id: uuid.UUID,
     reason: str,
     user_id: uuid.UUID | None = None,
-) -> Iterator[str]:
+    target: tuple[str, uuid.UUID] | None = None,
+) -> Iterator[_Audit]:
     """Check the permission and the reason, then run the body inside the ORM transaction
-    that writes the audit entry (rolled back when the body raises)."""
+    that writes the audit entry (rolled back when the body raises). The target is the user
+    when one is named, else the tenant, unless given as (type, id)."""
     if not can(staff, permission):
         raise StaffForbidden(permission)
-    why = _reason(reason)
+    audit = _Audit(tenant_id, user_id, _reason(reason))
+    if target is None:
+        target = ("user", user_id) if user_id is not None else ("tenant", tenant_id)
     with transaction.atomic():
         StaffAuditEntry.objects.create(
             staff_id=staff.pk,
             staff_username=staff.get_username(),
             action=action,
-            target_type=target_type,
-            target_id=str(target_id),
+            target_type=target[0],
+            target_id=str(target[1]),
             tenant_id=tenant_id,
             user_id=user_id,
-            reason=why,
+            reason=audit.reason,
         )
-        yield why
+        yield audit
 
 
 def staff_tenant_suspend(
@@ -277,12 +307,12 @@ def staff_tenant_suspend(
         staff=staff,
         permission="accounts.suspend_tenant",
         action="tenant_suspend" if suspended else "tenant_resume",
-        target_type="tenant",
-        target_id=tenant_id,
         tenant_id=tenant_id,
         reason=reason,
-    ) as why:
-        return tenant_status_set(db=db, tenant_id=tenant_id, suspended=suspended, reason=why)
+    ) as audit:
+        return tenant_status_set(
+            db=db, tenant_id=tenant_id, suspended=suspended, reason=audit.reason
+        )
 
 
 def staff_tenant_quota_set(
@@ -298,12 +328,12 @@ def staff_tenant_quota_set(
         staff=staff,
         permission="accounts.change_tenant_quota",
         action="tenant_quota",
-        target_type="tenant",
-        target_id=tenant_id,
         tenant_id=tenant_id,
         reason=reason,
-    ) as why:
-        return tenant_quota_set(db=db, tenant_id=tenant_id, overrides=overrides, reason=why)
+    ) as audit:
+        return tenant_quota_set(
+            db=db, tenant_id=tenant_id, overrides=overrides, reason=audit.reason
+        )
 
 
 def staff_user_lock(
@@ -320,13 +350,13 @@ def staff_user_lock(
         staff=staff,
         permission="accounts.lock_user",
         action="user_lock" if locked else "user_unlock",
-        user_id=user_id,
-        target_type="user",
-        target_id=user_id,
         tenant_id=tenant_id,
+        user_id=user_id,
         reason=reason,
-    ) as why:
-        return user_lock(db=db, tenant_id=tenant_id, user_id=user_id, reason=why, locked=locked)
+    ) as audit:
+        return user_lock(
+            db=db, tenant_id=tenant_id, user_id=user_id, reason=audit.reason, locked=locked
+        )
 
 
 def staff_session_revoke(
@@ -340,17 +370,15 @@ def staff_session_revoke(
 ) -> bool:
     """Revoke one auth session of a user (its tokens stop at once); False if it already
     was. Raises AccountError 404 when it is not that user's."""
-    now, event_id = datetime.now(UTC), uuid.uuid4()
     with _audited(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="session_revoke",
-        user_id=user_id,
-        target_type="auth_session",
-        target_id=session_id,
         tenant_id=tenant_id,
+        user_id=user_id,
+        target=("auth_session", session_id),
         reason=reason,
-    ) as why:
+    ) as audit:
 
         @fdb_backend.transactional
         def revoke(tr: Any) -> bool:
@@ -360,19 +388,8 @@ def staff_session_revoke(
                 raise AccountError(*NOT_FOUND)
             if session.revoked_at is not None:
                 return False
-            sessions.save(tr, revoked(session, reason="staff_revoked", now=now))
-            event(
-                tr,
-                tenant_id=tenant_id,
-                event_id=event_id,
-                type="device_revoked",
-                at=now,
-                client=Client(),
-                user_id=user_id,
-                session_id=str(session_id),
-                by="support",
-                reason=why,
-            )
+            sessions.save(tr, revoked(session, reason="staff_revoked", now=audit.now))
+            audit.event(tr, type="device_revoked", session_id=str(session_id))
             return True
 
         return bool(revoke(db))
@@ -383,37 +400,23 @@ def staff_sessions_revoke_all(
 ) -> int:
     """Revoke every auth session of a user ("sign out everywhere"); returns how many were
     live. Raises AccountError 404 for an unknown user."""
-    now, event_id = datetime.now(UTC), uuid.uuid4()
     with _audited(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="sessions_revoke_all",
-        user_id=user_id,
-        target_type="user",
-        target_id=user_id,
         tenant_id=tenant_id,
+        user_id=user_id,
         reason=reason,
-    ) as why:
+    ) as audit:
 
         @fdb_backend.transactional
         def revoke(tr: Any) -> int:
             if users(tenant_id).get(tr, user_id) is None:
                 raise AccountError(*NOT_FOUND)
             count = revoke_user_sessions(
-                tr, tenant_id=tenant_id, user_id=user_id, reason="staff_revoked", now=now
+                tr, tenant_id=tenant_id, user_id=user_id, reason="staff_revoked", now=audit.now
             )
-            event(
-                tr,
-                tenant_id=tenant_id,
-                event_id=event_id,
-                type="logout_all",
-                at=now,
-                client=Client(),
-                user_id=user_id,
-                sessions=count,
-                by="support",
-                reason=why,
-            )
+            audit.event(tr, type="logout_all", sessions=count)
             return count
 
         return int(revoke(db))
@@ -428,9 +431,8 @@ def staff_workspace_session_delete(
         staff=staff,
         permission="accounts.delete_workspace_session",
         action="workspace_session_delete",
-        target_type="workspace_session",
-        target_id=session_id,
         tenant_id=tenant_id,
+        target=("workspace_session", session_id),
         reason=reason,
     ):
         session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
@@ -445,13 +447,11 @@ def staff_mfa_reset(
         staff=staff,
         permission="accounts.lock_user",
         action="mfa_reset",
-        user_id=user_id,
-        target_type="user",
-        target_id=user_id,
         tenant_id=tenant_id,
+        user_id=user_id,
         reason=reason,
-    ) as why:
-        return mfa_reset(db=db, tenant_id=tenant_id, user_id=user_id, reason=why)
+    ) as audit:
+        return mfa_reset(db=db, tenant_id=tenant_id, user_id=user_id, reason=audit.reason)
 
 
 # --- staff sign-in: throttle, lockout, audit --------------------------------------------
@@ -583,13 +583,14 @@ def staff_api_token_revoke(
         staff=staff,
         permission="accounts.revoke_sessions",
         action="api_token_revoke",
-        user_id=user_id,
-        target_type="api_token",
-        target_id=token_id,
         tenant_id=tenant_id,
+        user_id=user_id,
+        target=("api_token", token_id),
         reason=reason,
-    ) as why:
+    ) as audit:
         found = api_tokens_of_user(db=db, tenant_id=tenant_id, user_id=user_id)
         if token_id not in {t.id for t in found}:
             raise AccountError(*NOT_FOUND)
-        return api_token_revoke_by_staff(db=db, tenant_id=tenant_id, token_id=token_id, reason=why)
+        return api_token_revoke_by_staff(
+            db=db, tenant_id=tenant_id, token_id=token_id, reason=audit.reason
+        )
