@@ -6,6 +6,8 @@ and auth events (workspace sessions: operations/admin_sessions.py). Views parse,
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
@@ -14,15 +16,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 import fdb_backend
 from accounts.models import StaffAuditEntry
+from accounts.records import Tenant
 from accounts.services.quotas import QUOTA_MAX
 from operations import staff
 from operations.admin_site import (
     ReasonForm,
+    View,
     action,
-    pick_tenant,
     render,
+    staff_change,
     support_route,
     support_view,
+    tenant_page,
     url,
 )
 
@@ -128,36 +133,44 @@ def tenant_quota_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpRespons
         )
         return f"Quotas of tenant {tenant.name} changed."
 
-    return action(
+    return _tenant_action(
         request,
+        tenant,
         permission=QUOTA_PERMISSION,
-        title=f"Change the quotas of tenant {tenant.name}",
-        target=f"tenant {tenant.name} ({tenant.slug}, {tenant.id})",
-        back=url("tenant", tenant_id),
+        title="Change the quotas of",
         perform=perform,
         form_class=QuotaForm,
         initial={kind: quota.override for kind, quota in overview.quotas.items()},
     )
 
 
-def _tenant_status(request: HttpRequest, tenant_id: uuid.UUID, *, suspended: bool) -> HttpResponse:
-    db = fdb_backend.get_database()
-    tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
-    verb = "Suspend" if suspended else "Resume"
-
-    def perform(reason: str) -> str:
-        changed = staff.staff_tenant_suspend(
-            db=db, staff=request.user, tenant_id=tenant_id, reason=reason, suspended=suspended
-        )
-        return f"Tenant {changed.name} is now {changed.status}."
-
+def _tenant_action(
+    request: HttpRequest, tenant: Tenant, *, permission: str, title: str, **more: Any
+) -> HttpResponse:
     return action(
         request,
-        permission="accounts.suspend_tenant",
-        title=f"{verb} tenant {tenant.name}",
+        permission=permission,
+        title=f"{title} tenant {tenant.name}",
         target=f"tenant {tenant.name} ({tenant.slug}, {tenant.id})",
-        back=url("tenant", tenant_id),
-        perform=perform,
+        back=url("tenant", tenant.id),
+        **more,
+    )
+
+
+def _tenant_status(request: HttpRequest, tenant_id: uuid.UUID, *, suspended: bool) -> HttpResponse:
+    tenant = staff.tenant_get(db=fdb_backend.get_database(), tenant_id=tenant_id)
+    return _tenant_action(
+        request,
+        tenant,
+        permission="accounts.suspend_tenant",
+        title="Suspend" if suspended else "Resume",
+        perform=staff_change(
+            request,
+            staff.staff_tenant_suspend,
+            lambda changed: f"Tenant {changed.name} is now {changed.status}.",
+            tenant_id=tenant_id,
+            suspended=suspended,
+        ),
         danger=suspended,
     )
 
@@ -208,195 +221,103 @@ def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) ->
     )
 
 
-def _user_action(
-    request: HttpRequest,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID,
-    *,
-    permission: str,
-    title: str,
-    perform: Any,
-    target: str = "",
-    danger: bool = True,
-) -> HttpResponse:
-    overview = staff.user_overview(
-        db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id, events=0
-    )
-    user = overview.user
-    return action(
-        request,
-        permission=permission,
-        title=f"{title} {user.email}",
-        target=target or f"user {user.email} ({user.id}) of tenant {overview.tenant.name}",
-        back=url("user", tenant_id, user_id),
-        perform=perform,
-        danger=danger,
-    )
+@dataclass(frozen=True)
+class _UserAction:
+    """A support action on a user, as data: the staff service it calls (with the tenant
+    and user ids, the route's other ids and ``args``), its permission, the start of the
+    page's title, and the success message made of what the service returned."""
+
+    path: str  # below the user's page; its ids go to the service and to ``target``
+    change: Callable[..., Any]
+    permission: str
+    title: str
+    done: Callable[[Any], str]
+    args: dict[str, Any] = field(default_factory=dict)
+    danger: bool = True
+    target: str = ""  # what it acts on, formatted with the route's ids; default: the user
 
 
-@support_view
-def user_lock_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) -> HttpResponse:
-    def perform(reason: str) -> str:
-        staff.staff_user_lock(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            reason=reason,
-        )
-        return "The user is locked; every session of theirs is revoked."
-
-    return _user_action(
-        request, tenant_id, user_id, permission="accounts.lock_user", title="Lock", perform=perform
-    )
-
-
-@support_view
-def user_unlock_view(
-    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> HttpResponse:
-    def perform(reason: str) -> str:
-        staff.staff_user_lock(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            reason=reason,
-            locked=False,
-        )
-        return "The user is unlocked; they can sign in again."
-
-    return _user_action(
-        request,
-        tenant_id,
-        user_id,
-        permission="accounts.lock_user",
-        title="Unlock",
-        perform=perform,
+_USER_ACTIONS = {
+    "user_lock": _UserAction(
+        "lock/",
+        staff.staff_user_lock,
+        "accounts.lock_user",
+        "Lock",
+        lambda _: "The user is locked; every session of theirs is revoked.",
+    ),
+    "user_unlock": _UserAction(
+        "unlock/",
+        staff.staff_user_lock,
+        "accounts.lock_user",
+        "Unlock",
+        lambda _: "The user is unlocked; they can sign in again.",
+        args={"locked": False},
         danger=False,
-    )
+    ),
+    "user_revoke_all": _UserAction(
+        "revoke-all/",
+        staff.staff_sessions_revoke_all,
+        "accounts.revoke_sessions",
+        "Revoke every session of",
+        lambda count: f"{count} sessions revoked.",
+    ),
+    "user_mfa_reset": _UserAction(
+        "mfa-reset/",
+        staff.staff_mfa_reset,
+        "accounts.lock_user",
+        "Reset two-factor authentication of",
+        lambda _: "Two-factor authentication is off; the user signs in with the password alone.",
+    ),
+    "session_revoke": _UserAction(
+        "sessions/<uuid:session_id>/revoke/",
+        staff.staff_session_revoke,
+        "accounts.revoke_sessions",
+        "Revoke a session of",
+        lambda done: "Session revoked." if done else "That session was already revoked.",
+        target="auth session {session_id}",
+    ),
+    "api_token_revoke": _UserAction(
+        "api-tokens/<uuid:token_id>/revoke/",
+        staff.staff_api_token_revoke,
+        "accounts.revoke_sessions",
+        "Revoke an API token of",
+        lambda token: f"API token {token.name} revoked.",
+        target="API token {token_id}",
+    ),
+}
 
 
-@support_view
-def user_revoke_all_view(
-    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> HttpResponse:
-    def perform(reason: str) -> str:
-        count = staff.staff_sessions_revoke_all(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            reason=reason,
+def _user_action_view(spec: _UserAction) -> View:
+    @support_view
+    def view(
+        request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, **ids: uuid.UUID
+    ) -> HttpResponse:
+        overview = staff.user_overview(
+            db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id, events=0
         )
-        return f"{count} sessions revoked."
-
-    return _user_action(
-        request,
-        tenant_id,
-        user_id,
-        permission="accounts.revoke_sessions",
-        title="Revoke every session of",
-        perform=perform,
-    )
-
-
-@support_view
-def user_mfa_reset_view(
-    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID
-) -> HttpResponse:
-    def perform(reason: str) -> str:
-        staff.staff_mfa_reset(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            reason=reason,
+        user = overview.user
+        default = f"user {user.email} ({user.id}) of tenant {overview.tenant.name}"
+        ids = {"tenant_id": tenant_id, "user_id": user_id, **ids}
+        return action(
+            request,
+            permission=spec.permission,
+            title=f"{spec.title} {user.email}",
+            target=spec.target.format(**ids) or default,
+            back=url("user", tenant_id, user_id),
+            perform=staff_change(request, spec.change, spec.done, **ids, **spec.args),
+            danger=spec.danger,
         )
-        return "Two-factor authentication is off; the user signs in with the password alone."
 
-    return _user_action(
-        request,
-        tenant_id,
-        user_id,
-        permission="accounts.lock_user",
-        title="Reset two-factor authentication of",
-        perform=perform,
-    )
-
-
-@support_view
-def session_revoke_view(
-    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, session_id: uuid.UUID
-) -> HttpResponse:
-    def perform(reason: str) -> str:
-        done = staff.staff_session_revoke(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            session_id=session_id,
-            reason=reason,
-        )
-        return "Session revoked." if done else "That session was already revoked."
-
-    return _user_action(
-        request,
-        tenant_id,
-        user_id,
-        permission="accounts.revoke_sessions",
-        title="Revoke a session of",
-        target=f"auth session {session_id}",
-        perform=perform,
-    )
-
-
-@support_view
-def api_token_revoke_view(
-    request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, token_id: uuid.UUID
-) -> HttpResponse:
-    def perform(reason: str) -> str:
-        revoked = staff.staff_api_token_revoke(
-            db=fdb_backend.get_database(),
-            staff=request.user,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            token_id=token_id,
-            reason=reason,
-        )
-        return f"API token {revoked.name} revoked."
-
-    return _user_action(
-        request,
-        tenant_id,
-        user_id,
-        permission="accounts.revoke_sessions",
-        title="Revoke an API token of",
-        target=f"API token {token_id}",
-        perform=perform,
-    )
+    return view
 
 
 # --- auth events -----------------------------------------------------------------------
 
 
-@support_view
-def auth_events_pick_view(request: HttpRequest) -> HttpResponse:
-    return pick_tenant(request, "auth_events", "Auth events")
-
-
-@support_view
-def auth_events_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    db = fdb_backend.get_database()
-    tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
+@tenant_page("auth-events", "auth_events", "Auth events", "admin/support/auth_events.html")
+def _auth_events(request: HttpRequest, db: Any, tenant: Tenant) -> dict[str, Any]:
     kind = request.GET.get("type", "")
-    found = staff.auth_events(db=db, tenant_id=tenant_id, type=kind)
-    return render(
-        request,
-        "admin/support/auth_events.html",
-        f"Auth events of {tenant.name}",
-        {"tenant": tenant, "events": found, "type": kind},
-    )
+    return {"events": staff.auth_events(db=db, tenant_id=tenant.id, type=kind), "type": kind}
 
 
 support_route("", support_home, "home")
@@ -407,29 +328,7 @@ support_route("tenants/<uuid:tenant_id>/quota/", tenant_quota_view, "tenant_quot
 support_route("tenants/<uuid:tenant_id>/resume/", tenant_resume_view, "tenant_resume")
 support_route("users/", users_view, "users")
 support_route("tenants/<uuid:tenant_id>/users/<uuid:user_id>/", user_view, "user")
-support_route("tenants/<uuid:tenant_id>/users/<uuid:user_id>/lock/", user_lock_view, "user_lock")
-support_route(
-    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/unlock/", user_unlock_view, "user_unlock"
-)
-support_route(
-    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/revoke-all/",
-    user_revoke_all_view,
-    "user_revoke_all",
-)
-support_route(
-    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/mfa-reset/",
-    user_mfa_reset_view,
-    "user_mfa_reset",
-)
-support_route(
-    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/sessions/<uuid:session_id>/revoke/",
-    session_revoke_view,
-    "session_revoke",
-)
-support_route(
-    "tenants/<uuid:tenant_id>/users/<uuid:user_id>/api-tokens/<uuid:token_id>/revoke/",
-    api_token_revoke_view,
-    "api_token_revoke",
-)
-support_route("auth-events/", auth_events_pick_view, "auth_events_pick")
-support_route("tenants/<uuid:tenant_id>/auth-events/", auth_events_view, "auth_events")
+for name, spec in _USER_ACTIONS.items():
+    support_route(
+        f"tenants/<uuid:tenant_id>/users/<uuid:user_id>/{spec.path}", _user_action_view(spec), name
+    )

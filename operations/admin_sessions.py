@@ -12,31 +12,32 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 import fdb_backend
+from accounts.records import Tenant
 from operations import staff
-from operations.admin_site import action, pick_tenant, render, support_route, support_view, url
+from operations.admin_site import (
+    action,
+    render,
+    staff_change,
+    support_route,
+    support_view,
+    tenant_page,
+    url,
+)
 from workspaces.services import session_get_by_staff, session_list_by_staff
 
 STATE_PREVIEW_CHARS = 20_000
 
 
-@support_view
-def sessions_pick_view(request: HttpRequest) -> HttpResponse:
-    return pick_tenant(request, "workspace_sessions", "Workspace sessions")
-
-
-@support_view
-def sessions_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    db = fdb_backend.get_database()
-    tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
-    page = session_list_by_staff(
-        db=db, tenant_id=tenant_id, cursor=request.GET.get("cursor") or None
-    )
-    return render(
-        request,
-        "admin/support/workspace_sessions.html",
-        f"Workspace sessions of {tenant.name}",
-        {"tenant": tenant, "sessions": page.records, "next_cursor": page.continuation},
-    )
+@tenant_page(
+    "workspace-sessions",
+    "workspace_sessions",
+    "Workspace sessions",
+    "admin/support/workspace_sessions.html",
+)
+def _sessions(request: HttpRequest, db: Any, tenant: Tenant) -> dict[str, Any]:
+    cursor = request.GET.get("cursor") or None
+    page = session_list_by_staff(db=db, tenant_id=tenant.id, cursor=cursor)
+    return {"sessions": page.records, "next_cursor": page.continuation}
 
 
 def _preview(value: Any) -> str:
@@ -49,7 +50,7 @@ def _preview(value: Any) -> str:
 @support_view
 def session_view(request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UUID) -> HttpResponse:
     db = fdb_backend.get_database()
-    tenant = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0).tenant
+    tenant = staff.tenant_get(db=db, tenant_id=tenant_id)
     view = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
     return render(
         request,
@@ -74,25 +75,23 @@ def session_delete_view(
     db = fdb_backend.get_database()
     head = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id).head
 
-    def perform(reason: str) -> str:
-        staff.staff_workspace_session_delete(
-            db=db, staff=request.user, tenant_id=tenant_id, session_id=session_id, reason=reason
-        )
-        return f"Workspace session {head.name} deleted."
-
     return action(
         request,
         permission="accounts.delete_workspace_session",
         title=f"Delete workspace session {head.name}",
         target=f"workspace session {head.name} ({head.id}) at {head.workspace_path}",
         back=url("workspace_sessions", tenant_id),
-        perform=perform,
+        perform=staff_change(
+            request,
+            staff.staff_workspace_session_delete,
+            lambda _: f"Workspace session {head.name} deleted.",
+            tenant_id=tenant_id,
+            session_id=session_id,
+        ),
         danger=True,
     )
 
 
-support_route("workspace-sessions/", sessions_pick_view, "workspace_sessions_pick")
-support_route("tenants/<uuid:tenant_id>/workspace-sessions/", sessions_view, "workspace_sessions")
 support_route(
     "tenants/<uuid:tenant_id>/workspace-sessions/<uuid:session_id>/",
     session_view,

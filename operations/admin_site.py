@@ -15,6 +15,7 @@ sign-in, refusal, lockout and sign-out in the staff audit log (docs/operations.m
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm
 
 import fdb_backend
+from accounts.records import Tenant
 from core.errors import ServiceError
 from fdb_backend.records import InvalidContinuation
 from operations.errors import MaintenanceError
@@ -44,6 +46,7 @@ from operations.staff import (
     staff_login_fail,
     staff_login_record,
     staff_logout_record,
+    tenant_get,
 )
 from operations.tenants import tenant_resolve
 
@@ -279,6 +282,20 @@ def action(
     )
 
 
+def staff_change(
+    request: HttpRequest, change: Callable[..., Any], done: Callable[[Any], str], **args: Any
+) -> Callable[..., str]:
+    """The ``perform`` of an ``action`` that calls a staff service (``operations.staff``):
+    ``change`` gets the database, this request's staff member, ``args``, the reason and the
+    form's other fields; ``done`` makes the success message of what it returned."""
+
+    def perform(reason: str, **fields: Any) -> str:
+        db = fdb_backend.get_database()
+        return done(change(db=db, staff=request.user, reason=reason, **args, **fields))
+
+    return perform
+
+
 def pick_tenant(request: HttpRequest, name: str, title: str) -> HttpResponse:
     """A page that asks for a tenant (id or slug) and goes on to its ``name`` page."""
     ref = request.GET.get("tenant", "").strip()
@@ -297,3 +314,33 @@ def pick_tenant(request: HttpRequest, name: str, title: str) -> HttpResponse:
         {"ref": ref, "error": error, "target": name},
         status=404 if error else 200,
     )
+
+
+TenantContext = Callable[[HttpRequest, Any, Tenant], dict[str, Any]]
+
+
+def tenant_page(
+    slug: str, name: str, title: str, template: str
+) -> Callable[[TenantContext], TenantContext]:
+    """Register a page of one tenant's things at ``tenants/<id>/<slug>/`` (``name``, titled
+    "<title> of <tenant>") and, at ``<slug>/``, the page that asks which tenant
+    (``<name>_pick``). The decorated function reads what the page shows: its context beside
+    ``tenant``."""
+
+    def register(context: TenantContext) -> TenantContext:
+        @support_view
+        def pick(request: HttpRequest) -> HttpResponse:
+            return pick_tenant(request, name, title)
+
+        @support_view
+        def page(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+            db = fdb_backend.get_database()
+            tenant = tenant_get(db=db, tenant_id=tenant_id)
+            shown = {"tenant": tenant, **context(request, db, tenant)}
+            return render(request, template, f"{title} of {tenant.name}", shown)
+
+        support_route(f"{slug}/", pick, f"{name}_pick")
+        support_route(f"tenants/<uuid:tenant_id>/{slug}/", page, name)
+        return context
+
+    return register

@@ -117,6 +117,14 @@ def tenant_search(
             return Page(matches, cursor)
 
 
+def tenant_get(*, db: Any, tenant_id: uuid.UUID) -> Tenant:
+    """A tenant by id, for a support page about one of its things. Raises AccountError 404."""
+    tenant = tenants().get(db, tenant_id)
+    if tenant is None:
+        raise AccountError(*NOT_FOUND)
+    return tenant
+
+
 @dataclass(frozen=True)
 class TenantOverview:
     tenant: Tenant
@@ -128,9 +136,7 @@ class TenantOverview:
 
 def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> TenantOverview:
     """A tenant, its first members and counts of what it holds. Raises AccountError 404."""
-    tenant = tenants().get(db, tenant_id)
-    if tenant is None:
-        raise AccountError(*NOT_FOUND)
+    tenant = tenant_get(db=db, tenant_id=tenant_id)
     page = users(tenant_id).list_by_key(db, limit=members)
     scope = keyspace.tenant(tenant_id)
     ranges = {
