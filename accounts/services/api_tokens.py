@@ -27,7 +27,7 @@ from typing import Any
 import fdb_backend
 from accounts.errors import INVALID_TOKEN, NOT_FOUND, AccountError, fail
 from accounts.records import SCOPES, ApiToken, Tenant, User, api_tokens, tenants, users
-from accounts.services.common import Client, event
+from accounts.services.common import Client, EventStamp
 from accounts.services.principal import (
     API_TOKEN,
     Principal,
@@ -94,7 +94,8 @@ def api_token_create(
     if not name or len(name) > NAME_MAX:
         raise AccountError(400, "invalid", "name must be 1 to 100 characters.", attr="name")
     wanted = _scopes_checked(scopes)
-    now, token_id, event_id = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+    stamp, token_id = EventStamp.fresh(client=client), uuid.uuid4()
+    now = stamp.at
     if expires_at is not None and expires_at <= now:
         raise AccountError(400, "invalid", "expires_at must be in the future.", attr="expires_at")
     token = _new_token(principal.tenant_id, token_id)
@@ -116,13 +117,10 @@ def api_token_create(
             return existing
         quota_charge(tr, tenant_id=principal.tenant_id, kind="api_tokens", delta=1)
         saved = tokens.save(tr, record)
-        event(
+        stamp.write(
             tr,
             tenant_id=principal.tenant_id,
-            event_id=event_id,
             type="api_token_created",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             api_token_id=str(token_id),
             name=name,
@@ -202,7 +200,7 @@ def _revoke(
     client: Client,
     reason: str,
 ) -> ApiToken:
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def revoke(tr: Any) -> ApiToken:
@@ -212,13 +210,10 @@ def _revoke(
             raise AccountError(*NOT_FOUND)
         tokens.delete(tr, token_id)
         quota_charge(tr, tenant_id=tenant_id, kind="api_tokens", delta=-1)
-        event(
+        stamp.write(
             tr,
             tenant_id=tenant_id,
-            event_id=event_id,
             type="api_token_revoked",
-            at=now,
-            client=client,
             user_id=found.user_id,
             api_token_id=str(token_id),
             name=found.name,
@@ -270,7 +265,8 @@ def api_token_authenticate(*, db: Any, token: str, client: Client) -> Principal:
     address = client.ip
     new_address = bool(address) and address not in record.addresses
     if new_address or record.last_used_at is None or now - record.last_used_at >= _TOUCH_EVERY:
-        record = _touch(db, tenant_id, token_id, address, now, uuid.uuid4(), client) or record
+        stamp = EventStamp.fresh(client=client, at=now)
+        record = _touch(db, tenant_id, token_id, address, stamp) or record
     return Principal(
         user=user, tenant=tenant, session=None, api_token=record, expires_at=record.expires_at
     )
@@ -296,9 +292,7 @@ def _touch(
     tenant_id: uuid.UUID,
     token_id: uuid.UUID,
     address: str,
-    now: datetime,
-    event_id: uuid.UUID,
-    client: Client,
+    stamp: EventStamp,
 ) -> ApiToken | None:
     """Record a use: ``last_used_at``, and the address (an auth event the first time)."""
     tokens = api_tokens(tenant_id)
@@ -308,18 +302,15 @@ def _touch(
     addresses = token.addresses
     if address and address not in addresses:
         addresses = [address, *addresses][:_ADDRESSES_KEPT]
-        event(
+        stamp.write(
             tr,
             tenant_id=tenant_id,
-            event_id=event_id,
             type="api_token_used_new_address",
-            at=now,
-            client=client,
             user_id=token.user_id,
             api_token_id=str(token.id),
             name=token.name,
         )
     saved: ApiToken = tokens.save(
-        tr, dataclasses.replace(token, last_used_at=now, addresses=addresses)
+        tr, dataclasses.replace(token, last_used_at=stamp.at, addresses=addresses)
     )
     return saved

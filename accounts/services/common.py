@@ -11,15 +11,19 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 
+import fdb_backend
+from accounts.errors import NOT_FOUND, AccountError
 from accounts.mail import delivered_at_once
 from accounts.records import AuthEvent, AuthSession, auth_event_write, auth_sessions
 from accounts.services.issue import refresh_expiry
 from fdb_backend.pool import made_once
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,48 @@ def event(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class EventStamp:
+    """What the auth event of one call is given before its transaction: the moment, the
+    client and the event's id. Made outside the transactional function, which may run
+    again, so a retry rewrites the same record (same key, same body) instead of adding one;
+    each use case then names only what is its own: the tenant, type, user and data."""
+
+    at: datetime
+    event_id: uuid.UUID
+    # Operators' and support staff's levers record no client.
+    client: Client = Client()
+
+    @classmethod
+    def fresh(cls, *, client: Client = Client(), at: datetime | None = None) -> EventStamp:
+        """A new event id, at ``at`` (default: now)."""
+        return cls(at=datetime.now(UTC) if at is None else at, event_id=uuid.uuid4(), client=client)
+
+    @fdb_backend.transactional
+    def write(
+        self, tr: Any, *, tenant_id: uuid.UUID, type: str, user_id: uuid.UUID | None, **data: Any
+    ) -> None:
+        """Append the event to ``tenant_id``'s auth event log: in ``tr``, or in a
+        transaction of its own when given the database (a refused attempt's event)."""
+        event(
+            tr,
+            tenant_id=tenant_id,
+            event_id=self.event_id,
+            type=type,
+            at=self.at,
+            client=self.client,
+            user_id=user_id,
+            **data,
+        )
+
+
+def existing(record: R | None) -> R:
+    """``record``, or AccountError 404 not_found when there is none."""
+    if record is None:
+        raise AccountError(*NOT_FOUND)
+    return record
+
+
 @dataclass(frozen=True)
 class SessionIds:
     """The ids of a new auth session, made before the transaction that may be retried."""
@@ -105,12 +151,12 @@ def auth_session_open(
     user_id: uuid.UUID,
     client: Client,
     now: datetime,
-    login_event: uuid.UUID | None = None,
+    login: EventStamp | None = None,
     **data: Any,
 ) -> AuthSession:
     """Store a new auth session (one login on one device) with its token family; with
-    ``login_event``, also the ``login`` event of the sign-in it completes (``data``: e.g.
-    the second factor's ``method``)."""
+    ``login``, also the ``login`` event of the sign-in it completes (``data``: e.g. the
+    second factor's ``method``)."""
     session = auth_sessions(tenant_id).save(
         tr,
         new_auth_session(
@@ -118,11 +164,8 @@ def auth_session_open(
             user_id=user_id, client=client, now=now,
         ),
     )  # fmt: skip
-    if login_event is not None:
-        event(
-            tr, tenant_id=tenant_id, event_id=login_event, type="login", at=now, client=client,
-            user_id=user_id, **data,
-        )  # fmt: skip
+    if login is not None:
+        login.write(tr, tenant_id=tenant_id, type="login", user_id=user_id, **data)
     return session
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fdb_backend
-from accounts.errors import NOT_FOUND, AccountError
+from accounts.errors import AccountError
 from accounts.hooks import erasure_steps, export_sections
 from accounts.records import (
     ApiToken,
@@ -44,7 +44,7 @@ from accounts.records import (
     users,
 )
 from accounts.services.api_tokens import revoke_user_api_tokens
-from accounts.services.common import Client, event
+from accounts.services.common import Client, EventStamp, existing
 from accounts.services.mfa import factors_confirm, mfa_status
 from accounts.services.principal import Principal, principal_require_user
 from core.time import rfc3339
@@ -237,14 +237,12 @@ def user_data_erase(
 
     Raises AccountError 404 (no such user), 409 last_owner, or what ``authorize`` raises.
     """
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def remove(tr: Any) -> None:
         people = users(tenant_id)
-        member = people.get(tr, user_id)
-        if member is None:
-            raise AccountError(*NOT_FOUND)
+        member = existing(people.get(tr, user_id))
         if authorize is not None:
             authorize(tr, member)
         if member.role == "owner":
@@ -257,15 +255,15 @@ def user_data_erase(
         revoke_user_api_tokens(tr, tenant_id=tenant_id, user_id=user_id)
         people.delete(tr, user_id)
         if actor_id is None:
-            event(
-                tr, tenant_id=tenant_id, event_id=event_id, type="account_erased", at=now,
-                client=client, user_id=user_id,
-            )  # fmt: skip
+            stamp.write(tr, tenant_id=tenant_id, type="account_erased", user_id=user_id)
         else:
-            event(
-                tr, tenant_id=tenant_id, event_id=event_id, type="member_removed", at=now,
-                client=client, user_id=actor_id, member_id=str(user_id),
-            )  # fmt: skip
+            stamp.write(
+                tr,
+                tenant_id=tenant_id,
+                type="member_removed",
+                user_id=actor_id,
+                member_id=str(user_id),
+            )
 
     remove(db)
     user_erase_finish(db=db, tenant_id=tenant_id, user_id=user_id)

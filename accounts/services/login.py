@@ -27,7 +27,13 @@ from accounts.errors import (
 )
 from accounts.passwords import password_check, password_check_dummy
 from accounts.records import Tenant, User, email_index, tenants, users
-from accounts.services.common import Client, SessionIds, auth_session_open, email_key, event
+from accounts.services.common import (
+    Client,
+    EventStamp,
+    SessionIds,
+    auth_session_open,
+    email_key,
+)
 from accounts.services.issue import TokenPair, token_pair_issue
 from accounts.services.onetime import MFA_CHALLENGE, onetime_digest, onetime_new, password_bound
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
@@ -92,25 +98,15 @@ def password_failure_record(
     db: Any,
     *,
     failures: Bucket,
+    stamp: EventStamp,
     tenant_id: uuid.UUID,
     user_id: uuid.UUID,
-    event_id: uuid.UUID,
-    now: datetime,
-    client: Client,
     reason: str = "",
 ) -> None:
     """A wrong password: charged to the account's hourly budget, logged as login_failed."""
     throttle_record(db=db, buckets=[failures])
     details = {"reason": reason} if reason else {}
-    _record_failure(
-        db,
-        tenant_id=tenant_id,
-        user_id=user_id,
-        event_id=event_id,
-        now=now,
-        client=client,
-        **details,
-    )
+    stamp.write(db, tenant_id=tenant_id, type="login_failed", user_id=user_id, **details)
 
 
 @counts_outcomes("password")
@@ -132,16 +128,10 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
         throttle_record(db=db, buckets=[failures])
         raise fail(INVALID_CREDENTIALS)
     check = password_check(encoded=user.password_hash, password=password)
-    event_id = uuid.uuid4()
+    stamp = EventStamp.fresh(client=client, at=now)
     if not check.ok:
         password_failure_record(
-            db,
-            failures=failures,
-            tenant_id=tenant.id,
-            user_id=user.id,
-            event_id=event_id,
-            now=now,
-            client=client,
+            db, failures=failures, stamp=stamp, tenant_id=tenant.id, user_id=user.id
         )
         raise fail(INVALID_CREDENTIALS)
     if user.locked:
@@ -167,7 +157,7 @@ def user_login(*, db: Any, email: str, password: str, client: Client) -> LoggedI
             users(tenant.id).save(tr, dataclasses.replace(current, password_hash=new_hash))
         return auth_session_open(
             tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now,
-            login_event=event_id,
+            login=stamp,
         )  # fmt: skip
 
     session = open_session(db)
@@ -212,26 +202,3 @@ def _mfa_challenge(db: Any, *, user: User, new_hash: str | None, now: datetime) 
 
     store(db)
     return MfaRequired(challenge=token, expires_in=ttl)
-
-
-@fdb_backend.transactional
-def _record_failure(
-    tr: Any,
-    *,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID,
-    event_id: uuid.UUID,
-    now: datetime,
-    client: Client,
-    **details: str,
-) -> None:
-    event(
-        tr,
-        tenant_id=tenant_id,
-        event_id=event_id,
-        type="login_failed",
-        at=now,
-        client=client,
-        user_id=user_id,
-        **details,
-    )

@@ -43,7 +43,6 @@ from accounts.errors import (
     MFA_CODE_REUSED,
     MFA_NOT_ENABLED,
     MFA_NOT_ENROLLING,
-    NOT_FOUND,
     SESSION_REVOKED,
     TENANT_SUSPENDED,
     WRONG_PASSWORD,
@@ -54,7 +53,7 @@ from accounts.errors import (
 )
 from accounts.passwords import password_check
 from accounts.records import AuthSession, Tenant, User, tenants, users
-from accounts.services.common import Client, SessionIds, auth_session_open, event
+from accounts.services.common import Client, EventStamp, SessionIds, auth_session_open, existing
 from accounts.services.issue import token_pair_issue
 from accounts.services.login import LoggedIn
 from accounts.services.onetime import (
@@ -315,7 +314,8 @@ def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Cli
         raise fail(MFA_ALREADY_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     codes, digests = recovery_codes_new(principal.user_id)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
+    now = stamp.at
 
     @fdb_backend.transactional
     def confirm(tr: Any) -> None:
@@ -329,16 +329,7 @@ def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Cli
         users(principal.tenant_id).save(
             tr, dataclasses.replace(spent, totp_enabled_at=now, recovery_codes=digests)
         )
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="mfa_enabled",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-            method="totp",
-        )
+        _factor_event(tr, stamp, principal, "mfa_enabled", method="totp")
 
     _counting(db, failures, lambda: confirm(db))
     return codes
@@ -356,25 +347,16 @@ def totp_disable(
         raise fail(MFA_NOT_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     _password_ok(db, failures, principal.user, password)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def disable(tr: Any) -> None:
         current = _current(tr, principal)
         if current.totp_enabled_at is None:
             raise fail(MFA_NOT_ENABLED)
-        _, method = _spend(current, code, now=now, login=False, recovery=True)
+        _, method = _spend(current, code, now=stamp.at, login=False, recovery=True)
         users(principal.tenant_id).save(tr, without_factor(current))
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="mfa_disabled",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-            method=method,
-        )
+        _factor_event(tr, stamp, principal, "mfa_disabled", method=method)
 
     _counting(db, failures, lambda: disable(db))
 
@@ -390,28 +372,29 @@ def recovery_codes_regenerate(
         raise fail(MFA_NOT_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     codes, digests = recovery_codes_new(principal.user_id)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def regenerate(tr: Any) -> None:
         current = _current(tr, principal)
         if current.totp_enabled_at is None:
             raise fail(MFA_NOT_ENABLED)
-        spent, method = _spend(current, code, now=now, login=False, recovery=True)
+        spent, method = _spend(current, code, now=stamp.at, login=False, recovery=True)
         users(principal.tenant_id).save(tr, dataclasses.replace(spent, recovery_codes=digests))
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="mfa_recovery_codes_regenerated",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-            method=method,
-        )
+        _factor_event(tr, stamp, principal, "mfa_recovery_codes_regenerated", method=method)
 
     _counting(db, failures, lambda: regenerate(db))
     return codes
+
+
+def _factor_event(
+    tr: Any, stamp: EventStamp, principal: Principal, type: str, *, method: str
+) -> None:
+    """The event of a change the caller made to their own second factor, with the
+    ``method`` that proved it."""
+    stamp.write(
+        tr, tenant_id=principal.tenant_id, type=type, user_id=principal.user_id, method=method
+    )
 
 
 def factors_confirm(*, db: Any, principal: Principal, password: str, code: str) -> None:
@@ -489,7 +472,7 @@ def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> Log
     now = datetime.now(UTC)
     user = _challenged(users(parsed.tenant_id).get(db, parsed.subject_id), parsed, now)
     failures = _failure_budget(db, user.id)
-    ids, event_id = SessionIds.fresh(), uuid.uuid4()
+    ids, stamp = SessionIds.fresh(), EventStamp.fresh(client=client, at=now)
 
     @fdb_backend.transactional
     def complete(tr: Any) -> tuple[AuthSession, User, Tenant]:
@@ -510,7 +493,7 @@ def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> Log
         )
         session = auth_session_open(
             tr, tenant_id=tenant.id, ids=ids, user_id=current.id, client=client, now=now,
-            login_event=event_id, method=method,
+            login=stamp, method=method,
         )  # fmt: skip
         return session, spent, tenant
 
@@ -518,28 +501,14 @@ def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> Log
         session, done, tenant = _counting(db, failures, lambda: complete(db))
     except AccountError as error:
         if error.code in _CODE_REFUSALS:
-            _record_failure(db, user=user, event_id=event_id, now=now, client=client)
+            stamp.write(
+                db, tenant_id=user.tenant_id, type="login_failed", user_id=user.id, reason="mfa"
+            )
         raise
     return LoggedIn(
         tokens=token_pair_issue(db=db, tenant_id=tenant.id, session=session, now=now),
         user=done,
         tenant=tenant,
-    )
-
-
-@fdb_backend.transactional
-def _record_failure(
-    tr: Any, *, user: User, event_id: uuid.UUID, now: datetime, client: Client
-) -> None:
-    event(
-        tr,
-        tenant_id=user.tenant_id,
-        event_id=event_id,
-        type="login_failed",
-        at=now,
-        client=client,
-        user_id=user.id,
-        reason="mfa",
     )
 
 
@@ -549,25 +518,14 @@ def _record_failure(
 def mfa_reset(*, db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> User:
     """Take a user's second factor away (they lost it): their next login needs only the
     password. Open sessions stay. Raises AccountError 404."""
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh()
 
     @fdb_backend.transactional
     def reset(tr: Any) -> User:
         people = users(tenant_id)
-        user = people.get(tr, user_id)
-        if user is None:
-            raise AccountError(*NOT_FOUND)
-        saved = people.save(tr, without_factor(user))
-        event(
-            tr,
-            tenant_id=tenant_id,
-            event_id=event_id,
-            type="mfa_reset",
-            at=now,
-            client=Client(),
-            user_id=user_id,
-            by="support",
-            reason=reason,
+        saved = people.save(tr, without_factor(existing(people.get(tr, user_id))))
+        stamp.write(
+            tr, tenant_id=tenant_id, type="mfa_reset", user_id=user_id, by="support", reason=reason
         )
         return saved
 

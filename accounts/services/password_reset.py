@@ -10,8 +10,7 @@ factor still guards the next login.
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,9 +22,9 @@ from accounts.passwords import password_hash, password_problems
 from accounts.records import Tenant, User, tenants, users
 from accounts.services.common import (
     Client,
+    EventStamp,
     background_run,
     email_key,
-    event,
     revoke_user_sessions,
 )
 from accounts.services.login import find_by_email
@@ -54,20 +53,17 @@ def password_reset_request(*, db: Any, email: str, client: Client) -> None:
     """
     key = email_key(email)
     onetime_mail_throttle(db=db, scope="reset_mail", email_key=key, client=client)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
-    background_run(
-        lambda: _reset_mail(db=db, key=key, client=client, now=now, event_id=event_id),
-        name="password_reset_mail",
-    )
+    stamp = EventStamp.fresh(client=client)
+    background_run(lambda: _reset_mail(db=db, key=key, stamp=stamp), name="password_reset_mail")
 
 
-def _reset_mail(*, db: Any, key: str, client: Client, now: datetime, event_id: uuid.UUID) -> None:
+def _reset_mail(*, db: Any, key: str, stamp: EventStamp) -> None:
     """Store a reset token on the account of ``key`` and mail it; nothing when none."""
     found, _ = find_by_email(db, key)
     if found is None:
         return
     token, secret = onetime_new(tenant_id=found.tenant_id, subject_id=found.id)
-    expires_at = now + timedelta(seconds=settings.CODITECT_PASSWORD_RESET_TTL_S)
+    expires_at = stamp.at + timedelta(seconds=settings.CODITECT_PASSWORD_RESET_TTL_S)
 
     @fdb_backend.transactional
     def store(tr: Any) -> tuple[User, Tenant] | None:
@@ -80,15 +76,7 @@ def _reset_mail(*, db: Any, key: str, client: Client, now: datetime, event_id: u
             tr,
             dataclasses.replace(user, reset_token_hash=digest, reset_token_expires_at=expires_at),
         )
-        event(
-            tr,
-            tenant_id=tenant.id,
-            event_id=event_id,
-            type="password_reset_requested",
-            at=now,
-            client=client,
-            user_id=user.id,
-        )
+        stamp.write(tr, tenant_id=tenant.id, type="password_reset_requested", user_id=user.id)
         return saved, tenant
 
     stored = store(db)
@@ -119,7 +107,8 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
     parsed = onetime_parse(token)
     if parsed is None:
         raise fail(INVALID_RESET_TOKEN, attr="token")
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
+    now = stamp.at
     # The token is checked before the (costly) hash, so junk tokens cost no Argon2 time.
     user = _valid_for(users(parsed.tenant_id).get(db, parsed.subject_id), parsed, now)
     problems = password_problems(
@@ -155,13 +144,10 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
             tr, tenant_id=parsed.tenant_id, user_id=current.id, reason="password_reset", now=now
         )
         details = {"mfa_cleared": True} if unproven else {}
-        event(
+        stamp.write(
             tr,
             tenant_id=parsed.tenant_id,
-            event_id=event_id,
             type="password_reset",
-            at=now,
-            client=client,
             user_id=current.id,
             sessions=revoked,
             **details,

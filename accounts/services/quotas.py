@@ -17,13 +17,12 @@ import functools
 import struct
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 import fdb_backend
-from accounts.errors import NOT_FOUND, AccountError
+from accounts.errors import AccountError
 from accounts.records import (
     QUOTA_KINDS,
     quota_key_parts,
@@ -33,7 +32,7 @@ from accounts.records import (
     quotas_range,
     tenants,
 )
-from accounts.services.common import Client, event
+from accounts.services.common import EventStamp, existing
 from core.errors import ServiceError
 
 _COUNTER = struct.Struct("<q")
@@ -157,25 +156,21 @@ def quota_override_set(
         if value is not None and not 0 <= value <= QUOTA_MAX:
             raise AccountError(400, "invalid", "A quota is a whole number from 0.", attr=kind)
 
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh()
 
     @fdb_backend.transactional
     def write(tr: Any) -> dict[str, Quota]:
-        if tenants().get(tr, tenant_id) is None:
-            raise AccountError(*NOT_FOUND)
+        existing(tenants().get(tr, tenant_id))
         for kind, value in overrides.items():
             key = quota_limit_key(tenant_id, kind)
             if value is None:
                 tr.clear(key)
             else:
                 tr[key] = _COUNTER.pack(value)
-        event(
+        stamp.write(
             tr,
             tenant_id=tenant_id,
-            event_id=event_id,
             type="quota_changed",
-            at=now,
-            client=Client(),
             user_id=None,
             overrides=overrides,
             reason=reason,

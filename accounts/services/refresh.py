@@ -6,7 +6,7 @@ import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from accounts.errors import (
     fail,
 )
 from accounts.records import AuthSession, auth_sessions, tenants, users
-from accounts.services.common import Client, event, revoked
+from accounts.services.common import Client, EventStamp, revoked
 from accounts.services.issue import (
     TokenPair,
     grace_pair_issue,
@@ -102,9 +102,20 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
     whole family and raises 401 token_reused.
     """
     claims = claims_of(db=db, token=token, token_use=REFRESH)
-    now = datetime.now(UTC)
-    new_jti, event_id = uuid.uuid4(), uuid.uuid4()
+    stamp, new_jti = EventStamp.fresh(client=client), uuid.uuid4()
+    now = stamp.at
     grace = timedelta(seconds=settings.CODITECT_REFRESH_GRACE_S)
+
+    def old_token_seen(tr: Any, session: AuthSession, type: str) -> None:
+        # The event of an old token presented, in the grace window or not, names its
+        # generation.
+        stamp.write(
+            tr,
+            tenant_id=claims.tenant_id,
+            type=type,
+            user_id=session.user_id,
+            generation=claims.generation,
+        )
 
     @fdb_backend.transactional
     def rotate(tr: Any) -> _Outcome:
@@ -141,15 +152,7 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
                     ),
                 ),
             )
-            event(
-                tr,
-                tenant_id=claims.tenant_id,
-                event_id=event_id,
-                type="refresh",
-                at=now,
-                client=client,
-                user_id=session.user_id,
-            )
+            stamp.write(tr, tenant_id=claims.tenant_id, type="refresh", user_id=session.user_id)
             return _Outcome(session=rotated)
         if (
             claims.generation == session.generation - 1
@@ -159,28 +162,10 @@ def token_refresh(*, db: Any, token: str, client: Client) -> TokenPair:
         ):
             # The window runs from the rotation and nothing here moves it or the family
             # forward, so an old token buys access tokens for seconds at most, and is seen.
-            event(
-                tr,
-                tenant_id=claims.tenant_id,
-                event_id=event_id,
-                type="refresh_grace",
-                at=now,
-                client=client,
-                user_id=session.user_id,
-                generation=claims.generation,
-            )
+            old_token_seen(tr, session, "refresh_grace")
             return _Outcome(session=session, grace=True)
         sessions.save(tr, revoked(session, reason="token_reused", now=now))
-        event(
-            tr,
-            tenant_id=claims.tenant_id,
-            event_id=event_id,
-            type="token_reused",
-            at=now,
-            client=client,
-            user_id=session.user_id,
-            generation=claims.generation,
-        )
+        old_token_seen(tr, session, "token_reused")
         return _Outcome(error=TOKEN_REUSED)
 
     outcome = rotate(db)

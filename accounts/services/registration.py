@@ -25,11 +25,11 @@ from accounts.passwords import password_hash, password_problems
 from accounts.records import Tenant, User, invitations, tenants, users
 from accounts.services.common import (
     Client,
+    EventStamp,
     SessionIds,
     auth_session_open,
     claim_key,
     email_key,
-    event,
     slug_for,
 )
 from accounts.services.issue import TokenPair, token_pair_issue
@@ -139,7 +139,7 @@ def user_register(
     # Everything random is made here, outside the retried transaction.
     hashed = password_hash(password=password)
     user_id, ids = uuid.uuid4(), SessionIds.fresh()
-    new_tenant_id, event_id = uuid.uuid4(), uuid.uuid4()
+    new_tenant_id, stamp = uuid.uuid4(), EventStamp.fresh(client=client, at=now)
     slug = slug_for(tenant_name or email.partition("@")[0])
     key = email_key(email)
     held, _ = find_by_email(db, key)
@@ -204,13 +204,10 @@ def user_register(
             session = auth_session_open(
                 tr, tenant_id=tenant.id, ids=ids, user_id=user.id, client=client, now=now
             )
-        event(
+        stamp.write(
             tr,
             tenant_id=tenant.id,
-            event_id=event_id,
             type="member_joined" if invite is not None else "registered",
-            at=now,
-            client=client,
             user_id=user.id,
             role=role,
             **({"claim": True} if claim else {}),

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import fdb_backend
 from accounts.errors import AccountError
 from accounts.passwords import password_check, password_hash, password_problems
 from accounts.records import auth_sessions, users
-from accounts.services.common import Client, event, revoke_user_sessions, revoked
+from accounts.services.common import Client, EventStamp, revoke_user_sessions, revoked
 from accounts.services.login import password_attempt_throttle, password_failure_record
 from accounts.services.principal import Principal, principal_require_user
 
@@ -19,23 +18,15 @@ from accounts.services.principal import Principal, principal_require_user
 def auth_session_logout(*, db: Any, principal: Principal, client: Client) -> None:
     """Revoke the caller's auth session: its access and refresh tokens stop at once."""
     current = principal_require_user(principal=principal)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def logout(tr: Any) -> None:
         sessions = auth_sessions(principal.tenant_id)
         session = sessions.get(tr, current.id)
         if session is not None and session.revoked_at is None:
-            sessions.save(tr, revoked(session, reason="logout", now=now))
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="logout",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-        )
+            sessions.save(tr, revoked(session, reason="logout", now=stamp.at))
+        stamp.write(tr, tenant_id=principal.tenant_id, type="logout", user_id=principal.user_id)
 
     logout(db)
 
@@ -43,27 +34,15 @@ def auth_session_logout(*, db: Any, principal: Principal, client: Client) -> Non
 def auth_session_logout_all(*, db: Any, principal: Principal, client: Client) -> int:
     """Revoke every auth session of the caller; returns how many were live."""
     principal_require_user(principal=principal)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
+    tenant_id, user_id = principal.tenant_id, principal.user_id
 
     @fdb_backend.transactional
     def logout_all(tr: Any) -> int:
         count = revoke_user_sessions(
-            tr,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            reason="logout_all",
-            now=now,
+            tr, tenant_id=tenant_id, user_id=user_id, reason="logout_all", now=stamp.at
         )
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="logout_all",
-            at=now,
-            client=client,
-            user_id=principal.user_id,
-            sessions=count,
-        )
+        stamp.write(tr, tenant_id=tenant_id, type="logout_all", user_id=user_id, sessions=count)
         return count
 
     return int(logout_all(db))
@@ -74,7 +53,7 @@ def auth_session_revoke(
 ) -> bool:
     """Sign out one of the caller's own devices; False when it is not theirs (404)."""
     principal_require_user(principal=principal)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def revoke(tr: Any) -> bool:
@@ -86,14 +65,11 @@ def auth_session_revoke(
             or session.revoked_at is not None
         ):
             return False
-        sessions.save(tr, revoked(session, reason="device_revoked", now=now))
-        event(
+        sessions.save(tr, revoked(session, reason="device_revoked", now=stamp.at))
+        stamp.write(
             tr,
             tenant_id=principal.tenant_id,
-            event_id=event_id,
             type="device_revoked",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             session_id=str(session_id),
         )
@@ -121,11 +97,9 @@ def user_password_change(
         password_failure_record(
             db,
             failures=failures,
+            stamp=EventStamp.fresh(client=client),
             tenant_id=principal.tenant_id,
             user_id=user.id,
-            event_id=uuid.uuid4(),
-            now=datetime.now(UTC),
-            client=client,
             reason="password_change",
         )
         raise AccountError(
@@ -137,7 +111,8 @@ def user_password_change(
     if problems:
         raise AccountError(400, "invalid", " ".join(problems), attr="new_password")
     hashed = password_hash(password=new_password)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
+    now = stamp.at
 
     @fdb_backend.transactional
     def change(tr: Any) -> None:
@@ -154,14 +129,6 @@ def user_password_change(
             now=now,
             keep=session.id,
         )
-        event(
-            tr,
-            tenant_id=principal.tenant_id,
-            event_id=event_id,
-            type="password_changed",
-            at=now,
-            client=client,
-            user_id=user.id,
-        )
+        stamp.write(tr, tenant_id=principal.tenant_id, type="password_changed", user_id=user.id)
 
     change(db)

@@ -20,7 +20,6 @@ import fdb_backend
 from accounts.errors import (
     ABOVE_OWN_ROLE,
     LAST_OWNER,
-    NOT_FOUND,
     OWNERS_ONLY,
     AccountError,
     fail,
@@ -37,7 +36,7 @@ from accounts.records import (
     tenants,
     users,
 )
-from accounts.services.common import Client, event, revoke_user_sessions
+from accounts.services.common import Client, EventStamp, existing, revoke_user_sessions
 from accounts.services.erasure import user_data_erase
 from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
@@ -73,7 +72,8 @@ def invitation_create(
         raise AccountError(400, "invalid", "Role must be one of " + ", ".join(ROLES) + ".")
     secret = secrets.token_urlsafe(32)
     token = f"{principal.tenant_id.hex}.{secret}"
-    now, event_id, invitation_id = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+    stamp, invitation_id = EventStamp.fresh(client=client), uuid.uuid4()
+    now = stamp.at
     invitation = Invitation(
         id=invitation_id,
         token_hash=invitation_hash(secret),
@@ -88,13 +88,10 @@ def invitation_create(
     def create(tr: Any) -> Invitation:
         _grant_check(caller=manager_require(tr, principal=principal), role=role)
         saved = invitations(principal.tenant_id).save(tr, invitation)
-        event(
+        stamp.write(
             tr,
             tenant_id=principal.tenant_id,
-            event_id=event_id,
             type="invitation_created",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             email=email,
             role=role,
@@ -124,24 +121,21 @@ def invitation_revoke(
     owner's invitation only by an owner. Raises 403, 404 (unknown, used, expired, or of
     another tenant)."""
     principal_require_manager(principal=principal)
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def revoke(tr: Any) -> None:
         caller = manager_require(tr, principal=principal)
         pending = invitations(principal.tenant_id)
-        found = pending.find_unique(tr, "invitations_by_id", (invitation_id,), now=now)
-        if found is None:
-            raise AccountError(*NOT_FOUND)
+        found = existing(
+            pending.find_unique(tr, "invitations_by_id", (invitation_id,), now=stamp.at)
+        )
         _grant_check(caller=caller, role=found.role)
         pending.delete(tr, found.token_hash)
-        event(
+        stamp.write(
             tr,
             tenant_id=principal.tenant_id,
-            event_id=event_id,
             type="invitation_revoked",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             invitation_id=str(found.id),
             email=found.email,
@@ -178,15 +172,13 @@ def member_role_set(
     principal_require_manager(principal=principal)
     if role not in ROLES:
         raise AccountError(400, "invalid", "Role must be one of " + ", ".join(ROLES) + ".")
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def change(tr: Any) -> User:
         caller = manager_require(tr, principal=principal)
         people = users(principal.tenant_id)
-        member = people.get(tr, user_id)
-        if member is None:
-            raise AccountError(*NOT_FOUND)
+        member = existing(people.get(tr, user_id))
         AccountError.version_check(
             expected=expected_version,
             current=member.version,
@@ -201,13 +193,10 @@ def member_role_set(
             if len(_owners(tr, people)) <= 1:
                 raise fail(LAST_OWNER)
         saved = people.save(tr, dataclasses.replace(member, role=role))
-        event(
+        stamp.write(
             tr,
             tenant_id=principal.tenant_id,
-            event_id=event_id,
             type="role_changed",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             member_id=str(member.id),
             previous_role=member.role,
@@ -252,29 +241,21 @@ def user_lock(
 ) -> User:
     """Lock (or unlock) a user; locking revokes every session they have, at once."""
     db = db or fdb_backend.get_database()
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh()
 
     @fdb_backend.transactional
     def lock(tr: Any) -> User:
         people = users(tenant_id)
-        user = people.get(tr, user_id)
-        if user is None:
-            raise AccountError(*NOT_FOUND)
+        user = existing(people.get(tr, user_id))
         saved = people.save(
             tr, dataclasses.replace(user, locked=locked, locked_reason=reason if locked else "")
         )
         if locked:
-            revoke_user_sessions(tr, tenant_id=tenant_id, user_id=user_id, reason="locked", now=now)
-        event(
-            tr,
-            tenant_id=tenant_id,
-            event_id=event_id,
-            type="user_locked" if locked else "user_unlocked",
-            at=now,
-            client=Client(),
-            user_id=user_id,
-            reason=reason,
-        )
+            revoke_user_sessions(
+                tr, tenant_id=tenant_id, user_id=user_id, reason="locked", now=stamp.at
+            )
+        kind = "user_locked" if locked else "user_unlocked"
+        stamp.write(tr, tenant_id=tenant_id, type=kind, user_id=user_id, reason=reason)
         return saved
 
     return lock(db)
@@ -291,30 +272,20 @@ def tenant_suspend(
 ) -> Tenant:
     """Suspend (or resume) a tenant: its users' tokens stop working on the next request."""
     db = db or fdb_backend.get_database()
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh()
 
     @fdb_backend.transactional
     def suspend(tr: Any) -> Tenant:
         all_tenants = tenants()
-        tenant = all_tenants.get(tr, tenant_id)
-        if tenant is None:
-            raise AccountError(*NOT_FOUND)
+        tenant = existing(all_tenants.get(tr, tenant_id))
         saved = all_tenants.save(
             tr,
             dataclasses.replace(
                 tenant, status="suspended" if suspended else "active", status_reason=reason
             ),
         )
-        event(
-            tr,
-            tenant_id=tenant_id,
-            event_id=event_id,
-            type="tenant_suspended" if suspended else "tenant_resumed",
-            at=now,
-            client=Client(),
-            user_id=None,
-            reason=reason,
-        )
+        kind = "tenant_suspended" if suspended else "tenant_resumed"
+        stamp.write(tr, tenant_id=tenant_id, type=kind, user_id=None, reason=reason)
         return saved
 
     return suspend(db)

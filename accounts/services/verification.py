@@ -15,7 +15,6 @@ import fdb_backend
 from accounts.errors import (
     EMAIL_ALREADY_VERIFIED,
     INVALID_VERIFICATION_TOKEN,
-    NOT_FOUND,
     VERIFICATION_TOKEN_EXPIRED,
     AccountError,
     fail,
@@ -24,9 +23,10 @@ from accounts.mail import token_mail_send
 from accounts.records import Tenant, User, tenants, users
 from accounts.services.common import (
     Client,
+    EventStamp,
     claimed_key,
     email_key,
-    event,
+    existing,
     revoke_user_sessions,
 )
 from accounts.services.login import find_by_email
@@ -108,8 +108,10 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     parsed = onetime_parse(token)
     if parsed is None:
         raise _token_error(INVALID_VERIFICATION_TOKEN)
-    now = datetime.now(UTC)
-    event_ids = [uuid.uuid4() for _ in range(3)]
+    verified = EventStamp.fresh(client=client)
+    now = verified.at
+    # The events of a release it may settle: the holder's, and their tenant's suspension.
+    released = EventStamp.fresh(client=client, at=now), EventStamp.fresh(client=client, at=now)
 
     @fdb_backend.transactional
     def confirm(tr: Any) -> None:
@@ -132,7 +134,7 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
         if claimed is not None:
             holder, _ = find_by_email(tr, claimed)
             if holder is not None:
-                _release(tr, holder, now=now, client=client, event_ids=event_ids[1:])
+                _release(tr, holder, stamps=released)
         people.save(
             tr,
             dataclasses.replace(
@@ -143,13 +145,10 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
                 email_token_expires_at=None,
             ),
         )
-        event(
+        verified.write(
             tr,
             tenant_id=parsed.tenant_id,
-            event_id=event_ids[0],
             type="email_verified",
-            at=now,
-            client=client,
             user_id=user.id,
             **({"claim": True} if claimed is not None else {}),
         )
@@ -157,9 +156,7 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     confirm(db)
 
 
-def _release(
-    tr: Any, holder: User, *, now: datetime, client: Client, event_ids: list[uuid.UUID]
-) -> None:
+def _release(tr: Any, holder: User, *, stamps: tuple[EventStamp, EventStamp]) -> None:
     """Take the address away from ``holder``, an account nobody verified, for a claim the
     mailbox just proved: its sessions end and the account goes (as a removed member's does);
     a tenant left with nobody is suspended, its data kept for support. Raises 409
@@ -178,18 +175,14 @@ def _release(
             "Reset its password to take that account over instead.",
         )
     revoke_user_sessions(
-        tr, tenant_id=holder.tenant_id, user_id=holder.id, reason="email_released", now=now
-    )
-    people.delete(tr, holder.id)
-    event(
         tr,
         tenant_id=holder.tenant_id,
-        event_id=event_ids[0],
-        type="email_released",
-        at=now,
-        client=client,
         user_id=holder.id,
+        reason="email_released",
+        now=stamps[0].at,
     )
+    people.delete(tr, holder.id)
+    stamps[0].write(tr, tenant_id=holder.tenant_id, type="email_released", user_id=holder.id)
     if others:
         return
     every = tenants()
@@ -198,15 +191,8 @@ def _release(
         every.save(
             tr, dataclasses.replace(tenant, status="suspended", status_reason="email_released")
         )
-        event(
-            tr,
-            tenant_id=tenant.id,
-            event_id=event_ids[1],
-            type="tenant_suspended",
-            at=now,
-            client=client,
-            user_id=None,
-            reason="email_released",
+        stamps[1].write(
+            tr, tenant_id=tenant.id, type="tenant_suspended", user_id=None, reason="email_released"
         )
 
 
@@ -282,14 +268,12 @@ def tenant_settings_update(
             "Confirm your own email address before requiring it of every member.",
             attr="require_email_verification",
         )
-    now, event_id = datetime.now(UTC), uuid.uuid4()
+    stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
     def update(tr: Any) -> Tenant:
         every = tenants()
-        tenant = every.get(tr, principal.tenant_id)
-        if tenant is None:
-            raise AccountError(*NOT_FOUND)
+        tenant = existing(every.get(tr, principal.tenant_id))
         if expected_version is not None and expected_version != tenant.version:
             raise VersionConflict(expected_version, tenant.version)
         if require_email_verification is None or (
@@ -301,13 +285,10 @@ def tenant_settings_update(
             dataclasses.replace(tenant, require_email_verification=require_email_verification),
             expected_version=tenant.version,
         )
-        event(
+        stamp.write(
             tr,
             tenant_id=tenant.id,
-            event_id=event_id,
             type="tenant_settings_changed",
-            at=now,
-            client=client,
             user_id=principal.user_id,
             require_email_verification=require_email_verification,
         )
