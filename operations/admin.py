@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 import fdb_backend
 from accounts.models import StaffAuditEntry
 from accounts.records import Tenant
-from accounts.services.quotas import QUOTA_MAX
+from accounts.services.quotas import QUOTA_MAX, quota_usage
 from operations import staff
 from operations.admin_site import (
     ReasonForm,
@@ -121,70 +121,6 @@ class QuotaForm(ReasonForm):
     )  # fmt: skip
 
 
-@support_view
-def tenant_quota_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    db = fdb_backend.get_database()
-    overview = staff.tenant_overview(db=db, tenant_id=tenant_id, members=0)
-    tenant = overview.tenant
-
-    def perform(reason: str, **overrides: int | None) -> str:
-        staff.staff_tenant_quota_set(
-            db=db, staff=request.user, tenant_id=tenant_id, overrides=overrides, reason=reason
-        )
-        return f"Quotas of tenant {tenant.name} changed."
-
-    return _tenant_action(
-        request,
-        tenant,
-        permission=QUOTA_PERMISSION,
-        title="Change the quotas of",
-        perform=perform,
-        form_class=QuotaForm,
-        initial={kind: quota.override for kind, quota in overview.quotas.items()},
-    )
-
-
-def _tenant_action(
-    request: HttpRequest, tenant: Tenant, *, permission: str, title: str, **more: Any
-) -> HttpResponse:
-    return action(
-        request,
-        permission=permission,
-        title=f"{title} tenant {tenant.name}",
-        target=f"tenant {tenant.name} ({tenant.slug}, {tenant.id})",
-        back=url("tenant", tenant.id),
-        **more,
-    )
-
-
-def _tenant_status(request: HttpRequest, tenant_id: uuid.UUID, *, suspended: bool) -> HttpResponse:
-    tenant = staff.tenant_get(db=fdb_backend.get_database(), tenant_id=tenant_id)
-    return _tenant_action(
-        request,
-        tenant,
-        permission="accounts.suspend_tenant",
-        title="Suspend" if suspended else "Resume",
-        perform=staff_change(
-            request,
-            staff.staff_tenant_suspend,
-            lambda changed: f"Tenant {changed.name} is now {changed.status}.",
-            tenant_id=tenant_id,
-            suspended=suspended,
-        ),
-        danger=suspended,
-    )
-
-
-@support_view
-def tenant_suspend_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    return _tenant_status(request, tenant_id, suspended=True)
-
-
-@support_view
-def tenant_resume_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
-    return _tenant_status(request, tenant_id, suspended=False)
-
-
 # --- users -----------------------------------------------------------------------------
 
 
@@ -221,89 +157,137 @@ def user_view(request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID) ->
     )
 
 
+# --- actions ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class _UserAction:
-    """A support action on a user, as data: the staff service it calls (with the tenant
-    and user ids, the route's other ids and ``args``), its permission, the start of the
+class _Subject:  # what an action page is about
+    name: str  # in the page's title
+    target: str  # what the page says it acts on
+    back: str  # the page it goes back to
+
+
+def _tenant_subject(db: Any, *, tenant_id: uuid.UUID, **_: uuid.UUID) -> _Subject:
+    tenant = staff.tenant_get(db=db, tenant_id=tenant_id)
+    return _Subject(
+        f"tenant {tenant.name}",
+        f"tenant {tenant.name} ({tenant.slug}, {tenant.id})",
+        url("tenant", tenant_id),
+    )
+
+
+def _user_subject(db: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID, **_: uuid.UUID) -> _Subject:
+    overview = staff.user_overview(db=db, tenant_id=tenant_id, user_id=user_id, events=0)
+    user = overview.user
+    return _Subject(
+        user.email,
+        f"user {user.email} ({user.id}) of tenant {overview.tenant.name}",
+        url("user", tenant_id, user_id),
+    )
+
+
+@support_view
+def tenant_quota_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+    db = fdb_backend.get_database()
+    about = _tenant_subject(db, tenant_id=tenant_id)
+    quotas = quota_usage(db, tenant_id=tenant_id)
+
+    def perform(reason: str, **overrides: int | None) -> str:
+        staff.staff_tenant_quota_set(
+            db=db, staff=request.user, tenant_id=tenant_id, overrides=overrides, reason=reason
+        )
+        return f"Quotas of {about.name} changed."
+
+    return action(
+        request,
+        permission=QUOTA_PERMISSION,
+        title=f"Change the quotas of {about.name}",
+        target=about.target,
+        back=about.back,
+        perform=perform,
+        form_class=QuotaForm,
+        initial={kind: quota.override for kind, quota in quotas.items()},
+    )
+
+
+@dataclass(frozen=True)
+class _Action:
+    """A support action that needs only a reason, as data: what it is about, the staff
+    service it calls (with the route's ids and ``args``), its permission, the start of its
     page's title, and the success message made of what the service returned."""
 
-    path: str  # below the user's page; its ids go to the service and to ``target``
+    path: str  # its ids go to ``about``, to the service and to ``target``
+    about: Callable[..., _Subject]
     change: Callable[..., Any]
     permission: str
     title: str
     done: Callable[[Any], str]
     args: dict[str, Any] = field(default_factory=dict)
     danger: bool = True
-    target: str = ""  # what it acts on, formatted with the route's ids; default: the user
+    target: str = ""  # what it acts on, formatted with the route's ids; default: ``about``'s
 
 
-_USER_ACTIONS = {
-    "user_lock": _UserAction(
-        "lock/",
-        staff.staff_user_lock,
-        "accounts.lock_user",
-        "Lock",
-        lambda _: "The user is locked; every session of theirs is revoked.",
+def _status_done(tenant: Tenant) -> str:
+    return f"Tenant {tenant.name} is now {tenant.status}."
+
+
+_TENANT = "tenants/<uuid:tenant_id>/"
+_USER = _TENANT + "users/<uuid:user_id>/"
+# One row a page: path, what it is about, the staff service, its permission, the title's
+# start, the success message (of what the service returned), then the service's own args.
+_ACTIONS = {
+    "tenant_suspend": _Action(
+        _TENANT + "suspend/", _tenant_subject, staff.staff_tenant_suspend,
+        "accounts.suspend_tenant", "Suspend", _status_done, args={"suspended": True},
     ),
-    "user_unlock": _UserAction(
-        "unlock/",
-        staff.staff_user_lock,
-        "accounts.lock_user",
-        "Unlock",
-        lambda _: "The user is unlocked; they can sign in again.",
-        args={"locked": False},
+    "tenant_resume": _Action(
+        _TENANT + "resume/", _tenant_subject, staff.staff_tenant_suspend,
+        "accounts.suspend_tenant", "Resume", _status_done, args={"suspended": False},
         danger=False,
     ),
-    "user_revoke_all": _UserAction(
-        "revoke-all/",
-        staff.staff_sessions_revoke_all,
-        "accounts.revoke_sessions",
-        "Revoke every session of",
+    "user_lock": _Action(
+        _USER + "lock/", _user_subject, staff.staff_user_lock, "accounts.lock_user", "Lock",
+        lambda _: "The user is locked; every session of theirs is revoked.",
+    ),
+    "user_unlock": _Action(
+        _USER + "unlock/", _user_subject, staff.staff_user_lock, "accounts.lock_user", "Unlock",
+        lambda _: "The user is unlocked; they can sign in again.",
+        args={"locked": False}, danger=False,
+    ),
+    "user_revoke_all": _Action(
+        _USER + "revoke-all/", _user_subject, staff.staff_sessions_revoke_all,
+        "accounts.revoke_sessions", "Revoke every session of",
         lambda count: f"{count} sessions revoked.",
     ),
-    "user_mfa_reset": _UserAction(
-        "mfa-reset/",
-        staff.staff_mfa_reset,
-        "accounts.lock_user",
-        "Reset two-factor authentication of",
+    "user_mfa_reset": _Action(
+        _USER + "mfa-reset/", _user_subject, staff.staff_mfa_reset,
+        "accounts.lock_user", "Reset two-factor authentication of",
         lambda _: "Two-factor authentication is off; the user signs in with the password alone.",
     ),
-    "session_revoke": _UserAction(
-        "sessions/<uuid:session_id>/revoke/",
-        staff.staff_session_revoke,
-        "accounts.revoke_sessions",
-        "Revoke a session of",
+    "session_revoke": _Action(
+        _USER + "sessions/<uuid:session_id>/revoke/", _user_subject, staff.staff_session_revoke,
+        "accounts.revoke_sessions", "Revoke a session of",
         lambda done: "Session revoked." if done else "That session was already revoked.",
         target="auth session {session_id}",
     ),
-    "api_token_revoke": _UserAction(
-        "api-tokens/<uuid:token_id>/revoke/",
-        staff.staff_api_token_revoke,
-        "accounts.revoke_sessions",
-        "Revoke an API token of",
-        lambda token: f"API token {token.name} revoked.",
-        target="API token {token_id}",
+    "api_token_revoke": _Action(
+        _USER + "api-tokens/<uuid:token_id>/revoke/", _user_subject,
+        staff.staff_api_token_revoke, "accounts.revoke_sessions", "Revoke an API token of",
+        lambda token: f"API token {token.name} revoked.", target="API token {token_id}",
     ),
-}
+}  # fmt: skip
 
 
-def _user_action_view(spec: _UserAction) -> View:
+def _action_view(spec: _Action) -> View:
     @support_view
-    def view(
-        request: HttpRequest, tenant_id: uuid.UUID, user_id: uuid.UUID, **ids: uuid.UUID
-    ) -> HttpResponse:
-        overview = staff.user_overview(
-            db=fdb_backend.get_database(), tenant_id=tenant_id, user_id=user_id, events=0
-        )
-        user = overview.user
-        default = f"user {user.email} ({user.id}) of tenant {overview.tenant.name}"
-        ids = {"tenant_id": tenant_id, "user_id": user_id, **ids}
+    def view(request: HttpRequest, **ids: uuid.UUID) -> HttpResponse:
+        about = spec.about(fdb_backend.get_database(), **ids)
         return action(
             request,
             permission=spec.permission,
-            title=f"{spec.title} {user.email}",
-            target=spec.target.format(**ids) or default,
-            back=url("user", tenant_id, user_id),
+            title=f"{spec.title} {about.name}",
+            target=spec.target.format(**ids) or about.target,
+            back=about.back,
             perform=staff_change(request, spec.change, spec.done, **ids, **spec.args),
             danger=spec.danger,
         )
@@ -323,12 +307,8 @@ def _auth_events(request: HttpRequest, db: Any, tenant: Tenant) -> dict[str, Any
 support_route("", support_home, "home")
 support_route("tenants/", tenants_view, "tenants")
 support_route("tenants/<uuid:tenant_id>/", tenant_view, "tenant")
-support_route("tenants/<uuid:tenant_id>/suspend/", tenant_suspend_view, "tenant_suspend")
 support_route("tenants/<uuid:tenant_id>/quota/", tenant_quota_view, "tenant_quota")
-support_route("tenants/<uuid:tenant_id>/resume/", tenant_resume_view, "tenant_resume")
 support_route("users/", users_view, "users")
 support_route("tenants/<uuid:tenant_id>/users/<uuid:user_id>/", user_view, "user")
-for name, spec in _USER_ACTIONS.items():
-    support_route(
-        f"tenants/<uuid:tenant_id>/users/<uuid:user_id>/{spec.path}", _user_action_view(spec), name
-    )
+for name, spec in _ACTIONS.items():
+    support_route(spec.path, _action_view(spec), name)

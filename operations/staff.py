@@ -117,14 +117,6 @@ def tenant_search(
             return Page(matches, cursor)
 
 
-def tenant_get(*, db: Any, tenant_id: uuid.UUID) -> Tenant:
-    """A tenant by id, for a support page about one of its things. Raises AccountError 404."""
-    tenant = tenants().get(db, tenant_id)
-    if tenant is None:
-        raise AccountError(*NOT_FOUND)
-    return tenant
-
-
 @dataclass(frozen=True)
 class TenantOverview:
     tenant: Tenant
@@ -148,6 +140,14 @@ def tenant_overview(*, db: Any, tenant_id: uuid.UUID, members: int = 100) -> Ten
     counts = {name: storage.count_keys(db, r, cap=COUNT_CAP) for name, r in ranges.items()}
     quotas = quota_usage(db, tenant_id=tenant_id)
     return TenantOverview(tenant, page.records, page.continuation is not None, counts, quotas)
+
+
+def tenant_get(*, db: Any, tenant_id: uuid.UUID) -> Tenant:
+    """A tenant by id, for a support page about one of its things. Raises AccountError 404."""
+    tenant = tenants().get(db, tenant_id)
+    if tenant is None:
+        raise AccountError(*NOT_FOUND)
+    return tenant
 
 
 @dataclass(frozen=True)

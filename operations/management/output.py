@@ -40,6 +40,12 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=_default, indent=2, sort_keys=True)
 
 
+def fields(record: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The named attributes of a record for ``--json``: a chosen few, so a field added to
+    the record (a key's secret, say) never reaches a script's output unasked."""
+    return {name: getattr(record, name) for name in names}
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "-"

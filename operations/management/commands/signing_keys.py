@@ -10,16 +10,11 @@ from django.core.management.base import CommandParser
 import fdb_backend
 from accounts.records import SigningKey
 from accounts.signing_keys import signing_key_list, signing_key_retire, signing_key_rotate
-from operations.management.output import OperatorCommand, table
+from operations.management.output import OperatorCommand, fields, table
 
 
 def _key_json(key: SigningKey) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "status": key.status,
-        "created_at": key.created_at,
-        "retired_at": key.retired_at,
-    }
+    return fields(key, ("kid", "status", "created_at", "retired_at"))
 
 
 class Command(OperatorCommand):

@@ -17,7 +17,13 @@ import fdb_backend
 from accounts.records import QUOTA_KINDS
 from accounts.services.quotas import QUOTA_MAX, quota_usage
 from operations.management.commands import counted
-from operations.management.output import OperatorCommand, Progress, opened_for_writing, table
+from operations.management.output import (
+    OperatorCommand,
+    Progress,
+    fields,
+    opened_for_writing,
+    table,
+)
 from operations.tenants import (
     tenant_create,
     tenant_delete,
@@ -33,14 +39,7 @@ from operations.tenants import (
 
 
 def _tenant_json(tenant: Any) -> dict[str, Any]:
-    return {
-        "id": tenant.id,
-        "slug": tenant.slug,
-        "name": tenant.name,
-        "status": tenant.status,
-        "status_reason": tenant.status_reason,
-        "created_at": tenant.created_at,
-    }
+    return fields(tenant, ("id", "slug", "name", "status", "status_reason", "created_at"))
 
 
 class Command(OperatorCommand):
