@@ -7,11 +7,9 @@ import {
   api,
   auth,
   bootSignedIn,
-  busy,
-  clearErrors,
   el,
-  formValues,
   newPasswordValues,
+  onSubmit,
   Problem,
   safeNext,
   showErrors,
@@ -62,43 +60,39 @@ async function signinPage(root) {
   const mfaForm = document.getElementById("mfa-form");
   let challenge = null;
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const { email, password } = formValues(form);
-    try {
-      await busy(form, () => webAuthPost("login", { email, password }));
+  onSubmit(
+    form,
+    async ({ email, password }) => {
+      await webAuthPost("login", { email, password });
       location.assign(next);
-    } catch (error) {
-      if (error.code === "mfa_required") {
-        challenge = error.body.mfa_challenge;
-        form.hidden = true;
-        mfaForm.hidden = false;
-        mfaForm.elements.namedItem("code").focus();
-        return;
-      }
-      showErrors(form, error);
-    }
-  });
+    },
+    (error) => {
+      if (error.code !== "mfa_required") return error;
+      challenge = error.body.mfa_challenge;
+      form.hidden = true;
+      mfaForm.hidden = false;
+      mfaForm.elements.namedItem("code").focus();
+      return null;
+    },
+  );
 
-  mfaForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(mfaForm);
-    const { code } = formValues(mfaForm);
-    try {
-      await busy(mfaForm, () => webAuthPost("login/mfa", { challenge, code }));
+  onSubmit(
+    mfaForm,
+    async ({ code }) => {
+      await webAuthPost("login/mfa", { challenge, code });
       location.assign(next);
-    } catch (error) {
-      if (error.code === "invalid_mfa_challenge" || error.code === "mfa_challenge_expired") {
-        // The attempt is over: start again from the password.
-        mfaForm.hidden = true;
-        form.hidden = false;
-        showErrors(form, error);
-        return;
+    },
+    (error) => {
+      if (error.code !== "invalid_mfa_challenge" && error.code !== "mfa_challenge_expired") {
+        return error;
       }
-      showErrors(mfaForm, error);
-    }
-  });
+      // The attempt is over: start again from the password.
+      mfaForm.hidden = true;
+      form.hidden = false;
+      showErrors(form, error);
+      return null;
+    },
+  );
 }
 
 // --- register -----------------------------------------------------------------------------
@@ -114,27 +108,24 @@ async function registerPage() {
   invitation.addEventListener("input", toggleTeam);
   toggleTeam();
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const values = formValues(form);
-    const body = { email: values.email, password: values.password };
-    if (values.display_name) body.display_name = values.display_name;
-    if (values.invitation.trim()) body.invitation = values.invitation.trim();
-    else if (values.tenant_name) body.tenant_name = values.tenant_name;
-    try {
-      await busy(form, () => webAuthPost("register", body));
+  onSubmit(
+    form,
+    async (values) => {
+      const body = { email: values.email, password: values.password };
+      if (values.display_name) body.display_name = values.display_name;
+      if (values.invitation.trim()) body.invitation = values.invitation.trim();
+      else if (values.tenant_name) body.tenant_name = values.tenant_name;
+      await webAuthPost("register", body);
       location.assign(DASHBOARD);
-    } catch (error) {
-      if (error.code === "email_not_verified") {
-        // The account exists; the team wants a confirmed address before the first sign-in.
-        form.hidden = true;
-        showNotice("register-notice", error.message);
-        return;
-      }
-      showErrors(form, error);
-    }
-  });
+    },
+    (error) => {
+      if (error.code !== "email_not_verified") return error;
+      // The account exists; the team wants a confirmed address before the first sign-in.
+      form.hidden = true;
+      showNotice("register-notice", error.message);
+      return null;
+    },
+  );
 }
 
 // --- sign out -----------------------------------------------------------------------------
@@ -244,25 +235,17 @@ async function accountPage() {
   });
 
   const form = document.getElementById("password-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
+  onSubmit(form, async () => {
     document.getElementById("password-done").hidden = true;
     const values = newPasswordValues(form);
     if (!values) return;
-    try {
-      await busy(form, () =>
-        api("POST", "/api/v5/auth/password", {
-          current_password: values.current_password,
-          new_password: values.new_password,
-        }),
-      );
-      form.reset();
-      document.getElementById("password-done").hidden = false;
-      await loadDevices();
-    } catch (error) {
-      showErrors(form, error);
-    }
+    await api("POST", "/api/v5/auth/password", {
+      current_password: values.current_password,
+      new_password: values.new_password,
+    });
+    form.reset();
+    document.getElementById("password-done").hidden = false;
+    await loadDevices();
   });
 
   await Promise.all([loadDevices(), mountEmailVerification(user), mountTotp(), mountYourData()]);
@@ -295,27 +278,25 @@ async function mountYourData() {
 
   const form = document.getElementById("erase-form");
   const codeField = document.getElementById("erase-code-field");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const { password, code } = formValues(form);
-    const body = codeField.hidden || !code ? { password } : { password, code };
-    try {
-      await busy(form, () => api("DELETE", "/api/v5/auth/me", body));
-    } catch (error) {
+  onSubmit(
+    form,
+    async ({ password, code }) => {
+      const body = codeField.hidden || !code ? { password } : { password, code };
+      await api("DELETE", "/api/v5/auth/me", body);
+      // The account is gone: clear this browser's sign-in cookie (its session is gone too).
+      try {
+        await webAuthPost("logout", {});
+      } catch {
+        // Nothing left to sign out.
+      }
+      auth.access = null;
+      location.assign("/signin/?reason=account_deleted");
+    },
+    (error) => {
       if (error.code === "mfa_code_required") codeField.hidden = false;
-      showErrors(form, error);
-      return;
-    }
-    // The account is gone: clear this browser's sign-in cookie (its session is gone too).
-    try {
-      await webAuthPost("logout", {});
-    } catch {
-      // Nothing left to sign out.
-    }
-    auth.access = null;
-    location.assign("/signin/?reason=account_deleted");
-  });
+      return error;
+    },
+  );
   try {
     const mfa = await api("GET", "/api/v5/auth/mfa");
     codeField.hidden = !mfa.totp_enabled;

@@ -7,12 +7,12 @@
 
 import {
   api,
-  busy,
   clearErrors,
   el,
   fieldProblem,
   formValues,
   newPasswordValues,
+  onSubmit,
   publicApi,
   showErrors,
   timeEl,
@@ -50,19 +50,13 @@ function requireEmail(form) {
 export async function verifyEmailPage() {
   const token = takeFragmentToken();
   const form = byId("resend-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
+  onSubmit(form, async () => {
     byId("resend-done").hidden = true;
     const email = requireEmail(form);
     if (!email) return;
-    try {
-      // 202 whether or not the address has an account waiting: the page says the same.
-      await busy(form, () => publicApi("POST", `${AUTH}verify-email/resend`, { email }));
-      byId("resend-done").hidden = false;
-    } catch (error) {
-      showErrors(form, error);
-    }
+    // 202 whether or not the address has an account waiting: the page says the same.
+    await publicApi("POST", `${AUTH}verify-email/resend`, { email });
+    byId("resend-done").hidden = false;
   });
 
   let failure = token ? null : INCOMPLETE_LINK;
@@ -86,19 +80,13 @@ export async function verifyEmailPage() {
 
 export async function forgotPasswordPage() {
   const form = byId("forgot-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
+  onSubmit(form, async () => {
     const email = requireEmail(form);
     if (!email) return;
-    try {
-      // Always 202, for known and unknown addresses alike: one message for both.
-      await busy(form, () => publicApi("POST", `${AUTH}password-reset`, { email }));
-      form.hidden = true;
-      byId("forgot-done").hidden = false;
-    } catch (error) {
-      showErrors(form, error);
-    }
+    // Always 202, for known and unknown addresses alike: one message for both.
+    await publicApi("POST", `${AUTH}password-reset`, { email });
+    form.hidden = true;
+    byId("forgot-done").hidden = false;
   });
 }
 
@@ -118,30 +106,28 @@ export async function resetPasswordPage() {
     badLink(INCOMPLETE_LINK);
     return;
   }
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const values = newPasswordValues(form);
-    if (!values) return;
-    try {
-      await busy(form, () =>
-        publicApi("POST", `${AUTH}password-reset/confirm`, {
-          token,
-          new_password: values.new_password,
-        }),
-      );
+  onSubmit(
+    form,
+    async () => {
+      const values = newPasswordValues(form);
+      if (!values) return;
+      await publicApi("POST", `${AUTH}password-reset/confirm`, {
+        token,
+        new_password: values.new_password,
+      });
       form.reset();
       form.hidden = true;
       byId("reset-done").hidden = false;
-    } catch (error) {
+    },
+    (error) => {
       // A used, replaced or expired link: no password typed here can help.
       if (BAD_RESET_TOKEN.has(error.code) || error.errors.some((item) => item.attr === "token")) {
         badLink(error.message);
-        return;
+        return null;
       }
-      showErrors(form, error);
-    }
-  });
+      return error;
+    },
+  );
   form.elements.namedItem("new_password").focus();
 }
 
@@ -275,12 +261,13 @@ export async function mountTotp() {
     return true;
   }
 
-  startForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(startForm);
-    const { password } = formValues(startForm);
-    try {
-      const started = await busy(startForm, () => api("POST", `${AUTH}mfa/totp`, { password }));
+  /** What a refusal shows on its form: nothing when the page's state was stale. */
+  const unlessStale = async (error) => ((await stale(error)) ? null : error);
+
+  onSubmit(
+    startForm,
+    async ({ password }) => {
+      const started = await api("POST", `${AUTH}mfa/totp`, { password });
       startForm.reset();
       secret.textContent = started.secret;
       uri.value = started.otpauth_uri;
@@ -288,10 +275,9 @@ export async function mountTotp() {
       clearErrors(confirmForm);
       showPanel("enrolling");
       confirmForm.elements.namedItem("code").focus();
-    } catch (error) {
-      if (!(await stale(error))) showErrors(startForm, error);
-    }
-  });
+    },
+    unlessStale,
+  );
 
   byId("totp-uri-copy").addEventListener("click", (event) => {
     uri.select();
@@ -303,20 +289,18 @@ export async function mountTotp() {
     load();
   });
 
-  confirmForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(confirmForm);
-    const code = String(formValues(confirmForm).code).trim();
-    try {
-      const answer = await busy(confirmForm, () => api("POST", `${AUTH}mfa/totp/confirm`, { code }));
+  onSubmit(
+    confirmForm,
+    async (values) => {
+      const code = String(values.code).trim();
+      const answer = await api("POST", `${AUTH}mfa/totp/confirm`, { code });
       forgetSecret();
       confirmForm.reset();
       showCodes(answer.recovery_codes, "Two-step verification is on. Save your recovery codes now.");
       await load("codes");
-    } catch (error) {
-      if (!(await stale(error))) showErrors(confirmForm, error);
-    }
-  });
+    },
+    unlessStale,
+  );
 
   byId("recovery-copy").addEventListener("click", (event) => {
     copyText(event.currentTarget, shownCodes.join("\n"));
@@ -328,39 +312,28 @@ export async function mountTotp() {
     load();
   });
 
-  recoveryForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(recoveryForm);
-    const code = String(formValues(recoveryForm).code).trim();
-    try {
-      const answer = await busy(recoveryForm, () =>
-        api("POST", `${AUTH}mfa/recovery-codes`, { code }),
-      );
+  onSubmit(
+    recoveryForm,
+    async (values) => {
+      const code = String(values.code).trim();
+      const answer = await api("POST", `${AUTH}mfa/recovery-codes`, { code });
       recoveryForm.reset();
       showCodes(answer.recovery_codes, "New recovery codes: the previous ones no longer work.");
       await load("codes");
-    } catch (error) {
-      if (!(await stale(error))) showErrors(recoveryForm, error);
-    }
-  });
+    },
+    unlessStale,
+  );
 
-  disableForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(disableForm);
-    const values = formValues(disableForm);
-    try {
-      await busy(disableForm, () =>
-        api("POST", `${AUTH}mfa/totp/disable`, {
-          password: values.password,
-          code: String(values.code).trim(),
-        }),
-      );
+  onSubmit(
+    disableForm,
+    async (values) => {
+      const code = String(values.code).trim();
+      await api("POST", `${AUTH}mfa/totp/disable`, { password: values.password, code });
       disableForm.reset();
       await load();
-    } catch (error) {
-      if (!(await stale(error))) showErrors(disableForm, error);
-    }
-  });
+    },
+    unlessStale,
+  );
 
   await load();
 }

@@ -277,7 +277,6 @@ export function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
-/** Disable the form's buttons while ``work`` runs. */
 /** A form that sets a new password: its values, or null (shown on the form) when its two
  * new passwords differ. */
 export function newPasswordValues(form) {
@@ -289,6 +288,7 @@ export function newPasswordValues(form) {
   return values;
 }
 
+/** Disable the form's buttons while ``work`` runs. */
 export async function busy(form, work) {
   const buttons = form.querySelectorAll("button");
   for (const button of buttons) button.disabled = true;
@@ -297,6 +297,23 @@ export async function busy(form, work) {
   } finally {
     for (const button of buttons) button.disabled = false;
   }
+}
+
+/** Every form's submit, in one place: the page stays, the form's old errors go, and
+ * ``submit(values)`` runs with its buttons disabled (no second submit meanwhile). What it
+ * throws is shown on the form once ``explain`` has made it the Problem to show; ``explain``
+ * returns null when it dealt with the error itself (another form, a notice). */
+export function onSubmit(form, submit, explain = (error) => error) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      await busy(form, () => submit(formValues(form)));
+    } catch (error) {
+      const problem = await explain(error);
+      if (problem) showErrors(form, problem);
+    }
+  });
 }
 
 // --- small DOM and time helpers ------------------------------------------------------------

@@ -6,13 +6,11 @@ import {
   api,
   auth,
   bootSignedIn,
-  busy,
-  clearErrors,
   el,
   fieldProblem,
   formValues,
+  onSubmit,
   Problem,
-  showErrors,
 } from "../coditect/web.js";
 
 const root = document.querySelector('[data-page="live"]');
@@ -276,23 +274,16 @@ function socketProblem(error) {
 }
 
 function setUpForms() {
-  stateForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(stateForm);
-    savedEl.textContent = "";
-    let changes;
-    try {
-      changes = stateChanges();
-    } catch (error) {
-      showErrors(stateForm, error);
-      return;
-    }
-    if (!Object.keys(changes).length) {
-      savedEl.textContent = "Nothing changed.";
-      return;
-    }
-    try {
-      const ack = await busy(stateForm, () => client.patch(changes));
+  onSubmit(
+    stateForm,
+    async () => {
+      savedEl.textContent = "";
+      const changes = stateChanges();
+      if (!Object.keys(changes).length) {
+        savedEl.textContent = "Nothing changed.";
+        return;
+      }
+      const ack = await client.patch(changes);
       for (const name of Object.keys(changes)) {
         const field = stateForm.elements.namedItem(name);
         field.value = formatField(name, changes[name]);
@@ -300,61 +291,46 @@ function setUpForms() {
         delete field.dataset.stale;
       }
       savedEl.textContent = `Saved: version ${ack.version}.`;
-    } catch (error) {
-      showErrors(stateForm, socketProblem(error));
-    }
-  });
+    },
+    socketProblem,
+  );
 
   const eventForm = document.getElementById("event-form");
-  eventForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(eventForm);
-    const values = formValues(eventForm);
-    const name = values.event.trim();
-    if (!EVENT_NAME.test(name) || RESERVED.some((prefix) => name.startsWith(prefix))) {
-      showErrors(
-        eventForm,
-        fieldProblem("event", "1 to 100 of letters, digits and . _ : -, not starting with state., presence. or lock."),
-      );
-      return;
-    }
-    let data = null;
-    if (values.data.trim()) {
-      try {
-        data = JSON.parse(values.data);
-      } catch (error) {
-        showErrors(eventForm, fieldProblem("data", `Not valid JSON: ${error.message}`));
-        return;
+  onSubmit(
+    eventForm,
+    async (values) => {
+      const name = values.event.trim();
+      if (!EVENT_NAME.test(name) || RESERVED.some((prefix) => name.startsWith(prefix))) {
+        throw fieldProblem(
+          "event",
+          "1 to 100 of letters, digits and . _ : -, not starting with state., presence. or lock.",
+        );
       }
-    }
-    try {
-      await busy(eventForm, () => client.publish(name, data));
+      let data = null;
+      if (values.data.trim()) {
+        try {
+          data = JSON.parse(values.data);
+        } catch (error) {
+          throw fieldProblem("data", `Not valid JSON: ${error.message}`);
+        }
+      }
+      await client.publish(name, data);
       eventForm.elements.namedItem("data").value = "";
-    } catch (error) {
-      showErrors(eventForm, socketProblem(error));
-    }
-  });
+    },
+    socketProblem,
+  );
 
   const lockForm = document.getElementById("lock-form");
-  lockForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(lockForm);
-    const values = formValues(lockForm);
-    const ttl = Number.parseInt(values.ttl_s, 10);
-    if (!values.path.trim()) {
-      showErrors(lockForm, fieldProblem("path", "Name the path to lock."));
-      return;
-    }
-    if (!(ttl >= 1 && ttl <= 300)) {
-      showErrors(lockForm, fieldProblem("ttl_s", "From 1 to 300 seconds."));
-      return;
-    }
-    try {
-      await busy(lockForm, () => client.lockAcquire(values.path.trim(), ttl));
-    } catch (error) {
-      showErrors(lockForm, socketProblem(error));
-    }
-  });
+  onSubmit(
+    lockForm,
+    async (values) => {
+      const ttl = Number.parseInt(values.ttl_s, 10);
+      if (!values.path.trim()) throw fieldProblem("path", "Name the path to lock.");
+      if (!(ttl >= 1 && ttl <= 300)) throw fieldProblem("ttl_s", "From 1 to 300 seconds.");
+      await client.lockAcquire(values.path.trim(), ttl);
+    },
+    socketProblem,
+  );
 }
 
 async function lockAction(work) {

@@ -2,18 +2,7 @@
 // GET /api/v5/sessions (name, path, owner, last active, live connections), create, fork,
 // delete, and paging by next_cursor.
 
-import {
-  api,
-  auth,
-  bootSignedIn,
-  busy,
-  clearErrors,
-  el,
-  formValues,
-  Problem,
-  showErrors,
-  timeEl,
-} from "../coditect/web.js";
+import { api, auth, bootSignedIn, el, onSubmit, Problem, timeEl } from "../coditect/web.js";
 
 const PAGE_SIZE = 20;
 const AUTO_REFRESH_MS = 15_000;
@@ -142,18 +131,11 @@ async function deleteSession(session, button) {
 
 function setUpCreate() {
   const form = document.getElementById("create-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    clearErrors(form);
-    const { name, workspace_path } = formValues(form);
-    try {
-      await busy(form, () => api("POST", "/api/v5/sessions", { name, workspace_path }));
-      form.reset();
-      cursors = [];
-      await load(null);
-    } catch (error) {
-      showErrors(form, error);
-    }
+  onSubmit(form, async ({ name, workspace_path }) => {
+    await api("POST", "/api/v5/sessions", { name, workspace_path });
+    form.reset();
+    cursors = [];
+    await load(null);
   });
 }
 
