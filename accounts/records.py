@@ -244,17 +244,7 @@ def auth_event_write(tr: Any, *, tenant_id: uuid.UUID, event: AuthEvent) -> None
 
 def auth_event_decode(tenant_id: uuid.UUID, key: bytes, value: bytes) -> AuthEvent:
     """The event stored at ``key`` (a key of the tenant's ``auth_events`` space)."""
-    _, event_id = keyspace.tenant(tenant_id).space("auth_events").unpack(key)
-    body = json.loads(value)
-    return AuthEvent(
-        id=event_id,
-        type=body["type"],
-        at=datetime.fromisoformat(body["at"]),
-        user_id=uuid.UUID(body["user_id"]) if body["user_id"] else None,
-        ip=body["ip"],
-        user_agent=body["user_agent"],
-        data=body["data"],
-    )
+    return _auth_event_of(keyspace.tenant(tenant_id).space("auth_events"), key, json.loads(value))
 
 
 def auth_event_read(
@@ -380,6 +370,7 @@ def _auth_event_rows(
 
 
 def _auth_event_of(space: Any, key: bytes, body: dict[str, Any]) -> AuthEvent:
+    """The event of a decoded ``body`` stored at ``key`` of the log's ``space``."""
     _, event_id = space.unpack(key)
     return AuthEvent(
         id=event_id,

@@ -124,22 +124,26 @@ def _bound_order(bound: audit_keys.Bound) -> tuple[int, int, int]:
     return (bound.at_micros, 0 if event is None else 1, event.int if event else 0)
 
 
-def _auth_entries(
-    db: Any,
-    *,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    type: str | None,
-    position: tuple[int, int, Any] | None,
-    after_micros: int | None,
-    before_micros: int | None,
-    limit: int,
-) -> list[AuditEntry]:
+@dataclass(frozen=True, kw_only=True)
+class _Query:
+    """What a page asks of each source: the filters both apply, the position the page
+    starts after, and how many entries a source may give at most."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID | None
+    position: tuple[int, int, Any] | None
+    after_micros: int | None
+    before_micros: int | None
+    limit: int
+
+
+def _auth_entries(db: Any, query: _Query, *, type: str | None) -> list[AuditEntry]:
+    tenant_id = query.tenant_id
     upper: audit_keys.Bound | None = None
-    if before_micros is not None:
-        upper = audit_keys.Bound(before_micros)
-    if position is not None:
-        at, rank, own = position
+    if query.before_micros is not None:
+        upper = audit_keys.Bound(query.before_micros)
+    if query.position is not None:
+        at, rank, own = query.position
         # After a staff entry at ``at``, the auth events left are those strictly older.
         cursor = audit_keys.Bound(at, own if rank == _AUTH else None)
         upper = cursor if upper is None else min(upper, cursor, key=_bound_order)
@@ -149,11 +153,11 @@ def _auth_entries(
         found: list[tuple[bytes, bytes]] = audit_keys.events_page(
             tr.snapshot,
             tenant_id=tenant_id,
-            user_id=user_id,
+            user_id=query.user_id,
             type=type,
             upper=upper,
-            after_micros=after_micros,
-            limit=limit,
+            after_micros=query.after_micros,
+            limit=query.limit,
         )
         return found
 
@@ -176,34 +180,25 @@ def _auth_entries(
     return entries
 
 
-def _staff_entries(
-    *,
-    tenant_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    action: str | None,
-    position: tuple[int, int, Any] | None,
-    after_micros: int | None,
-    before_micros: int | None,
-    limit: int,
-) -> list[AuditEntry]:
-    query = StaffAuditEntry.objects.filter(tenant_id=tenant_id)
-    if user_id is not None:
-        query = query.filter(user_id=user_id)
+def _staff_entries(query: _Query, *, action: str | None) -> list[AuditEntry]:
+    found = StaffAuditEntry.objects.filter(tenant_id=query.tenant_id)
+    if query.user_id is not None:
+        found = found.filter(user_id=query.user_id)
     if action is not None:
-        query = query.filter(action=action)
-    if after_micros is not None:
-        query = query.filter(created_at__gt=_of_micros(after_micros))
-    if before_micros is not None:
-        query = query.filter(created_at__lt=_of_micros(before_micros))
-    if position is not None:
-        at, rank, own = position
+        found = found.filter(action=action)
+    if query.after_micros is not None:
+        found = found.filter(created_at__gt=_of_micros(query.after_micros))
+    if query.before_micros is not None:
+        found = found.filter(created_at__lt=_of_micros(query.before_micros))
+    if query.position is not None:
+        at, rank, own = query.position
         moment = _of_micros(at)
         if rank == _AUTH:  # staff entries at that microsecond come after auth events
-            query = query.filter(created_at__lte=moment)
+            found = found.filter(created_at__lte=moment)
         else:
-            query = query.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=own))
+            found = found.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=own))
     try:
-        rows = list(query.order_by("-created_at", "-id")[:limit])
+        rows = list(found.order_by("-created_at", "-id")[: query.limit])
     except DatabaseError:
         # The staff database is down or refusing: no half list that looks whole.
         raise AccountError(*AUDIT_UNAVAILABLE, retry_after=RETRY_AFTER_S) from None
@@ -251,29 +246,22 @@ def audit_list(
     after_micros = _micros(after, "after")
     tenant_id = principal.tenant_id
     binding = _binding(tenant_id, (user_id, kind, before_micros, after_micros))
-    position = _position(continuation, binding)
+    query = _Query(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        position=_position(continuation, binding),
+        after_micros=after_micros,
+        before_micros=before_micros,
+        # One more than the page: whether more exist.
+        limit=limit + 1,
+    )
     is_staff_kind = kind is not None and kind.startswith(STAFF_PREFIX)
     entries: list[AuditEntry] = []
     if not is_staff_kind:
-        entries += _auth_entries(
-            db,
-            tenant_id=tenant_id,
-            user_id=user_id,
-            type=kind,
-            position=position,
-            after_micros=after_micros,
-            before_micros=before_micros,
-            limit=limit + 1,
-        )
+        entries += _auth_entries(db, query, type=kind)
     if kind is None or is_staff_kind:
         entries += _staff_entries(
-            tenant_id=tenant_id,
-            user_id=user_id,
-            action=kind[len(STAFF_PREFIX) :] if kind is not None else None,
-            position=position,
-            after_micros=after_micros,
-            before_micros=before_micros,
-            limit=limit + 1,
+            query, action=kind[len(STAFF_PREFIX) :] if kind is not None else None
         )
     entries.sort(key=lambda e: e.position, reverse=True)
     page = entries[:limit]

@@ -35,10 +35,8 @@ import fdb_backend
 from accounts.errors import (
     ACCOUNT_LOCKED,
     EMAIL_NOT_VERIFIED,
-    INVALID_MFA_CHALLENGE,
     INVALID_MFA_CODE,
     MFA_ALREADY_ENABLED,
-    MFA_CHALLENGE_EXPIRED,
     MFA_CODE_REQUIRED,
     MFA_CODE_REUSED,
     MFA_NOT_ENABLED,
@@ -57,11 +55,9 @@ from accounts.services.common import Client, EventStamp, SessionIds, auth_sessio
 from accounts.services.issue import token_pair_issue
 from accounts.services.login import LoggedIn
 from accounts.services.onetime import (
-    MFA_CHALLENGE,
-    OneTime,
+    CHALLENGE,
     onetime_holder,
-    onetime_parse,
-    password_bound,
+    onetime_read,
 )
 from accounts.services.principal import Principal
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
@@ -432,19 +428,6 @@ def without_factor(user: User) -> User:
 # --- completing a login ----------------------------------------------------------------------
 
 
-def _challenged(user: User | None, parsed: OneTime, now: datetime) -> User:
-    """The user whose live challenge this is; raises 401 invalid/expired otherwise."""
-    return onetime_holder(
-        user,
-        parsed.secret,
-        purpose=MFA_CHALLENGE,
-        stored=lambda u: (u.mfa_challenge_hash, u.mfa_challenge_expires_at, password_bound(u)),
-        now=now,
-        invalid=fail(INVALID_MFA_CHALLENGE, attr="challenge"),
-        expired=fail(MFA_CHALLENGE_EXPIRED, attr="challenge"),
-    )
-
-
 @counts_outcomes("mfa")
 def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> LoggedIn:
     """Complete a login that answered mfa_required: a code (or a recovery code) against the
@@ -466,21 +449,19 @@ def user_login_mfa(*, db: Any, challenge: str, code: str, client: Client) -> Log
         )
     except Throttled as error:
         raise throttled(error.retry_after) from None
-    parsed = onetime_parse(challenge)
-    if parsed is None:
-        raise fail(INVALID_MFA_CHALLENGE, attr="challenge")
+    parsed = onetime_read(challenge, kind=CHALLENGE)
     now = datetime.now(UTC)
-    user = _challenged(users(parsed.tenant_id).get(db, parsed.subject_id), parsed, now)
+    user = onetime_holder(db, parsed, kind=CHALLENGE, now=now)
     failures = _failure_budget(db, user.id)
     ids, stamp = SessionIds.fresh(), EventStamp.fresh(client=client, at=now)
 
     @fdb_backend.transactional
     def complete(tr: Any) -> tuple[AuthSession, User, Tenant]:
         people = users(parsed.tenant_id)
-        current = _challenged(people.get(tr, parsed.subject_id), parsed, now)
+        current = onetime_holder(tr, parsed, kind=CHALLENGE, now=now)
         tenant = tenants().get(tr, parsed.tenant_id)
         if tenant is None or current.totp_enabled_at is None:
-            raise fail(INVALID_MFA_CHALLENGE, attr="challenge")
+            raise CHALLENGE.refused()
         if current.locked:
             raise fail(ACCOUNT_LOCKED)
         if tenant.status != "active":

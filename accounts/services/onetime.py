@@ -22,9 +22,19 @@ from typing import Any
 
 from django.conf import settings
 
-from accounts.errors import throttled
-from accounts.records import User
-from accounts.services.common import Client
+from accounts.errors import (
+    INVALID_MFA_CHALLENGE,
+    INVALID_RESET_TOKEN,
+    INVALID_VERIFICATION_TOKEN,
+    MFA_CHALLENGE_EXPIRED,
+    RESET_TOKEN_EXPIRED,
+    VERIFICATION_TOKEN_EXPIRED,
+    AccountError,
+    fail,
+    throttled,
+)
+from accounts.records import User, users
+from accounts.services.common import Client, claimed_key
 from accounts.throttle import Bucket, Throttled, throttle_hit
 
 # Purposes: a digest made for one never matches a token presented for another.
@@ -82,27 +92,72 @@ def onetime_matches(stored: str, secret: str, *, purpose: str, bound: str = "") 
     return bool(stored) and hmac.compare_digest(stored, candidate)
 
 
-def onetime_holder(
-    user: User | None,
-    secret: str,
-    *,
-    purpose: str,
-    stored: Callable[[User], tuple[str, datetime | None, str]],
-    now: datetime,
-    invalid: Exception,
-    expired: Exception,
-) -> User:
-    """``user`` when ``secret`` is its live token of ``purpose``; ``stored(user)`` reads the
-    token's digest, expiry and what it is bound to. Raises ``invalid`` for no user or a
-    wrong secret and ``expired`` for a spent or lapsed token, in that order, so a wrong
-    token never learns whether a right one would have expired."""
+@dataclass(frozen=True)
+class OneTimeKind:
+    """What tells one kind of token from another: its ``purpose``; where its user keeps its
+    digest and expiry, and what it is bound to (``stored``); and the ``errors`` of a token
+    that is not live (invalid, expired), on the request's field ``attr``."""
+
+    purpose: str
+    stored: Callable[[User], tuple[str, datetime | None, str]]
+    errors: tuple[tuple[int, str, str], tuple[int, str, str]]
+    attr: str
+
+    def refused(self) -> AccountError:
+        """The error of a token that is not one of this kind's (malformed, unknown, used)."""
+        return fail(self.errors[0], attr=self.attr)
+
+    def expired(self) -> AccountError:
+        """The error of this kind's token that was spent or has lapsed."""
+        return fail(self.errors[1], attr=self.attr)
+
+
+VERIFICATION = OneTimeKind(
+    VERIFY_EMAIL,
+    # The token proves the address it was mailed to: a claimed one while a change waits.
+    stored=lambda u: (
+        u.email_token_hash,
+        u.email_token_expires_at,
+        claimed_key(u.email_key) or u.email_key,
+    ),
+    errors=(INVALID_VERIFICATION_TOKEN, VERIFICATION_TOKEN_EXPIRED),
+    attr="token",
+)
+RESET = OneTimeKind(
+    PASSWORD_RESET,
+    stored=lambda u: (u.reset_token_hash, u.reset_token_expires_at, password_bound(u)),
+    errors=(INVALID_RESET_TOKEN, RESET_TOKEN_EXPIRED),
+    attr="token",
+)
+CHALLENGE = OneTimeKind(
+    MFA_CHALLENGE,
+    stored=lambda u: (u.mfa_challenge_hash, u.mfa_challenge_expires_at, password_bound(u)),
+    errors=(INVALID_MFA_CHALLENGE, MFA_CHALLENGE_EXPIRED),
+    attr="challenge",
+)
+
+
+def onetime_read(token: str, *, kind: OneTimeKind) -> OneTime:
+    """The parts of ``token``; raises ``kind``'s invalid error when it is malformed."""
+    parsed = onetime_parse(token)
+    if parsed is None:
+        raise kind.refused()
+    return parsed
+
+
+def onetime_holder(tr: Any, parsed: OneTime, *, kind: OneTimeKind, now: datetime) -> User:
+    """The user the token names, read in ``tr``, when the token is their live one of
+    ``kind``. Raises ``kind``'s invalid error for no user or a wrong secret and its expired
+    error for a spent or lapsed token, in that order, so a wrong token never learns whether
+    a right one would have expired."""
+    user = users(parsed.tenant_id).get(tr, parsed.subject_id)
     if user is None:
-        raise invalid
-    digest, expires_at, bound = stored(user)
-    if not onetime_matches(digest, secret, purpose=purpose, bound=bound):
-        raise invalid
+        raise kind.refused()
+    digest, expires_at, bound = kind.stored(user)
+    if not onetime_matches(digest, parsed.secret, purpose=kind.purpose, bound=bound):
+        raise kind.refused()
     if expires_at is None or expires_at <= now:
-        raise expired
+        raise kind.expired()
     return user
 
 

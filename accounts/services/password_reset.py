@@ -10,13 +10,13 @@ factor still guards the next login.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 
 import fdb_backend
-from accounts.errors import INVALID_RESET_TOKEN, RESET_TOKEN_EXPIRED, AccountError, fail
+from accounts.errors import AccountError
 from accounts.mail import token_mail_send
 from accounts.passwords import password_hash, password_problems
 from accounts.records import Tenant, User, tenants, users
@@ -31,13 +31,13 @@ from accounts.services.login import find_by_email
 from accounts.services.mfa import without_factor
 from accounts.services.onetime import (
     PASSWORD_RESET,
-    OneTime,
+    RESET,
     onetime_confirm_throttle,
     onetime_digest,
     onetime_holder,
     onetime_mail_throttle,
     onetime_new,
-    onetime_parse,
+    onetime_read,
     password_bound,
 )
 
@@ -104,13 +104,11 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
     new_password), 429 throttled. A refused request changes nothing.
     """
     onetime_confirm_throttle(db=db, client=client)
-    parsed = onetime_parse(token)
-    if parsed is None:
-        raise fail(INVALID_RESET_TOKEN, attr="token")
+    parsed = onetime_read(token, kind=RESET)
     stamp = EventStamp.fresh(client=client)
     now = stamp.at
     # The token is checked before the (costly) hash, so junk tokens cost no Argon2 time.
-    user = _valid_for(users(parsed.tenant_id).get(db, parsed.subject_id), parsed, now)
+    user = onetime_holder(db, parsed, kind=RESET, now=now)
     problems = password_problems(
         password=new_password, email=user.email, display_name=user.display_name
     )
@@ -121,7 +119,7 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
     @fdb_backend.transactional
     def reset(tr: Any) -> None:
         people = users(parsed.tenant_id)
-        current = _valid_for(people.get(tr, parsed.subject_id), parsed, now)
+        current = onetime_holder(tr, parsed, kind=RESET, now=now)
         # The reset proves the mailbox: the address counts as verified from now on, and a
         # second factor set up before anyone proved it goes (issue 15, finding 2): it may be
         # a squatter's, who registered this address and would otherwise keep its owner out.
@@ -164,15 +162,3 @@ def _factor_unproven(user: User) -> bool:
     if user.email_verified_at is None:
         return True
     return user.totp_enabled_at is not None and user.totp_enabled_at < user.email_verified_at
-
-
-def _valid_for(user: User | None, parsed: OneTime, now: datetime) -> User:
-    return onetime_holder(
-        user,
-        parsed.secret,
-        purpose=PASSWORD_RESET,
-        stored=lambda u: (u.reset_token_hash, u.reset_token_expires_at, password_bound(u)),
-        now=now,
-        invalid=fail(INVALID_RESET_TOKEN, attr="token"),
-        expired=fail(RESET_TOKEN_EXPIRED, attr="token"),
-    )

@@ -36,7 +36,6 @@ from accounts.services.issue import TokenPair, token_pair_issue
 from accounts.services.login import find_by_email
 from accounts.services.onetime import onetime_mail_throttle
 from accounts.services.verification import (
-    claim_mail_send,
     verification_mail_send,
     verification_token_new,
 )
@@ -220,10 +219,9 @@ def user_register(
         if error.index != "user_by_email":
             raise
         raise _email_taken() from None
+    verification_mail_send(user=user, tenant=tenant, token=verification.token, claim=claim)
     if claim:
-        claim_mail_send(user=user, tenant=tenant, token=verification.token)
         raise _email_taken()
-    verification_mail_send(user=user, tenant=tenant, token=verification.token)
     if session is None:
         raise AccountError(
             403,

@@ -14,8 +14,6 @@ from django.conf import settings
 import fdb_backend
 from accounts.errors import (
     EMAIL_ALREADY_VERIFIED,
-    INVALID_VERIFICATION_TOKEN,
-    VERIFICATION_TOKEN_EXPIRED,
     AccountError,
     fail,
 )
@@ -31,13 +29,14 @@ from accounts.services.common import (
 )
 from accounts.services.login import find_by_email
 from accounts.services.onetime import (
+    VERIFICATION,
     VERIFY_EMAIL,
     onetime_confirm_throttle,
     onetime_digest,
     onetime_holder,
     onetime_mail_throttle,
     onetime_new,
-    onetime_parse,
+    onetime_read,
 )
 from accounts.services.principal import Principal, principal_require_manager
 from fdb_backend.records import VersionConflict
@@ -62,33 +61,18 @@ def verification_token_new(
     )
 
 
-def verification_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
-    """Mail ``token`` to the user (call after the transaction that stored its digest)."""
+def verification_mail_send(*, user: User, tenant: Tenant, token: str, claim: bool = False) -> None:
+    """Mail ``token`` to the user (call after the transaction that stored its digest). The
+    token of a pending registration's ``claim`` goes to the address it claims, in a mail
+    that says what confirming does to the account that holds it."""
     token_mail_send(
-        template="verify_email",
+        template="claim_email" if claim else "verify_email",
         user=user,
         tenant=tenant,
         token=token,
         page="/verify-email",
         valid_for_s=settings.CODITECT_EMAIL_VERIFICATION_TTL_S,
     )
-
-
-def claim_mail_send(*, user: User, tenant: Tenant, token: str) -> None:
-    """Mail the claim link of a pending registration (its verification token) to the
-    address it claims, saying what confirming does to the account that holds it."""
-    token_mail_send(
-        template="claim_email",
-        user=user,
-        tenant=tenant,
-        token=token,
-        page="/verify-email",
-        valid_for_s=settings.CODITECT_EMAIL_VERIFICATION_TTL_S,
-    )
-
-
-def _token_error(spec: tuple[int, str, str]) -> AccountError:
-    return fail(spec, attr="token")
 
 
 def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
@@ -105,9 +89,7 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     token changes nothing.
     """
     onetime_confirm_throttle(db=db, client=client)
-    parsed = onetime_parse(token)
-    if parsed is None:
-        raise _token_error(INVALID_VERIFICATION_TOKEN)
+    parsed = onetime_read(token, kind=VERIFICATION)
     verified = EventStamp.fresh(client=client)
     now = verified.at
     # The events of a release it may settle: the holder's, and their tenant's suspension.
@@ -116,20 +98,7 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     @fdb_backend.transactional
     def confirm(tr: Any) -> None:
         people = users(parsed.tenant_id)
-        # The token proves the address it was mailed to: a claimed one while a change waits.
-        user = onetime_holder(
-            people.get(tr, parsed.subject_id),
-            parsed.secret,
-            purpose=VERIFY_EMAIL,
-            stored=lambda u: (
-                u.email_token_hash,
-                u.email_token_expires_at,
-                claimed_key(u.email_key) or u.email_key,
-            ),
-            now=now,
-            invalid=_token_error(INVALID_VERIFICATION_TOKEN),
-            expired=_token_error(VERIFICATION_TOKEN_EXPIRED),
-        )
+        user = onetime_holder(tr, parsed, kind=VERIFICATION, now=now)
         claimed = claimed_key(user.email_key)
         if claimed is not None:
             holder, _ = find_by_email(tr, claimed)
