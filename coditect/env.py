@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+
+N = TypeVar("N", int, float)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -63,28 +67,41 @@ def env_networks(name: str) -> list[str]:
 
 
 def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    value = _raw(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer; got {value!r}") from None
-    if number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
-    return number
+    return _env_number(
+        name, default, int, "an integer", lambda n: n >= minimum, f"at least {minimum}"
+    )
 
 
 def env_positive_float(name: str, default: float) -> float:
+    return _env_number(
+        name,
+        default,
+        float,
+        "a number",
+        lambda n: math.isfinite(n) and n > 0,
+        "a finite number above 0",
+    )
+
+
+def _env_number(
+    name: str,
+    default: N,
+    parse: Callable[[str], N],
+    noun: str,
+    valid: Callable[[N], bool],
+    rule: str,
+) -> N:
+    """The variable as a number (``default`` when unset), refused at start-up when it does
+    not parse as ``noun`` or breaks ``rule``."""
     value = _raw(name)
     if value is None:
         return default
     try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number; got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ImproperlyConfigured(f"{name} must be a finite number above 0; got {value!r}")
+        raise ImproperlyConfigured(f"{name} must be {noun}; got {value!r}") from None
+    if not valid(number):
+        raise ImproperlyConfigured(f"{name} must be {rule}; got {value!r}")
     return number
 
 

@@ -124,27 +124,23 @@ server {{
         proxy_buffering off;
     }}
 
-    location /api/ {{
-        proxy_pass http://coditect_api;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Request-ID $request_id;
-    }}
-
-    location / {{
-        proxy_pass http://coditect;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $remote_addr;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Request-ID $request_id;
-    }}
-}}
+{http_locations}}}
 """
+
+# The REST location and the pages' differ only in their upstream: one block for both, so a
+# header added for one is added for the other (sockets, above, need Upgrade and long timeouts).
+HTTP_LOCATION = """\
+    location {path} {{
+        proxy_pass http://{upstream};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Request-ID $request_id;
+    }}
+"""
+HTTP_UPSTREAMS = (("/api/", "coditect_api"), ("/", "coditect"))
 
 
 def nginx_site(
@@ -157,6 +153,9 @@ def nginx_site(
     return SITE_TEMPLATE.format(
         api_servers="\n".join(f"    server {address};" for address in api),
         ws_servers="\n".join(f"    server {address};" for address in ws),
+        http_locations="\n".join(
+            HTTP_LOCATION.format(path=path, upstream=upstream) for path, upstream in HTTP_UPSTREAMS
+        ),
         listen=listen,
         server_name=server_name,
         upstream_idle=UPSTREAM_IDLE_S,
