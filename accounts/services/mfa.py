@@ -325,7 +325,13 @@ def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Cli
         users(principal.tenant_id).save(
             tr, dataclasses.replace(spent, totp_enabled_at=now, recovery_codes=digests)
         )
-        _factor_event(tr, stamp, principal, "mfa_enabled", method="totp")
+        stamp.write(
+            tr,
+            tenant_id=principal.tenant_id,
+            type="mfa_enabled",
+            user_id=principal.user_id,
+            method="totp",
+        )
 
     _counting(db, failures, lambda: confirm(db))
     return codes
@@ -343,18 +349,9 @@ def totp_disable(
         raise fail(MFA_NOT_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     _password_ok(db, failures, principal.user, password)
-    stamp = EventStamp.fresh(client=client)
-
-    @fdb_backend.transactional
-    def disable(tr: Any) -> None:
-        current = _current(tr, principal)
-        if current.totp_enabled_at is None:
-            raise fail(MFA_NOT_ENABLED)
-        _, method = _spend(current, code, now=stamp.at, login=False, recovery=True)
-        users(principal.tenant_id).save(tr, without_factor(current))
-        _factor_event(tr, stamp, principal, "mfa_disabled", method=method)
-
-    _counting(db, failures, lambda: disable(db))
+    _factor_change(
+        db, principal, failures, code=code, client=client, type="mfa_disabled", to=without_factor
+    )
 
 
 def recovery_codes_regenerate(
@@ -368,29 +365,46 @@ def recovery_codes_regenerate(
         raise fail(MFA_NOT_ENABLED)
     failures = _failure_budget(db, principal.user_id)
     codes, digests = recovery_codes_new(principal.user_id)
+    _factor_change(
+        db,
+        principal,
+        failures,
+        code=code,
+        client=client,
+        type="mfa_recovery_codes_regenerated",
+        to=lambda spent: dataclasses.replace(spent, recovery_codes=digests),
+    )
+    return codes
+
+
+def _factor_change(
+    db: Any,
+    principal: Principal,
+    failures: Bucket,
+    *,
+    code: str,
+    client: Client,
+    type: str,
+    to: Callable[[User], User],
+) -> None:
+    """Change the caller's factor, which must be on, to ``to(user)`` (the user with
+    ``code``, or the recovery code, spent), with its event ``type`` naming the method that
+    proved it; a wrong code counts against ``failures``. Raises 409 mfa_not_enabled and
+    what ``_spend`` raises."""
     stamp = EventStamp.fresh(client=client)
 
     @fdb_backend.transactional
-    def regenerate(tr: Any) -> None:
+    def change(tr: Any) -> None:
         current = _current(tr, principal)
         if current.totp_enabled_at is None:
             raise fail(MFA_NOT_ENABLED)
         spent, method = _spend(current, code, now=stamp.at, login=False, recovery=True)
-        users(principal.tenant_id).save(tr, dataclasses.replace(spent, recovery_codes=digests))
-        _factor_event(tr, stamp, principal, "mfa_recovery_codes_regenerated", method=method)
+        users(principal.tenant_id).save(tr, to(spent))
+        stamp.write(
+            tr, tenant_id=principal.tenant_id, type=type, user_id=principal.user_id, method=method
+        )
 
-    _counting(db, failures, lambda: regenerate(db))
-    return codes
-
-
-def _factor_event(
-    tr: Any, stamp: EventStamp, principal: Principal, type: str, *, method: str
-) -> None:
-    """The event of a change the caller made to their own second factor, with the
-    ``method`` that proved it."""
-    stamp.write(
-        tr, tenant_id=principal.tenant_id, type=type, user_id=principal.user_id, method=method
-    )
+    _counting(db, failures, lambda: change(db))
 
 
 def factors_confirm(*, db: Any, principal: Principal, password: str, code: str) -> None:
