@@ -24,8 +24,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -62,6 +62,7 @@ from workspaces.services import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # One line per socket's connect, auth and close (docs/operations.md, "Metrics and logs").
 lifecycle = logging.getLogger("coditect.sockets")
 
@@ -339,7 +340,22 @@ class SessionConsumer(AsyncWebsocketConsumer):
         assert self.principal is not None
         return self.principal.tenant_id
 
+    async def _session_call(self, service: Callable[..., T], **args: Any) -> T:
+        """A service of this socket's session, run in the storage pool as its principal."""
+        assert self.principal is not None
+        done: T = await in_pool(service)(
+            db=fdb_backend.get_database(),
+            principal=self.principal,
+            session_id=self.session_id,
+            **args,
+        )
+        return done
+
     # --- sending ---------------------------------------------------------------------
+
+    async def reply_ack(self, message: dict[str, Any], **fields: Any) -> None:
+        """The answer to a client's message that succeeded: its id and what it produced."""
+        await self.send_json({"type": "ack", "id": message["id"], **fields})
 
     async def send_json(self, content: dict[str, Any]) -> None:
         if not self.closing:
@@ -427,13 +443,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         while upto is None or cursor < upto:
             limit = 200 if upto is None else min(200, upto - cursor)
             try:
-                page = await in_pool(session_event_list)(
-                    db=fdb_backend.get_database(),
-                    principal=self.principal,
-                    session_id=self.session_id,
-                    after_seq=cursor,
-                    limit=limit,
-                )
+                page = await self._session_call(session_event_list, after_seq=cursor, limit=limit)
             except WorkspaceError as error:
                 if error.code == "resync_required":
                     await self.resync()
@@ -451,9 +461,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def resync(self) -> None:
         assert self.principal is not None
-        snapshot = await in_pool(services.session_snapshot)(
-            db=fdb_backend.get_database(), principal=self.principal, session_id=self.session_id
-        )
+        snapshot = await self._session_call(services.session_snapshot)
         self.last_sent = self.state_seq = snapshot.seq
         await self.send_json(
             {
@@ -550,7 +558,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         if not await self.may_join(principal):
             return
         self.principal = principal
-        await self.send_json({"type": "ack", "id": message["id"]})
+        await self.reply_ack(message)
 
     async def on_resume(self, message: dict[str, Any]) -> None:
         last_seq: int = message["last_seq"]
@@ -563,91 +571,54 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 replayed = 0
                 if last_seq < self.state_seq:
                     replayed = await self.replay(after=last_seq, upto=self.state_seq)
-                await self.send_json({"type": "ack", "id": message["id"], "replayed": replayed})
+                await self.reply_ack(message, replayed=replayed)
                 await self.catch_up()
             finally:
                 self.catching_up = False
 
     async def on_presence_list(self, message: dict[str, Any]) -> None:
-        assert self.principal is not None
-        page = await in_pool(services.presence_list)(
-            db=fdb_backend.get_database(),
-            principal=self.principal,
-            session_id=self.session_id,
-            after=message["after"],
-            limit=message["limit"],
+        page = await self._session_call(
+            services.presence_list, after=message["after"], limit=message["limit"]
         )
-        await self.send_json(
-            {
-                "type": "ack",
-                "id": message["id"],
-                "presence": page.presence,
-                "next": page.next,
-                "count": page.count,
-                "seq": page.seq,
-            }
+        await self.reply_ack(
+            message, presence=page.presence, next=page.next, count=page.count, seq=page.seq
         )
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
-        assert self.principal is not None
-        patched = await in_pool(session_patch)(
-            db=fdb_backend.get_database(),
-            principal=self.principal,
-            session_id=self.session_id,
+        patched = await self._session_call(
+            session_patch,
             changes=message["changes"],
             expected_version=message["base_version"],
             origin=self.connection_id,
         )
-        await self.send_json(
-            {"type": "ack", "id": message["id"], "version": patched.version, "seq": patched.seq}
-        )
+        await self.reply_ack(message, version=patched.version, seq=patched.seq)
 
     async def on_event_publish(self, message: dict[str, Any]) -> None:
-        assert self.principal is not None
-        seq = await in_pool(session_event_publish)(
-            db=fdb_backend.get_database(),
-            principal=self.principal,
-            session_id=self.session_id,
+        seq = await self._session_call(
+            session_event_publish,
             event=message["event"],
             data=message["data"],
             origin=self.connection_id,
         )
-        await self.send_json({"type": "ack", "id": message["id"], "seq": seq})
+        await self.reply_ack(message, seq=seq)
 
     async def on_lock_acquire(self, message: dict[str, Any], renew: bool = False) -> None:
-        assert self.principal is not None
         path, ttl = message["path"], message["ttl_s"]
-        lock = await in_pool(services.lock_acquire)(
-            db=fdb_backend.get_database(),
-            principal=self.principal,
-            session_id=self.session_id,
+        lock = await self._session_call(
+            services.lock_acquire,
             connection_id=self.connection_id,
             path=path,
             ttl_s=ttl,
             renew=renew,
         )
         self._background(self.expire_later(ttl))
-        await self.send_json(
-            {
-                "type": "ack",
-                "id": message["id"],
-                "granted": True,
-                "path": path,
-                "expires_at": services.lock_json(lock)["expires_at"],
-            }
-        )
+        expires_at = services.lock_json(lock)["expires_at"]
+        await self.reply_ack(message, granted=True, path=path, expires_at=expires_at)
 
     async def on_lock_release(self, message: dict[str, Any]) -> None:
-        assert self.principal is not None
         path = message["path"]
-        await in_pool(services.lock_release)(
-            db=fdb_backend.get_database(),
-            principal=self.principal,
-            session_id=self.session_id,
-            connection_id=self.connection_id,
-            path=path,
-        )
-        await self.send_json({"type": "ack", "id": message["id"], "path": path})
+        await self._session_call(services.lock_release, connection_id=self.connection_id, path=path)
+        await self.reply_ack(message, path=path)
 
     async def expire_later(self, ttl_s: int) -> None:
         """Sweep soon after our lease ends, so its release is broadcast promptly."""
