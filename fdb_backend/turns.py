@@ -8,9 +8,9 @@ processes queue on the store's lock) and for its fsync, with the GIL released. A
 holds a turn gives it back for that wait (``waiting()``, called by the engine), so the next
 request computes meanwhile instead of the process idling, and goes on without one: what is left
 after a commit (rendering its answer) is little CPU. It never waits to take a turn again,
-because a caller may hold its own lock across a commit (the rate limiter holds a bucket's lock
-around a lease) while the thread that took the turn waits for that lock: waiting for the turn
-there deadlocked. Threads that hold no turn (tests, commands, the storage layer used on its
+because a caller may hold its own lock across a commit while the thread that took the turn
+waits for that lock: waiting for the turn there deadlocked (the rate limiter held a bucket's
+lock around its lease when it did; it no longer does, but no caller has to know). Threads that hold no turn (tests, commands, the storage layer used on its
 own) are not affected.
 """
 

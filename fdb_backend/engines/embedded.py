@@ -1131,8 +1131,10 @@ class Database(DatabaseConveniences):
         self._lent: dict[int, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
+        # The commit queue, and whether a thread is committing a batch of it (its leader).
+        self._queue_ready = threading.Condition(threading.Lock())
         self._queue: list[_Queued] = []
+        self._leading = False
         self._fault_rate = fault_rate
         self._fault_random = random.Random()  # noqa: S311 - fault injection, not security
         self._commits_since_trim = 0
@@ -1268,8 +1270,9 @@ class Database(DatabaseConveniences):
             self._lent = {}
             self._readers_lock = threading.Lock()
             self._commit_lock = threading.Lock()
-            self._queue_lock = threading.Lock()
+            self._queue_ready = threading.Condition(threading.Lock())
             self._queue = []
+            self._leading = False
             self._delete_on_close = False
             self._writer = self._connect()
             self._lock_fd = self._open_lock_file()
@@ -1345,25 +1348,52 @@ class Database(DatabaseConveniences):
 
         Committers queue on a blocking flock first: SQLite's own busy handler polls with
         growing sleeps, which lets one busy process starve another for seconds.
+
+        A committer whose transaction a batch has committed returns as soon as that batch is
+        durable: the leader wakes its batch's threads when it is done, instead of each
+        waiting for a lock that the next leader may take first and hold through its own
+        fsync (the wait is not first come first served).
         """
         self._check_process()
-        # The wait for the other committers and for the fsync needs no CPU: the thread's
-        # storage turn, if it holds one, goes to the next request (fdb_backend/turns.py).
-        turns.waiting()
         mine = _Queued(tr)
-        with self._queue_lock:
+        ready = self._queue_ready
+        with ready:
             self._queue.append(mine)
-        with self._commit_lock:
-            if not mine.done:  # else a batch before this thread got the lock committed it
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._apply_batch(batch)
+            batch = self._lead() if not self._leading else None
+        if batch is None:
+            # Another thread is committing: the wait needs no CPU, so the storage turn this
+            # thread holds, if any, goes to the next request (fdb_backend/turns.py).
+            turns.waiting()
+            with ready:
+                while not mine.done and self._leading:
+                    ready.wait()
+                if not mine.done:  # the leader is gone and this one was not in its batch
+                    batch = self._lead()
+        if batch is not None:
+            try:
+                with self._commit_lock:
+                    self._apply_batch(batch)
+            finally:
+                with ready:
+                    self._leading = False
+                    ready.notify_all()
         if mine.error is not None:
             raise mine.error
         return mine.version
 
+    def _lead(self) -> list[_Queued]:
+        """Become the leader: take every queued transaction as the batch to commit (the
+        caller holds the queue's condition)."""
+        self._leading = True
+        batch, self._queue = self._queue, []
+        return batch
+
     def _apply_batch(self, batch: list[_Queued]) -> None:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            turns.waiting()  # another process is committing: wait without the turn
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -1378,7 +1408,13 @@ class Database(DatabaseConveniences):
                         conn.execute("ROLLBACK TO queued")
                         queued.error = error
                     conn.execute("RELEASE queued")
+            # The conflict checks and writes above are CPU work, done in the leader's turn;
+            # the fsync is a wait.
+            turns.waiting()
             conn.execute("COMMIT")
+            committed = sum(queued.error is None for queued in batch)
+            if committed > 1:  # a commit alone is not counted: an observe is ~10% of it
+                metrics.commit_batch.observe(committed)
         except sqlite3.OperationalError as error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -1406,8 +1442,6 @@ class Database(DatabaseConveniences):
                 if queued.error is not None:
                     queued.version = 0
                 queued.done = True
-            if len(batch) > 1:  # a commit alone is not counted: an observe is ~10% of it
-                metrics.commit_batch.observe(len(batch))
         self._commits_since_checkpoint += len(batch)
         if self._commits_since_checkpoint >= CHECKPOINT_AFTER_COMMITS:
             self._commits_since_checkpoint = 0
