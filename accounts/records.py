@@ -269,7 +269,8 @@ def auth_event_read(
     return [auth_event_decode(tenant_id, key, value) for key, value in rows]
 
 
-# --- quotas: ("t", tenant_id, "quotas", kind, "used" | "limit") -> 8-byte signed LE -------
+# --- quotas: ("t", tenant_id, "quotas", kind, "used" | "limit" | "gate") and
+# ("t", tenant_id, "quotas", kind, "lease", holder) -> 8-byte signed LE
 
 # What a tenant's quotas count (docs/accounts.md "Quotas").
 QUOTA_KINDS: tuple[str, ...] = ("sessions", "bytes", "api_tokens")
@@ -297,9 +298,28 @@ def quota_limit_key(tenant_id: uuid.UUID, kind: str) -> bytes:
     return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "limit")))
 
 
+def quota_gate_key(tenant_id: uuid.UUID, kind: str) -> bytes:
+    """A counter that every lease grant and take-back of ``kind`` adds to: a grant reads it
+    with a conflict, so two grants (or a grant and a take-back) never commit side by side."""
+    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "gate")))
+
+
+def quota_lease_key(tenant_id: uuid.UUID, kind: str, holder: uuid.UUID) -> bytes:
+    """What one holder (a thread of a process) has leased of ``kind``'s quota and not yet
+    used: 8-byte signed little-endian."""
+    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "lease", holder)))
+
+
+def quota_leases_range(tenant_id: uuid.UUID, kind: str) -> keyspace.KeyRange:
+    """Every lease of ``kind``'s quota (a quota change takes them all back)."""
+    r = keyspace.tenant(tenant_id).space("quotas").range((kind, "lease"))
+    return keyspace.KeyRange(r.start, r.stop)
+
+
 def quota_key_parts(tenant_id: uuid.UUID, key: bytes) -> tuple[str, str]:
-    """``(kind, "used" | "limit")`` of a key of the tenant's quotas space."""
-    kind, part = keyspace.tenant(tenant_id).space("quotas").unpack(key)
+    """``(kind, "used" | "limit" | "gate" | "lease")`` of a key of the tenant's quotas
+    space."""
+    kind, part, *_holder = keyspace.tenant(tenant_id).space("quotas").unpack(key)
     return kind, part
 
 

@@ -1,20 +1,35 @@
 """Per-tenant quotas (CONTRACT §1, docs/accounts.md "Quotas"): workspace sessions, stored
 bytes of session state and events, API tokens.
 
-Each quota is two keys (accounts/records.py): a usage counter that every write changes by
-an atomic add *in its own transaction*, and an optional per-tenant override of the
-setting's default. A write that grows a usage reads the counter (and the override) first,
-a read that conflicts with every other grower's add, so racing writers are serialised at
-commit and never take the tenant past its quota: the one that would gets 403
-``quota_exceeded`` and writes nothing. Writes that shrink a usage only add, without a read,
-so they never conflict on the counter. Deltas are computed inside the transaction from what
-it read, so a retried transaction adds exactly once.
+Each quota is a usage counter that every write changes by an atomic add *in its own
+transaction*, and an optional per-tenant override of the setting's default
+(accounts/records.py). Usage never passes the quota: a write that would gets 403
+``quota_exceeded`` and writes nothing.
+
+Growing writes do not read the counter. Each holder (a thread of a process) *leases* room
+under the quota and spends it in its writes: a write that grows a usage reads its own lease
+(a read only a take-back of that lease conflicts with) and moves what it uses from the lease
+to the counter. The leases and the counter together never pass the quota, and spending keeps
+their sum, so growers of one tenant no longer conflict with each other (they did on the
+counter's read, and retried with growing back-off: one tenant's creates were serialised). A
+write whose lease is short takes a new one in its own transaction, reading the quota's keys
+as they were (a snapshot: spends since do not change the sum) and conflicting only with other
+grants, take-backs and quota changes (the ``gate`` and the override). When the room left
+cannot cover it, it takes every other lease back and decides on the counter alone, with
+conflicting reads, exactly as without leases. Changing the quota or setting the counter
+takes every lease back.
+
+Writes that shrink a usage only add, without a read, so they never conflict. Deltas are
+computed inside the transaction from what it read, so a retried transaction adds exactly
+once.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import struct
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +40,10 @@ import fdb_backend
 from accounts.errors import AccountError
 from accounts.records import (
     QUOTA_KINDS,
+    quota_gate_key,
     quota_key_parts,
+    quota_lease_key,
+    quota_leases_range,
     quota_limit_key,
     quota_range,
     quota_used_key,
@@ -90,24 +108,89 @@ def quota_charge(
     tr: Any, *, tenant_id: uuid.UUID, kind: str, delta: int, enforce: bool = True
 ) -> None:
     """Change the tenant's usage of ``kind`` by ``delta`` inside ``tr`` (the write's own
-    transaction). Growth reads the counter and the override (conflicting reads) and raises
-    QuotaExceeded, before anything is added, when the usage would pass the quota.
-    ``enforce=False`` only counts: for what the platform records of something that already
-    happened (presence and lock events), which a quota must not refuse."""
+    transaction). Growth is spent from this thread's lease, which is topped up (in ``tr``)
+    when short; QuotaExceeded, before anything is added, when the usage would pass the
+    quota. ``enforce=False`` only counts: for what the platform records of something that
+    already happened (presence and lock events), which a quota must not refuse."""
     if delta == 0:
         return
-    begin, end, used_key, limit_key = _keys(tenant_id, kind)
     if delta > 0 and enforce:
-        used, override = 0, None
-        for kv in tr.get_range(begin, end):
-            if kv.key == used_key:
-                used = _decode(kv.value)
-            elif kv.key == limit_key:
-                override = _decode(kv.value)
-        limit = _in_force(kind, override)
-        if limit is not None and used + delta > limit:
-            raise QuotaExceeded(kind)
-    tr.add(used_key, _COUNTER.pack(delta))
+        _spend(tr, tenant_id, kind, delta)
+    tr.add(_keys(tenant_id, kind)[2], _COUNTER.pack(delta))
+
+
+# Room a lease takes beyond the write that asks for it (at most a quarter of what is free).
+LEASE_UNITS = {"sessions": 16, "bytes": 1 << 20, "api_tokens": 4}
+# Past this many leases of one quota (holders that ended leave theirs), a grant takes the
+# others back.
+MAX_LEASES = 32
+
+_holder = threading.local()
+
+
+def _holder_id() -> uuid.UUID:
+    """This thread's lease holder: one per thread and process (a forked child, which has the
+    parent's thread-local, gets its own). Made once and kept, so a retried transaction uses
+    the same one."""
+    pid = os.getpid()
+    found: tuple[int, uuid.UUID] | None = getattr(_holder, "id", None)
+    if found is None or found[0] != pid:
+        found = _holder.id = (pid, uuid.uuid4())
+    return found[1]
+
+
+def _spend(tr: Any, tenant_id: uuid.UUID, kind: str, delta: int) -> None:
+    mine = quota_lease_key(tenant_id, kind, _holder_id())
+    # A conflicting read: a take-back of this lease committed meanwhile makes this retry.
+    have = _decode(tr.get(mine))
+    if have >= delta:
+        tr[mine] = _COUNTER.pack(have - delta)
+    else:
+        _grant(tr, tenant_id, kind, mine, have, delta)
+
+
+def _grant(tr: Any, tenant_id: uuid.UUID, kind: str, mine: bytes, have: int, delta: int) -> None:
+    """Top this holder's lease up by at least ``delta - have`` and spend ``delta`` of it, or
+    take every other lease back and decide on the usage alone; QuotaExceeded when even
+    that leaves no room."""
+    begin, end, used_key, limit_key = _keys(tenant_id, kind)
+    gate = quota_gate_key(tenant_id, kind)
+    used, override, leases = 0, None, {}
+    for kv in tr.snapshot.get_range(begin, end):
+        if kv.key == used_key:
+            used = _decode(kv.value)
+        elif kv.key == limit_key:
+            override = _decode(kv.value)
+        elif kv.key != gate and kv.key != mine:
+            leases[kv.key] = _decode(kv.value)
+    # Another grant or take-back, or a quota change, since this snapshot: retry.
+    tr.add_read_conflict_key(gate)
+    tr.add_read_conflict_key(limit_key)
+    limit = _in_force(kind, override)
+    if limit is None:
+        return  # unlimited: nothing to lease
+    need = delta - have
+    free = limit - used - have - sum(leases.values())
+    tr.add(gate, _COUNTER.pack(1))
+    if need <= free and len(leases) < MAX_LEASES:
+        grant = max(need, min(need + LEASE_UNITS[kind], free // 4))
+        tr[mine] = _COUNTER.pack(have + grant - delta)
+        return
+    # Near the quota: every lease comes back and the counter decides, read with a conflict.
+    used = _decode(tr.get(used_key))
+    for key in leases:
+        tr.add_read_conflict_key(key)  # a spend of that lease meanwhile: retry
+        tr.clear(key)
+    if used + delta > limit:
+        raise QuotaExceeded(kind)
+    tr.clear(mine)
+
+
+def _leases_take_back(tr: Any, tenant_id: uuid.UUID, kind: str) -> None:
+    """Every lease of ``kind`` cleared (their holders' next spends conflict and lease anew)."""
+    leases = quota_leases_range(tenant_id, kind)
+    tr.clear_range(leases.begin, leases.end)
+    tr.add(quota_gate_key(tenant_id, kind), _COUNTER.pack(1))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -124,7 +207,8 @@ def quotas_read(tr: Any, *, tenant_id: uuid.UUID) -> dict[str, Quota]:
     begin, end = quotas_range(tenant_id)
     for kv in tr.snapshot.get_range(begin, end):
         kind, part = quota_key_parts(tenant_id, kv.key)
-        (used if part == "used" else overrides)[kind] = _decode(kv.value)
+        if part in ("used", "limit"):
+            (used if part == "used" else overrides)[kind] = _decode(kv.value)
     return {
         kind: Quota(
             kind=kind,
@@ -167,6 +251,8 @@ def quota_override_set(
                 tr.clear(key)
             else:
                 tr[key] = _COUNTER.pack(value)
+            # Leases granted under the old quota would let growth pass a lowered one.
+            _leases_take_back(tr, tenant_id, kind)
         stamp.write(
             tr,
             tenant_id=tenant_id,
@@ -182,8 +268,10 @@ def quota_override_set(
 
 
 def quota_used_set(tr: Any, *, tenant_id: uuid.UUID, kind: str, value: int) -> None:
-    """Set a usage counter outright (``storage check --repair``, ``tenants import``)."""
+    """Set a usage counter outright (``storage check --repair``, ``tenants import``); every
+    lease is taken back (they were granted against the old count)."""
     tr[quota_used_key(tenant_id, kind)] = _COUNTER.pack(value)
+    _leases_take_back(tr, tenant_id, kind)
 
 
 def quota_used_get(tr: Any, *, tenant_id: uuid.UUID, kind: str) -> int:

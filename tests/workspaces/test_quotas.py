@@ -249,3 +249,75 @@ def test_erasure_gives_back_what_it_deletes_and_scrubs(
     after = assert_exact(sessions, alice)
     assert after["sessions"] == 1 and after["api_tokens"] == 0
     assert after["bytes"] < before["bytes"] - 1400
+
+
+def _in_thread(work: Any) -> Any:
+    """``work()`` on a thread of its own (a lease holder of its own), its result returned."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join(30)
+    assert out, "the thread failed"
+    return out[0]
+
+
+def test_growers_far_below_the_quota_do_not_conflict(alice: Persona) -> None:
+    """Two holders spending their leases at once both commit: a grower reads only its own
+    lease, never the counter (whose read made every other grower of the tenant retry)."""
+    db = fdb_backend.get_database()
+    tenant = alice.tenant_uuid
+
+    def charged() -> Any:
+        tr = db.create_transaction()
+        quota_charge(tr, tenant_id=tenant, kind="bytes", delta=100)  # takes a lease
+        tr.commit().wait()
+        tr = db.create_transaction()
+        quota_charge(tr, tenant_id=tenant, kind="bytes", delta=100)  # spends from it
+        return tr
+
+    first, second = _in_thread(charged), _in_thread(charged)
+    first.commit().wait()
+    second.commit().wait()  # a 1020 here before the leases
+    counted = usage_recount(db=db, tenant_id=tenant).used["bytes"]
+    assert usage(SessionApi(), alice)["bytes"] == counted + 400
+
+
+def test_a_lowered_quota_takes_the_leases_back(sessions: SessionApi, alice: Persona) -> None:
+    """Room leased under the old quota is not spent past a new, lower one."""
+    assert create(sessions, alice).status_code == 201  # this thread now holds a lease
+    used = usage(sessions, alice)["sessions"]
+    quota_override_set(
+        db=fdb_backend.get_database(), tenant_id=alice.tenant_uuid, overrides={"sessions": used}
+    )
+    problem(create(sessions, alice), 403, "quota_exceeded")
+    assert assert_exact(sessions, alice)["sessions"] == used
+
+
+def test_another_holders_lease_does_not_refuse_before_the_quota(
+    sessions: SessionApi, alice: Persona, settings
+) -> None:
+    """Near the quota a grower takes the other holders' leases back and decides on the
+    usage alone: every place up to the quota is used, however the room was leased, and
+    the room another holder had leased is not spent again past the quota."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings.CODITECT_QUOTA_SESSIONS = 10
+    used = usage(sessions, alice)["sessions"]
+    other = ThreadPoolExecutor(1)  # one thread: one holder, its lease kept between calls
+    try:
+
+        def create_there() -> int:
+            return int(
+                other.submit(lambda: create(SessionApi(Client()), alice)).result(30).status_code
+            )
+
+        assert create_there() == 201  # leases more than it spends
+        created = 1
+        while (response := create(sessions, alice)).status_code == 201:
+            created += 1
+        problem(response, 403, "quota_exceeded")
+        assert used + created == 10
+        assert create_there() == 403  # its lease was taken back
+    finally:
+        other.shutdown()
+    assert assert_exact(sessions, alice)["sessions"] == 10
