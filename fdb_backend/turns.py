@@ -10,8 +10,8 @@ request computes meanwhile instead of the process idling, and goes on without on
 after a commit (rendering its answer) is little CPU. It never waits to take a turn again,
 because a caller may hold its own lock across a commit while the thread that took the turn
 waits for that lock: waiting for the turn there deadlocked (the rate limiter held a bucket's
-lock around its lease when it did; it no longer does, but no caller has to know). Threads that hold no turn (tests, commands, the storage layer used on its
-own) are not affected.
+lock around its lease when it did; it no longer does, but no caller has to know). Threads that
+hold no turn (tests, commands, the storage layer used on its own) are not affected.
 """
 
 from __future__ import annotations
