@@ -92,6 +92,10 @@ def _format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _base64_text(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
 def _parse_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -121,13 +125,18 @@ Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
 
 
-def _expect(kind: type | tuple[type, ...], name: str) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
+def _checked(
+    kind: type | tuple[type, ...], name: str, convert: Callable[[Any], Any] | None = None
+) -> Encoder:
+    """An encoder that refuses a value not of ``kind``, then stores it ``convert``ed."""
+
+    def enc(value: Any) -> Any:
         # bool is an int in Python but never a valid int field here.
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
             raise TypeError("record field has the wrong type", name, type(value).__name__)
+        return value if convert is None else convert(value)
 
-    return check
+    return enc
 
 
 def _codec(annotation: Any, name: str) -> tuple[Encoder, Decoder]:
@@ -142,51 +151,28 @@ def _codec(annotation: Any, name: str) -> tuple[Encoder, Decoder]:
             _identity if dec is _identity else (lambda v: None if v is None else dec(v)),
         )
     if annotation is uuid.UUID:
-        check = _expect(uuid.UUID, name)
-
-        def enc_uuid(v: Any) -> str:
-            check(v)
-            return str(v)
-
-        return enc_uuid, _decode_uuid
+        return _checked(uuid.UUID, name, str), _decode_uuid
     if annotation is datetime:
-        check = _expect(datetime, name)
 
-        def enc_datetime(v: Any) -> str:
-            check(v)
+        def aware(v: datetime) -> str:
             if v.tzinfo is None:
                 raise TypeError("record datetime field must be timezone-aware", name)
             return _format_datetime(v)
 
-        return enc_datetime, _parse_datetime
+        return _checked(datetime, name, aware), _parse_datetime
     if annotation is bytes:
-        check = _expect(bytes, name)
-
-        def enc_bytes(v: Any) -> str:
-            check(v)
-            return base64.b64encode(v).decode("ascii")
-
-        return enc_bytes, base64.b64decode
+        return _checked(bytes, name, _base64_text), base64.b64decode
     if annotation is float:
-        check = _expect((int, float), name)
 
-        def enc_float(v: Any) -> float:
-            check(v)
+        def finite(v: float) -> float:
             # orjson writes NaN and infinities as null, which would not read back.
             if not math.isfinite(v):
                 raise ValueError("record float field is not finite", name)
             return float(v)
 
-        return enc_float, float
+        return _checked((int, float), name, finite), float
     if annotation in (str, int, bool) or origin in (list, dict) or annotation in (list, dict):
-        kind = origin or annotation
-        check = _expect(kind, name)
-
-        def enc_plain(v: Any) -> Any:
-            check(v)
-            return v
-
-        return enc_plain, _identity
+        return _checked(origin or annotation, name), _identity
     if origin is Literal:
         allowed = frozenset(args)
 

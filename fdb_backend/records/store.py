@@ -76,6 +76,27 @@ def _chunks(kvs: list[Any], pk_len: int) -> Chunks:
     return found
 
 
+def _page_reader(
+    tr: Any,
+    continuation: str | None,
+    prefix: bytes,
+    start: bytes,
+    stop: bytes,
+    limit: int,
+    reverse: bool,
+    key_arity: int | None = None,
+) -> RangeReader:
+    """The reader of one page of ``[start, stop)``: resumed where ``continuation`` says, and
+    fetching one key more than ``limit`` so that ``has_more()`` tells whether a page follows
+    (``key_arity``: as ``decode_continuation``)."""
+    begin, end = start, stop
+    if continuation is not None:
+        begin, end = decode_continuation(
+            continuation, prefix, start, stop, reverse, key_arity=key_arity
+        )
+    return RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
+
+
 class Collection(Generic[R]):
     """The records of type ``R`` in one scope (a tenant, or the global scope).
 
@@ -297,18 +318,11 @@ class Collection(Generic[R]):
             raise ValueError("limit must not be negative", limit)
         records = self.keys.records
         r = records.range(tuple(prefix))
-        begin, end = r.start, r.stop
-        if continuation is not None:
-            begin, end = decode_continuation(
-                continuation,
-                self._prefix,
-                r.start,
-                r.stop,
-                reverse,
-                key_arity=len(self.schema.key_fields),
-            )
+        arity = len(self.schema.key_fields)
+        reader = _page_reader(
+            tr, continuation, self._prefix, r.start, r.stop, limit, reverse, arity
+        )
         moment = now or utcnow()
-        reader = RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
         groups = ChunkGroups(reader, len(self._prefix), reverse=reverse)
         found: list[R] = []
         last: tuple[Any, ...] | None = None
@@ -352,11 +366,8 @@ class Collection(Generic[R]):
         start = subspace.pack(index_tuple(values))
         stop = start + b"\xff"
         prefix = subspace.key()
-        begin, end = start, stop
-        if continuation is not None:
-            begin, end = decode_continuation(continuation, prefix, start, stop, reverse)
+        reader = _page_reader(tr, continuation, prefix, start, stop, limit, reverse)
         moment = now or utcnow()
-        reader = RangeReader(tr, begin, end, reverse=reverse, batch=limit + 1 if limit else 0)
         found: list[R] = []
         last: bytes | None = None
         exhausted = False
