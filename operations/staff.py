@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -38,7 +38,7 @@ from accounts.records import (
     users,
 )
 from accounts.services.api_tokens import api_token_revoke_by_staff, api_tokens_of_user
-from accounts.services.common import Client, email_key, event, revoke_user_sessions, revoked
+from accounts.services.common import EventStamp, email_key, revoke_user_sessions, revoked
 from accounts.services.mfa import mfa_reset
 from accounts.services.quotas import Quota, quota_usage
 from accounts.services.tenancy import user_lock
@@ -246,25 +246,26 @@ def _reason(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Audit:
-    """An audited action under way: its checked reason, and the time and id of the auth
-    event it may write (made here, outside the storage transaction that may be retried)."""
+    """An audited action under way: its checked reason, and the stamp (time, event id) of
+    the auth event it may write, made here, outside the storage transaction that may be
+    retried."""
 
     tenant_id: uuid.UUID
     user_id: uuid.UUID | None
     reason: str
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    stamp: EventStamp = field(default_factory=EventStamp.fresh)
+
+    @property
+    def now(self) -> datetime:
+        return self.stamp.at
 
     def event(self, tr: Any, *, type: str, **data: Any) -> None:
         """Write the tenant's auth event of this action: no client (support acts from the
         admin, not from the user's device), ``by`` support, with the staff's reason."""
-        event(
+        self.stamp.write(
             tr,
             tenant_id=self.tenant_id,
-            event_id=self.event_id,
             type=type,
-            at=self.now,
-            client=Client(),
             user_id=self.user_id,
             **data,
             by="support",

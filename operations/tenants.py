@@ -34,7 +34,7 @@ from accounts.records import (
     tenants,
     users,
 )
-from accounts.services.common import Client, email_key, event, slug_for
+from accounts.services.common import EventStamp, email_key, slug_for
 from accounts.services.quotas import Quota, quota_override_set
 from accounts.services.registration import invitation_hash
 from accounts.services.tenancy import tenant_suspend
@@ -132,7 +132,7 @@ def tenant_create(
             "slug must be 1 to 63 lowercase letters, digits and inner hyphens: " + repr(slug)
         )
     now = datetime.now(UTC)
-    tenant_id, event_id, secret = uuid.uuid4(), uuid.uuid4(), secrets.token_urlsafe(32)
+    tenant_id, secret, stamp = uuid.uuid4(), secrets.token_urlsafe(32), EventStamp.fresh(at=now)
     tenant = Tenant(id=tenant_id, name=name, slug=slug or slug_for(name), created_at=now)
     invitation = Invitation(
         token_hash=invitation_hash(secret),
@@ -154,15 +154,8 @@ def tenant_create(
             raise MaintenanceError(f"email is taken: {owner_email}")
         saved = tenants().save(tr, tenant)
         invitations(tenant_id).save(tr, invitation)
-        event(
-            tr,
-            tenant_id=tenant_id,
-            event_id=event_id,
-            type="tenant_created",
-            at=now,
-            client=Client(),
-            user_id=None,
-            owner_email=owner_email,
+        stamp.write(
+            tr, tenant_id=tenant_id, type="tenant_created", user_id=None, owner_email=owner_email
         )
         return saved
 
