@@ -34,8 +34,9 @@ class ContentNegotiation(DefaultContentNegotiation):
             and renderers[0].media_type == "application/json"
             and "format" not in request.META.get("QUERY_STRING", "")
         ):
-            # What DRF answers too: the renderer, and the client's media type as it sent it.
-            return renderers[0], accept
+            # What DRF answers too: the renderer and its own media type (more precise than
+            # ``*/*``, as precise as ``application/json``).
+            return renderers[0], renderers[0].media_type
         selected: tuple[BaseRenderer, str] = super().select_renderer(
             request, renderers, format_suffix
         )

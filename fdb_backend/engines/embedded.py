@@ -118,6 +118,17 @@ _RANGE = {
     False: "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key ASC",
     True: "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key DESC",
 }
+_RANGE_UP_TO = {reverse: sql + " LIMIT ?" for reverse, sql in _RANGE.items()}
+
+
+@functools.cache
+def _values_of(count: int) -> str:
+    """The statement reading the values of ``count`` keys (made once per count)."""
+    # Only the placeholders are formatted into the SQL (one "?" per key); the keys are bound.
+    marks = ",".join("?" * count)
+    return f"SELECT key, value FROM kv WHERE key IN ({marks})"  # noqa: S608
+
+
 # Commits and point reads bind keys and values as bytearray: Python 3.11's sqlite3 binds
 # bytes only after its adaptation protocol has failed to find an adapter (attribute lookups
 # raising and formatting AttributeErrors, about 2,700 instructions a parameter, a tenth of
@@ -813,11 +824,10 @@ class Transaction:
             finally:
                 past_rows.close()
         elif not local and not self._cleared_begins:
-            sql = _RANGE[reverse]
             if limit:
-                rows = conn.execute(sql + " LIMIT ?", (b, e, limit)).fetchall()
+                rows = conn.execute(_RANGE_UP_TO[reverse], (b, e, limit)).fetchall()
             else:
-                rows = conn.execute(sql, (b, e)).fetchall()
+                rows = conn.execute(_RANGE[reverse], (b, e)).fetchall()
             result = list(map(_as_key_value, rows))
         else:
             cursor = conn.execute(_RANGE[reverse], (b, e))
@@ -1553,11 +1563,7 @@ class Database(DatabaseConveniences):
             images[key] = None  # the rows found replace it
         for start in range(0, len(keys), _VALUES_PER_STATEMENT):
             chunk = [_blob(key) for key in keys[start : start + _VALUES_PER_STATEMENT]]
-            # Only the placeholders are formatted into the SQL (one "?" per key); the keys
-            # themselves are bound.
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, value FROM kv WHERE key IN ({marks})"  # noqa: S608
-            images.update(conn.execute(sql, chunk))
+            images.update(conn.execute(_values_of(len(chunk)), chunk))
 
     def _trim_write_log(self, conn: sqlite3.Connection, now: float, version: int) -> None:
         """Forget commits that left the window: their write ranges and replaced values.

@@ -45,3 +45,20 @@ def test_an_accept_header_the_api_cannot_serve_is_406(
     )
     assert answer.status_code == 406
     assert answer["Content-Type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
+def test_the_fast_answer_is_drfs_answer(accept: str | None) -> None:
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from core.negotiation import ContentNegotiation
+
+    extra: dict[str, Any] = {} if accept is None else {"HTTP_ACCEPT": accept}
+    request = Request(APIRequestFactory().get("/api/v5/sessions", None, **extra))
+    renderers = [JSONRenderer()]
+    fast = ContentNegotiation().select_renderer(request, renderers)
+    drf = DefaultContentNegotiation().select_renderer(request, renderers)
+    assert (fast[0], fast[1]) == (drf[0], drf[1])
