@@ -174,8 +174,7 @@ def user_search(*, db: Any, email: str, limit: int = 50) -> list[UserHit]:
                 hits.append(UserHit(user, tenants().get(snap, tenant_id)))
         return hits
 
-    found: list[UserHit] = read(db)
-    return found
+    return read(db)
 
 
 @dataclass(frozen=True)
@@ -205,8 +204,7 @@ def user_overview(
         ordered = sorted(listed.records, key=lambda s: s.created_at, reverse=True)
         return UserOverview(user, tenant, ordered, recent)
 
-    overview: UserOverview = read(db)
-    return overview
+    return read(db)
 
 
 def auth_events(
@@ -218,8 +216,7 @@ def auth_events(
     def read(tr: Any) -> list[AuthEvent]:
         return auth_event_read(tr.snapshot, tenant_id=tenant_id, limit=limit, type=type or None)
 
-    listed: list[AuthEvent] = read(db)
-    return listed
+    return read(db)
 
 
 # --- audited actions -------------------------------------------------------------------
