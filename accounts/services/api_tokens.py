@@ -117,11 +117,10 @@ def api_token_create(
             return existing
         quota_charge(tr, tenant_id=principal.tenant_id, kind="api_tokens", delta=1)
         saved = tokens.save(tr, record)
-        stamp.write(
+        stamp.write_as(
             tr,
-            tenant_id=principal.tenant_id,
+            principal,
             type="api_token_created",
-            user_id=principal.user_id,
             api_token_id=str(token_id),
             name=name,
             scopes=wanted,

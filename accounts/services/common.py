@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 
@@ -88,6 +88,16 @@ def event(
     )
 
 
+class Caller(Protocol):
+    """Who acts, as a ``Principal`` names them: a user of a tenant."""
+
+    @property
+    def tenant_id(self) -> uuid.UUID: ...
+
+    @property
+    def user_id(self) -> uuid.UUID: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventStamp:
     """What the auth event of one call is given before its transaction: the moment, the
@@ -121,6 +131,10 @@ class EventStamp:
             user_id=user_id,
             **data,
         )
+
+    def write_as(self, tr: Any, caller: Caller, *, type: str, **data: Any) -> None:
+        """``write`` for an action of the caller's own: their tenant's event, naming them."""
+        self.write(tr, tenant_id=caller.tenant_id, type=type, user_id=caller.user_id, **data)
 
 
 def existing(record: R | None) -> R:

@@ -325,13 +325,7 @@ def totp_enroll_confirm(*, db: Any, principal: Principal, code: str, client: Cli
         users(principal.tenant_id).save(
             tr, dataclasses.replace(spent, totp_enabled_at=now, recovery_codes=digests)
         )
-        stamp.write(
-            tr,
-            tenant_id=principal.tenant_id,
-            type="mfa_enabled",
-            user_id=principal.user_id,
-            method="totp",
-        )
+        stamp.write_as(tr, principal, type="mfa_enabled", method="totp")
 
     _counting(db, failures, lambda: confirm(db))
     return codes
@@ -400,9 +394,7 @@ def _factor_change(
             raise fail(MFA_NOT_ENABLED)
         spent, method = _spend(current, code, now=stamp.at, login=False, recovery=True)
         users(principal.tenant_id).save(tr, to(spent))
-        stamp.write(
-            tr, tenant_id=principal.tenant_id, type=type, user_id=principal.user_id, method=method
-        )
+        stamp.write_as(tr, principal, type=type, method=method)
 
     _counting(db, failures, lambda: change(db))
 

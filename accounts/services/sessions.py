@@ -26,7 +26,7 @@ def auth_session_logout(*, db: Any, principal: Principal, client: Client) -> Non
         session = sessions.get(tr, current.id)
         if session is not None and session.revoked_at is None:
             sessions.save(tr, revoked(session, reason="logout", now=stamp.at))
-        stamp.write(tr, tenant_id=principal.tenant_id, type="logout", user_id=principal.user_id)
+        stamp.write_as(tr, principal, type="logout")
 
     logout(db)
 
@@ -35,14 +35,17 @@ def auth_session_logout_all(*, db: Any, principal: Principal, client: Client) ->
     """Revoke every auth session of the caller; returns how many were live."""
     principal_require_user(principal=principal)
     stamp = EventStamp.fresh(client=client)
-    tenant_id, user_id = principal.tenant_id, principal.user_id
 
     @fdb_backend.transactional
     def logout_all(tr: Any) -> int:
         count = revoke_user_sessions(
-            tr, tenant_id=tenant_id, user_id=user_id, reason="logout_all", now=stamp.at
+            tr,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            reason="logout_all",
+            now=stamp.at,
         )
-        stamp.write(tr, tenant_id=tenant_id, type="logout_all", user_id=user_id, sessions=count)
+        stamp.write_as(tr, principal, type="logout_all", sessions=count)
         return count
 
     return int(logout_all(db))
@@ -66,13 +69,7 @@ def auth_session_revoke(
         ):
             return False
         sessions.save(tr, revoked(session, reason="device_revoked", now=stamp.at))
-        stamp.write(
-            tr,
-            tenant_id=principal.tenant_id,
-            type="device_revoked",
-            user_id=principal.user_id,
-            session_id=str(session_id),
-        )
+        stamp.write_as(tr, principal, type="device_revoked", session_id=str(session_id))
         return True
 
     return bool(revoke(db))
@@ -129,6 +126,6 @@ def user_password_change(
             now=now,
             keep=session.id,
         )
-        stamp.write(tr, tenant_id=principal.tenant_id, type="password_changed", user_id=user.id)
+        stamp.write_as(tr, principal, type="password_changed")
 
     change(db)

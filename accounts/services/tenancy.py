@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -42,6 +43,8 @@ from accounts.services.principal import Principal, principal_require_manager
 from accounts.services.registration import invitation_hash
 from accounts.services.roles import manager_require
 from fdb_backend.records import Collection, Page
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,10 @@ def invitation_create(
     def create(tr: Any) -> Invitation:
         _grant_check(caller=manager_require(tr, principal=principal), role=role)
         saved = invitations(principal.tenant_id).save(tr, invitation)
-        stamp.write(
+        stamp.write_as(
             tr,
-            tenant_id=principal.tenant_id,
+            principal,
             type="invitation_created",
-            user_id=principal.user_id,
             email=email,
             role=role,
             invitation_id=str(invitation_id),
@@ -132,11 +134,10 @@ def invitation_revoke(
         )
         _grant_check(caller=caller, role=found.role)
         pending.delete(tr, found.token_hash)
-        stamp.write(
+        stamp.write_as(
             tr,
-            tenant_id=principal.tenant_id,
+            principal,
             type="invitation_revoked",
-            user_id=principal.user_id,
             invitation_id=str(found.id),
             email=found.email,
             role=found.role,
@@ -193,11 +194,10 @@ def member_role_set(
             if len(_owners(tr, people)) <= 1:
                 raise fail(LAST_OWNER)
         saved = people.save(tr, dataclasses.replace(member, role=role))
-        stamp.write(
+        stamp.write_as(
             tr,
-            tenant_id=principal.tenant_id,
+            principal,
             type="role_changed",
-            user_id=principal.user_id,
             member_id=str(member.id),
             previous_role=member.role,
             role=role,
@@ -240,11 +240,8 @@ def user_lock(
     *, db: Any = None, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str, locked: bool = True
 ) -> User:
     """Lock (or unlock) a user; locking revokes every session they have, at once."""
-    db = db or fdb_backend.get_database()
-    stamp = EventStamp.fresh()
 
-    @fdb_backend.transactional
-    def lock(tr: Any) -> User:
+    def lock(tr: Any, stamp: EventStamp) -> User:
         people = users(tenant_id)
         user = existing(people.get(tr, user_id))
         saved = people.save(
@@ -258,7 +255,7 @@ def user_lock(
         stamp.write(tr, tenant_id=tenant_id, type=kind, user_id=user_id, reason=reason)
         return saved
 
-    return lock(db)
+    return _lever(db, lock)
 
 
 def user_unlock(
@@ -271,11 +268,8 @@ def tenant_suspend(
     *, db: Any = None, tenant_id: uuid.UUID, reason: str, suspended: bool = True
 ) -> Tenant:
     """Suspend (or resume) a tenant: its users' tokens stop working on the next request."""
-    db = db or fdb_backend.get_database()
-    stamp = EventStamp.fresh()
 
-    @fdb_backend.transactional
-    def suspend(tr: Any) -> Tenant:
+    def suspend(tr: Any, stamp: EventStamp) -> Tenant:
         all_tenants = tenants()
         tenant = existing(all_tenants.get(tr, tenant_id))
         saved = all_tenants.save(
@@ -288,7 +282,7 @@ def tenant_suspend(
         stamp.write(tr, tenant_id=tenant_id, type=kind, user_id=None, reason=reason)
         return saved
 
-    return suspend(db)
+    return _lever(db, suspend)
 
 
 def tenant_resume(*, db: Any = None, tenant_id: uuid.UUID, reason: str = "") -> Tenant:
@@ -299,13 +293,23 @@ def auth_session_revoke_all(
     *, db: Any = None, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str
 ) -> int:
     """Revoke every session of a user (support staff: "sign out everywhere")."""
-    db = db or fdb_backend.get_database()
-    now = datetime.now(UTC)
 
-    @fdb_backend.transactional
-    def revoke(tr: Any) -> int:
+    def revoke(tr: Any, stamp: EventStamp) -> int:
         return revoke_user_sessions(
-            tr, tenant_id=tenant_id, user_id=user_id, reason=reason, now=now
+            tr, tenant_id=tenant_id, user_id=user_id, reason=reason, now=stamp.at
         )
 
-    return int(revoke(db))
+    return _lever(db, revoke)
+
+
+def _lever(db: Any, change: Callable[[Any, EventStamp], T]) -> T:
+    """``change(tr, stamp)`` in one transaction on ``db`` (None: the process's database),
+    the frame of the levers above. The stamp is made before the transaction, which may run
+    again, and records no client: staff and maintenance code audit their own calls."""
+    stamp = EventStamp.fresh()
+
+    @fdb_backend.transactional
+    def run(tr: Any) -> T:
+        return change(tr, stamp)
+
+    return run(db or fdb_backend.get_database())

@@ -254,11 +254,10 @@ def tenant_settings_update(
             dataclasses.replace(tenant, require_email_verification=require_email_verification),
             expected_version=tenant.version,
         )
-        stamp.write(
+        stamp.write_as(
             tr,
-            tenant_id=tenant.id,
+            principal,
             type="tenant_settings_changed",
-            user_id=principal.user_id,
             require_email_verification=require_email_verification,
         )
         return saved
