@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter
@@ -42,11 +43,10 @@ from accounts.services import (
 from accounts.services.quotas import quota_usage
 from accounts.signing_keys import jwk_of, keyring
 from core.conditional import if_match
-from core.cursors import cursor_open, cursor_seal
 from core.parsers import validated
 from core.problems import ApiError
+from core.rest import etag_header, id_or_404, list_limit, page_args, page_json
 from core.time import rfc3339
-from fdb_backend.records import Page
 
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="1..200, default 50"),
@@ -66,6 +66,44 @@ def principal_of(request: Request) -> Principal:
     user = request.user
     assert isinstance(user, Principal)
     return user
+
+
+# What the views hand a service beside the body: services take these keyword arguments, so a
+# view spreads them (``service(**caller_args(request), ...)``) instead of naming each again.
+class ClientArgs(TypedDict):
+    """A signed-out use case's: the store, and where the request came from (its auth event)."""
+
+    db: Any
+    client: Client
+
+
+class PrincipalArgs(TypedDict):
+    """A signed-in use case that logs no auth event: the store and who asks."""
+
+    db: Any
+    principal: Principal
+
+
+class CallerArgs(PrincipalArgs):
+    """A signed-in use case that logs an auth event: also where the request came from."""
+
+    client: Client
+
+
+def client_args(request: HttpRequest | Request) -> ClientArgs:
+    return {"db": fdb_backend.get_database(), "client": client_of(request)}
+
+
+def principal_args(request: Request) -> PrincipalArgs:
+    return {"db": fdb_backend.get_database(), "principal": principal_of(request)}
+
+
+def caller_args(request: Request) -> CallerArgs:
+    return {
+        "db": fdb_backend.get_database(),
+        "principal": principal_of(request),
+        "client": client_of(request),
+    }
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -99,27 +137,8 @@ def session_json(session: AuthSession, current: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def _uuid_or_404(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ApiError(404, "not_found", "Not found.") from None
-
-
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "50")
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 200:
-        raise ApiError(
-            400,
-            "invalid",
-            "limit must be an integer from 1 to 200.",
-            [{"attr": "limit", "code": "invalid", "detail": "1..200"}],
-        )
-    return limit
+# accounts/api_audit.py's name for it.
+_limit = list_limit
 
 
 class Public(APIView):
@@ -149,7 +168,7 @@ class RegisterView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.RegisterIn, request.data)
-        done = user_register(db=fdb_backend.get_database(), client=client_of(request), **body)
+        done = user_register(**client_args(request), **body)
         return Response(
             {
                 **done.tokens.as_json(),
@@ -179,36 +198,24 @@ class RefreshView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.RefreshIn, request.data)
-        pair = token_refresh(
-            db=fdb_backend.get_database(), token=body["refresh"], client=client_of(request)
-        )
+        pair = token_refresh(**client_args(request), token=body["refresh"])
         return Response(pair.as_json())
 
 
 class LogoutView(APIView):
     lean_methods = frozenset({"post"})
+    logout: Callable[..., object] = staticmethod(auth_session_logout)
 
     @schema.operation(ok={204: schema.NO_CONTENT})
     def post(self, request: Request) -> Response:
-        auth_session_logout(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-        )
+        self.logout(**caller_args(request))
         return Response(status=204)
 
 
-class LogoutAllView(APIView):
-    lean_methods = frozenset({"post"})
-
-    @schema.operation(ok={204: schema.NO_CONTENT})
-    def post(self, request: Request) -> Response:
-        auth_session_logout_all(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-        )
-        return Response(status=204)
+class LogoutAllView(LogoutView):
+    # Logout's operation for every sign-in of the caller (a docstring would become its
+    # OpenAPI description).
+    logout = staticmethod(auth_session_logout_all)
 
 
 class MeView(APIView):
@@ -240,13 +247,7 @@ class MeView(APIView):
         ),
     )
     def delete(self, request: Request) -> Response:
-        body = validated(serializers.EraseIn, request.data)
-        user_erase(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        user_erase(**caller_args(request), **validated(serializers.EraseIn, request.data))
         return Response(status=204)
 
 
@@ -264,7 +265,7 @@ class MeExportView(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        exported = user_export(db=fdb_backend.get_database(), principal=principal_of(request))
+        exported = user_export(**principal_args(request))
         return Response(
             exported,
             headers={
@@ -289,15 +290,9 @@ class SessionsView(APIView):
             db=fdb_backend.get_database(),
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
-            limit=_limit(request),
-            cursor=cursor_open(request.query_params.get("cursor")),
+            **page_args(request),
         )
-        return Response(
-            {
-                "results": [session_json(s, current.id) for s in page.records],
-                "next_cursor": cursor_seal(page.continuation),
-            }
-        )
+        return Response(page_json(page, lambda s: session_json(s, current.id)))
 
 
 class SessionDetailView(APIView):
@@ -305,12 +300,7 @@ class SessionDetailView(APIView):
 
     @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
     def delete(self, request: Request, session_id: str) -> Response:
-        found = auth_session_revoke(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            session_id=_uuid_or_404(session_id),
-            client=client_of(request),
-        )
+        found = auth_session_revoke(**caller_args(request), session_id=id_or_404(session_id))
         if not found:
             raise ApiError(404, "not_found", "Not found.")
         return Response(status=204)
@@ -329,12 +319,7 @@ class PasswordView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.PasswordIn, request.data)
-        user_password_change(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        user_password_change(**caller_args(request), **body)
         return Response(status=204)
 
 
@@ -399,17 +384,9 @@ class MembersView(APIView):
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         page = selectors.member_list(
-            db=fdb_backend.get_database(),
-            tenant_id=principal.tenant_id,
-            limit=_limit(request),
-            cursor=cursor_open(request.query_params.get("cursor")),
+            db=fdb_backend.get_database(), tenant_id=principal.tenant_id, **page_args(request)
         )
-        return Response(
-            {
-                "results": [member_json(u) for u in page.records],
-                "next_cursor": cursor_seal(page.continuation),
-            }
-        )
+        return Response(page_json(page, member_json))
 
 
 class MemberDetailView(APIView):
@@ -432,17 +409,15 @@ class MemberDetailView(APIView):
         },
     )
     def patch(self, request: Request, user_id: str) -> Response:
-        member = _uuid_or_404(user_id)
+        member = id_or_404(user_id)
         body = validated(serializers.MemberRoleIn, request.data)
         changed = member_role_set(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
+            **caller_args(request),
             user_id=member,
             role=body["role"],
-            client=client_of(request),
             expected_version=if_match(request),
         )
-        return Response(member_json(changed), headers={"ETag": f'"{changed.version}"'})
+        return Response(member_json(changed), headers=etag_header(changed.version))
 
     @schema.operation(
         ok={204: schema.NO_CONTENT},
@@ -453,12 +428,7 @@ class MemberDetailView(APIView):
         },
     )
     def delete(self, request: Request, user_id: str) -> Response:
-        member_remove(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            user_id=_uuid_or_404(user_id),
-            client=client_of(request),
-        )
+        member_remove(**caller_args(request), user_id=id_or_404(user_id))
         return Response(status=204)
 
 
@@ -471,18 +441,8 @@ class InvitationsView(APIView):
         errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
     )
     def get(self, request: Request) -> Response:
-        page = invitation_list(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            limit=_limit(request),
-            cursor=cursor_open(request.query_params.get("cursor")),
-        )
-        return Response(
-            {
-                "results": [invitation_json(i) for i in page.records],
-                "next_cursor": cursor_seal(page.continuation),
-            }
-        )
+        page = invitation_list(**principal_args(request), **page_args(request))
+        return Response(page_json(page, invitation_json))
 
     @schema.operation(
         request=serializers.InvitationIn,
@@ -502,9 +462,7 @@ class InvitationsView(APIView):
         if principal.user.role not in ("owner", "admin"):
             raise ApiError(403, "forbidden", "Only owners and admins can invite.")
         body = validated(serializers.InvitationIn, request.data)
-        issued = invitation_create(
-            db=fdb_backend.get_database(), principal=principal, client=client_of(request), **body
-        )
+        issued = invitation_create(**caller_args(request), **body)
         return Response(
             {
                 "id": str(issued.invitation.id),
@@ -533,12 +491,7 @@ class InvitationDetailView(APIView):
         },
     )
     def delete(self, request: Request, invitation_id: str) -> Response:
-        invitation_revoke(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            invitation_id=_uuid_or_404(invitation_id),
-            client=client_of(request),
-        )
+        invitation_revoke(**caller_args(request), invitation_id=id_or_404(invitation_id))
         return Response(status=204)
 
 
@@ -557,15 +510,6 @@ def api_token_json(token: ApiToken) -> dict[str, Any]:
     }
 
 
-def _api_token_page(page: Page[ApiToken]) -> Response:
-    return Response(
-        {
-            "results": [api_token_json(t) for t in page.records],
-            "next_cursor": cursor_seal(page.continuation),
-        }
-    )
-
-
 class ApiTokensView(APIView):
     # No required_scopes: API tokens never list or make tokens (accounts/permissions.py).
 
@@ -575,14 +519,8 @@ class ApiTokensView(APIView):
         errors={400: schema.LIST_400},
     )
     def get(self, request: Request) -> Response:
-        return _api_token_page(
-            api_token_list(
-                db=fdb_backend.get_database(),
-                principal=principal_of(request),
-                limit=_limit(request),
-                cursor=cursor_open(request.query_params.get("cursor")),
-            )
-        )
+        page = api_token_list(**principal_args(request), **page_args(request))
+        return Response(page_json(page, api_token_json))
 
     @schema.operation(
         request=serializers.ApiTokenIn,
@@ -591,12 +529,7 @@ class ApiTokensView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.ApiTokenIn, request.data)
-        issued = api_token_create(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        issued = api_token_create(**caller_args(request), **body)
         return Response(
             {**api_token_json(issued.record), "token": issued.token},
             status=201,
@@ -607,12 +540,7 @@ class ApiTokensView(APIView):
 class ApiTokenDetailView(APIView):
     @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
     def delete(self, request: Request, token_id: str) -> Response:
-        api_token_revoke(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            token_id=_uuid_or_404(token_id),
-            client=client_of(request),
-        )
+        api_token_revoke(**caller_args(request), token_id=id_or_404(token_id))
         return Response(status=204)
 
 
@@ -624,14 +552,8 @@ class TenantApiTokensView(APIView):
         errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
     )
     def get(self, request: Request) -> Response:
-        return _api_token_page(
-            api_tokens_of_tenant(
-                db=fdb_backend.get_database(),
-                principal=principal_of(request),
-                limit=_limit(request),
-                cursor=cursor_open(request.query_params.get("cursor")),
-            )
-        )
+        page = api_tokens_of_tenant(**principal_args(request), **page_args(request))
+        return Response(page_json(page, api_token_json))
 
 
 class TenantApiTokenDetailView(APIView):
@@ -641,11 +563,5 @@ class TenantApiTokenDetailView(APIView):
         errors={403: schema.MANAGERS_ONLY, 404: schema.NOT_FOUND},
     )
     def delete(self, request: Request, token_id: str) -> Response:
-        api_token_revoke(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            token_id=_uuid_or_404(token_id),
-            client=client_of(request),
-            any_user=True,
-        )
+        api_token_revoke(**caller_args(request), token_id=id_or_404(token_id), any_user=True)
         return Response(status=204)

@@ -10,9 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-import fdb_backend
 from accounts import schema, serializers
-from accounts.api import Public, client_of, principal_of, signed_in_json
+from accounts.api import Public, caller_args, client_args, principal_of, signed_in_json
 from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
@@ -34,6 +33,7 @@ from accounts.services.mfa import DIGITS, PERIOD_S
 from core.conditional import if_match
 from core.parsers import validated
 from core.problems import ApiError
+from core.rest import etag_header
 from core.time import rfc3339
 
 
@@ -58,7 +58,7 @@ class LoginView(Public):
     def post(self, request: Request) -> Response:
         # mfa_required is a problem with the challenge beside (MfaRequired.problem_members).
         body = validated(serializers.LoginIn, request.data)
-        done = user_login(db=fdb_backend.get_database(), client=client_of(request), **body)
+        done = user_login(**client_args(request), **body)
         return Response(signed_in_json(done))
 
 
@@ -79,7 +79,7 @@ class LoginMfaView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.LoginMfaIn, request.data)
-        done = user_login_mfa(db=fdb_backend.get_database(), client=client_of(request), **body)
+        done = user_login_mfa(**client_args(request), **body)
         return Response(signed_in_json(done))
 
 
@@ -98,9 +98,7 @@ class VerifyEmailView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.TokenIn, request.data)
-        email_verification_confirm(
-            db=fdb_backend.get_database(), token=body["token"], client=client_of(request)
-        )
+        email_verification_confirm(**client_args(request), token=body["token"])
         return Response(status=204)
 
 
@@ -131,8 +129,7 @@ class VerifyEmailResendView(APIView):
                 [{"attr": "email", "code": "invalid", "detail": "bearer token xor email"}],
             )
         email_verification_resend(
-            db=fdb_backend.get_database(),
-            client=client_of(request),
+            **client_args(request),
             principal=user if isinstance(user, Principal) else None,
             email=body.get("email", ""),
         )
@@ -145,9 +142,7 @@ class PasswordResetView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.EmailIn, request.data)
-        password_reset_request(
-            db=fdb_backend.get_database(), email=body["email"], client=client_of(request)
-        )
+        password_reset_request(**client_args(request), email=body["email"])
         return Response(status=202)
 
 
@@ -167,7 +162,7 @@ class PasswordResetConfirmView(Public):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.PasswordResetConfirmIn, request.data)
-        password_reset_confirm(db=fdb_backend.get_database(), client=client_of(request), **body)
+        password_reset_confirm(**client_args(request), **body)
         return Response(status=204)
 
 
@@ -203,12 +198,7 @@ class TotpView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.PasswordConfirmIn, request.data)
-        started = totp_enroll_start(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        started = totp_enroll_start(**caller_args(request), **body)
         return Response(
             {
                 "secret": started.secret,
@@ -238,12 +228,7 @@ class TotpConfirmView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.CodeIn, request.data)
-        codes = totp_enroll_confirm(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        codes = totp_enroll_confirm(**caller_args(request), **body)
         return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
 
@@ -259,12 +244,7 @@ class TotpDisableView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.TotpDisableIn, request.data)
-        totp_disable(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        totp_disable(**caller_args(request), **body)
         return Response(status=204)
 
 
@@ -280,12 +260,7 @@ class RecoveryCodesView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(serializers.CodeIn, request.data)
-        codes = recovery_codes_regenerate(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            **body,
-        )
+        codes = recovery_codes_regenerate(**caller_args(request), **body)
         return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
 
@@ -300,7 +275,7 @@ class TenantSettingsView(APIView):
     @schema.operation(ok={200: schema.TenantSettingsOut}, parameters=[schema.etag(200)])
     def get(self, request: Request) -> Response:
         tenant = principal_of(request).tenant
-        return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})
+        return Response(_settings_json(tenant), headers=etag_header(tenant.version))
 
     @schema.operation(
         request=serializers.TenantSettingsIn,
@@ -317,10 +292,6 @@ class TenantSettingsView(APIView):
     def patch(self, request: Request) -> Response:
         body = validated(serializers.TenantSettingsIn, request.data)
         tenant = tenant_settings_update(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            client=client_of(request),
-            expected_version=if_match(request),
-            **body,
+            **caller_args(request), expected_version=if_match(request), **body
         )
-        return Response(_settings_json(tenant), headers={"ETag": f'"{tenant.version}"'})
+        return Response(_settings_json(tenant), headers=etag_header(tenant.version))

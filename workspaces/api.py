@@ -2,53 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-import fdb_backend
 from accounts import schema as account_schema
-from accounts.api import LIST_PARAMETERS, principal_of
+from accounts.api import LIST_PARAMETERS, principal_args
 from accounts.permissions import token_scopes
+from accounts.services import Principal
 from core.conditional import if_match
-from core.cursors import cursor_open, cursor_seal
 from core.parsers import validated
-from core.problems import ApiError
+from core.rest import etag_header, id_or_404, int_param, page_args, page_json
 from workspaces import schema, serializers, services
 from workspaces.hooks import live_counts
 from workspaces.presenters import session_json
 
 
-def _etag(view: services.SessionView) -> dict[str, str]:
-    return {"ETag": f'"{view.version}"'}
-
-
-def session_id_of(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ApiError(404, "not_found", "Not found.") from None
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ApiError(
-            400,
-            "invalid",
-            f"{name} must be an integer from {low} to {high}.",
-            [{"attr": name, "code": "invalid", "detail": f"{low}..{high}"}],
-        )
-    return value
+def _answer(view: services.SessionView, principal: Principal, status: int = 200) -> Response:
+    """A session as the contract shows it, with its version as the ETag; a new one (201)
+    also with its path."""
+    headers = etag_header(view.version)
+    if status == 201:
+        headers["Location"] = f"/api/v5/sessions/{view.head.id}"
+    return Response(session_json(view, principal), status=status, headers=headers)
 
 
 # What an API token needs for each operation (CONTRACT §7; accounts/permissions.py).
@@ -75,29 +52,24 @@ class SessionsView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        principal = principal_of(request)
+        asker = principal_args(request)
+        principal = asker["principal"]
         page = services.session_list(
-            db=fdb_backend.get_database(),
-            principal=principal,
+            **asker,
             owner=request.query_params.get("owner", "all"),
             workspace_path=request.query_params.get("workspace_path"),
-            limit=_int_param(request, "limit", 50, 1, 200),
-            cursor=cursor_open(request.query_params.get("cursor")),
+            **page_args(request),
         )
         # The dashboard shows who is in each session: one more snapshot transaction a page.
-        live = live_counts(
-            db=fdb_backend.get_database(),
-            principal=principal,
-            session_ids=[v.head.id for v in page.records],
-        )
+        live = live_counts(**asker, session_ids=[v.head.id for v in page.records])
         return Response(
-            {
-                "results": [
-                    {**session_json(v, principal), "live_connections": live.get(v.head.id, 0)}
-                    for v in page.records
-                ],
-                "next_cursor": cursor_seal(page.continuation),
-            }
+            page_json(
+                page,
+                lambda v: {
+                    **session_json(v, principal),
+                    "live_connections": live.get(v.head.id, 0),
+                },
+            )
         )
 
     @account_schema.operation(
@@ -111,17 +83,9 @@ class SessionsView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        principal = principal_of(request)
-        view = services.session_create(
-            db=fdb_backend.get_database(),
-            principal=principal,
-            **validated(serializers.SessionCreateIn, request.data),
-        )
-        return Response(
-            session_json(view, principal),
-            status=201,
-            headers={**_etag(view), "Location": f"/api/v5/sessions/{view.head.id}"},
-        )
+        asker = principal_args(request)
+        body = validated(serializers.SessionCreateIn, request.data)
+        return _answer(services.session_create(**asker, **body), asker["principal"], 201)
 
 
 class SessionDetailView(APIView):
@@ -135,11 +99,9 @@ class SessionDetailView(APIView):
         errors={404: schema.NOT_FOUND},
     )
     def get(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        view = services.session_get(
-            db=fdb_backend.get_database(), principal=principal, session_id=session_id_of(session_id)
-        )
-        return Response(session_json(view, principal), headers=_etag(view))
+        asker = principal_args(request)
+        view = services.session_get(**asker, session_id=id_or_404(session_id))
+        return _answer(view, asker["principal"])
 
     @account_schema.operation(
         request=serializers.SessionPatchIn,
@@ -154,18 +116,14 @@ class SessionDetailView(APIView):
         },
     )
     def patch(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        sid = session_id_of(session_id)
+        asker = principal_args(request)
+        sid = id_or_404(session_id)
         expected = if_match(request)
         changes = validated(serializers.SessionPatchIn, request.data)
         view = services.session_update(
-            db=fdb_backend.get_database(),
-            principal=principal,
-            session_id=sid,
-            changes=changes,
-            expected_version=expected,
+            **asker, session_id=sid, changes=changes, expected_version=expected
         )
-        return Response(session_json(view, principal), headers=_etag(view))
+        return _answer(view, asker["principal"])
 
     @account_schema.operation(
         ok={204: account_schema.NO_CONTENT},
@@ -182,9 +140,8 @@ class SessionDetailView(APIView):
     )
     def delete(self, request: Request, session_id: str) -> Response:
         services.session_delete(
-            db=fdb_backend.get_database(),
-            principal=principal_of(request),
-            session_id=session_id_of(session_id),
+            **principal_args(request),
+            session_id=id_or_404(session_id),
             expected_version=if_match(request),
         )
         return Response(status=204)
@@ -205,17 +162,11 @@ class ForkView(APIView):
         },
     )
     def post(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        sid = session_id_of(session_id)
+        asker = principal_args(request)
+        sid = id_or_404(session_id)
         body = validated(serializers.ForkIn, request.data)
-        view = services.session_fork(
-            db=fdb_backend.get_database(), principal=principal, session_id=sid, **body
-        )
-        return Response(
-            session_json(view, principal),
-            status=201,
-            headers={**_etag(view), "Location": f"/api/v5/sessions/{view.head.id}"},
-        )
+        view = services.session_fork(**asker, session_id=sid, **body)
+        return _answer(view, asker["principal"], 201)
 
 
 class RelatedView(APIView):
@@ -228,10 +179,9 @@ class RelatedView(APIView):
         errors={404: schema.NOT_FOUND},
     )
     def get(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        views = services.session_related(
-            db=fdb_backend.get_database(), principal=principal, session_id=session_id_of(session_id)
-        )
+        asker = principal_args(request)
+        principal = asker["principal"]
+        views = services.session_related(**asker, session_id=id_or_404(session_id))
         return Response(
             {"results": [session_json(v, principal) for v in views], "next_cursor": None}
         )
@@ -254,17 +204,11 @@ class EventsView(APIView):
         },
     )
     def get(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        sid = session_id_of(session_id)
-        after = _int_param(request, "after_seq", 0, 0, 2**62)
-        limit = _int_param(request, "limit", 200, 1, 1000)
-        page = services.session_event_list(
-            db=fdb_backend.get_database(),
-            principal=principal,
-            session_id=sid,
-            after_seq=after,
-            limit=limit,
-        )
+        asker = principal_args(request)
+        sid = id_or_404(session_id)
+        after = int_param(request, "after_seq", default=0, low=0, high=2**62)
+        limit = int_param(request, "limit", default=200, low=1, high=1000)
+        page = services.session_event_list(**asker, session_id=sid, after_seq=after, limit=limit)
         more = page.events and page.events[-1]["seq"] < page.latest_seq
         return Response(
             {
@@ -285,14 +229,10 @@ class EventsView(APIView):
         },
     )
     def post(self, request: Request, session_id: str) -> Response:
-        principal = principal_of(request)
-        sid = session_id_of(session_id)
+        asker = principal_args(request)
+        sid = id_or_404(session_id)
         body = validated(serializers.EventIn, request.data)
         seq = services.session_event_publish(
-            db=fdb_backend.get_database(),
-            principal=principal,
-            session_id=sid,
-            event=body["event"],
-            data=body.get("data"),
+            **asker, session_id=sid, event=body["event"], data=body.get("data")
         )
         return Response({"seq": seq}, status=202)
