@@ -103,12 +103,12 @@ def events_page(
     tenant_id: uuid.UUID,
     user_id: uuid.UUID | None,
     type: str | None,
-    upper: Bound | None,
-    after_micros: int | None,
     limit: int,
+    upper: Bound | None = None,
+    after_micros: int | None = None,
 ) -> list[tuple[bytes, bytes]]:
     """Up to ``limit`` stored events ``(log key, value)``, newest first, of ``user_id`` and
-    ``type`` when given, older than ``upper`` and newer than ``after_micros``. A filtered
+    ``type`` when given, older than ``upper`` and newer than ``after_micros`` when given. A filtered
     read walks the matching index only, so it reads ``limit`` entries and their events
     however rare the match."""
     values: tuple[Any, ...]

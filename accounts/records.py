@@ -257,15 +257,7 @@ def auth_event_read(
 ) -> list[AuthEvent]:
     """The newest ``limit`` events, newest first; only ``user_id``'s and of ``type`` when
     given (read from the log's indexes: accounts/audit_keys.py)."""
-    rows = audit_keys.events_page(
-        tr,
-        tenant_id=tenant_id,
-        user_id=user_id,
-        type=type,
-        upper=None,
-        after_micros=None,
-        limit=limit,
-    )
+    rows = audit_keys.events_page(tr, tenant_id=tenant_id, user_id=user_id, type=type, limit=limit)
     return [auth_event_decode(tenant_id, key, value) for key, value in rows]
 
 
