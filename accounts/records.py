@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -180,26 +181,34 @@ class ApiToken(Record):
     addresses: list[str] = field(default_factory=list)
 
 
+# Collections are made once per tenant (they hold no state of a request; a request asks for
+# the same ones several times).
+@functools.lru_cache(maxsize=4096)
 def tenants() -> Collection[Tenant]:
     return Collection(Tenant, keyspace.GLOBAL)
 
 
+@functools.lru_cache(maxsize=4096)
 def signing_keys() -> Collection[SigningKey]:
     return Collection(SigningKey, keyspace.GLOBAL)
 
 
+@functools.lru_cache(maxsize=4096)
 def users(tenant_id: uuid.UUID) -> Collection[User]:
     return Collection(User, keyspace.tenant(tenant_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def invitations(tenant_id: uuid.UUID) -> Collection[Invitation]:
     return Collection(Invitation, keyspace.tenant(tenant_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def auth_sessions(tenant_id: uuid.UUID) -> Collection[AuthSession]:
     return Collection(AuthSession, keyspace.tenant(tenant_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def api_tokens(tenant_id: uuid.UUID) -> Collection[ApiToken]:
     return Collection(ApiToken, keyspace.tenant(tenant_id))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,9 +42,13 @@ class Lock(Record):
     expires_at: datetime
 
 
+# Collections are made once per tenant (they hold no state of a request; a request asks for
+# the same ones several times).
+@functools.lru_cache(maxsize=4096)
 def connections(tenant_id: uuid.UUID) -> Collection[Connection]:
     return Collection(Connection, keyspace.tenant(tenant_id))
 
 
+@functools.lru_cache(maxsize=4096)
 def locks(tenant_id: uuid.UUID) -> Collection[Lock]:
     return Collection(Lock, keyspace.tenant(tenant_id))
