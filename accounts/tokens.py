@@ -131,13 +131,28 @@ def token_verify_as(
 ) -> Claims | None:
     """The claims of a token signed by the key ``kid`` (the active key: nearly every
     token's), read in PyJWT's one parse of it; the header is checked after the signature.
-    None when that key is not the token's or PyJWT refuses it: then ``token_read`` and
-    ``token_verify`` decide, so the answer (and its error) is theirs."""
+    None when the token names another key: then ``token_read`` and ``token_verify`` decide.
+    A token that names ``kid`` and is refused gets ``token_verify``'s answer from this one
+    attempt (TokenError ``token_expired`` or ``invalid_token``), so a replayed expired or
+    forged token costs one signature check, not two."""
+    checked = _checked_length(token)
     try:
-        decoded = _decoded(_checked_length(token), key)
-    except (jwt.PyJWTError, TokenError):
-        return None
-    if not _header_fits(decoded["header"], kid, token_use):
+        decoded = _decoded(checked, key)
+    except jwt.PyJWTError as error:
+        try:
+            header = jwt.get_unverified_header(checked)
+        except jwt.PyJWTError:
+            raise TokenError("invalid_token") from None
+        if header.get("kid") != kid:
+            return None  # another key's token: the caller tries that key
+        # PyJWT checks the expiry only after the signature: an expired token is genuine.
+        expired = isinstance(error, jwt.ExpiredSignatureError)
+        fits = _header_fits(header, kid, token_use)
+        raise TokenError("token_expired" if expired and fits else "invalid_token") from None
+    header = decoded["header"]
+    if not _header_fits(header, kid, token_use):
+        if header.get("kid") == kid:  # ours, of the wrong type (a refresh token as access)
+            raise TokenError("invalid_token")
         return None
     return _claims(decoded["payload"], token_use)
 

@@ -401,3 +401,30 @@ def test_concurrent_refreshes_of_a_stale_token_revoke_the_family(api: Api, alice
     results = race(alice.refresh, 6)
     assert {status for status, _ in results} == {401}, results
     problem(api.refresh(third["refresh"]), 401, "session_revoked")
+
+
+def test_a_refused_token_of_the_active_key_is_checked_once(
+    api: Api, alice: Persona, monkeypatch, time_machine
+) -> None:
+    """An expired, forged or wrong-type token naming the active key costs one signature
+    check, not two (a replayed refused token is not cached, so it would cost that every
+    time), and still gets the same answer."""
+    import accounts.tokens
+
+    checks: list[str] = []
+    decoded = accounts.tokens._decoded
+
+    def counted(token: str, key: Any) -> dict[str, Any]:
+        checks.append(token)
+        return decoded(token, key)
+
+    monkeypatch.setattr(accounts.tokens, "_decoded", counted)
+    header, payload = token_parts(alice.access)
+    forged = jwt.encode(
+        payload, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": header["kid"]}
+    )
+    problem(api.me(forged), 401, "invalid_token")
+    problem(api.me(alice.refresh), 401, "invalid_token")
+    time_machine.move_to(datetime.now(UTC) + timedelta(seconds=901))
+    problem(api.me(alice.access), 401, "token_expired")
+    assert checks == [forged, alice.refresh, alice.access]
