@@ -143,7 +143,9 @@ async def test_typed_errors_and_another_tenant(servers: Servers, store_url: str)
 async def test_an_expired_access_token_is_refreshed_once_and_retried(
     servers: Servers, store_url: str
 ) -> None:
-    env = base_env(store_url, CODITECT_ACCESS_TOKEN_TTL_S="1", CODITECT_JWT_LEEWAY_S="0")
+    # Three seconds: expiries are whole seconds, so a token lives between two and three; with
+    # one second the refreshed token could expire before the retry reached the server.
+    env = base_env(store_url, CODITECT_ACCESS_TOKEN_TTL_S="3", CODITECT_JWT_LEEWAY_S="0")
     (server,) = servers.start_all(("expiry", env))
     http = Http(server)
     await asyncio.to_thread(register, http, "Alice", "alice@example.com", "Acme")
@@ -153,9 +155,9 @@ async def test_an_expired_access_token_is_refreshed_once_and_retried(
     assert pair[0] and pair[1]
     # Handed a pair without its lifetime, the client cannot refresh ahead of time: the
     # server's 401 token_expired makes it refresh and retry. (A real server's clock: the
-    # token lives one second, so this test waits it out.)
+    # token lives three seconds at most, so this test waits it out.)
     async with Client(server.base_url, token=pair[0], refresh_token=pair[1]) as client:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(3.1)
         session = await client.create_session(name="after expiry", workspace_path="/srv/app")
         assert client._access != pair[0]
         assert (await client.get_session(session.id)).name == "after expiry"
