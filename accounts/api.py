@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypedDict
 
 from django.http import HttpRequest
@@ -11,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 import fdb_backend
@@ -141,6 +143,31 @@ def session_json(session: AuthSession, current: uuid.UUID) -> dict[str, Any]:
 _limit = list_limit
 
 
+def service_handler(
+    service: Callable[..., object],
+    *,
+    ok: Mapping[int, Any],
+    request: type[Serializer[Any]] | None = None,
+    args: Callable[[Request], Mapping[str, Any]] = caller_args,
+    **operation: Any,
+) -> Callable[..., Response]:
+    """A view method that only calls ``service`` and answers ``ok``'s one status with no body.
+
+    The service is called with ``args`` of the request, the ids the URL path names (each
+    ``id_or_404``, under the path's own name) and the body ``request`` validates, if the
+    operation takes one; ``operation`` is the rest of its ``schema.operation``."""
+    (status,) = ok
+
+    @schema.operation(ok=ok, request=request, **operation)
+    def handle(view: APIView, http: Request, **path: str) -> Response:
+        body = validated(request, http.data) if request is not None else {}
+        ids = {name: id_or_404(value) for name, value in path.items()}
+        service(**args(http), **ids, **body)
+        return Response(status=status)
+
+    return handle
+
+
 class Public(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
@@ -204,18 +231,12 @@ class RefreshView(Public):
 
 class LogoutView(APIView):
     lean_methods = frozenset({"post"})
-    logout: Callable[..., object] = staticmethod(auth_session_logout)
-
-    @schema.operation(ok={204: schema.NO_CONTENT})
-    def post(self, request: Request) -> Response:
-        self.logout(**caller_args(request))
-        return Response(status=204)
+    post = service_handler(auth_session_logout, ok={204: schema.NO_CONTENT})
 
 
-class LogoutAllView(LogoutView):
-    # Logout's operation for every sign-in of the caller (a docstring would become its
-    # OpenAPI description).
-    logout = staticmethod(auth_session_logout_all)
+class LogoutAllView(APIView):
+    lean_methods = frozenset({"post"})
+    post = service_handler(auth_session_logout_all, ok={204: schema.NO_CONTENT})
 
 
 class MeView(APIView):
@@ -227,7 +248,8 @@ class MeView(APIView):
         principal = principal_of(request)
         return Response({**user_json(principal.user), "tenant": tenant_json(principal.tenant)})
 
-    @schema.operation(
+    delete = service_handler(
+        user_erase,
         request=serializers.EraseIn,
         ok={204: schema.NO_CONTENT},
         throttled=True,
@@ -246,9 +268,6 @@ class MeView(APIView):
             "auth events kept for the tenant's audit without IP address or user agent."
         ),
     )
-    def delete(self, request: Request) -> Response:
-        user_erase(**caller_args(request), **validated(serializers.EraseIn, request.data))
-        return Response(status=204)
 
 
 class MeExportView(APIView):
@@ -307,7 +326,8 @@ class SessionDetailView(APIView):
 
 
 class PasswordView(APIView):
-    @schema.operation(
+    post = service_handler(
+        user_password_change,
         request=serializers.PasswordIn,
         ok={204: schema.NO_CONTENT},
         errors={
@@ -317,10 +337,6 @@ class PasswordView(APIView):
             }
         },
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.PasswordIn, request.data)
-        user_password_change(**caller_args(request), **body)
-        return Response(status=204)
 
 
 class JwksView(Public):
@@ -419,7 +435,8 @@ class MemberDetailView(APIView):
         )
         return Response(member_json(changed), headers=etag_header(changed.version))
 
-    @schema.operation(
+    delete = service_handler(
+        member_remove,
         ok={204: schema.NO_CONTENT},
         errors={
             403: {"forbidden": "Only owners and admins remove members; only an owner an owner."},
@@ -427,9 +444,6 @@ class MemberDetailView(APIView):
             409: {"last_owner": "A tenant needs at least one owner."},
         },
     )
-    def delete(self, request: Request, user_id: str) -> Response:
-        member_remove(**caller_args(request), user_id=id_or_404(user_id))
-        return Response(status=204)
 
 
 class InvitationsView(APIView):
@@ -478,8 +492,8 @@ class InvitationsView(APIView):
 
 class InvitationDetailView(APIView):
     lean_methods = frozenset({"delete"})
-
-    @schema.operation(
+    delete = service_handler(
+        invitation_revoke,
         ok={204: schema.NO_CONTENT},
         errors={
             403: {
@@ -490,9 +504,6 @@ class InvitationDetailView(APIView):
             404: schema.NOT_FOUND,
         },
     )
-    def delete(self, request: Request, invitation_id: str) -> Response:
-        invitation_revoke(**caller_args(request), invitation_id=id_or_404(invitation_id))
-        return Response(status=204)
 
 
 # --- API tokens (CONTRACT §7) ----------------------------------------------------------------
@@ -538,10 +549,9 @@ class ApiTokensView(APIView):
 
 
 class ApiTokenDetailView(APIView):
-    @schema.operation(ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND})
-    def delete(self, request: Request, token_id: str) -> Response:
-        api_token_revoke(**caller_args(request), token_id=id_or_404(token_id))
-        return Response(status=204)
+    delete = service_handler(
+        api_token_revoke, ok={204: schema.NO_CONTENT}, errors={404: schema.NOT_FOUND}
+    )
 
 
 class TenantApiTokensView(APIView):
@@ -557,11 +567,9 @@ class TenantApiTokensView(APIView):
 
 
 class TenantApiTokenDetailView(APIView):
-    @schema.operation(
+    delete = service_handler(
+        partial(api_token_revoke, any_user=True),
         operation_id="tenant_api_tokens_destroy",
         ok={204: schema.NO_CONTENT},
         errors={403: schema.MANAGERS_ONLY, 404: schema.NOT_FOUND},
     )
-    def delete(self, request: Request, token_id: str) -> Response:
-        api_token_revoke(**caller_args(request), token_id=id_or_404(token_id), any_user=True)
-        return Response(status=204)

@@ -11,7 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import schema, serializers
-from accounts.api import Public, caller_args, client_args, principal_of, signed_in_json
+from accounts.api import (
+    Public,
+    caller_args,
+    client_args,
+    principal_of,
+    service_handler,
+    signed_in_json,
+)
 from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
@@ -84,7 +91,9 @@ class LoginMfaView(Public):
 
 
 class VerifyEmailView(Public):
-    @schema.operation(
+    post = service_handler(
+        email_verification_confirm,
+        args=client_args,
         request=serializers.TokenIn,
         ok={204: schema.NO_CONTENT},
         auth="none",
@@ -96,10 +105,6 @@ class VerifyEmailView(Public):
             }
         },
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.TokenIn, request.data)
-        email_verification_confirm(**client_args(request), token=body["token"])
-        return Response(status=204)
 
 
 class VerifyEmailResendView(APIView):
@@ -137,17 +142,20 @@ class VerifyEmailResendView(APIView):
 
 
 class PasswordResetView(Public):
-    @schema.operation(
-        request=serializers.EmailIn, ok={202: schema.ACCEPTED}, auth="none", throttled=True
+    post = service_handler(
+        password_reset_request,
+        args=client_args,
+        request=serializers.EmailIn,
+        ok={202: schema.ACCEPTED},
+        auth="none",
+        throttled=True,
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.EmailIn, request.data)
-        password_reset_request(**client_args(request), email=body["email"])
-        return Response(status=202)
 
 
 class PasswordResetConfirmView(Public):
-    @schema.operation(
+    post = service_handler(
+        password_reset_confirm,
+        args=client_args,
         request=serializers.PasswordResetConfirmIn,
         ok={204: schema.NO_CONTENT},
         auth="none",
@@ -160,10 +168,6 @@ class PasswordResetConfirmView(Public):
             }
         },
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.PasswordResetConfirmIn, request.data)
-        password_reset_confirm(**client_args(request), **body)
-        return Response(status=204)
 
 
 # --- the signed-in user's second factor ------------------------------------------------------
@@ -233,7 +237,8 @@ class TotpConfirmView(APIView):
 
 
 class TotpDisableView(APIView):
-    @schema.operation(
+    post = service_handler(
+        totp_disable,
         request=serializers.TotpDisableIn,
         ok={204: schema.NO_CONTENT},
         throttled=True,
@@ -242,10 +247,6 @@ class TotpDisableView(APIView):
             409: {"mfa_not_enabled": "Two-factor authentication is not on."},
         },
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.TotpDisableIn, request.data)
-        totp_disable(**caller_args(request), **body)
-        return Response(status=204)
 
 
 class RecoveryCodesView(APIView):
