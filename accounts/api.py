@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter
@@ -49,6 +49,9 @@ from core.parsers import validated
 from core.problems import ApiError
 from core.rest import etag_header, id_or_404, list_limit, page_args, page_json
 from core.time import rfc3339
+from fdb_backend.records import Page
+
+R = TypeVar("R")
 
 LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="1..200, default 50"),
@@ -148,15 +151,18 @@ def service_handler(
     *,
     ok: Mapping[int, Any],
     request: type[Serializer[Any]] | None = None,
-    args: Callable[[Request], Mapping[str, Any]] = caller_args,
     **operation: Any,
 ) -> Callable[..., Response]:
     """A view method that only calls ``service`` and answers ``ok``'s one status with no body.
 
-    The service is called with ``args`` of the request, the ids the URL path names (each
+    The service is called with ``caller_args`` of the request (``client_args`` when the
+    operation takes no credential, ``auth="none"``), the ids the URL path names (each
     ``id_or_404``, under the path's own name) and the body ``request`` validates, if the
     operation takes one; ``operation`` is the rest of its ``schema.operation``."""
     (status,) = ok
+    args: Callable[[Request], Mapping[str, Any]] = (
+        client_args if operation.get("auth") == "none" else caller_args
+    )
 
     @schema.operation(ok=ok, request=request, **operation)
     def handle(view: APIView, http: Request, **path: str) -> Response:
@@ -164,6 +170,31 @@ def service_handler(
         ids = {name: id_or_404(value) for name, value in path.items()}
         service(**args(http), **ids, **body)
         return Response(status=status)
+
+    return handle
+
+
+def page_handler(
+    service: Callable[..., Page[R]],
+    item_json: Callable[[R], dict[str, Any]],
+    *,
+    ok: Mapping[int, Any],
+    errors: Mapping[int, schema.Codes] | None = None,
+    **operation: Any,
+) -> Callable[..., Response]:
+    """A view method answering one page (``limit``, ``cursor``) of what ``service`` lists for
+    the caller, each record as ``item_json``: the contract's list shape. ``errors`` are the
+    operation's own, beside the bad ``limit`` or cursor of every list."""
+
+    @schema.operation(
+        ok=ok,
+        parameters=LIST_PARAMETERS,
+        errors={400: schema.LIST_400, **(errors or {})},
+        **operation,
+    )
+    def handle(view: APIView, http: Request) -> Response:
+        page = service(**principal_args(http), **page_args(http))
+        return Response(page_json(page, item_json))
 
     return handle
 
@@ -449,14 +480,12 @@ class MemberDetailView(APIView):
 class InvitationsView(APIView):
     lean_methods = frozenset({"get", "post"})
 
-    @schema.operation(
+    get = page_handler(
+        invitation_list,
+        invitation_json,
         ok={200: schema.InvitationListOut},
-        parameters=LIST_PARAMETERS,
-        errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
+        errors={403: schema.MANAGERS_ONLY},
     )
-    def get(self, request: Request) -> Response:
-        page = invitation_list(**principal_args(request), **page_args(request))
-        return Response(page_json(page, invitation_json))
 
     @schema.operation(
         request=serializers.InvitationIn,
@@ -524,14 +553,7 @@ def api_token_json(token: ApiToken) -> dict[str, Any]:
 class ApiTokensView(APIView):
     # No required_scopes: API tokens never list or make tokens (accounts/permissions.py).
 
-    @schema.operation(
-        ok={200: schema.ApiTokenListOut},
-        parameters=LIST_PARAMETERS,
-        errors={400: schema.LIST_400},
-    )
-    def get(self, request: Request) -> Response:
-        page = api_token_list(**principal_args(request), **page_args(request))
-        return Response(page_json(page, api_token_json))
+    get = page_handler(api_token_list, api_token_json, ok={200: schema.ApiTokenListOut})
 
     @schema.operation(
         request=serializers.ApiTokenIn,
@@ -555,15 +577,13 @@ class ApiTokenDetailView(APIView):
 
 
 class TenantApiTokensView(APIView):
-    @schema.operation(
+    get = page_handler(
+        api_tokens_of_tenant,
+        api_token_json,
         operation_id="tenant_api_tokens_list",
         ok={200: schema.ApiTokenListOut},
-        parameters=LIST_PARAMETERS,
-        errors={400: schema.LIST_400, 403: schema.MANAGERS_ONLY},
+        errors={403: schema.MANAGERS_ONLY},
     )
-    def get(self, request: Request) -> Response:
-        page = api_tokens_of_tenant(**principal_args(request), **page_args(request))
-        return Response(page_json(page, api_token_json))
 
 
 class TenantApiTokenDetailView(APIView):

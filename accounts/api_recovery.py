@@ -93,17 +93,11 @@ class LoginMfaView(Public):
 class VerifyEmailView(Public):
     post = service_handler(
         email_verification_confirm,
-        args=client_args,
         request=serializers.TokenIn,
         ok={204: schema.NO_CONTENT},
         auth="none",
         throttled=True,
-        errors={
-            400: {
-                "invalid_verification_token": "The token is invalid or was already used.",
-                "verification_token_expired": "The token has expired; ask for a new one.",
-            }
-        },
+        errors={400: schema.one_time_token("verification")},
     )
 
 
@@ -144,7 +138,6 @@ class VerifyEmailResendView(APIView):
 class PasswordResetView(Public):
     post = service_handler(
         password_reset_request,
-        args=client_args,
         request=serializers.EmailIn,
         ok={202: schema.ACCEPTED},
         auth="none",
@@ -155,15 +148,13 @@ class PasswordResetView(Public):
 class PasswordResetConfirmView(Public):
     post = service_handler(
         password_reset_confirm,
-        args=client_args,
         request=serializers.PasswordResetConfirmIn,
         ok={204: schema.NO_CONTENT},
         auth="none",
         throttled=True,
         errors={
             400: {
-                "invalid_reset_token": "The token is invalid or was already used.",
-                "reset_token_expired": "The token has expired; ask for a new one.",
+                **schema.one_time_token("reset"),
                 "invalid": "Also a weak or common new password (errors names it).",
             }
         },

@@ -164,6 +164,16 @@ MFA_CODE = {
     "invalid_mfa_code": "The code is incorrect.",
     "mfa_code_reused": "This code was already used; wait for the next one.",
 }
+
+
+def one_time_token(kind: str) -> dict[str, str]:
+    """The refusals of a mailed one-time token of ``kind`` (``verification``, ``reset``)."""
+    return {
+        f"invalid_{kind}_token": "The token is invalid or was already used.",
+        f"{kind}_token_expired": "The token has expired; ask for a new one.",
+    }
+
+
 # What a viewer gets for any write (docs/accounts.md "Roles").
 VIEWER_403 = {"forbidden": "The caller is a viewer: viewers read and join, never write."}
 LIST_400 = {"invalid": "`limit` is not 1..200.", "invalid_cursor": "The cursor is not this list's."}

@@ -41,31 +41,27 @@ class ObjectField(JSONValue):
         return data
 
 
-class SessionCreateIn(Strict):
-    name = Text(min_length=1, max_length=200)
-    workspace_path = Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP)
-    active_files = serializers.ListField(
-        child=Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP),
-        max_length=MAX_ACTIVE_FILES,
-        required=False,
-    )
-    editor_state = ObjectField(required=False)
-    terminal_state = ObjectField(required=False)
-    parent_session_id = serializers.UUIDField(required=False, allow_null=True)
+def _path(**kwargs: Any) -> Text:
+    return Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP, **kwargs)
 
 
+# A change of a session: only the fields it names. (No docstrings on request bodies: the
+# schema shows Strict's.)
 class SessionPatchIn(Strict):
     name = Text(min_length=1, max_length=200, required=False)
-    workspace_path = Text(
-        max_length=MAX_PATH, trim_whitespace=False, required=False, help_text=PATH_HELP
-    )
-    active_files = serializers.ListField(
-        child=Text(max_length=MAX_PATH, trim_whitespace=False, help_text=PATH_HELP),
-        max_length=MAX_ACTIVE_FILES,
-        required=False,
-    )
+    workspace_path = _path(required=False)
+    active_files = serializers.ListField(child=_path(), max_length=MAX_ACTIVE_FILES, required=False)
     editor_state = ObjectField(required=False)
     terminal_state = ObjectField(required=False)
+
+
+# A new session: a patch's fields with the name and path required, and its parent. DRF keeps
+# a base's field order and puts a redeclared field's new definition in its place, so the
+# documented order stays name, workspace_path, ..., terminal_state, parent_session_id.
+class SessionCreateIn(SessionPatchIn):
+    name = Text(min_length=1, max_length=200)
+    workspace_path = _path()
+    parent_session_id = serializers.UUIDField(required=False, allow_null=True)
 
 
 class ForkIn(Strict):
