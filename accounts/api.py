@@ -208,8 +208,7 @@ class RegisterView(Public):
     @schema.operation(
         request=serializers.RegisterIn,
         ok={201: schema.RegisterOut},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
         errors={
             400: {
                 "invalid": "Also a weak or common password (errors names `password`).",

@@ -48,8 +48,7 @@ class LoginView(Public):
     @schema.operation(
         request=serializers.LoginIn,
         ok={200: schema.LoginOut},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
         errors={
             401: {
                 "invalid_credentials": "Unknown email or wrong password (the same answer).",
@@ -73,8 +72,7 @@ class LoginMfaView(Public):
     @schema.operation(
         request=serializers.LoginMfaIn,
         ok={200: schema.LoginOut},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
         errors={
             401: {
                 "invalid_mfa_challenge": "The challenge is invalid or used: sign in again.",
@@ -95,8 +93,7 @@ class VerifyEmailView(Public):
         email_verification_confirm,
         request=serializers.TokenIn,
         ok={204: schema.NO_CONTENT},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
         errors={400: schema.one_time_token("verification")},
     )
 
@@ -140,8 +137,7 @@ class PasswordResetView(Public):
         password_reset_request,
         request=serializers.EmailIn,
         ok={202: schema.ACCEPTED},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
     )
 
 
@@ -150,8 +146,7 @@ class PasswordResetConfirmView(Public):
         password_reset_confirm,
         request=serializers.PasswordResetConfirmIn,
         ok={204: schema.NO_CONTENT},
-        auth="none",
-        throttled=True,
+        **schema.SIGNED_OUT,
         errors={
             400: {
                 **schema.one_time_token("reset"),

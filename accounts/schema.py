@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from http.client import responses as reasons
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
@@ -134,6 +134,18 @@ SIGN_IN_403 = {
     **BEARER_403,
     "email_not_verified": "The organisation requires a verified email first.",
 }
+
+
+class Kind(TypedDict, total=False):
+    """What kind of operation it is, as ``operation`` takes it."""
+
+    auth: Auth
+    throttled: bool
+
+
+# A signed-out account flow (register, login and its second factor, the mailed-token steps):
+# no credential, and throttled, since anyone may try it against any address.
+SIGNED_OUT: Kind = {"auth": "none", "throttled": True}
 BODY_400 = {
     "malformed_json": "The body is not JSON (or nested too deeply, or has non-finite numbers).",
     "invalid": (
