@@ -14,6 +14,7 @@ for commits that wait on the disk with their turn given back.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,5 +80,11 @@ def in_turn(fn: Callable[P, T]) -> Callable[P, T]:
 def in_pool(fn: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     """``fn`` as a coroutine function that runs in the storage pool, in a turn (no
     thread-sensitive context: storage is thread-safe and these calls never touch the ORM)."""
-    pooled: Any = sync_to_async(in_turn(fn), thread_sensitive=False, executor=storage_executor())
+    pooled: Any = _pooled(fn)
     return pooled
+
+
+@functools.lru_cache(maxsize=256)
+def _pooled(fn: Callable[..., Any]) -> Any:
+    # Made once per function (callers pass module-level services), not per socket message.
+    return sync_to_async(in_turn(fn), thread_sensitive=False, executor=storage_executor())
