@@ -4,10 +4,12 @@ service, render. Login lives here too, with the second factor it may ask for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts import schema, serializers
@@ -22,6 +24,7 @@ from accounts.api import (
 from accounts.permissions import SignedOutOrUser
 from accounts.records import Tenant
 from accounts.services import (
+    LoggedIn,
     Principal,
     email_verification_confirm,
     email_verification_resend,
@@ -44,48 +47,54 @@ from core.rest import etag_header
 from core.time import rfc3339
 
 
-class LoginView(Public):
+def _sign_in(
+    service: Callable[..., LoggedIn],
+    *,
+    request: type[Serializer[Any]],
+    refusals: schema.Codes,
+    **operation: Any,
+) -> Callable[..., Response]:
+    """A sign-in step (login, its second factor) as a view method: ``service`` takes the
+    body's credential and answers the token pair and the user (``signed_in_json``).
+    ``refusals`` are the step's 401s; once the credential is right, a sign-in may still be
+    refused as every sign-in is (``SIGN_IN_403``)."""
+
     @schema.operation(
-        request=serializers.LoginIn,
+        request=request,
         ok={200: schema.LoginOut},
         **schema.SIGNED_OUT,
-        errors={
-            401: {
-                "invalid_credentials": "Unknown email or wrong password (the same answer).",
-                "mfa_required": (
-                    "The password was right and the account has a second factor: POST "
-                    "`mfa_challenge` and a code to login/mfa."
-                ),
-            },
-            403: schema.SIGN_IN_403,
+        errors={401: refusals, 403: schema.SIGN_IN_403},
+        **operation,
+    )
+    def handle(view: APIView, http: Request) -> Response:
+        done = service(**client_args(http), **validated(request, http.data))
+        return Response(signed_in_json(done))
+
+    return handle
+
+
+class LoginView(Public):
+    post = _sign_in(
+        user_login,
+        request=serializers.LoginIn,
+        refusals={
+            "invalid_credentials": "Unknown email or wrong password (the same answer).",
+            "mfa_required": (
+                "The password was right and the account has a second factor: POST "
+                "`mfa_challenge` and a code to login/mfa."
+            ),
         },
+        # mfa_required is a problem with the challenge beside (MfaRequired.problem_members).
         bodies={401: schema.MfaRequiredProblemOut},
     )
-    def post(self, request: Request) -> Response:
-        # mfa_required is a problem with the challenge beside (MfaRequired.problem_members).
-        body = validated(serializers.LoginIn, request.data)
-        done = user_login(**client_args(request), **body)
-        return Response(signed_in_json(done))
 
 
 class LoginMfaView(Public):
-    @schema.operation(
+    post = _sign_in(
+        user_login_mfa,
         request=serializers.LoginMfaIn,
-        ok={200: schema.LoginOut},
-        **schema.SIGNED_OUT,
-        errors={
-            401: {
-                "invalid_mfa_challenge": "The challenge is invalid or used: sign in again.",
-                "mfa_challenge_expired": "The challenge expired: sign in again.",
-                **schema.MFA_CODE,
-            },
-            403: schema.SIGN_IN_403,
-        },
+        refusals={**schema.MFA_CHALLENGE, **schema.MFA_CODE},
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.LoginMfaIn, request.data)
-        done = user_login_mfa(**client_args(request), **body)
-        return Response(signed_in_json(done))
 
 
 class VerifyEmailView(Public):

@@ -172,6 +172,11 @@ MANAGERS_ONLY = {"forbidden": "Only owners and admins can do this."}
 EMAIL_UNVERIFIED = {
     "email_not_verified": "Confirm your email address first: a second factor needs it."
 }
+# The challenge of login's mfa_required, refused when login/mfa completes it.
+MFA_CHALLENGE = {
+    "invalid_mfa_challenge": "The challenge is invalid or used: sign in again.",
+    "mfa_challenge_expired": "The challenge expired: sign in again.",
+}
 MFA_CODE = {
     "invalid_mfa_code": "The code is incorrect.",
     "mfa_code_reused": "This code was already used; wait for the next one.",
