@@ -47,7 +47,7 @@ from accounts.signing_keys import jwk_of, keyring
 from core.conditional import if_match
 from core.parsers import validated
 from core.problems import ApiError
-from core.rest import etag_header, id_or_404, list_limit, page_args, page_json
+from core.rest import NO_STORE, etag_header, id_or_404, list_limit, page_args, page_json
 from core.time import rfc3339
 from fdb_backend.records import Page
 
@@ -319,7 +319,7 @@ class MeExportView(APIView):
             exported,
             headers={
                 "Content-Disposition": 'attachment; filename="coditect-export.json"',
-                "Cache-Control": "no-store",
+                **NO_STORE,
             },
         )
 
@@ -363,7 +363,7 @@ class PasswordView(APIView):
         errors={
             400: {
                 "wrong_password": "current_password is not the password.",
-                "invalid": "Also a weak or common new password (errors names it).",
+                **schema.WEAK_PASSWORD,
             }
         },
     )
@@ -451,7 +451,7 @@ class MemberDetailView(APIView):
             },
             404: schema.NOT_FOUND,
             409: {"last_owner": "The member is the tenant's last owner."},
-            412: {"version_conflict": "`If-Match` names a version that is not the current one."},
+            412: schema.VERSION_CONFLICT,
         },
     )
     def patch(self, request: Request, user_id: str) -> Response:
@@ -514,7 +514,7 @@ class InvitationsView(APIView):
                 "expires_at": rfc3339(issued.invitation.expires_at),
             },
             status=201,
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
 
@@ -565,7 +565,7 @@ class ApiTokensView(APIView):
         return Response(
             {**api_token_json(issued.record), "token": issued.token},
             status=201,
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
 

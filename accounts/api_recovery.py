@@ -4,7 +4,7 @@ service, render. Login lives here too, with the second factor it may ask for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rest_framework.request import Request
@@ -43,7 +43,7 @@ from accounts.services.mfa import DIGITS, PERIOD_S
 from core.conditional import if_match
 from core.parsers import validated
 from core.problems import ApiError
-from core.rest import etag_header
+from core.rest import NO_STORE, etag_header
 from core.time import rfc3339
 
 
@@ -159,7 +159,7 @@ class PasswordResetConfirmView(Public):
         errors={
             400: {
                 **schema.one_time_token("reset"),
-                "invalid": "Also a weak or common new password (errors names it).",
+                **schema.WEAK_PASSWORD,
             }
         },
     )
@@ -207,17 +207,34 @@ class TotpView(APIView):
                 "algorithm": "SHA1",
             },
             status=201,
-            headers={"Cache-Control": "no-store"},
+            headers=NO_STORE,
         )
 
 
-class TotpConfirmView(APIView):
+def _new_recovery_codes(
+    service: Callable[..., list[str]], *, errors: Mapping[int, schema.Codes]
+) -> Callable[..., Response]:
+    """A step that takes a code of the second factor and answers a new set of recovery codes
+    (finishing an enrolment, or replacing the set). ``errors`` are the step's own, beside a
+    refused code's."""
+
     @schema.operation(
         request=serializers.CodeIn,
         ok={200: schema.RecoveryCodesOut},
         throttled=True,
+        errors={400: schema.MFA_CODE, **errors},
+    )
+    def handle(view: APIView, http: Request) -> Response:
+        codes = service(**caller_args(http), **validated(serializers.CodeIn, http.data))
+        return Response({"recovery_codes": codes}, headers=NO_STORE)
+
+    return handle
+
+
+class TotpConfirmView(APIView):
+    post = _new_recovery_codes(
+        totp_enroll_confirm,
         errors={
-            400: schema.MFA_CODE,
             403: schema.EMAIL_UNVERIFIED,
             409: {
                 "mfa_already_enabled": "Two-factor authentication is already on.",
@@ -225,10 +242,6 @@ class TotpConfirmView(APIView):
             },
         },
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.CodeIn, request.data)
-        codes = totp_enroll_confirm(**caller_args(request), **body)
-        return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
 
 class TotpDisableView(APIView):
@@ -245,19 +258,10 @@ class TotpDisableView(APIView):
 
 
 class RecoveryCodesView(APIView):
-    @schema.operation(
-        request=serializers.CodeIn,
-        ok={200: schema.RecoveryCodesOut},
-        throttled=True,
-        errors={
-            400: schema.MFA_CODE,
-            409: {"mfa_not_enabled": "Two-factor authentication is not on."},
-        },
+    post = _new_recovery_codes(
+        recovery_codes_regenerate,
+        errors={409: {"mfa_not_enabled": "Two-factor authentication is not on."}},
     )
-    def post(self, request: Request) -> Response:
-        body = validated(serializers.CodeIn, request.data)
-        codes = recovery_codes_regenerate(**caller_args(request), **body)
-        return Response({"recovery_codes": codes}, headers={"Cache-Control": "no-store"})
 
 
 # --- the tenant's account settings -----------------------------------------------------------
@@ -282,7 +286,7 @@ class TenantSettingsView(APIView):
                 **schema.MANAGERS_ONLY,
                 "email_not_verified": "Verify your own email before requiring it of everyone.",
             },
-            412: {"version_conflict": "`If-Match` names a version that is not the current one."},
+            412: schema.VERSION_CONFLICT,
         },
     )
     def patch(self, request: Request) -> Response:

@@ -191,6 +191,10 @@ def one_time_token(kind: str) -> dict[str, str]:
     }
 
 
+# A new password the policy refuses (a field error names it).
+WEAK_PASSWORD = {"invalid": "Also a weak or common new password (errors names it)."}
+# A change of a record of the tenant whose If-Match names an older version.
+VERSION_CONFLICT = {"version_conflict": "`If-Match` names a version that is not the current one."}
 # What a viewer gets for any write (docs/accounts.md "Roles").
 VIEWER_403 = {"forbidden": "The caller is a viewer: viewers read and join, never write."}
 LIST_400 = {"invalid": "`limit` is not 1..200.", "invalid_cursor": "The cursor is not this list's."}

@@ -74,6 +74,11 @@ def page_json(page: Page[R], item_json: Callable[[R], dict[str, Any]]) -> dict[s
     }
 
 
+# The headers of an answer that shows a secret once (a new token, TOTP secret, recovery codes):
+# no cache or proxy may keep it.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def etag_header(version: int) -> dict[str, str]:
     """The ``ETag`` header of a record at ``version``: what ``If-Match`` sends back."""
     return {"ETag": f'"{version}"'}
