@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from accounts import audit_keys
 from fdb_backend import keyspace
-from fdb_backend.records import Collection, Index, Record, epoch_micros
+from fdb_backend.records import Collection, Index, Record, collection, epoch_micros
 
 Role = Literal["owner", "admin", "member", "viewer"]
 # Lowest first: a role may do what the roles before it may (docs/accounts.md "Roles").
@@ -181,36 +180,28 @@ class ApiToken(Record):
     addresses: list[str] = field(default_factory=list)
 
 
-# Collections are made once per tenant (they hold no state of a request; a request asks for
-# the same ones several times).
-@functools.lru_cache(maxsize=4096)
 def tenants() -> Collection[Tenant]:
-    return Collection(Tenant, keyspace.GLOBAL)
+    return collection(Tenant, keyspace.GLOBAL)
 
 
-@functools.lru_cache(maxsize=4096)
 def signing_keys() -> Collection[SigningKey]:
-    return Collection(SigningKey, keyspace.GLOBAL)
+    return collection(SigningKey, keyspace.GLOBAL)
 
 
-@functools.lru_cache(maxsize=4096)
 def users(tenant_id: uuid.UUID) -> Collection[User]:
-    return Collection(User, keyspace.tenant(tenant_id))
+    return collection(User, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def invitations(tenant_id: uuid.UUID) -> Collection[Invitation]:
-    return Collection(Invitation, keyspace.tenant(tenant_id))
+    return collection(Invitation, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def auth_sessions(tenant_id: uuid.UUID) -> Collection[AuthSession]:
-    return Collection(AuthSession, keyspace.tenant(tenant_id))
+    return collection(AuthSession, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def api_tokens(tenant_id: uuid.UUID) -> Collection[ApiToken]:
-    return Collection(ApiToken, keyspace.tenant(tenant_id))
+    return collection(ApiToken, keyspace.tenant(tenant_id))
 
 
 def email_index() -> Any:

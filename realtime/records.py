@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
 from fdb_backend import keyspace
-from fdb_backend.records import Collection, Record
+from fdb_backend.records import Collection, Record, collection
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,13 +41,9 @@ class Lock(Record):
     expires_at: datetime
 
 
-# Collections are made once per tenant (they hold no state of a request; a request asks for
-# the same ones several times).
-@functools.lru_cache(maxsize=4096)
 def connections(tenant_id: uuid.UUID) -> Collection[Connection]:
-    return Collection(Connection, keyspace.tenant(tenant_id))
+    return collection(Connection, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def locks(tenant_id: uuid.UUID) -> Collection[Lock]:
-    return Collection(Lock, keyspace.tenant(tenant_id))
+    return collection(Lock, keyspace.tenant(tenant_id))

@@ -7,14 +7,13 @@ megabytes, split across keys by the records layer). Activity rewrites only the h
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from fdb_backend import keyspace
-from fdb_backend.records import Collection, Index, Record
+from fdb_backend.records import Collection, Index, Record, collection
 
 
 def _recency(s: WorkspaceSession) -> list[tuple[Any, ...]]:
@@ -85,22 +84,17 @@ class SessionEvent(Record):
 STATE_RECORD_MAX = 8 * 1024 * 1024
 
 
-# Collections are made once per tenant (they hold no state of a request; a request asks for
-# the same ones several times).
-@functools.lru_cache(maxsize=4096)
 def heads(tenant_id: uuid.UUID) -> Collection[WorkspaceSession]:
-    return Collection(WorkspaceSession, keyspace.tenant(tenant_id))
+    return collection(WorkspaceSession, keyspace.tenant(tenant_id))
 
 
-@functools.lru_cache(maxsize=4096)
 def states(tenant_id: uuid.UUID) -> Collection[WorkspaceState]:
-    return Collection(WorkspaceState, keyspace.tenant(tenant_id), max_record_size=STATE_RECORD_MAX)
+    return collection(WorkspaceState, keyspace.tenant(tenant_id), max_record_size=STATE_RECORD_MAX)
 
 
-@functools.lru_cache(maxsize=4096)
 def events(tenant_id: uuid.UUID) -> Collection[SessionEvent]:
     # A state.changed event carries the changed state, so it may be as large as one.
-    return Collection(SessionEvent, keyspace.tenant(tenant_id), max_record_size=STATE_RECORD_MAX)
+    return collection(SessionEvent, keyspace.tenant(tenant_id), max_record_size=STATE_RECORD_MAX)
 
 
 def session_ranges(tenant_id: uuid.UUID, session_id: uuid.UUID) -> list[tuple[bytes, bytes]]:

@@ -19,6 +19,7 @@ from fdb_backend.records.schema import Index, Record, epoch_micros, utcnow
 from fdb_backend.records.store import (
     MAX_RECORD_SIZE,
     Collection,
+    collection,
     get_together,
     insert_together,
     insert_together_sized,
@@ -38,6 +39,7 @@ __all__ = [
     "RecordTooLarge",
     "UniqueViolation",
     "VersionConflict",
+    "collection",
     "epoch_micros",
     "get_together",
     "insert_together",

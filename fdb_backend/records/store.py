@@ -16,11 +16,12 @@ change in one transaction.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import fdb.tuple
 
@@ -557,6 +558,21 @@ class Collection(Generic[R]):
     @transactional
     def _page_stored(self, tr: Any, limit: int, continuation: str | None) -> Page[R]:
         return self._page_by_key(tr, (), limit, False, continuation, None, live_only=False)
+
+
+@functools.lru_cache(maxsize=8192)
+def _collection(record_type: type[Any], scope: Scope, max_record_size: int) -> Collection[Any]:
+    return Collection(record_type, scope, max_record_size=max_record_size)
+
+
+def collection(
+    record_type: type[R], scope: Scope, *, max_record_size: int = MAX_RECORD_SIZE
+) -> Collection[R]:
+    """The collection of ``record_type`` in ``scope``, made once: a collection holds nothing
+    of its uses, and a request asks for the same ones several times (a GET made seven, each
+    building its index key tables)."""
+    found: Collection[R] = _collection(cast(Any, record_type), scope, max_record_size)
+    return found
 
 
 def _read_ranges(tr: Any, bounds: list[tuple[bytes, bytes]], limit: int = 0) -> list[list[Any]]:
