@@ -23,6 +23,7 @@ from accounts.services import (
     Client,
     LoggedIn,
     Principal,
+    Registered,
     api_token_create,
     api_token_list,
     api_token_revoke,
@@ -111,19 +112,23 @@ def caller_args(request: Request) -> CallerArgs:
     }
 
 
+def _person_json(user: User) -> dict[str, Any]:
+    # Who a user is, first in each document of one: the API's user and a tenant's member.
+    return {"id": str(user.id), "email": user.email, "display_name": user.display_name}
+
+
 def user_json(user: User) -> dict[str, Any]:
     return {
-        "id": str(user.id),
-        "email": user.email,
-        "display_name": user.display_name,
+        **_person_json(user),
         "tenant_id": str(user.tenant_id),
         "role": user.role,
         "email_verified": user.email_verified_at is not None,
     }
 
 
-def signed_in_json(done: LoggedIn) -> dict[str, Any]:
-    """The answer of a sign-in (login, its second factor): the token pair and the user."""
+def signed_in_json(done: LoggedIn | Registered) -> dict[str, Any]:
+    """The answer of a sign-in (login, its second factor, registering): the token pair and
+    the user."""
     return {**done.tokens.as_json(), "user": user_json(done.user)}
 
 
@@ -226,14 +231,7 @@ class RegisterView(Public):
     def post(self, request: Request) -> Response:
         body = validated(serializers.RegisterIn, request.data)
         done = user_register(**client_args(request), **body)
-        return Response(
-            {
-                **done.tokens.as_json(),
-                "user": user_json(done.user),
-                "tenant": tenant_json(done.tenant),
-            },
-            status=201,
-        )
+        return Response({**signed_in_json(done), "tenant": tenant_json(done.tenant)}, status=201)
 
 
 class RefreshView(Public):
@@ -401,13 +399,7 @@ class TenantView(APIView):
 
 
 def member_json(user: User) -> dict[str, Any]:
-    return {
-        "id": str(user.id),
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role,
-        "created_at": rfc3339(user.created_at),
-    }
+    return {**_person_json(user), "role": user.role, "created_at": rfc3339(user.created_at)}
 
 
 def invitation_json(invitation: Invitation) -> dict[str, Any]:

@@ -376,11 +376,18 @@ def operation(
 # --- response bodies ---------------------------------------------------------------------------
 
 
-def _user_fields() -> dict[str, Any]:
+def _person_fields() -> dict[str, Any]:
+    # Who a user is, first in each document of one (accounts/api.py _person_json).
     return {
         "id": serializers.UUIDField(),
         "email": serializers.EmailField(),
         "display_name": serializers.CharField(),
+    }
+
+
+def _user_fields() -> dict[str, Any]:
+    return {
+        **_person_fields(),
         "tenant_id": serializers.UUIDField(),
         "role": serializers.ChoiceField(choices=list(ROLES)),
         "email_verified": serializers.BooleanField(),
@@ -447,9 +454,7 @@ AuthSessionListOut = listing(
 
 def _member_fields() -> dict[str, Any]:
     return {
-        "id": serializers.UUIDField(),
-        "email": serializers.EmailField(),
-        "display_name": serializers.CharField(),
+        **_person_fields(),
         "role": serializers.ChoiceField(choices=list(ROLES)),
         "created_at": serializers.DateTimeField(),
     }
