@@ -17,6 +17,8 @@ The state patched is an editor state of about 5 kB, as an IDE tab sends.
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import os
 import re
 import statistics
@@ -60,8 +62,11 @@ def _setup() -> dict[str, Callable[[int], None]]:
     from workspaces import services
     from workspaces.serializers import SessionPatchIn
 
-    # What the consumer calls: session_patch since it exists, session_update before.
-    patch = getattr(services, "session_patch", services.session_update)
+    # What the consumer calls: session_update without the related ids where it takes
+    # related=, session_patch where that exists, else session_update.
+    patch: Any = getattr(services, "session_patch", services.session_update)
+    if "related" in inspect.signature(services.session_update).parameters:
+        patch = functools.partial(services.session_update, related=False)
 
     client = Client(HTTP_HOST="127.0.0.1")
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"

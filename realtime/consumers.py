@@ -58,7 +58,7 @@ from workspaces.presenters import session_json
 from workspaces.services import (
     session_event_list,
     session_event_publish,
-    session_patch,
+    session_update,
 )
 
 log = logging.getLogger(__name__)
@@ -586,12 +586,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def on_state_patch(self, message: dict[str, Any]) -> None:
         patched = await self._session_call(
-            session_patch,
+            session_update,
             changes=message["changes"],
             expected_version=message["base_version"],
             origin=self.connection_id,
+            related=False,  # the ack carries only the version and the seq
         )
-        await self.reply_ack(message, version=patched.version, seq=patched.seq)
+        await self.reply_ack(message, version=patched.version, seq=patched.head.seq)
 
     async def on_event_publish(self, message: dict[str, Any]) -> None:
         seq = await self._session_call(

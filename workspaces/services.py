@@ -390,14 +390,6 @@ def session_related(*, db: Any, principal: Principal, session_id: uuid.UUID) -> 
 # --- changes --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Patched:
-    """What a socket's ``state.patch`` acknowledges: the new version and the event's seq."""
-
-    version: int
-    seq: int
-
-
 def session_update(
     *,
     db: Any,
@@ -406,47 +398,27 @@ def session_update(
     changes: dict[str, Any],
     expected_version: int | None = None,
     origin: str = "",
+    related: bool = True,
 ) -> SessionView:
     """Replace top-level fields; version + 1; a ``state.changed`` event is logged and sent.
-    Returns the session as REST answers it (related ids read in the same transaction).
+    Returns the session as REST answers it, its related ids read in the same transaction;
+    ``related=False`` (a socket's ``state.patch``, whose ack carries only the version and
+    the seq) leaves them unread and empty.
 
     Raises WorkspaceError 400 (nothing to change, not a path, not storable), 404, 412
     version_conflict (with the current version), 413; QuotaExceeded 403 when the change
     grows the tenant's stored bytes past its quota.
     """
-    head, state, related = _session_change(
+    head, state, related_ids = _session_change(
         db=db,
         principal=principal,
         session_id=session_id,
         changes=changes,
         expected_version=expected_version,
         origin=origin,
-        related=True,
+        related=related,
     )
-    return SessionView(head, state, related)
-
-
-def session_patch(
-    *,
-    db: Any,
-    principal: Principal,
-    session_id: uuid.UUID,
-    changes: dict[str, Any],
-    expected_version: int | None = None,
-    origin: str = "",
-) -> Patched:
-    """``session_update`` for a socket's ``state.patch``, whose ack carries only the version
-    and the seq: the related ids are not read. Same errors."""
-    head, state, _ = _session_change(
-        db=db,
-        principal=principal,
-        session_id=session_id,
-        changes=changes,
-        expected_version=expected_version,
-        origin=origin,
-        related=False,
-    )
-    return Patched(version=state.version, seq=head.seq)
+    return SessionView(head, state, related_ids)
 
 
 def _session_change(
