@@ -78,7 +78,7 @@ class SessionsView(APIView):
         parameters=schema.CREATED,
         errors={
             400: {"invalid": "Also no such parent_session_id."},
-            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
+            403: schema.GROWING_WRITE_403,
             413: schema.STATE_TOO_LARGE,
         },
     )
@@ -109,7 +109,7 @@ class SessionDetailView(APIView):
         parameters=[account_schema.IF_MATCH, account_schema.etag(200, 412)],
         errors={
             400: {"invalid": "Also an empty change."},
-            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
+            403: schema.GROWING_WRITE_403,
             404: schema.NOT_FOUND,
             412: schema.VERSION_CONFLICT,
             413: schema.STATE_TOO_LARGE,
@@ -156,7 +156,7 @@ class ForkView(APIView):
         ok={201: schema.SessionOut},
         parameters=schema.CREATED,
         errors={
-            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
+            403: schema.GROWING_WRITE_403,
             404: schema.NOT_FOUND,
             413: schema.STATE_TOO_LARGE,
         },
@@ -223,7 +223,7 @@ class EventsView(APIView):
         ok={202: schema.EventAcceptedOut},
         errors={
             400: {"invalid": "Also a reserved event name."},
-            403: {**account_schema.QUOTA_EXCEEDED, **account_schema.VIEWER_403},
+            403: schema.GROWING_WRITE_403,
             404: schema.NOT_FOUND,
             413: {"event_too_large": "`data` is larger than 64 KiB."},
         },

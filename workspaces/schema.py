@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from accounts.schema import etag, location
+from accounts.schema import QUOTA_EXCEEDED, VIEWER_403, etag, location
 
 
 def _session_fields() -> dict[str, Any]:
@@ -80,6 +80,9 @@ EventListOut = inline_serializer(
 EventAcceptedOut = inline_serializer("EventAccepted", {"seq": serializers.IntegerField()})
 
 NOT_FOUND = {"not_found": "No such session in your organisation (another's is a 404 too)."}
+# A write that adds to what the tenant stores (a session, its state, an event): refused over a
+# quota, and to a viewer as every write is.
+GROWING_WRITE_403 = {**QUOTA_EXCEEDED, **VIEWER_403}
 STATE_TOO_LARGE = {"state_too_large": "A state field (errors names it) is over its size limit."}
 VERSION_CONFLICT = {
     "version_conflict": "`If-Match` names an older version; the ETag header has the current one."
