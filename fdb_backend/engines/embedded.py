@@ -376,6 +376,15 @@ _RANGE_ALL = (
     "SELECT * FROM (SELECT ? AS i, key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key)"
 )
 _RANGE_LIMITED = _RANGE_ALL[:-1] + " LIMIT ?)"
+
+
+@functools.cache
+def _ranges_of(count: int, *, limited: bool) -> str:
+    """The statement reading ``count`` ranges at once (made once per count), each row tagged
+    with its range's number, so it goes back to its range even where ranges overlap."""
+    return " UNION ALL ".join([_RANGE_LIMITED if limited else _RANGE_ALL] * count)
+
+
 # The WAL is checkpointed by a thread of each process (PASSIVE: it never blocks a commit),
 # woken after this many commits or this often; a commit checkpoints itself only past the
 # safety net of WAL pages, if that thread cannot keep up.
@@ -740,12 +749,10 @@ class Transaction:
         results: list[list[KeyValue]] = [[] for _ in bounds]
         for first in range(0, len(bounds), _RANGES_PER_STATEMENT):
             part = bounds[first : first + _RANGES_PER_STATEMENT]
-            # Tagged, so each row goes back to its range even where ranges overlap.
-            one = _RANGE_LIMITED if limit else _RANGE_ALL
             params: list[Any] = []
             for offset, (b, e) in enumerate(part, start=first):
                 params.extend((offset, b, e, limit) if limit else (offset, b, e))
-            sql = " UNION ALL ".join([one] * len(part))
+            sql = _ranges_of(len(part), limited=bool(limit))
             for i, key, value in conn.execute(sql, params).fetchall():
                 results[i].append(KeyValue(key, value))
         for result in results:
