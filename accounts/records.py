@@ -262,7 +262,7 @@ def auth_event_read(
 
 
 # --- quotas: ("t", tenant_id, "quotas", kind, "used" | "limit" | "gate") and
-# ("t", tenant_id, "quotas", kind, "lease", holder) -> 8-byte signed LE
+# ("t", tenant_id, "quotas", kind, "lease", limit, holder) -> 8-byte signed LE
 
 # What a tenant's quotas count (docs/accounts.md "Quotas").
 QUOTA_KINDS: tuple[str, ...] = ("sessions", "bytes", "api_tokens")
@@ -296,10 +296,10 @@ def quota_gate_key(tenant_id: uuid.UUID, kind: str) -> bytes:
     return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "gate")))
 
 
-def quota_lease_key(tenant_id: uuid.UUID, kind: str, holder: uuid.UUID) -> bytes:
-    """What one holder (a thread of a process) has leased of ``kind``'s quota and not yet
-    used: 8-byte signed little-endian."""
-    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "lease", holder)))
+def quota_lease_key(tenant_id: uuid.UUID, kind: str, limit: int, holder: uuid.UUID) -> bytes:
+    """What one holder (a thread of a process) has leased of ``kind``'s quota while the
+    quota was ``limit`` and not yet used: 8-byte signed little-endian."""
+    return bytes(keyspace.tenant(tenant_id).space("quotas").pack((kind, "lease", limit, holder)))
 
 
 def quota_leases_range(tenant_id: uuid.UUID, kind: str) -> keyspace.KeyRange:

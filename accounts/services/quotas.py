@@ -140,35 +140,40 @@ def _holder_id() -> uuid.UUID:
 
 
 def _spend(tr: Any, tenant_id: uuid.UUID, kind: str, delta: int) -> None:
-    mine = quota_lease_key(tenant_id, kind, _holder_id())
-    # A conflicting read: a take-back of this lease committed meanwhile makes this retry.
+    limit_key = _keys(tenant_id, kind)[3]
+    # Conflicting reads, of keys no other grower writes: the override (a quota change
+    # committed meanwhile makes this retry) and this holder's lease under the quota in force
+    # (its take-back does). A lease is spendable only under the quota it was granted under:
+    # one granted before the quota was lowered (the override, or the default, which changes
+    # with the settings and no transaction) lies under another key.
+    override = tr.get(limit_key)
+    limit = _in_force(kind, None if override is None else _decode(override))
+    if limit is None:
+        return  # unlimited: nothing to lease
+    mine = quota_lease_key(tenant_id, kind, limit, _holder_id())
     have = _decode(tr.get(mine))
     if have >= delta:
         tr[mine] = _COUNTER.pack(have - delta)
     else:
-        _grant(tr, tenant_id, kind, mine, have, delta)
+        _grant(tr, tenant_id, kind, limit, mine, have, delta)
 
 
-def _grant(tr: Any, tenant_id: uuid.UUID, kind: str, mine: bytes, have: int, delta: int) -> None:
+def _grant(
+    tr: Any, tenant_id: uuid.UUID, kind: str, limit: int, mine: bytes, have: int, delta: int
+) -> None:
     """Top this holder's lease up by at least ``delta - have`` and spend ``delta`` of it, or
     take every other lease back and decide on the usage alone; QuotaExceeded when even
     that leaves no room."""
     begin, end, used_key, limit_key = _keys(tenant_id, kind)
     gate = quota_gate_key(tenant_id, kind)
-    used, override, leases = 0, None, {}
+    used, leases = 0, {}
     for kv in tr.snapshot.get_range(begin, end):
         if kv.key == used_key:
             used = _decode(kv.value)
-        elif kv.key == limit_key:
-            override = _decode(kv.value)
-        elif kv.key != gate and kv.key != mine:
-            leases[kv.key] = _decode(kv.value)
-    # Another grant or take-back, or a quota change, since this snapshot: retry.
+        elif kv.key not in (limit_key, gate, mine):
+            leases[kv.key] = _decode(kv.value)  # under any quota: each holds room
+    # Another grant or take-back since this snapshot: retry.
     tr.add_read_conflict_key(gate)
-    tr.add_read_conflict_key(limit_key)
-    limit = _in_force(kind, override)
-    if limit is None:
-        return  # unlimited: nothing to lease
     need = delta - have
     free = limit - used - have - sum(leases.values())
     tr.add(gate, _COUNTER.pack(1))

@@ -321,3 +321,16 @@ def test_another_holders_lease_does_not_refuse_before_the_quota(
     finally:
         other.shutdown()
     assert assert_exact(sessions, alice)["sessions"] == 10
+
+
+def test_a_lowered_default_is_not_passed_on_leased_room(
+    sessions: SessionApi, alice: Persona, settings
+) -> None:
+    """The default changes with the settings, with no transaction to take leases back: a
+    lease counts only under the quota it was granted under."""
+    assert create(sessions, alice).status_code == 201  # this thread now holds a lease
+    settings.CODITECT_QUOTA_SESSIONS = usage(sessions, alice)["sessions"]
+    problem(create(sessions, alice), 403, "quota_exceeded")
+    settings.CODITECT_QUOTA_SESSIONS = 1_000_000  # back: the old lease is spendable again
+    assert create(sessions, alice).status_code == 201
+    assert_exact(sessions, alice)
