@@ -48,7 +48,7 @@ from accounts.signing_keys import jwk_of, keyring
 from core.conditional import if_match
 from core.parsers import validated
 from core.problems import ApiError
-from core.rest import NO_STORE, etag_header, id_or_404, list_limit, page_args, page_json
+from core.rest import NO_STORE, etag_header, id_or_404, page_args, page_json
 from core.time import rfc3339
 from fdb_backend.records import Page
 
@@ -145,10 +145,6 @@ def session_json(session: AuthSession, current: uuid.UUID) -> dict[str, Any]:
         "user_agent": session.user_agent,
         "current": session.id == current,
     }
-
-
-# accounts/api_audit.py's name for it.
-_limit = list_limit
 
 
 def service_handler(

@@ -14,10 +14,11 @@ from rest_framework.views import APIView
 
 import fdb_backend
 from accounts import schema
-from accounts.api import LIST_PARAMETERS, _limit, principal_of
+from accounts.api import LIST_PARAMETERS, principal_of
 from accounts.services.audit import AuditEntry, audit_list
 from core.cursors import cursor_open, cursor_seal
 from core.problems import ApiError
+from core.rest import list_limit
 from core.time import rfc3339
 
 AuditListOut = schema.listing(
@@ -142,7 +143,7 @@ class TenantAuditView(APIView):
             kind=kind,
             before=_time_param(request, "before"),
             after=_time_param(request, "after"),
-            limit=_limit(request),
+            limit=list_limit(request),
             continuation=cursor_open(request.query_params.get("cursor")),
         )
         return Response(
