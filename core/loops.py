@@ -62,16 +62,19 @@ def awaited(call: Callable[P, Coroutine[Any, Any, T]], timeout: float) -> Callab
     Called from a thread with no loop above it (a WSGI worker's), it runs on the process's
     background loop, not on a new loop in a new thread per call as ``async_to_sync`` would: a
     thread start per call, and the Redis channel layer, which keeps its connections per loop,
-    opened and closed a connection per call. Gives up after ``timeout`` seconds
+    opened and closed a connection per call. Either way it gives up after ``timeout`` seconds
     (``TimeoutError``).
     """
 
+    async def bounded(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.wait_for(call(*args, **kwargs), timeout)
+
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
         if _loop_above():
-            return async_to_sync(call)(*args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(call(*args, **kwargs), background_loop())
+            return async_to_sync(bounded)(*args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(bounded(*args, **kwargs), background_loop())
         try:
-            return future.result(timeout)
+            return future.result(timeout + 1)  # (bounded gives up first)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(timeout) from None
@@ -80,10 +83,14 @@ def awaited(call: Callable[P, Coroutine[Any, Any, T]], timeout: float) -> Callab
 
 
 def _loop_above() -> bool:
-    """Whether an event loop of this process handed this thread its work (``sync_to_async``
-    notes the loop in a thread-local, which ``async_to_sync`` reads to go back to it)."""
+    """Whether a running event loop of this process handed this thread its work
+    (``sync_to_async`` notes the loop in a thread-local, which ``async_to_sync`` reads to go
+    back to it). The note outlives the loop: a thread that once ran such work keeps a closed
+    loop there, and ``async_to_sync`` then makes a new loop per call."""
     local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
     return (
-        getattr(local, "main_event_loop", None) is not None
+        loop is not None
+        and loop.is_running()
         and getattr(local, "main_event_loop_pid", None) == os.getpid()
     )

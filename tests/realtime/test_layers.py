@@ -37,11 +37,14 @@ def test_writes_outside_an_event_loop_share_one_redis_connection(
     connections per loop, connected to Redis anew for every one; now they share the process's
     background loop. Every event still reaches the group, in order."""
     import redis
-    from asgiref.sync import async_to_sync
+    from asgiref.sync import async_to_sync, sync_to_async
     from channels.layers import get_channel_layer
 
     from workspaces.broadcast import group_name
 
+    # This thread once ran work an event loop handed it, as a thread of a test run or a
+    # worker may have: asgiref's note of that loop outlives it.
+    async_to_sync(sync_to_async(lambda: None))()
     layer = get_channel_layer()
     assert layer is not None
     channel = async_to_sync(layer.new_channel)()
@@ -84,7 +87,7 @@ def test_a_send_the_layer_never_finishes_is_given_up(
     assert layer is not None
 
     async def hang(group: str, message: dict[str, Any]) -> None:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(20)  # long enough: the send gives up after 0.2 s
 
     monkeypatch.setattr(layer, "group_send", hang)
     monkeypatch.setattr(workspaces.broadcast, "SEND_TIMEOUT_S", 0.2)
