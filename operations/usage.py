@@ -89,8 +89,13 @@ def _event_bytes_fix(
 
 @fdb_backend.transactional
 def _counter_set_if(tr: Any, tenant_id: uuid.UUID, kind: str, expected: int, value: int) -> bool:
-    """Set a usage counter to ``value`` if it still holds ``expected`` (no write since)."""
-    if quota_used_get(tr, tenant_id=tenant_id, kind=kind) != expected:
+    """Set a usage counter to ``value`` if it still holds ``expected`` (no write since);
+    True when it holds ``value`` already: a retry after a commit_unknown_result (1021) whose
+    first attempt did commit finds the repair done."""
+    current = quota_used_get(tr, tenant_id=tenant_id, kind=kind)
+    if current == value:
+        return True
+    if current != expected:
         return False
     quota_used_set(tr, tenant_id=tenant_id, kind=kind, value=value)
     return True

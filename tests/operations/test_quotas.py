@@ -211,3 +211,19 @@ def test_check_compares_a_counter_only_with_a_recount_it_held_still_through(
     monkeypatch.setattr(usage_module, "usage_recount", original)
     assert usage(api, alice)["sessions"] == 2
     exact(api, alice)
+
+
+def test_a_repair_whose_commit_result_was_unknown_is_reported_repaired(
+    api: Api, alice: Persona, monkeypatch
+) -> None:
+    """The repair's commit lands but answers commit_unknown_result (1021): its retry finds
+    the counter already set to the recount and reports it repaired, not "unrepaired"."""
+    db = fdb_backend.get_database()
+    make_session(api, alice)
+    db[quota_used_key(alice.tenant_uuid, "sessions")] = (99).to_bytes(8, "little")
+    faults = [1021]  # the next write commit is applied, then answers 1021
+    monkeypatch.setattr(type(db), "_draw_fault", lambda self: faults.pop() if faults else 0)
+    repaired = run("storage", "check", "--repair", "--json").json()
+    assert not faults
+    assert repaired["repaired"] == 1 and repaired["unrepaired"] == 0
+    assert exact(api, alice)["sessions"] == 1
