@@ -106,7 +106,10 @@ class _Reads:
 
     @_translated
     def get(self, key: bytes) -> bytes | None:
-        return self._inner.get(key).wait()
+        # The binding's wait() hands back its Value future itself, an absent key included
+        # (present() is False, the object is not None): the engines' contract is bytes or None.
+        value = self._inner.get(key).wait()
+        return bytes(value) if value.present() else None
 
     def __getitem__(self, key: bytes | slice) -> Any:
         if isinstance(key, slice):

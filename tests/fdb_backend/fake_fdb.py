@@ -83,6 +83,22 @@ class Log:
         return f"{kind}#{self._count}"
 
 
+class Value:
+    """What the binding's ``Value`` future's ``wait()`` hands back: the future itself, for
+    an absent key too (``present()`` False), bytes-like when present."""
+
+    def __init__(self, value: bytes | None) -> None:
+        self.value = value
+
+    def present(self) -> bool:
+        return self.value is not None
+
+    def __bytes__(self) -> bytes:
+        if self.value is None:
+            raise TypeError("an absent value has no bytes")
+        return self.value
+
+
 class Future:
     """A binding future. A read's result is computed when it is issued (the snapshot it
     reads is the one current at that moment); ``wait`` hands it over or raises."""
@@ -131,7 +147,7 @@ class _Reads:
         self._reads = reads
 
     def get(self, key: bytes) -> Future:
-        return Future(self._log, self._log.label("get"), lambda: self._reads.get(key))
+        return Future(self._log, self._log.label("get"), lambda: Value(self._reads.get(key)))
 
     def get_key(self, selector: KeySelector) -> Future:
         return Future(
