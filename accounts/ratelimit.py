@@ -156,13 +156,9 @@ def rate_limit_spend(
     while True:
         # Always principal, then tenant: every request takes the locks in one order.
         with mine.lock, theirs.lock:
-            if mine.left and theirs.left and not granted:  # the usual case: spend, done
-                mine.left -= 1
-                theirs.left -= 1
-                remaining, limit = min(_remaining(mine, limits[0]), _remaining(theirs, limits[1]))
-                return RateLimit(allowed=True, limit=limit, remaining=remaining, reset=reset)
             _credit(wanted, granted)
-            wanted = _wanted(pairs)
+            # The usual case, both buckets holding units, asks nothing more of _wanted.
+            wanted = [] if mine.left and theirs.left else _wanted(pairs)
             if not wanted:
                 spent = _spend(pairs)
                 break
