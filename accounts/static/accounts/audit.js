@@ -2,7 +2,7 @@
 // on it, from GET /api/v5/tenant/audit, newest first; "Older entries" follows next_cursor.
 // Owners and admins only: the API refuses anyone else, and the page says so.
 
-import { api, bootSignedIn, el, Problem, timeEl } from "../coditect/web.js";
+import { api, bootSignedIn, el, Problem, tenantMembers, timeEl } from "../coditect/web.js";
 
 const PAGE_SIZE = 50;
 
@@ -75,14 +75,9 @@ export async function auditPage() {
   }
 
   async function loadMembers() {
-    try {
-      const page = await api("GET", "/api/v5/tenant/members/?limit=200");
-      for (const person of page.results) {
-        names.set(person.id, person.email);
-        member.append(el("option", { value: person.id }, person.email));
-      }
-    } catch {
-      // The list still shows user ids.
+    for (const person of await tenantMembers()) {
+      names.set(person.id, person.email);
+      member.append(el("option", { value: person.id }, person.email));
     }
   }
 

@@ -173,6 +173,18 @@ export async function publicApi(method, path, body) {
   return answerOf(await send(path, { ...restInit(method, {}, body), credentials: "omit" }));
 }
 
+/**
+ * The tenant's members (the first 200), to put names to the user ids a page lists. None
+ * when the request fails: the names are a nicety, and the page still shows the ids.
+ */
+export async function tenantMembers() {
+  try {
+    return (await api("GET", "/api/v5/tenant/members/?limit=200")).results;
+  } catch {
+    return [];
+  }
+}
+
 // --- navigation ---------------------------------------------------------------------------
 
 export function signInUrl(reason) {

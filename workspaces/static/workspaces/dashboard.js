@@ -2,7 +2,7 @@
 // GET /api/v5/sessions (name, path, owner, last active, live connections), create, fork,
 // delete, and paging by next_cursor.
 
-import { api, auth, bootSignedIn, el, onSubmit, Problem, timeEl } from "../coditect/web.js";
+import { api, auth, bootSignedIn, el, onSubmit, Problem, tenantMembers, timeEl } from "../coditect/web.js";
 
 const PAGE_SIZE = 20;
 const AUTO_REFRESH_MS = 15_000;
@@ -24,11 +24,8 @@ let current = null;
 let nextCursor = null;
 
 async function loadOwners() {
-  try {
-    const page = await api("GET", "/api/v5/tenant/members/?limit=200");
-    for (const member of page.results) owners.set(member.id, member.display_name || member.email);
-  } catch {
-    // Owner names are a nicety: the list still shows ids.
+  for (const member of await tenantMembers()) {
+    owners.set(member.id, member.display_name || member.email);
   }
 }
 
