@@ -14,6 +14,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 from django.urls import re_path
 
+from coditect.api_lane import ApiLane
 from coditect.origins import SocketOriginCheck
 from coditect.proxies import TrustedProxies
 from coditect.request_threads import ReusedRequestThreads
@@ -23,7 +24,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coditect.settings")
 # Set up Django before importing the routes: consumers import code that needs the app registry.
 # One daphne process is a whole deployment by default, so it serves the admin's static files
 # itself; a proxy in front may serve `collectstatic`'s output instead.
-_http = ReusedRequestThreads(ASGIStaticFilesHandler(get_asgi_application()))
+# API paths through the sync handler in one thread hop (coditect/api_lane.py); pages, the
+# admin and static files through Django's ASGI handler.
+_http = ApiLane(ReusedRequestThreads(ASGIStaticFilesHandler(get_asgi_application())))
 
 
 async def _no_such_route(

@@ -47,7 +47,8 @@ def lean_middleware(get_response: GetResponse) -> GetResponse:
     if not iscoroutinefunction(get_response):
 
         def sync_middleware(request: HttpRequest) -> HttpResponseBase:
-            match = _lean_route(request)
+            # The API lane (coditect/api_lane.py) resolved the path already to pick a thread.
+            match = getattr(request, "lean_match", None) or _lean_route(request)
             if match is None:
                 response: HttpResponseBase = get_response(request)
                 return response
@@ -74,16 +75,19 @@ def lean_middleware(get_response: GetResponse) -> GetResponse:
 
 
 def _lean_route(request: HttpRequest) -> ResolverMatch | None:
+    return lean_route(request.path_info, request.method or "", getattr(request, "urlconf", None))
+
+
+def lean_route(path: str, method: str, urlconf: str | None = None) -> ResolverMatch | None:
     """The route of a request whose view declares its method lean, else None."""
-    if not is_api_path(request.path_info):
+    if not is_api_path(path):
         return None
     try:
-        match = resolve(request.path_info, getattr(request, "urlconf", None))
+        match = resolve(path, urlconf)
     except Resolver404:
         return None
     view_class = getattr(match.func, "cls", None)
-    method = (request.method or "").lower()
-    if method not in getattr(view_class, "lean_methods", ()):
+    if method.lower() not in getattr(view_class, "lean_methods", ()):
         return None
     return match
 

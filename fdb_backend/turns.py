@@ -61,6 +61,9 @@ class Turns:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
+        if getattr(_held, "turns", None) is self:
+            yield  # within a turn this thread already holds (a whole request's, say)
+            return
         self.acquire()
         _held.turns = self
         try:

@@ -1,9 +1,10 @@
 """The project's routes plus views that exist only to exercise the error handling."""
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.urls import path
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 from coditect.urls import urlpatterns as project_urlpatterns
 from core.problems import ApiError
 from core.routes import optional_slash
+from fdb_backend.pool import storage_turns
 
 
 class EchoView(APIView):
@@ -75,10 +77,42 @@ class ClosedView(APIView):
         return Response({})
 
 
+class WhereView(APIView):
+    """Where a request runs: its thread, and whether a storage turn was free when it started
+    (coditect/api_lane.py; the test connects ``STARTED`` to request_started)."""
+
+    permission_classes = (AllowAny,)
+    lean_methods = frozenset({"get"})
+
+    def get(self, request: Request) -> Response:
+        return Response(WHERE)
+
+    def post(self, request: Request) -> Response:  # not lean
+        return Response(WHERE)
+
+
+WHERE: dict[str, Any] = {}
+
+
+def note_where(**kwargs: Any) -> None:
+    """A request_started receiver: the thread, and whether a storage turn was free."""
+    turns = storage_turns()
+    free = turns.acquire(blocking=False)
+    if free:
+        turns.release()
+    WHERE.update(thread=threading.current_thread().name, turn_free=free)
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(iter([b"one,", b"two,", b"three"]), content_type="text/csv")
+
+
 urlpatterns = [
     *project_urlpatterns,
     *optional_slash("api/test/echo", EchoView.as_view(), name="test-echo"),
     *optional_slash("api/test/validate", ValidateView.as_view(), name="test-validate"),
     *optional_slash("api/test/closed", ClosedView.as_view(), name="test-closed"),
     path("api/test/raise/<str:kind>", RaiseView.as_view(), name="test-raise"),
+    path("api/test/where", WhereView.as_view(), name="test-where"),
+    path("api/test/stream", stream, name="test-stream"),
 ]

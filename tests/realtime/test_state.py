@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.accounts.helpers import Persona
+from tests.asgi_app import AppClient
 from tests.realtime.helpers import CommPeer, Sockets, call, state_fields
 from tests.workspaces.helpers import SessionApi, all_events, read_session, session_url
 
@@ -157,6 +158,7 @@ async def test_invalid_patches_change_nothing(
     await first.ping()
 
 
+@pytest.mark.parametrize("via", ["wsgi", "asgi"])
 async def test_rest_writes_reach_the_sockets(
     sockets: Sockets,
     sessions: SessionApi,
@@ -164,7 +166,12 @@ async def test_rest_writes_reach_the_sockets(
     bob: Persona,
     alice_session: dict[str, Any],
     any_layer: str,
+    via: str,
 ) -> None:
+    # "asgi": through the application daphne serves, whose API lane runs the view in a pool
+    # thread: its broadcast must still reach the in-memory layer on this event loop.
+    if via == "asgi":
+        sessions = SessionApi(AppClient())  # type: ignore[arg-type]
     session_id = alice_session["id"]
     first, second = await pair(sockets, session_id, alice, bob)
     version = first.welcome["version"]

@@ -1,0 +1,197 @@
+"""API requests under daphne through Django's sync handler, in one thread hop.
+
+Django's ASGI handler is made for async views: per request it spools the body into a
+``SpooledTemporaryFile``, starts two tasks (the request and a listener for the client's
+disconnect) and waits on both, awaits every middleware as a coroutine, and hops to a thread
+twice more (the ``request_started`` signal and ``response.close()``). For the API, whose views
+are all sync, that machinery cost one daphne process 1.35 ms of CPU per ``GET`` on its event
+loop, against 0.5 ms for the whole request through the WSGI handler (docs/benchmarks.md,
+"The API lane").
+
+This ASGI app answers API paths (core.problems.is_api_path) the way a WSGI server does: it
+reads the body on the loop, then builds the request, runs the sync middleware chain and the
+view, and closes the response in one call on a thread of its own pool, and sends the answer.
+The middleware chain is the one gunicorn runs (``load_middleware(is_async=False)``), so both
+servers answer alike; the lean views (coditect/lean.py) take a storage turn in that thread as
+they do under WSGI. Everything else (pages, the admin, static files, sockets) goes on to the
+app it wraps.
+
+What a view sends through the channel layer still runs on this process's event loop:
+``sync_to_async`` notes the loop in the thread, as it does for Django's own sync views
+(core/loops.py reads the note), so the in-memory layer's queues are only touched from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.asgi import ASGIRequest, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.http.response import HttpResponseBase
+from django.urls import ResolverMatch, set_script_prefix
+
+from coditect.lean import lean_route
+from core.problems import is_api_path
+from fdb_backend.pool import in_turn, storage_executor
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Threads for the API requests that are not lean (logins hashing a password, registration,
+# the admin's API): as many as a gthread worker would have beside the storage pool's.
+THREADS = 8
+
+
+class _SyncHandler(BaseHandler):
+    """Django's request handling with the sync middleware chain, as under WSGI."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.load_middleware(is_async=False)
+
+    def respond(
+        self, scope: Scope, body: IO[bytes], lean_match: ResolverMatch | None
+    ) -> HttpResponseBase:
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request: Any
+        try:
+            request = ASGIRequest(scope, body)
+        except UnicodeDecodeError:
+            return HttpResponseBadRequest()  # as Django's ASGI handler answers them
+        except RequestDataTooBig:
+            return HttpResponse("413 Payload too large", status=413)
+        request.lean_match = lean_match  # coditect/lean.py uses it rather than resolve again
+        response = self.get_response(request)
+        if isinstance(response, HttpResponse):
+            # The content is in hand: close now (request_finished and the request's files),
+            # in this thread, rather than with another hop after sending, as Django does.
+            response.close()
+        return response
+
+
+Respond = Callable[[Scope, IO[bytes], ResolverMatch | None], Awaitable[HttpResponseBase]]
+
+
+class ApiLane:
+    """ASGI app: API paths through ``_SyncHandler`` on a pool thread, the rest to ``app``.
+
+    A lean request (coditect/lean.py) runs on the storage pool (fdb_backend/pool.py), whose
+    few threads take turns at storage: more threads than turns only hand the GIL back and
+    forth (one daphne served a GET with 1.1 ms of CPU on 2 threads, 1.9 ms on 32). The
+    others run on a pool of ``THREADS``, so that logins waiting for a hash never hold up the
+    storage pool.
+    """
+
+    def __init__(self, app: App, *, threads: int = THREADS) -> None:
+        self.app = app
+        self.threads = threads
+        self._respond: tuple[Respond, Respond] | None = None
+
+    def _responders(self) -> tuple[Respond, Respond]:
+        # Made on first use: the middleware chain and the pools read settings, which are not
+        # configured when a tool imports the ASGI module only to look at it.
+        if self._respond is None:
+            respond = _SyncHandler().respond
+            others = ThreadPoolExecutor(self.threads, thread_name_prefix="api-request")
+            # A lean request holds its storage turn throughout, not only in its view: its
+            # middleware would otherwise contend for the GIL with the view holding the turn.
+            lean = sync_to_async(
+                in_turn(respond), thread_sensitive=False, executor=storage_executor()
+            )
+            self._respond = (lean, sync_to_async(respond, thread_sensitive=False, executor=others))
+        return self._respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path_info = _path_info(scope) if scope["type"] == "http" else ""
+        if not is_api_path(path_info):
+            await self.app(scope, receive, send)
+            return
+        body = await _body(receive)
+        if body is None:
+            return  # the client left before its request was whole
+        lean, other = self._responders()
+        match = lean_route(path_info, scope["method"])
+        try:
+            response = await (lean if match is not None else other)(scope, body, match)
+            await _send_response(response, send)
+        finally:
+            body.close()
+
+
+def _path_info(scope: Scope) -> str:
+    # As ASGIRequest finds it: the path below the script prefix.
+    path: str = scope["path"]
+    prefix = get_script_prefix(scope)
+    return path.removeprefix(prefix) if prefix else path
+
+
+async def _body(receive: Receive) -> IO[bytes] | None:
+    """The request body as a file, or None when the client disconnected first. A body in one
+    message (any request daphne has whole) is wrapped as it is; a longer one is spooled as
+    Django's handler spools it."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    if not message.get("more_body", False):
+        return io.BytesIO(message.get("body", b""))
+    with contextlib.ExitStack() as closing:
+        spooled = closing.enter_context(
+            tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+        )
+        while True:
+            spooled.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None  # (closed on the way out)
+        closing.pop_all()  # whole: the caller closes it
+    spooled.seek(0)
+    return spooled
+
+
+def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    # As Django's ASGI handler encodes them: names ASCII, values Latin-1, cookies last.
+    headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    return headers
+
+
+async def _send_response(response: HttpResponseBase, send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": _headers(response),
+        }
+    )
+    if isinstance(response, HttpResponse):
+        await send({"type": "http.response.body", "body": response.content})
+        return
+    # No API view streams today; if one does, its parts are made in the pool, one at a time.
+    parts: Iterator[bytes] = iter(response)
+    next_part = sync_to_async(_next_or_none, thread_sensitive=False)
+    try:
+        while (part := await next_part(parts)) is not None:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await sync_to_async(response.close, thread_sensitive=False)()
+
+
+def _next_or_none(parts: Iterator[bytes]) -> bytes | None:
+    return next(parts, None)
