@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
-from fdb.subspace_impl import Subspace
+from fdb_backend.tuples import Space
 
-from fdb_backend import _fdbcompat  # noqa: F401 - versionstamp packing without the C client
-
-ROOT: Final = Subspace(("cdt",))
+ROOT: Final = Space(("cdt",))
 
 _TENANTS_PREFIX: Final = ROOT["t"]
 
@@ -93,7 +91,7 @@ class KeyRange(NamedTuple):
         return self.begin <= key < self.end
 
 
-def _range_of(space: Subspace) -> KeyRange:
+def _range_of(space: Space) -> KeyRange:
     r = space.range()
     return KeyRange(r.start, r.stop)
 
@@ -108,7 +106,7 @@ class IndexKeys:
     """
 
     name: str
-    subspace: Subspace
+    subspace: Space
     pointer_prefix: tuple[Any, ...] = ()
 
     @property
@@ -124,7 +122,7 @@ class CollectionKeys:
     """The subspaces of one collection: its records and each of its indexes."""
 
     name: str
-    records: Subspace
+    records: Space
     indexes: Mapping[str, IndexKeys]
 
     def index(self, name: str) -> IndexKeys:
@@ -147,7 +145,7 @@ class Layout:
 
     collections: Mapping[str, tuple[str, ...]]
     spaces: tuple[str, ...] = ()
-    outer_indexes: Mapping[str, Subspace] = field(default_factory=dict)
+    outer_indexes: Mapping[str, Space] = field(default_factory=dict)
 
 
 class Scope:
@@ -158,7 +156,7 @@ class Scope:
     """
 
     def __init__(
-        self, subspace: Subspace, layout: Layout, *, pointer_prefix: tuple[Any, ...] = ()
+        self, subspace: Space, layout: Layout, *, pointer_prefix: tuple[Any, ...] = ()
     ) -> None:
         self.subspace = subspace
         self.layout = layout
@@ -185,7 +183,7 @@ class Scope:
         self._collections[name] = found
         return found
 
-    def space(self, name: str) -> Subspace:
+    def space(self, name: str) -> Space:
         """A raw subspace registered in this scope (``counters``, ``throttle``, ...)."""
         if name not in self.layout.spaces:
             raise KeyError("space is not registered in this scope", name)
@@ -212,7 +210,7 @@ class TenantKeys(Scope):
         self.tenant_id = tenant_id
 
     @property
-    def counters(self) -> Subspace:
+    def counters(self) -> Space:
         return self.space("counters")
 
 
@@ -230,7 +228,7 @@ class GlobalKeys(Scope):
     def __init__(self) -> None:
         super().__init__(ROOT, Layout(_GLOBAL_COLLECTIONS, _GLOBAL_SPACES))
 
-    def index(self, name: str) -> Subspace:
+    def index(self, name: str) -> Space:
         """A root index of tenant records (``user_by_email``), for lookups with no tenant yet.
 
         Its entries point at ``(tenant_id, primary key...)``; read them with

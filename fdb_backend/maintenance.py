@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-import fdb.tuple
-
-from fdb_backend import keyspace
+from fdb_backend import keyspace, tuples
 from fdb_backend.keyspace import CollectionKeys, IndexKeys, KeyRange, Scope
 from fdb_backend.limits import KEY_SIZE_LIMIT, VALUE_SIZE_LIMIT
 from fdb_backend.records.errors import CorruptRecord
@@ -384,13 +382,13 @@ def global_key_owner(key: bytes, value: bytes) -> tuple[str, uuid.UUID] | None:
             return None
         slug = tenants.index("tenant_by_slug")
         if slug.range().contains(key):
-            pointer = fdb.tuple.unpack(value)
+            pointer = tuples.unpack(value)
             if len(pointer) == 1 and isinstance(pointer[0], uuid.UUID):
                 return "tenant_by_slug", pointer[0]
             return None
         emails = root.index("user_by_email")
         if KeyRange(*_subspace_range(emails)).contains(key):
-            pointer = fdb.tuple.unpack(value)
+            pointer = tuples.unpack(value)
             if len(pointer) == 2 and isinstance(pointer[0], uuid.UUID):
                 return "user_by_email", pointer[0]
     except ValueError:
@@ -455,7 +453,7 @@ def _issue_of(
 ) -> tuple[IssueKind, tuple[Any, ...]] | None:
     """What is wrong with one stored entry of ``collection`` (None: nothing)."""
     if index.unique:
-        pointer = fdb.tuple.unpack(kv.value)
+        pointer = tuples.unpack(kv.value)
     else:
         pointer_len = len(keys.pointer_prefix) + len(collection.schema.key_fields)
         pointer = keys.subspace.unpack(kv.key)[-pointer_len:]
@@ -547,7 +545,7 @@ def check_root_index(
         by_tenant: dict[uuid.UUID, list[KeyValue]] = {}
         for kv in batch:
             try:
-                pointer = fdb.tuple.unpack(kv.value)
+                pointer = tuples.unpack(kv.value)
             except ValueError:
                 pointer = ()
             tenant_id = pointer[0] if pointer and isinstance(pointer[0], uuid.UUID) else None
@@ -717,7 +715,7 @@ def string_prefix_pointers(
     found = []
     for kv in tr.get_range(start, start + b"\xff", limit=limit):
         try:
-            found.append(tuple(fdb.tuple.unpack(kv.value)))
+            found.append(tuple(tuples.unpack(kv.value)))
         except ValueError:
             continue
     return found

@@ -21,8 +21,7 @@ from base64 import b64decode, urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import fdb.tuple
-
+from fdb_backend import tuples
 from fdb_backend.records.errors import InvalidContinuation
 
 R = TypeVar("R")
@@ -100,7 +99,7 @@ def _is_boundary(suffix: bytes, reverse: bool, key_arity: int | None) -> bool:
             return False
         suffix = suffix[:-1]
     try:
-        items = fdb.tuple.unpack(suffix)
+        items = tuples.unpack(suffix)
     except Exception:  # the tuple layer raises several types for malformed bytes
         return False
     return bool(items) and (key_arity is None or len(items) == key_arity)

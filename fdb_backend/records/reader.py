@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import fdb.tuple
-
+from fdb_backend import tuples
 from fdb_backend.selectors import KeyValue
 
 # Later batches grow from the first (a page size) up to this many keys per read.
@@ -85,7 +84,7 @@ class ChunkGroups:
             kv = self.reader.peek()
             if kv is None:
                 break
-            key = fdb.tuple.unpack(kv.key, prefix_len=self._prefix_len)
+            key = tuples.unpack(kv.key, prefix_len=self._prefix_len)
             if pk is not None and key[:-1] != pk:
                 break
             self.reader.next()

@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
-import fdb.tuple
-
+from fdb_backend import tuples
 from fdb_backend.keyspace import CollectionKeys, IndexKeys, Scope
 from fdb_backend.limits import VALUE_SIZE_LIMIT
 from fdb_backend.records.errors import CorruptRecord, UniqueViolation, VersionConflict
@@ -49,7 +48,7 @@ LIST_BATCH = 200
 # The packed tail of a record key and its chunk number, both ways, for every chunk a record
 # can have in a transaction (10 MB in 100,000-byte chunks; beyond, the tuple layer), so
 # writing and reading a record needs no tuple coding of chunk numbers.
-_CHUNK_KEYS = [fdb.tuple.pack((n,)) for n in range(128)]
+_CHUNK_KEYS = [tuples.pack((n,)) for n in range(128)]
 _CHUNK_NUMBERS = {tail: n for n, tail in enumerate(_CHUNK_KEYS)}
 
 
@@ -57,11 +56,11 @@ _UUID_CODE = b"\x30"  # the tuple layer's type code of a UUID: 16 bytes follow
 
 
 def _packed(pk: tuple[Any, ...]) -> bytes:
-    """``fdb.tuple.pack(pk)``, without the tuple layer's generic encoder for the common
+    """``tuples.pack(pk)``, without the tuple layer's generic encoder for the common
     one-UUID key (the tuple layer packed some 60 keys per page of sessions)."""
     if len(pk) == 1 and type(pk[0]) is uuid.UUID:
         return _UUID_CODE + pk[0].bytes
-    return fdb.tuple.pack(pk)
+    return tuples.pack(pk)
 
 
 def _chunks(kvs: list[Any], pk_len: int) -> Chunks:
@@ -72,7 +71,7 @@ def _chunks(kvs: list[Any], pk_len: int) -> Chunks:
         tail = kv.key[pk_len:]
         number = _CHUNK_NUMBERS.get(tail)
         if number is None:
-            number = fdb.tuple.unpack(tail)[-1]
+            number = tuples.unpack(tail)[-1]
         found.append((number, kv.value))
     return found
 
@@ -146,7 +145,7 @@ class Collection(Generic[R]):
             for values in self.schema.index_entries(index, record):
                 if index.unique:
                     key = keys.subspace.pack(values)
-                    entries[key] = (index, values, fdb.tuple.pack(pointer))
+                    entries[key] = (index, values, tuples.pack(pointer))
                 else:
                     entries[keys.subspace.pack(values + pointer)] = (index, values, b"")
         return entries
@@ -210,7 +209,7 @@ class Collection(Generic[R]):
             tr[key + _CHUNK_KEYS[0]] = payload
             return
         for number, offset in enumerate(range(0, len(payload), CHUNK_SIZE), start=1):
-            tail = _CHUNK_KEYS[number] if number < len(_CHUNK_KEYS) else fdb.tuple.pack((number,))
+            tail = _CHUNK_KEYS[number] if number < len(_CHUNK_KEYS) else tuples.pack((number,))
             tr[key + tail] = payload[offset : offset + CHUNK_SIZE]
 
     def remove_stored(self, tr: Any, pk: tuple[Any, ...], stored: R) -> None:
@@ -259,7 +258,7 @@ class Collection(Generic[R]):
         rows = _read_ranges(tr, bounds, limit)
         arity = len(self.schema.key_fields)
         return [
-            [fdb.tuple.unpack(kv.key, prefix_len=prefix_len)[-arity:] for kv in kvs] for kvs in rows
+            [tuples.unpack(kv.key, prefix_len=prefix_len)[-arity:] for kv in kvs] for kvs in rows
         ]
 
     @transactional
@@ -273,7 +272,7 @@ class Collection(Generic[R]):
         found = tr.get(keys.subspace.pack(index_tuple(values)))
         if found is None:
             return None
-        pk = self.local_pk(keys, fdb.tuple.unpack(found))
+        pk = self.local_pk(keys, tuples.unpack(found))
         if pk is None:
             return None
         return self._live(self.read_stored(tr, pk), now or utcnow())
@@ -382,9 +381,9 @@ class Collection(Generic[R]):
                     exhausted = True
                     break
                 if idx.unique:
-                    pk = fdb.tuple.unpack(kv.value)
+                    pk = tuples.unpack(kv.value)
                 else:
-                    pk = fdb.tuple.unpack(kv.key, prefix_len=len(prefix))[
+                    pk = tuples.unpack(kv.key, prefix_len=len(prefix))[
                         -len(self.schema.key_fields) :
                     ]
                 entries.append((kv.key, pk))
@@ -491,7 +490,7 @@ class Collection(Generic[R]):
         if found is None:
             return
         _, keys = self.indexes[index.name]
-        holder_pk = self.local_pk(keys, fdb.tuple.unpack(found))
+        holder_pk = self.local_pk(keys, tuples.unpack(found))
         if holder_pk is None:
             raise UniqueViolation(index.name, values)
         holder = self.read_stored(tr, holder_pk)
@@ -644,4 +643,4 @@ def resolve_unique(tr: Any, index: Any, values: tuple[Any, ...]) -> tuple[Any, .
     also applies expiry.
     """
     found = tr.get(index.pack(index_tuple(values)))
-    return None if found is None else fdb.tuple.unpack(found)
+    return None if found is None else tuples.unpack(found)
