@@ -8,8 +8,8 @@ In one run on one machine it starts five server configurations side by side on 1
 (idle ones cost nothing) and loads one at a time at concurrency 16:
 
 - the platform under one daphne process, in its per-core deployment (``python -m
-  coditect.percore``: nginx balancing each request over a REST process, gunicorn with one
-  gthread worker, and a daphne per core), and under one daphne process per core sharing a
+  coditect.percore``: nginx balancing each request over a REST process, uvicorn and the API
+  lane, and a daphne per core), and under one daphne process per core sharing a
   listening socket;
 - the comparison app (bench/comparison: DRF + simplejwt + ORM) under one daphne process and
   under gunicorn with one sync worker per core.

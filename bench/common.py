@@ -50,7 +50,7 @@ def hash_concurrency_env(processes: int) -> dict[str, str]:
 
 def platform_percore(port: int, processes: int) -> list[str]:
     """The platform's per-core deployment (docs/operations.md, ``python -m coditect.percore``):
-    nginx on ``port`` balancing each request over a REST process (gunicorn, one gthread worker)
+    nginx on ``port`` balancing each request over a REST process (uvicorn and the API lane)
     and a daphne per core. All in the launcher's process group (start it in a session of its
     own: the group's CPU is the deployment's); the in-process channel layer, for REST loads."""
     return [

@@ -9,7 +9,7 @@ Run from the repository root::
 Servers, all up for the whole run over temporary stores:
 
 - **platform, per core**: ``coditect.percore`` (docs/operations.md): a REST process per core
-  (gunicorn, one gthread worker) and a daphne per core behind nginx balancing each request;
+  (uvicorn and the API lane) and a daphne per core behind nginx balancing each request;
 - **comparison, gunicorn per core**: bench/comparison (DRF + simplejwt + ORM) under gunicorn
   with one sync worker per core;
 - **platform, 1 daphne** and **comparison, 1 daphne**.
@@ -298,8 +298,9 @@ class Bench:
 
     def profile(self, seconds: float) -> dict[str, Any]:
         """CPU time of the per-core deployment's REST processes during GET one and list at
-        concurrency 16, by owner: a second deployment over the same store whose gunicorn
-        workers run cProfile in every thread on the thread's CPU clock
+        concurrency 16, by owner: a second deployment over the same store whose REST processes
+        are gunicorn workers (the same middleware and views as the deployment's uvicorn, the
+        sync chain of the API lane) running cProfile in every thread on the thread's CPU clock
         (bench/profile_gunicorn.py)."""
         found: dict[str, Any] = {}
         for endpoint in ("get", "list"):
@@ -311,6 +312,7 @@ class Bench:
                 port=comparison.free_port(),
                 run_dir=self.tmp / f"percore-profile-{endpoint}",
                 env=env,
+                api_server="gunicorn",
                 api_args=("-c", str(ROOT / "bench" / "profile_gunicorn.py")),
             )
             deployment.start()

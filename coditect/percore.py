@@ -1,9 +1,10 @@
 """The per-core deployment on one machine: ``python -m coditect.percore`` (issue 19).
 
-A process per core for the REST API (``gunicorn coditect.wsgi:application``, one gthread
-worker), a daphne per core (``python -m coditect.serve``) for WebSockets, pages and probes, and
-nginx in front balancing **each request** over them (``least_conn``, shared counters in a
-``zone``, upstream keep-alive). Clients' keep-alive connections end at nginx, so where they land
+A process per core for the REST API (uvicorn, with httptools and uvloop, serving
+``coditect.asgi:application``, whose API lane runs each request in one thread hop), a daphne
+per core (``python -m coditect.serve``) for WebSockets, pages and probes, and nginx in front
+balancing **each request** over them (``least_conn``, shared counters in a ``zone``, upstream
+keep-alive). Clients' keep-alive connections end at nginx, so where they land
 does not decide which core works: under ``gunicorn --workers N`` a keep-alive connection stays
 with the worker that accepted it, and when most land on one worker one core does the work
 (issue 19 measured 458 req/s with the machine 57% busy).
@@ -42,8 +43,8 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parent.parent
-API_THREADS = 4  # threads of each gunicorn worker: logins hash beside storage requests
-# nginx closes an idle upstream connection before the backend would (gunicorn --keep-alive),
+GUNICORN_THREADS = 4  # a gthread worker's: logins hash beside storage requests
+# nginx closes an idle upstream connection before the backend would (--timeout-keep-alive),
 # so it never sends a request on a connection the backend is closing (a POST is not retried).
 UPSTREAM_IDLE_S = 50
 BACKEND_KEEPALIVE_S = 75
@@ -52,7 +53,7 @@ EXAMPLE_WS = ("127.0.0.1:8001", "127.0.0.1:8002")
 
 SITE_TEMPLATE = """\
 # nginx in front of the per-core deployment (docs/operations.md, "Several processes"): a REST
-# process per core (gunicorn coditect.wsgi:application, one gthread worker) and a daphne per
+# process per core (uvicorn coditect.asgi:application, httptools and uvloop) and a daphne per
 # core (python -m coditect.serve) for WebSockets, pages and probes. nginx picks a process for
 # every request (least_conn over counters shared by its workers in the zone), not for every
 # client connection, so where clients' keep-alive connections land does not matter.
@@ -64,8 +65,8 @@ SITE_TEMPLATE = """\
 # --proxy-headers, which believes X-Forwarded-For from anyone.
 
 upstream coditect_api {{
-    # One line per REST process: gunicorn --workers 1 --worker-class gthread --threads 4
-    # --keep-alive {backend_keepalive} coditect.wsgi:application (its keep-alive outlasts
+    # One line per REST process: uvicorn coditect.asgi:application --loop uvloop --http httptools
+    # --timeout-keep-alive {backend_keepalive} --no-proxy-headers (its keep-alive outlasts
     # nginx's keepalive_timeout below, so nginx never reuses a connection being closed).
     least_conn;
     zone coditect_api 64k;
@@ -163,6 +164,36 @@ def nginx_site(
     )
 
 
+def api_server_argv(server: str, host: str, port: int) -> list[str]:
+    """The command line of one REST process.
+
+    uvicorn by default: its HTTP parser (httptools) and event loop (uvloop) are C, and the
+    API lane (coditect/api_lane.py) runs each request in one thread hop. One process of it
+    spent 1.3 ms of CPU per GET of one session, 2.0 ms per create, where a gthread gunicorn
+    worker (4 threads) spent 1.7 ms and 3.3 ms (docs/benchmarks.md, "The API lane"). gunicorn
+    stays for WSGI deployments (coditect/wsgi.py) and for bench/percore.py's profile hooks.
+    """
+    python = sys.executable
+    if server == "gunicorn":
+        return [
+            *(python, "-m", "gunicorn", "coditect.wsgi:application"),
+            *("--bind", f"{host}:{port}", "--workers", "1"),
+            *("--worker-class", "gthread", "--threads", str(GUNICORN_THREADS)),
+            *("--keep-alive", str(BACKEND_KEEPALIVE_S), "--no-control-socket"),
+            *("--graceful-timeout", "5"),
+        ]
+    return [
+        *(python, "-m", "uvicorn", "coditect.asgi:application"),
+        *("--host", host, "--port", str(port), "--loop", "uvloop", "--http", "httptools"),
+        # Only REST comes here (sockets go to the daphnes); Django has no lifespan events.
+        *("--ws", "none", "--lifespan", "off"),
+        # The platform decides whom to believe (CODITECT_TRUSTED_PROXIES, coditect/proxies.py),
+        # and writes its own access line per request.
+        *("--no-proxy-headers", "--no-server-header", "--no-access-log"),
+        *("--timeout-keep-alive", str(BACKEND_KEEPALIVE_S), "--timeout-graceful-shutdown", "5"),
+    ]
+
+
 def nginx_binary() -> str | None:
     """Debian's nginx (``apt-get install nginx-light``), or None."""
     return shutil.which("nginx") or next(
@@ -212,7 +243,7 @@ class PerCore:
     """The deployment's processes; ``start()`` returns once nginx answers, ``stop()`` ends all.
 
     Every child runs in a session of its own (its pid is its process group), so ``stop()`` also
-    ends gunicorn's worker, and benchmarks read a process group's CPU time.
+    ends whatever a child started, and benchmarks read a process group's CPU time.
     """
 
     processes: int = field(default_factory=cores)
@@ -223,7 +254,8 @@ class PerCore:
     access_log: bool = False
     nginx_workers: int = 1
     own_groups: bool = True  # each child in a session of its own; else in the launcher's group
-    api_args: tuple[str, ...] = ()  # more gunicorn options (bench/percore.py --profile: hooks)
+    api_server: str = "uvicorn"  # or "gunicorn" (WSGI; bench/percore.py --profile: its hooks)
+    api_args: tuple[str, ...] = ()  # more options of the REST server
     children: list[Child] = field(default_factory=list)
     _own_dir: bool = False
 
@@ -279,14 +311,7 @@ class PerCore:
                 f"api-{index}",
                 "api",
                 f"{self.host}:{port}",
-                [
-                    *(python, "-m", "gunicorn", "coditect.wsgi:application"),
-                    *("--bind", f"{self.host}:{port}", "--workers", "1"),
-                    *("--worker-class", "gthread", "--threads", str(API_THREADS)),
-                    *("--keep-alive", str(BACKEND_KEEPALIVE_S), "--no-control-socket"),
-                    *("--graceful-timeout", "5"),
-                    *self.api_args,
-                ],
+                [*api_server_argv(self.api_server, self.host, port), *self.api_args],
             )
             port = free_port(self.host)
             self._spawn(

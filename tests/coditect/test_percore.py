@@ -24,6 +24,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from coditect import percore
 from coditect.percore import nginx_site
 from tests.coditect.test_nginx import nginx_or_skip
 from tests.realtime.helpers import redis_url_or_skip
@@ -102,6 +105,19 @@ def test_the_documented_site_is_the_launchers() -> None:
     for upstream in ("coditect_api", "coditect"):
         block = printed.split(f"upstream {upstream} {{", 1)[1].split("}", 1)[0]
         assert "least_conn;" in block and f"zone {upstream} " in block and "keepalive " in block
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+def test_rest_processes_keep_connections_longer_than_nginx(server: str) -> None:
+    argv = percore.api_server_argv(server, "127.0.0.1", 8101)
+    option = "--timeout-keep-alive" if server == "uvicorn" else "--keep-alive"
+    assert int(argv[argv.index(option) + 1]) > percore.UPSTREAM_IDLE_S
+    if server == "uvicorn":
+        # Whom to believe is the platform's decision (CODITECT_TRUSTED_PROXIES), not uvicorn's
+        # (it would trust X-Forwarded-For from 127.0.0.1 by default).
+        assert "--no-proxy-headers" in argv
+        assert argv[argv.index("--http") + 1] == "httptools"
+        assert argv[argv.index("--loop") + 1] == "uvloop"
 
 
 def test_several_processes_need_redis() -> None:
