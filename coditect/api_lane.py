@@ -67,17 +67,20 @@ class _SyncHandler(BaseHandler):
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
         request: Any
+        response: HttpResponseBase
         try:
             request = ASGIRequest(scope, body)
         except UnicodeDecodeError:
-            return HttpResponseBadRequest()  # as Django's ASGI handler answers them
+            response = HttpResponseBadRequest()  # as Django's ASGI handler answers them
         except RequestDataTooBig:
-            return HttpResponse("413 Payload too large", status=413)
-        request.lean_match = lean_match  # coditect/lean.py uses it rather than resolve again
-        response = self.get_response(request)
+            response = HttpResponse("413 Payload too large", status=413)
+        else:
+            request.lean_match = lean_match  # coditect/lean.py uses it rather than resolve again
+            response = self.get_response(request)
         if isinstance(response, HttpResponse):
             # The content is in hand: close now (request_finished and the request's files),
-            # in this thread, rather than with another hop after sending, as Django does.
+            # in this thread, rather than with another hop after sending, as Django does. The
+            # early 400 and 413 too: request_started was sent, request_finished is due.
             response.close()
         return response
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from channels.testing import ApplicationCommunicator
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 
 from coditect.asgi import application
 from tests.coditect import urls
@@ -126,3 +126,39 @@ async def test_pages_go_to_djangos_asgi_handler() -> None:
     status, headers, _ = await _answer(communicator)
     assert status == 200
     assert headers["x-frame-options"] == "DENY"
+
+
+# What Django's ASGI handler answered on API paths, the lane answers too.
+
+
+async def _call(
+    method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    scope = _scope(method, path.partition("?")[0], headers)
+    scope["query_string"] = path.partition("?")[2].encode("latin1")
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    status, answer, parts = await _answer(communicator)
+    return status, answer, b"".join(part.get("body", b"") for part in parts)
+
+
+@pytest.fixture
+def finished() -> Iterator[list[object]]:
+    calls: list[object] = []
+
+    def note(**kwargs: Any) -> None:
+        calls.append(kwargs.get("sender"))
+
+    request_finished.connect(note)
+    yield calls
+    request_finished.disconnect(note)
+
+
+async def test_a_query_string_not_in_utf8_is_a_400_and_the_request_finishes(
+    finished: list[object],
+) -> None:
+    # ASGIRequest cannot decode it: Django's handler answers 400 and closes that answer, which
+    # sends request_finished (the request id is cleared, old DB connections are closed).
+    status, _, _ = await _call("GET", "/api/test/where?q=%ff\xff")
+    assert status == 400
+    assert len(finished) == 1
