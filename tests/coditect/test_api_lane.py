@@ -3,15 +3,21 @@ one thread hop, lean ones on the storage pool holding a turn throughout."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from channels.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
+from prometheus_client import REGISTRY
 
 from coditect.asgi import application
+from fdb_backend.pool import api_threads, storage_turns
 from tests.coditect import urls
 
 pytestmark = pytest.mark.urls("tests.coditect.urls")
@@ -162,3 +168,154 @@ async def test_a_query_string_not_in_utf8_is_a_400_and_the_request_finishes(
     status, _, _ = await _call("GET", "/api/test/where?q=%ff\xff")
     assert status == 400
     assert len(finished) == 1
+
+
+async def test_a_preflight_on_an_api_path_is_answered_by_cors(settings: Any) -> None:
+    settings.CORS_ALLOWED_ORIGINS = ["https://ide.example.com"]
+    headers = [
+        (b"origin", b"https://ide.example.com"),
+        (b"access-control-request-method", b"GET"),
+    ]
+    status, answer, _ = await _call("OPTIONS", "/api/test/where", headers)
+    assert status == 200
+    assert answer["access-control-allow-origin"] == "https://ide.example.com"
+
+
+async def test_a_method_the_route_does_not_serve_is_a_405_problem() -> None:
+    status, answer, content = await _call("DELETE", "/api/test/where")
+    assert status == 405
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["status"] == 405
+
+
+async def test_an_unknown_api_route_is_a_404_problem_counted_as_unmatched() -> None:
+    labels = {"method": "GET", "route": "unmatched", "status": "404"}
+    before = REGISTRY.get_sample_value("coditect_http_requests_total", labels) or 0.0
+    status, answer, content = await _call("GET", "/api/no/such/route")
+    assert status == 404
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["status"] == 404
+    assert REGISTRY.get_sample_value("coditect_http_requests_total", labels) == before + 1
+
+
+async def test_lane_requests_are_counted_and_logged_by_route_template(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = {"method": "GET", "route": "/api/test/raise/<str:kind>", "status": "404"}
+    before = REGISTRY.get_sample_value("coditect_http_requests_total", labels) or 0.0
+    with caplog.at_level(logging.INFO, logger="coditect.access"):
+        status, answer, _ = await _call(
+            "GET", "/api/test/raise/not_found", [(b"x-request-id", b"trace-42")]
+        )
+    assert status == 404
+    assert answer["x-request-id"] == "trace-42"
+    assert REGISTRY.get_sample_value("coditect_http_requests_total", labels) == before + 1
+    [line] = [r for r in caplog.records if r.name == "coditect.access"]
+    assert line.getMessage().startswith("GET /api/test/raise/<str:kind> 404 ")
+
+
+async def test_a_host_not_served_is_a_400_problem() -> None:
+    scope = _scope("GET", "/api/test/where")
+    scope["headers"] = [(b"host", b"evil.example")]
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    status, answer, parts = await _answer(communicator)
+    assert status == 400
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(parts[0]["body"])["code"] == "bad_request"
+
+
+async def test_a_declared_body_over_the_limit_is_a_413_problem(settings: Any) -> None:
+    settings.CODITECT_MAX_BODY_BYTES = 10
+    length = [(b"content-length", b"11"), (b"content-type", b"application/json")]
+    status, answer, content = await _call("POST", "/api/test/echo", length, b'{"a": "bcd"}'[:11])
+    assert status == 413
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["code"] == "body_too_large"
+
+
+async def test_head_is_answered_as_get_is() -> None:
+    # The body goes to the server as Django's ASGI handler sent it; daphne (Twisted) leaves
+    # it out of a HEAD answer.
+    status, answer, _ = await _call("HEAD", "/api/test/where")
+    assert status == 200
+    assert answer["content-type"] == "application/json"
+
+
+def _free_turns() -> int:
+    """How many storage turns are free now (taken and given back to count them)."""
+    turns = storage_turns()
+    taken = 0
+    while turns.acquire(blocking=False):
+        taken += 1
+    for _ in range(taken):
+        turns.release()
+    return taken
+
+
+async def test_a_commit_gives_the_whole_requests_turn_back_once() -> None:
+    # The lane's turn is given back by the commit's waiting(); neither the lean middleware's
+    # turn within it nor the lane's may give it back a second time (one turn too many after).
+    free = _free_turns()
+    for _ in range(3):
+        status, _, content = await _call("GET", "/api/test/commit")
+        assert status == 200, content
+    assert _free_turns() == free == api_threads()
+
+
+JSON_2 = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+
+
+async def test_many_requests_at_once_all_get_their_answer() -> None:
+    # More lean requests than the storage pool has threads, beside requests on the other pool.
+    calls = [
+        *(_call("GET", "/api/test/commit") for _ in range(12)),
+        *(_call("GET", "/api/test/where") for _ in range(12)),
+        *(_call("POST", "/api/test/echo", JSON_2, b"{}") for _ in range(12)),
+    ]
+    answers = await asyncio.wait_for(asyncio.gather(*calls), WAIT_S)
+    assert [status for status, _, _ in answers] == [200] * len(calls)
+    assert _free_turns() == api_threads()
+
+
+@pytest.fixture
+def held() -> Iterator[dict[str, threading.Event]]:
+    for event in urls.HELD.values():
+        event.clear()
+    yield urls.HELD
+    urls.HELD["go"].set()
+
+
+async def test_a_client_gone_while_its_request_runs_leaves_no_turn_taken(
+    held: dict[str, threading.Event], finished: list[object]
+) -> None:
+    communicator = ApplicationCommunicator(application, _scope("GET", "/api/test/held"))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    await communicator.send_input({"type": "http.disconnect"})
+    held["go"].set()
+    # The answer is sent (daphne drops it for a closed connection) and the app ends.
+    status, _, _ = await _answer(communicator)
+    assert status == 200
+    assert len(finished) == 1
+    assert _free_turns() == api_threads()
+
+
+async def test_a_request_cancelled_by_the_server_still_gives_its_turn_back(
+    held: dict[str, threading.Event],
+) -> None:
+    # Daphne cancels an application that outlives its client by application_close_timeout;
+    # the thread cannot be stopped, but when its view returns, the turn is free again.
+    communicator = ApplicationCommunicator(application, _scope("GET", "/api/test/held"))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    communicator.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await communicator.future
+    assert _free_turns() == 0
+    held["go"].set()
+    for _ in range(100):
+        if _free_turns() == api_threads():
+            break
+        await asyncio.sleep(0.02)
+    assert _free_turns() == api_threads()

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from coditect.urls import urlpatterns as project_urlpatterns
 from core.problems import ApiError
 from core.routes import optional_slash
+from fdb_backend import turns
 from fdb_backend.pool import storage_turns
 
 
@@ -103,6 +104,35 @@ def note_where(**kwargs: Any) -> None:
     WHERE.update(thread=threading.current_thread().name, turn_free=free)
 
 
+class CommitView(APIView):
+    """A lean request through a durable commit, as the engine makes one: it gives the turn
+    back (turns.waiting()) while it waits, then takes one again for more storage work."""
+
+    permission_classes = (AllowAny,)
+    lean_methods = frozenset({"get"})
+
+    def get(self, request: Request) -> Response:
+        turns.waiting()
+        with storage_turns().turn():
+            pass
+        return Response({})
+
+
+class HeldView(APIView):
+    """A lean request that waits for the test (``HELD``) while it holds its storage turn."""
+
+    permission_classes = (AllowAny,)
+    lean_methods = frozenset({"get"})
+
+    def get(self, request: Request) -> Response:
+        HELD["started"].set()
+        HELD["go"].wait(10)
+        return Response({})
+
+
+HELD: dict[str, threading.Event] = {"started": threading.Event(), "go": threading.Event()}
+
+
 def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter([b"one,", b"two,", b"three"]), content_type="text/csv")
 
@@ -115,4 +145,6 @@ urlpatterns = [
     path("api/test/raise/<str:kind>", RaiseView.as_view(), name="test-raise"),
     path("api/test/where", WhereView.as_view(), name="test-where"),
     path("api/test/stream", stream, name="test-stream"),
+    path("api/test/commit", CommitView.as_view(), name="test-commit"),
+    path("api/test/held", HeldView.as_view(), name="test-held"),
 ]
