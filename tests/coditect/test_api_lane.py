@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from prometheus_client import REGISTRY
 from coditect.asgi import application
 from fdb_backend.pool import api_threads, storage_turns
 from tests.coditect import urls
+from tests.realtime.servers import Servers, base_env
+from tests.store import shared_store
 
 pytestmark = pytest.mark.urls("tests.coditect.urls")
 
@@ -319,3 +323,39 @@ async def test_a_request_cancelled_by_the_server_still_gives_its_turn_back(
             break
         await asyncio.sleep(0.02)
     assert _free_turns() == api_threads()
+
+
+@pytest.mark.slow
+def test_a_real_daphne_answers_one_connection_after_another_through_the_lane(
+    tmp_path: Path,
+) -> None:
+    # On one kept-alive connection: a HEAD answer without its body (or the next answer would
+    # not parse), a body in several of daphne's messages, a declared body over the limit.
+    servers = Servers(tmp_path)
+    try:
+        env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
+        (server,) = servers.start_all(("lane", env))
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+
+        def problem(method: str, body: bytes | None = None, length: int | None = None) -> Any:
+            headers = {"Content-Type": "application/json"}
+            if length is not None:
+                headers["Content-Length"] = str(length)
+            connection.request(method, "/api/v5/auth/login", body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+            assert response.headers["X-Request-ID"]
+            return response.status, json.loads(content) if content else None
+
+        assert problem("HEAD") == (405, None)
+        status, body = problem("GET")
+        assert (status, body["status"]) == (405, 405)
+        login = json.dumps({"email": "nobody@example.com", "password": "p" * 20_000}).encode()
+        status, body = problem("POST", login)  # three of daphne's 8 KiB messages
+        assert status in (400, 401) and body["status"] == status, body
+        status, body = problem("POST", b"{" + b" " * 30_000 + b"}", 30_002)
+        assert (status, body["code"]) == (413, "body_too_large")
+        connection.close()
+    finally:
+        servers.stop_all()
