@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -62,7 +63,7 @@ class _SyncHandler(BaseHandler):
         self.load_middleware(is_async=False)
 
     def respond(
-        self, scope: Scope, body: IO[bytes], lean_match: ResolverMatch | None
+        self, scope: Scope, body: IO[bytes], lean_match: ResolverMatch | None, arrived: float
     ) -> HttpResponseBase:
         set_script_prefix(get_script_prefix(scope))
         signals.request_started.send(sender=self.__class__, scope=scope)
@@ -76,6 +77,9 @@ class _SyncHandler(BaseHandler):
             response = HttpResponse("413 Payload too large", status=413)
         else:
             request.lean_match = lean_match  # coditect/lean.py uses it rather than resolve again
+            # Timed from here by coditect/metrics.py: the wait for a pool thread and a storage
+            # turn is the request's too (it was when the view waited for them in the chain).
+            request.arrived = arrived
             response = self.get_response(request)
         if isinstance(response, HttpResponse):
             # The content is in hand: close now (request_finished and the request's files),
@@ -85,7 +89,7 @@ class _SyncHandler(BaseHandler):
         return response
 
 
-Respond = Callable[[Scope, IO[bytes], ResolverMatch | None], Awaitable[HttpResponseBase]]
+Respond = Callable[[Scope, IO[bytes], ResolverMatch | None, float], Awaitable[HttpResponseBase]]
 
 
 class ApiLane:
@@ -125,10 +129,11 @@ class ApiLane:
         body = await _body(receive)
         if body is None:
             return  # the client left before its request was whole
+        arrived = time.perf_counter()
         lean, other = self._responders()
         match = lean_route(path_info, scope["method"])
         try:
-            response = await (lean if match is not None else other)(scope, body, match)
+            response = await (lean if match is not None else other)(scope, body, match, arrived)
             await _send_response(response, send)
         finally:
             body.close()

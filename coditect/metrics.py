@@ -58,7 +58,9 @@ def observe_middleware(get_response: GetResponse) -> GetResponse:
         return async_middleware
 
     def sync_middleware(request: HttpRequest) -> HttpResponseBase:
-        started = time.perf_counter()
+        # Under daphne or uvicorn, from when the API lane (coditect/api_lane.py) handed the
+        # request to a pool: its wait for a thread and a storage turn counts.
+        started = request.__dict__.get("arrived") or time.perf_counter()
         response: HttpResponseBase = get_response(request)
         observed(request, response, time.perf_counter() - started)
         return response

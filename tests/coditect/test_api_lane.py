@@ -359,3 +359,27 @@ def test_a_real_daphne_answers_one_connection_after_another_through_the_lane(
         connection.close()
     finally:
         servers.stop_all()
+
+
+async def test_the_time_a_lean_request_waits_for_its_turn_is_in_its_duration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As under Django's ASGI handler (the view waited for the pool inside the middleware) and
+    # under WSGI (the lean middleware waits for the turn): a process whose requests queue for
+    # storage shows it in its latency histogram and access lines, not only in its clients'.
+    labels = {"method": "GET", "route": "/api/test/where", "status": "200"}
+    name = "coditect_http_request_duration_seconds_sum"
+    before = REGISTRY.get_sample_value(name, labels) or 0.0
+    turns = storage_turns()
+    taken = [turns.acquire(blocking=False) for _ in range(api_threads())]
+    assert all(taken)
+    with caplog.at_level(logging.INFO, logger="coditect.access"):
+        answer = asyncio.ensure_future(_call("GET", "/api/test/where"))
+        await asyncio.sleep(0.3)
+        for _ in taken:
+            turns.release()
+        status, _, _ = await answer
+    assert status == 200
+    assert (REGISTRY.get_sample_value(name, labels) or 0.0) - before >= 0.3
+    [line] = [r for r in caplog.records if r.name == "coditect.access"]
+    assert line.__dict__["duration_ms"] >= 300
