@@ -37,12 +37,12 @@ from django.core import signals
 from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
 from coditect.lean import lean_route
-from core.problems import is_api_path
+from core.problems import is_api_path, problem_response
 from fdb_backend.pool import in_turn, storage_executor
 
 Scope = dict[str, Any]
@@ -53,6 +53,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Threads for the API requests that are not lean (logins hashing a password, registration,
 # the admin's API): as many as a gthread worker would have beside the storage pool's.
 THREADS = 8
+
+_UNREADABLE = "The query string or a header of the request cannot be decoded."
 
 
 class _SyncHandler(BaseHandler):
@@ -71,8 +73,13 @@ class _SyncHandler(BaseHandler):
         response: HttpResponseBase
         try:
             request = ASGIRequest(scope, body)
-        except UnicodeDecodeError:
-            response = HttpResponseBadRequest()  # as Django's ASGI handler answers them
+        except ValueError:
+            # The client's query string or headers: one not in UTF-8 (a 400 from Django's ASGI
+            # handler too), or a header parameter in an encoding Python does not know (which
+            # Django lets escape: the server's 500 page and a traceback, for any client).
+            response = problem_response(
+                HttpRequest(), status=400, code="bad_request", detail=_UNREADABLE
+            )
         except RequestDataTooBig:
             response = HttpResponse("413 Payload too large", status=413)
         else:

@@ -169,9 +169,22 @@ async def test_a_query_string_not_in_utf8_is_a_400_and_the_request_finishes(
 ) -> None:
     # ASGIRequest cannot decode it: Django's handler answers 400 and closes that answer, which
     # sends request_finished (the request id is cleared, old DB connections are closed).
-    status, _, _ = await _call("GET", "/api/test/where?q=%ff\xff")
+    status, answer, content = await _call("GET", "/api/test/where?q=%ff\xff")
     assert status == 400
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["code"] == "bad_request"
     assert len(finished) == 1
+
+
+async def test_a_header_parameter_in_an_unknown_encoding_is_a_400_problem() -> None:
+    # Django's request parsing raises ValueError for it; uncaught, the server answered its
+    # own 500 page and logged a traceback, for any client that sent such a header.
+    content_type = b"application/json; charset*=no-such-codec''x"
+    headers = [(b"content-type", content_type), (b"content-length", b"2")]
+    status, answer, content = await _call("POST", "/api/test/echo", headers, b"{}")
+    assert status == 400
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["code"] == "bad_request"
 
 
 async def test_a_preflight_on_an_api_path_is_answered_by_cors(settings: Any) -> None:
