@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -43,6 +44,7 @@ from django.urls import ResolverMatch, set_script_prefix
 
 from coditect.lean import lean_route
 from core.problems import is_api_path, problem_response
+from core.request_id import echo_request_id
 from fdb_backend.pool import in_turn, storage_executor
 
 Scope = dict[str, Any]
@@ -55,6 +57,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 THREADS = 8
 
 _UNREADABLE = "The query string or a header of the request cannot be decoded."
+_CRASHED = "The server failed to handle the request; quote its request_id when reporting it."
+
+request_log = logging.getLogger("django.request")
 
 
 class _SyncHandler(BaseHandler):
@@ -77,9 +82,7 @@ class _SyncHandler(BaseHandler):
             # The client's query string or headers: one not in UTF-8 (a 400 from Django's ASGI
             # handler too), or a header parameter in an encoding Python does not know (which
             # Django lets escape: the server's 500 page and a traceback, for any client).
-            response = problem_response(
-                HttpRequest(), status=400, code="bad_request", detail=_UNREADABLE
-            )
+            response = _problem(400, "bad_request", _UNREADABLE)
         except RequestDataTooBig:
             response = HttpResponse("413 Payload too large", status=413)
         else:
@@ -138,12 +141,29 @@ class ApiLane:
             return  # the client left before its request was whole
         arrived = time.perf_counter()
         lean, other = self._responders()
-        match = lean_route(path_info, scope["method"])
         try:
-            response = await (lean if match is not None else other)(scope, body, match, arrived)
+            try:
+                match = lean_route(path_info, scope["method"])
+                responder = lean if match is not None else other
+                response = await responder(scope, body, match, arrived)
+            except Exception:
+                # Outside the middleware chain (a signal receiver, closing the answer): nothing
+                # else makes it a problem, and the server would answer its own 500 page (daphne
+                # at its next check, up to a second later).
+                response = _problem(500, "server_error", _CRASHED)
+                request_log.error("Internal Server Error: %s", path_info, exc_info=True)
             await _send_response(response, send)
         finally:
             body.close()
+
+
+def _problem(status: int, code: str, detail: str) -> HttpResponse:
+    # An answer made without the middleware chain: a problem with a request id of its own
+    # (in the context from here, so a line logged next carries it).
+    request = HttpRequest()
+    response = problem_response(request, status=status, code=code, detail=detail)
+    echo_request_id(request, response)
+    return response
 
 
 def _path_info(scope: Scope) -> str:

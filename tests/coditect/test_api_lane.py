@@ -396,3 +396,26 @@ async def test_the_time_a_lean_request_waits_for_its_turn_is_in_its_duration(
     assert (REGISTRY.get_sample_value(name, labels) or 0.0) - before >= 0.3
     [line] = [r for r in caplog.records if r.name == "coditect.access"]
     assert line.__dict__["duration_ms"] >= 300
+
+
+def _crash(**kwargs: Any) -> None:
+    raise RuntimeError("a request_started receiver crashed")
+
+
+@pytest.mark.parametrize("path", ["/api/test/where", "/api/test/echo"])  # lean, other
+async def test_a_crash_outside_the_middleware_is_a_500_problem_at_once(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Outside get_response nothing turned it into a problem: the exception left the
+    # application, and daphne answered its HTML page at its next check, up to a second later.
+    request_started.connect(_crash)
+    try:
+        with caplog.at_level(logging.ERROR, logger="django.request"):
+            status, answer, content = await _call("GET", path)
+    finally:
+        request_started.disconnect(_crash)
+    assert status == 500
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(content)["code"] == "server_error"
+    assert any(r.exc_info and "receiver crashed" in str(r.exc_info[1]) for r in caplog.records)
+    assert _free_turns() == api_threads()
