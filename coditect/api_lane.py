@@ -136,7 +136,9 @@ class ApiLane:
         if not is_api_path(path_info):
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        # A body declared over the limit is refused by the middleware on its length alone
+        # (coditect/middleware.py reject_large_body): not read, it is not spooled to disk.
+        body = io.BytesIO() if _declared_too_large(scope) else await _body(receive)
         if body is None:
             return  # the client left before its request was whole
         arrived = time.perf_counter()
@@ -164,6 +166,14 @@ def _problem(status: int, code: str, detail: str) -> HttpResponse:
     response = problem_response(request, status=status, code=code, detail=detail)
     echo_request_id(request, response)
     return response
+
+
+def _declared_too_large(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # (Not a number: the middleware answers that one, after reading as usual.)
+            return value.isdigit() and int(value) > settings.CODITECT_MAX_BODY_BYTES
+    return False
 
 
 def _path_info(scope: Scope) -> str:

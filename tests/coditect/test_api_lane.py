@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import logging
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,12 @@ from channels.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
 from prometheus_client import REGISTRY
 
+from coditect.api_lane import ApiLane
 from coditect.asgi import application
+from coditect.percore import api_server_argv
 from fdb_backend.pool import api_threads, storage_turns
 from tests.coditect import urls
-from tests.realtime.servers import Servers, base_env
+from tests.realtime.servers import ROOT, Server, Servers, base_env
 from tests.store import shared_store
 
 pytestmark = pytest.mark.urls("tests.coditect.urls")
@@ -338,16 +341,34 @@ async def test_a_request_cancelled_by_the_server_still_gives_its_turn_back(
     assert _free_turns() == api_threads()
 
 
+class _Uvicorn(Server):
+    """A REST process as coditect/percore.py starts it."""
+
+    def start(self) -> None:
+        self._log = self.log_path.open("wb")
+        argv = api_server_argv("uvicorn", "127.0.0.1", self.port)
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+
 @pytest.mark.slow
-def test_a_real_daphne_answers_one_connection_after_another_through_the_lane(
-    tmp_path: Path,
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
+def test_a_real_server_answers_one_connection_after_another_through_the_lane(
+    tmp_path: Path, server_kind: str
 ) -> None:
     # On one kept-alive connection: a HEAD answer without its body (or the next answer would
-    # not parse), a body in several of daphne's messages, a declared body over the limit.
+    # not parse), a body in several messages, a declared body over the limit left unread.
     servers = Servers(tmp_path)
     try:
         env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
-        (server,) = servers.start_all(("lane", env))
+        if server_kind == "daphne":
+            (server,) = servers.start_all(("lane", env))
+        else:
+            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
+            servers.started.append(server)
+            server.start()
+            server.wait_ready()
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
 
         def problem(method: str, body: bytes | None = None, length: int | None = None) -> Any:
@@ -365,10 +386,11 @@ def test_a_real_daphne_answers_one_connection_after_another_through_the_lane(
         status, body = problem("GET")
         assert (status, body["status"]) == (405, 405)
         login = json.dumps({"email": "nobody@example.com", "password": "p" * 20_000}).encode()
-        status, body = problem("POST", login)  # three of daphne's 8 KiB messages
+        status, body = problem("POST", login)  # in several messages (daphne: 8 KiB each)
         assert status in (400, 401) and body["status"] == status, body
         status, body = problem("POST", b"{" + b" " * 30_000 + b"}", 30_002)
         assert (status, body["code"]) == (413, "body_too_large")
+        assert problem("GET")[0] == 405  # the connection goes on past the unread body
         connection.close()
     finally:
         servers.stop_all()
@@ -419,3 +441,39 @@ async def test_a_crash_outside_the_middleware_is_a_500_problem_at_once(
     assert json.loads(content)["code"] == "server_error"
     assert any(r.exc_info and "receiver crashed" in str(r.exc_info[1]) for r in caplog.records)
     assert _free_turns() == api_threads()
+
+
+async def test_each_cookie_is_a_set_cookie_header_of_its_own() -> None:
+    communicator = ApplicationCommunicator(application, _scope("GET", "/api/test/cookies"))
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(WAIT_S)
+    await communicator.receive_output(WAIT_S)
+    cookies = [value for name, value in start["headers"] if name.lower() == b"set-cookie"]
+    assert cookies == [b"first=1; Path=/api/", b"second=2; HttpOnly; Path=/"]
+
+
+async def test_other_scopes_go_on_to_the_app_it_wraps() -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    lane = ApiLane(inner)
+    await lane({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    await lane({"type": "websocket", "path": "/api/v5/x"}, None, None)  # type: ignore[arg-type]
+    assert seen == ["lifespan", "websocket"]
+
+
+async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
+    settings: Any,
+) -> None:
+    # The middleware refuses it on its declared length: reading it first only spooled up to
+    # the client's whole upload to disk (uvicorn has no limit of its own), and kept a client
+    # that waits for "100 Continue" waiting for its answer.
+    settings.CODITECT_MAX_BODY_BYTES = 10
+    headers = [(b"content-length", b"11"), (b"content-type", b"application/json")]
+    communicator = ApplicationCommunicator(application, _scope("POST", "/api/test/echo", headers))
+    status, answer, parts = await _answer(communicator)  # no body sent at all
+    assert status == 413
+    assert answer["content-type"].startswith("application/problem+json")
+    assert json.loads(parts[0]["body"])["code"] == "body_too_large"

@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
@@ -133,6 +133,13 @@ class HeldView(APIView):
 HELD: dict[str, threading.Event] = {"started": threading.Event(), "go": threading.Event()}
 
 
+def cookies(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(b"{}", content_type="application/json")
+    response.set_cookie("first", "1", path="/api/")
+    response.set_cookie("second", "2", httponly=True)
+    return response
+
+
 def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter([b"one,", b"two,", b"three"]), content_type="text/csv")
 
@@ -147,4 +154,5 @@ urlpatterns = [
     path("api/test/stream", stream, name="test-stream"),
     path("api/test/commit", CommitView.as_view(), name="test-commit"),
     path("api/test/held", HeldView.as_view(), name="test-held"),
+    path("api/test/cookies", cookies, name="test-cookies"),
 ]
