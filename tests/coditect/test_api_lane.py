@@ -19,7 +19,7 @@ from channels.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
 from prometheus_client import REGISTRY
 
-from coditect.api_lane import ApiLane
+from coditect.api_lane import THREADS, ApiLane
 from coditect.asgi import application
 from coditect.percore import api_server_argv
 from fdb_backend.pool import api_threads, storage_turns
@@ -477,3 +477,24 @@ async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
     assert status == 413
     assert answer["content-type"].startswith("application/problem+json")
     assert json.loads(parts[0]["body"])["code"] == "body_too_large"
+
+
+async def test_other_requests_that_fill_their_pool_hold_up_no_lean_request(
+    held: dict[str, threading.Event],
+) -> None:
+    # Logins waiting for a hash (here: views waiting for the test) take the other pool's
+    # threads, never the storage pool's; a ninth waits for one of them.
+    scope = _scope("POST", "/api/test/held", JSON_2)
+    blocked = [ApplicationCommunicator(application, scope) for _ in range(THREADS)]
+    for communicator in blocked:
+        await communicator.send_input({"type": "http.request", "body": b"{}"})
+    assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    status, _, _ = await asyncio.wait_for(_call("GET", "/api/test/where"), WAIT_S)
+    assert status == 200
+    ninth = asyncio.ensure_future(_call("POST", "/api/test/echo", JSON_2, b"{}"))
+    await asyncio.sleep(0.2)
+    assert not ninth.done()
+    held["go"].set()
+    assert (await asyncio.wait_for(ninth, WAIT_S))[0] == 200
+    for communicator in blocked:
+        assert (await _answer(communicator))[0] == 200
