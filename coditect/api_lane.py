@@ -96,6 +96,10 @@ class _SyncHandler(BaseHandler):
             # in this thread, rather than with another hop after sending, as Django does. The
             # early 400 and 413 too: request_started was sent, request_finished is due.
             response.close()
+            # Its length, so the server need not send it chunked (CommonMiddleware, which sets
+            # it on pages, is skipped on API paths); never on a 204 or 304 (RFC 9110 §8.6).
+            if response.status_code not in (204, 304) and not response.has_header("Content-Length"):
+                response["Content-Length"] = str(len(response.content))
         return response
 
 

@@ -498,3 +498,16 @@ async def test_other_requests_that_fill_their_pool_hold_up_no_lean_request(
     assert (await asyncio.wait_for(ninth, WAIT_S))[0] == 200
     for communicator in blocked:
         assert (await _answer(communicator))[0] == 200
+
+
+async def test_answers_carry_their_length_except_where_none_is_allowed() -> None:
+    # A length lets the server send the answer whole rather than chunked; a 204 has none.
+    status, headers, content = await _request("POST", "/api/test/echo", b'{"a": 1}')
+    assert status == 200
+    assert headers["content-length"] == str(len(content))
+    status, headers, content = await _request("GET", "/api/test/raise/crash")
+    assert status == 500
+    assert headers["content-length"] == str(len(content))
+    status, headers, _ = await _request("GET", "/api/test/no-content")
+    assert status == 204
+    assert "content-length" not in headers

@@ -142,6 +142,10 @@ def cookies(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def no_content(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(status=204)
+
+
 def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(iter([b"one,", b"two,", b"three"]), content_type="text/csv")
 
@@ -154,6 +158,7 @@ urlpatterns = [
     path("api/test/raise/<str:kind>", RaiseView.as_view(), name="test-raise"),
     path("api/test/where", WhereView.as_view(), name="test-where"),
     path("api/test/stream", stream, name="test-stream"),
+    path("api/test/no-content", no_content, name="test-no-content"),
     path("api/test/commit", CommitView.as_view(), name="test-commit"),
     path("api/test/held", HeldView.as_view(), name="test-held"),
     path("api/test/cookies", cookies, name="test-cookies"),
