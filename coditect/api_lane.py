@@ -110,10 +110,8 @@ class ApiLane:
     """ASGI app: API paths through ``_SyncHandler`` on a pool thread, the rest to ``app``.
 
     A lean request (coditect/lean.py) runs on the storage pool (fdb_backend/pool.py), whose
-    few threads take turns at storage: more threads than turns only hand the GIL back and
-    forth (one daphne served a GET with 1.1 ms of CPU on 2 threads, 1.9 ms on 32). The
-    others run on a pool of ``THREADS``, so that logins waiting for a hash never hold up the
-    storage pool.
+    few threads take turns at storage, as the lean views did before. The others run on a
+    pool of ``THREADS``, so that logins waiting for a hash never hold up the storage pool.
     """
 
     def __init__(self, app: App, *, threads: int = THREADS) -> None:
@@ -127,8 +125,9 @@ class ApiLane:
         if self._respond is None:
             respond = _SyncHandler().respond
             others = ThreadPoolExecutor(self.threads, thread_name_prefix="api-request")
-            # A lean request holds its storage turn throughout, not only in its view: its
-            # middleware would otherwise contend for the GIL with the view holding the turn.
+            # A lean request holds its storage turn throughout, not only in its view, so that
+            # its middleware does not run beside the view of the thread holding the turn
+            # (whose SQLite steps hand the GIL to it at every step).
             lean = sync_to_async(
                 in_turn(respond), thread_sensitive=False, executor=storage_executor()
             )
