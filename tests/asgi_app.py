@@ -4,16 +4,20 @@ the ASGI app daphne serves, API lane (coditect/api_lane.py) and all."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from channels.testing import ApplicationCommunicator
 from django.http import HttpResponse
-from django.test import AsyncClient
+from django.test import AsyncClient, Client
 
 from coditect.asgi import application
 
 WAIT_S = 10
+
+
+class _Answer(HttpResponse):
+    asgi_request: Any  # what AsyncClient reads back from the response it is handed
 
 
 class _ApplicationHandler:
@@ -32,14 +36,14 @@ class _ApplicationHandler:
             if not part.get("more_body"):
                 break
         await communicator.wait(WAIT_S)
-        response = HttpResponse(content, status=start["status"])
+        response = _Answer(content, status=start["status"])
         del response["Content-Type"]
         for name, value in start["headers"]:
             if name.lower() == b"set-cookie":
                 response.cookies.load(value.decode("latin1"))
             else:
                 response.headers[name.decode("latin1")] = value.decode("latin1")
-        response.asgi_request = SimpleNamespace(urlconf=None)  # type: ignore[attr-defined]
+        response.asgi_request = SimpleNamespace(urlconf=None)
         return response
 
 
@@ -48,6 +52,8 @@ class AppClient:
 
     def __init__(self) -> None:
         self._client = AsyncClient()
+        # The stubs type the handler as Django's class; AsyncClient only calls it with a scope
+        # and reads the response's status, headers, content and asgi_request.
         self._client.handler = _ApplicationHandler()  # type: ignore[assignment]
 
     def __getattr__(self, name: str) -> Any:
@@ -64,3 +70,9 @@ class AppClient:
             return async_to_sync(method)(*args, headers=headers, **extra)
 
         return call
+
+
+def app_client() -> Client:
+    """An ``AppClient`` where the test helpers take Django's ``Client``: it answers the same
+    calls with the same arguments, without being one."""
+    return cast(Client, AppClient())

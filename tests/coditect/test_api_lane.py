@@ -59,6 +59,17 @@ async def _answer(
     return start["status"], headers, parts
 
 
+async def _parts(
+    method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+) -> tuple[int, dict[str, str], list[dict[str, Any]]]:
+    """One request whose body comes whole; the answer's body messages as they came."""
+    scope = _scope(method, path.partition("?")[0], headers)
+    scope["query_string"] = path.partition("?")[2].encode("latin1")
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    return await _answer(communicator)
+
+
 async def _request(method: str, path: str, *bodies: bytes) -> tuple[int, dict[str, str], bytes]:
     """One request whose body comes in ``bodies`` messages, as a client may send it."""
     length = str(sum(map(len, bodies))).encode()
@@ -117,9 +128,7 @@ async def test_other_api_requests_run_beside_the_storage_pool(where: dict[str, A
 
 
 async def test_a_streamed_answer_is_sent_in_parts() -> None:
-    communicator = ApplicationCommunicator(application, _scope("GET", "/api/test/stream"))
-    await communicator.send_input({"type": "http.request", "body": b""})
-    status, headers, parts = await _answer(communicator)
+    status, headers, parts = await _parts("GET", "/api/test/stream")
     assert status == 200
     assert headers["content-type"] == "text/csv"
     assert [part["body"] for part in parts] == [b"one,", b"two,", b"three", b""]
@@ -134,9 +143,7 @@ async def test_a_crash_in_the_lane_is_a_problem_not_a_dropped_request() -> None:
 
 
 async def test_pages_go_to_djangos_asgi_handler() -> None:
-    communicator = ApplicationCommunicator(application, _scope("GET", "/admin/login/"))
-    await communicator.send_input({"type": "http.request", "body": b""})
-    status, headers, _ = await _answer(communicator)
+    status, headers, _ = await _parts("GET", "/admin/login/")
     assert status == 200
     assert headers["x-frame-options"] == "DENY"
 
@@ -147,11 +154,7 @@ async def test_pages_go_to_djangos_asgi_handler() -> None:
 async def _call(
     method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
 ) -> tuple[int, dict[str, str], bytes]:
-    scope = _scope(method, path.partition("?")[0], headers)
-    scope["query_string"] = path.partition("?")[2].encode("latin1")
-    communicator = ApplicationCommunicator(application, scope)
-    await communicator.send_input({"type": "http.request", "body": body})
-    status, answer, parts = await _answer(communicator)
+    status, answer, parts = await _parts(method, path, headers, body)
     return status, answer, b"".join(part.get("body", b"") for part in parts)
 
 
@@ -458,9 +461,15 @@ async def test_other_scopes_go_on_to_the_app_it_wraps() -> None:
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
 
+    async def receive() -> dict[str, Any]:
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
     lane = ApiLane(inner)
-    await lane({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
-    await lane({"type": "websocket", "path": "/api/v5/x"}, None, None)  # type: ignore[arg-type]
+    await lane({"type": "lifespan"}, receive, send)
+    await lane({"type": "websocket", "path": "/api/v5/x"}, receive, send)
     assert seen == ["lifespan", "websocket"]
 
 

@@ -18,7 +18,7 @@ from tests.accounts.helpers import Api
 from tests.accounts.test_isolation import *  # noqa: F403  (collected again here)
 from tests.accounts.test_me_jwks import *  # noqa: F403
 from tests.accounts.test_tokens import *  # noqa: F403
-from tests.asgi_app import AppClient
+from tests.asgi_app import app_client
 from tests.workspaces.conftest import alice_session, dana
 from tests.workspaces.helpers import SessionApi
 from tests.workspaces.test_bad_input import *  # noqa: F403
@@ -30,12 +30,12 @@ __all__ = ["accounts_environment", "alice", "alice_session", "bob", "charlie", "
 
 @pytest.fixture
 def api() -> Api:
-    return Api(AppClient())  # type: ignore[arg-type]
+    return Api(app_client())
 
 
 @pytest.fixture
 def sessions() -> SessionApi:
-    return SessionApi(AppClient())  # type: ignore[arg-type]
+    return SessionApi(app_client())
 
 
 def test_api_responses_carry_the_security_headers(api: Api, alice: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.accounts.helpers import Persona
-from tests.asgi_app import AppClient
+from tests.asgi_app import app_client
 from tests.realtime.helpers import CommPeer, Sockets, call, state_fields
 from tests.workspaces.helpers import SessionApi, all_events, read_session, session_url
 
@@ -171,7 +171,7 @@ async def test_rest_writes_reach_the_sockets(
     # "asgi": through the application daphne serves, whose API lane runs the view in a pool
     # thread: its broadcast must still reach the in-memory layer on this event loop.
     if via == "asgi":
-        sessions = SessionApi(AppClient())  # type: ignore[arg-type]
+        sessions = SessionApi(app_client())
     session_id = alice_session["id"]
     first, second = await pair(sockets, session_id, alice, bob)
     version = first.welcome["version"]
