@@ -35,7 +35,7 @@ from accounts.services.common import (
     email_key,
 )
 from accounts.services.issue import TokenPair, token_pair_issue
-from accounts.services.onetime import MFA_CHALLENGE, onetime_digest, onetime_new, password_bound
+from accounts.services.onetime import CHALLENGE, onetime_new, password_bound
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
 from core.metrics import counts_outcomes
 from fdb_backend.records import resolve_unique
@@ -193,9 +193,7 @@ def _mfa_challenge(db: Any, *, user: User, new_hash: str | None, now: datetime) 
             dataclasses.replace(
                 current,
                 password_hash=hashed,
-                mfa_challenge_hash=onetime_digest(
-                    secret, purpose=MFA_CHALLENGE, bound=password_bound(current)
-                ),
+                mfa_challenge_hash=CHALLENGE.digest(secret, bound=password_bound(current)),
                 mfa_challenge_expires_at=now + timedelta(seconds=ttl),
             ),
         )

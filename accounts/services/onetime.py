@@ -103,6 +103,11 @@ class OneTimeKind:
     errors: tuple[tuple[int, str, str], tuple[int, str, str]]
     attr: str
 
+    def digest(self, secret: str, *, bound: str) -> str:
+        """What a user keeps of a token of this kind: the digest of ``secret`` bound to
+        ``bound``."""
+        return onetime_digest(secret, purpose=self.purpose, bound=bound)
+
     def refused(self) -> AccountError:
         """The error of a token that is not one of this kind's (malformed, unknown, used)."""
         return fail(self.errors[0], attr=self.attr)
@@ -174,9 +179,11 @@ def onetime_mail_throttle(*, db: Any, scope: str, email_key: str, client: Client
     )
 
 
-def onetime_confirm_throttle(*, db: Any, client: Client) -> None:
-    """Count a token presented for confirmation, per client address per minute. Raises 429."""
+def onetime_presented(*, db: Any, token: str, kind: OneTimeKind, client: Client) -> OneTime:
+    """The parts of a mailed ``token`` presented for confirmation, counted first per client
+    address per minute. Raises 429, or ``kind``'s invalid error when it is malformed."""
     _hit(db, Bucket("token_address", client.ip, settings.CODITECT_THROTTLE_TOKENS_PER_ADDRESS, 60))
+    return onetime_read(token, kind=kind)
 
 
 def _hit(db: Any, *buckets: Bucket) -> None:

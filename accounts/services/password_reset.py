@@ -30,14 +30,11 @@ from accounts.services.common import (
 from accounts.services.login import find_by_email
 from accounts.services.mfa import without_factor
 from accounts.services.onetime import (
-    PASSWORD_RESET,
     RESET,
-    onetime_confirm_throttle,
-    onetime_digest,
     onetime_holder,
     onetime_mail_throttle,
     onetime_new,
-    onetime_read,
+    onetime_presented,
     password_bound,
 )
 
@@ -71,7 +68,7 @@ def _reset_mail(*, db: Any, key: str, stamp: EventStamp) -> None:
         user, tenant = people.get(tr, found.id), tenants().get(tr, found.tenant_id)
         if user is None or tenant is None:
             return None
-        digest = onetime_digest(secret, purpose=PASSWORD_RESET, bound=password_bound(user))
+        digest = RESET.digest(secret, bound=password_bound(user))
         saved = people.save(
             tr,
             dataclasses.replace(user, reset_token_hash=digest, reset_token_expires_at=expires_at),
@@ -103,8 +100,7 @@ def password_reset_confirm(*, db: Any, token: str, new_password: str, client: Cl
     reset_token_expired / invalid (password policy, attr
     new_password), 429 throttled. A refused request changes nothing.
     """
-    onetime_confirm_throttle(db=db, client=client)
-    parsed = onetime_read(token, kind=RESET)
+    parsed = onetime_presented(db=db, token=token, kind=RESET, client=client)
     stamp = EventStamp.fresh(client=client)
     now = stamp.at
     # The token is checked before the (costly) hash, so junk tokens cost no Argon2 time.

@@ -30,13 +30,10 @@ from accounts.services.common import (
 from accounts.services.login import find_by_email
 from accounts.services.onetime import (
     VERIFICATION,
-    VERIFY_EMAIL,
-    onetime_confirm_throttle,
-    onetime_digest,
     onetime_holder,
     onetime_mail_throttle,
     onetime_new,
-    onetime_read,
+    onetime_presented,
 )
 from accounts.services.principal import Principal, principal_require_manager
 from fdb_backend.records import VersionConflict
@@ -56,7 +53,7 @@ def verification_token_new(
     token, secret = onetime_new(tenant_id=tenant_id, subject_id=user_id)
     return VerificationToken(
         token=token,
-        digest=onetime_digest(secret, purpose=VERIFY_EMAIL, bound=email_key),
+        digest=VERIFICATION.digest(secret, bound=email_key),
         expires_at=now + timedelta(seconds=settings.CODITECT_EMAIL_VERIFICATION_TTL_S),
     )
 
@@ -88,8 +85,7 @@ def email_verification_confirm(*, db: Any, token: str, client: Client) -> None:
     whose holder is the only owner of a team with other members), 429 throttled. A refused
     token changes nothing.
     """
-    onetime_confirm_throttle(db=db, client=client)
-    parsed = onetime_read(token, kind=VERIFICATION)
+    parsed = onetime_presented(db=db, token=token, kind=VERIFICATION, client=client)
     verified = EventStamp.fresh(client=client)
     now = verified.at
     # The events of a release it may settle: the holder's, and their tenant's suspension.
