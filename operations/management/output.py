@@ -11,10 +11,10 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
@@ -116,13 +116,24 @@ class Progress:
 
 class OperatorCommand(BaseCommand):
     """A command with subcommands (``tenants list``), ``--json`` on each, and the services'
-    refusals turned into one-line CommandErrors."""
+    refusals turned into one-line CommandErrors.
 
-    actions: ClassVar[Mapping[str, str]] = {}  # subcommand -> help
+    A subcommand is a method ``do_<name>`` whose docstring is its help, with its own
+    arguments added by ``arguments_<name>``, if any; they are listed in the order the
+    class defines them."""
+
+    @classmethod
+    def actions(cls) -> dict[str, str]:
+        """Each subcommand's name and help."""
+        return {
+            name.removeprefix("do_"): " ".join((handler.__doc__ or "").split())
+            for name, handler in vars(cls).items()
+            if name.startswith("do_")
+        }
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-        for name, help_text in self.actions.items():
+        for name, help_text in self.actions().items():
             action = sub.add_parser(name, help=help_text, description=help_text)
             action.add_argument("--json", action="store_true", help="machine-readable output")
             getattr(self, f"arguments_{name}", lambda _: None)(action)

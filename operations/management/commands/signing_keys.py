@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.management.base import CommandParser
 
@@ -19,16 +18,12 @@ def _key_json(key: SigningKey) -> dict[str, Any]:
 
 class Command(OperatorCommand):
     help = "JWT signing keys: list them, rotate to a new one, retire an old one."
-    actions: ClassVar[Mapping[str, str]] = {
-        "list": "List the signing keys, oldest first.",
-        "rotate": "Make a new active key; the previous one keeps verifying its tokens.",
-        "retire": "Stop trusting a key that no longer signs (its tokens are refused).",
-    }
 
     def arguments_retire(self, parser: CommandParser) -> None:
         parser.add_argument("kid")
 
     def do_list(self, **options: Any) -> None:
+        """List the signing keys, oldest first."""
         keys = signing_key_list(db=fdb_backend.get_database())
         rows = [[k.kid, k.status, k.created_at, k.retired_at] for k in keys]
         self.emit(
@@ -38,9 +33,11 @@ class Command(OperatorCommand):
         )
 
     def do_rotate(self, **options: Any) -> None:
+        """Make a new active key; the previous one keeps verifying its tokens."""
         key = signing_key_rotate(db=fdb_backend.get_database())
         self.emit(options, _key_json(key), f"new active key {key.kid}")
 
     def do_retire(self, **options: Any) -> None:
+        """Stop trusting a key that no longer signs (its tokens are refused)."""
         key = signing_key_retire(db=fdb_backend.get_database(), kid=options["kid"])
         self.emit(options, _key_json(key), f"retired {key.kid}")

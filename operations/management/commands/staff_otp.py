@@ -7,8 +7,7 @@ authenticator app. Enrolments and removals are written to the staff audit log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
@@ -43,11 +42,6 @@ def _audit(user: Any, action: str, reason: str) -> None:
 
 class Command(OperatorCommand):
     help = "Staff second factor: enrol a TOTP device, list devices, remove them."
-    actions: ClassVar[Mapping[str, str]] = {
-        "add": "Enrol a TOTP device for a staff account; prints its otpauth:// URI once.",
-        "list": "List the staff accounts' TOTP devices.",
-        "remove": "Remove every TOTP device of a staff account (it can no longer sign in).",
-    }
 
     def arguments_add(self, parser: CommandParser) -> None:
         parser.add_argument("username")
@@ -57,6 +51,7 @@ class Command(OperatorCommand):
         parser.add_argument("username")
 
     def do_add(self, **options: Any) -> None:
+        """Enrol a TOTP device for a staff account; prints its otpauth:// URI once."""
         user = _staff(options["username"])
         if not user.is_staff:
             raise CommandError(f"{user.get_username()!r} is not staff: give staff status first")
@@ -73,6 +68,7 @@ class Command(OperatorCommand):
         self.emit(options, data, text)
 
     def do_list(self, **options: Any) -> None:
+        """List the staff accounts' TOTP devices."""
         devices = TOTPDevice.objects.select_related("user").order_by("user_id", "id")
         rows = [
             [d.user.get_username(), d.name, d.confirmed, d.created_at, d.last_used_at]
@@ -92,6 +88,7 @@ class Command(OperatorCommand):
         self.emit(options, data, text)
 
     def do_remove(self, **options: Any) -> None:
+        """Remove every TOTP device of a staff account (it can no longer sign in)."""
         user = _staff(options["username"])
         with transaction.atomic():
             count, _ = TOTPDevice.objects.filter(user=user).delete()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
@@ -23,14 +22,6 @@ TABLE_ROWS = 100  # problems listed one a row; past this, counted by kind and te
 
 class Command(OperatorCommand):
     help = "Storage maintenance: check (and repair) indexes, statistics, purge expired data."
-    actions: ClassVar[Mapping[str, str]] = {
-        "check": "Verify every index entry against its record; find orphaned data.",
-        "stats": "Keys and bytes per top-level space and per tenant.",
-        "purge": (
-            "Remove expired auth sessions, invitations, events, locks and connections, and "
-            "audit entries past the retention."
-        ),
-    }
 
     def arguments_check(self, parser: CommandParser) -> None:
         parser.add_argument("--repair", action="store_true", help="fix what is found")
@@ -47,6 +38,7 @@ class Command(OperatorCommand):
         )
 
     def do_check(self, **options: Any) -> None:
+        """Verify every index entry against its record; find orphaned data."""
         report = storage_check(db=fdb_backend.get_database(), repair=options["repair"])
         problems = [
             {
@@ -89,6 +81,7 @@ class Command(OperatorCommand):
             )
 
     def do_stats(self, **options: Any) -> None:
+        """Keys and bytes per top-level space and per tenant."""
         if options["top"] < 0:
             raise CommandError("--top must be 0 or more")
         found = storage_stats(db=fdb_backend.get_database())
@@ -129,6 +122,8 @@ class Command(OperatorCommand):
         self.emit(options, data, text)
 
     def do_purge(self, **options: Any) -> None:
+        """Remove expired auth sessions, invitations, events, locks and connections, and
+        audit entries past the retention."""
         known = purge_task_names()
         only = options["only"]
         unknown = sorted(set(only or ()) - set(known))

@@ -7,9 +7,9 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
@@ -44,17 +44,6 @@ def _tenant_json(tenant: Any) -> dict[str, Any]:
 
 class Command(OperatorCommand):
     help = "Tenant maintenance: list, show, create, suspend, resume, delete, export, import."
-    actions: ClassVar[Mapping[str, str]] = {
-        "list": "List tenants.",
-        "show": "Show one tenant (id or slug) with its members and counts.",
-        "create": "Create a tenant and an invitation for its owner.",
-        "suspend": "Suspend a tenant: its users are refused at once.",
-        "resume": "Resume a suspended tenant.",
-        "delete": "Delete a tenant and everything it holds (needs --yes).",
-        "export": "Write a tenant as JSON Lines to a file or standard output.",
-        "import": "Restore a tenant from an export, checked whole before anything is written.",
-        "quota": "Show a tenant's quotas and usage, or set (0: unlimited) or reset its own.",
-    }
 
     # --- arguments -------------------------------------------------------------------
 
@@ -113,6 +102,7 @@ class Command(OperatorCommand):
     # --- actions ---------------------------------------------------------------------
 
     def do_list(self, **options: Any) -> None:
+        """List tenants."""
         found = list(tenant_list(db=fdb_backend.get_database(), status=options["status"]))
         rows = [[t.id, t.slug, t.name, t.status, t.created_at] for t in found]
         self.emit(
@@ -122,6 +112,7 @@ class Command(OperatorCommand):
         )
 
     def do_show(self, **options: Any) -> None:
+        """Show one tenant (id or slug) with its members and counts."""
         db = fdb_backend.get_database()
         tenant = tenant_resolve(db=db, ref=options["tenant"])
         details = tenant_details(db=db, tenant_id=tenant.id)
@@ -170,6 +161,7 @@ class Command(OperatorCommand):
         self.emit(options, data, text)
 
     def do_create(self, **options: Any) -> None:
+        """Create a tenant and an invitation for its owner."""
         created = tenant_create(
             db=fdb_backend.get_database(),
             name=options["name"],
@@ -203,14 +195,17 @@ class Command(OperatorCommand):
         )
 
     def do_suspend(self, **options: Any) -> None:
+        """Suspend a tenant: its users are refused at once."""
         if not options["reason"].strip():
             raise CommandError("--reason must not be empty")
         self._status(options, suspended=True)
 
     def do_resume(self, **options: Any) -> None:
+        """Resume a suspended tenant."""
         self._status(options, suspended=False)
 
     def do_delete(self, **options: Any) -> None:
+        """Delete a tenant and everything it holds (needs --yes)."""
         db = fdb_backend.get_database()
         tenant = tenant_resolve(db=db, ref=options["tenant"])
         if not options["yes"]:
@@ -239,6 +234,7 @@ class Command(OperatorCommand):
         self.emit(options, data, text)
 
     def do_export(self, **options: Any) -> None:
+        """Write a tenant as JSON Lines to a file or standard output."""
         db = fdb_backend.get_database()
         tenant = tenant_resolve(db=db, ref=options["tenant"])
         enabled = not options["no_progress"] and self.stderr.isatty()
@@ -252,32 +248,8 @@ class Command(OperatorCommand):
         # The export may be on standard output: the summary goes to stderr.
         self.stderr.write(message if not options["json"] else _json_line(summary))
 
-    def do_quota(self, **options: Any) -> None:
-        db = fdb_backend.get_database()
-        tenant = tenant_resolve(db=db, ref=options["tenant"])
-        reset = set(QUOTA_KINDS) if "all" in options["reset"] else set(options["reset"])
-        overrides: dict[str, int | None] = {kind: None for kind in sorted(reset)}
-        for kind in QUOTA_KINDS:
-            if options[kind] is not None:
-                if kind in reset:
-                    raise CommandError(f"--{kind.replace('_', '-')} and --reset {kind} together")
-                overrides[kind] = options[kind]
-        if overrides:
-            quotas = tenant_quota_set(db=db, tenant_id=tenant.id, overrides=overrides)
-        else:
-            quotas = quota_usage(db, tenant_id=tenant.id)
-        data = {
-            "tenant_id": tenant.id,
-            "slug": tenant.slug,
-            "quotas": {
-                kind: {"used": q.used, "limit": q.limit, "override": q.override}
-                for kind, q in quotas.items()
-            },
-        }
-        text = f"{tenant.slug} ({tenant.id})\n" + _quota_table(quotas)
-        self.emit(options, data, text)
-
     def do_import(self, **options: Any) -> None:
+        """Restore a tenant from an export, checked whole before anything is written."""
         enabled = not options["no_progress"]
         with _source(options["file"]) as (lines, total):
             checking = Progress(self.stderr, total=total, label="checking", enabled=enabled)
@@ -316,6 +288,32 @@ class Command(OperatorCommand):
                 "of the file ignored "
                 "(tokens issued elsewhere do not verify here: users sign in again)"
             )
+        self.emit(options, data, text)
+
+    def do_quota(self, **options: Any) -> None:
+        """Show a tenant's quotas and usage, or set (0: unlimited) or reset its own."""
+        db = fdb_backend.get_database()
+        tenant = tenant_resolve(db=db, ref=options["tenant"])
+        reset = set(QUOTA_KINDS) if "all" in options["reset"] else set(options["reset"])
+        overrides: dict[str, int | None] = {kind: None for kind in sorted(reset)}
+        for kind in QUOTA_KINDS:
+            if options[kind] is not None:
+                if kind in reset:
+                    raise CommandError(f"--{kind.replace('_', '-')} and --reset {kind} together")
+                overrides[kind] = options[kind]
+        if overrides:
+            quotas = tenant_quota_set(db=db, tenant_id=tenant.id, overrides=overrides)
+        else:
+            quotas = quota_usage(db, tenant_id=tenant.id)
+        data = {
+            "tenant_id": tenant.id,
+            "slug": tenant.slug,
+            "quotas": {
+                kind: {"used": q.used, "limit": q.limit, "override": q.override}
+                for kind, q in quotas.items()
+            },
+        }
+        text = f"{tenant.slug} ({tenant.id})\n" + _quota_table(quotas)
         self.emit(options, data, text)
 
 
