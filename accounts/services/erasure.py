@@ -57,8 +57,24 @@ LAST_OWNER = (409, "last_owner", "A tenant needs at least one owner.")
 EXPORT_FORMAT = "coditect.export.v1"
 
 
-def _time(value: datetime | None) -> str | None:
-    return rfc3339(value) if value is not None else None
+def _json(record: Any, names: str, **values: Any) -> dict[str, Any]:
+    """The fields ``names`` (space-separated, in this order) of ``record`` as the export
+    writes them: ids as strings, times in RFC 3339, sequences as lists; ``values`` stand
+    for fields the record names otherwise or does not hold."""
+    return {
+        name: _value(values[name] if name in values else getattr(record, name))
+        for name in names.split()
+    }
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, tuple | list):
+        return list(value)
+    return value
 
 
 # --- export -------------------------------------------------------------------------------
@@ -90,18 +106,8 @@ def user_export(*, db: Any, principal: Principal) -> dict[str, Any]:
         "format": EXPORT_FORMAT,
         "exported_at": rfc3339(datetime.now(UTC)),
         "user": _user_json(user),
-        "tenant": {
-            "id": str(tenant.id),
-            "name": tenant.name,
-            "slug": tenant.slug,
-            "role": user.role,
-        },
-        "mfa": {
-            "totp_enabled": mfa.totp_enabled,
-            "totp_enabled_at": _time(mfa.totp_enabled_at),
-            "enrollment_pending": mfa.enrollment_pending,
-            "recovery_codes_left": mfa.recovery_codes_left,
-        },
+        "tenant": _json(tenant, "id name slug role", role=user.role),
+        "mfa": _json(mfa, "totp_enabled totp_enabled_at enrollment_pending recovery_codes_left"),
         "auth_sessions": [_auth_session_json(s) for s in sessions],
         "auth_events": [_auth_event_json(e) for e in _events_of(db, tenant_id, user_id)],
         "api_tokens": [_api_token_json(t) for t in tokens],
@@ -115,62 +121,31 @@ def user_export(*, db: Any, principal: Principal) -> dict[str, Any]:
 
 
 def _user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": str(user.id),
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": user.role,
-        "locked": user.locked,
-        "locked_reason": user.locked_reason,
-        "created_at": rfc3339(user.created_at),
-        "password_changed_at": rfc3339(user.password_changed_at),
-        "email_verified_at": _time(user.email_verified_at),
-    }
+    return _json(
+        user,
+        "id email display_name role locked locked_reason created_at password_changed_at "
+        "email_verified_at",
+    )
 
 
 def _auth_session_json(session: AuthSession) -> dict[str, Any]:
-    return {
-        "id": str(session.id),
-        "created_at": rfc3339(session.created_at),
-        "last_used_at": rfc3339(session.last_used_at),
-        "expires_at": rfc3339(session.absolute_expires_at),
-        "ip": session.ip,
-        "user_agent": session.user_agent,
-        "revoked_at": _time(session.revoked_at),
-        "revoked_reason": session.revoked_reason,
-    }
+    return _json(
+        session,
+        "id created_at last_used_at expires_at ip user_agent revoked_at revoked_reason",
+        expires_at=session.absolute_expires_at,
+    )
 
 
 def _auth_event_json(found: AuthEvent) -> dict[str, Any]:
-    return {
-        "id": str(found.id),
-        "type": found.type,
-        "at": rfc3339(found.at),
-        "ip": found.ip,
-        "user_agent": found.user_agent,
-        "data": found.data,
-    }
+    return _json(found, "id type at ip user_agent data")
 
 
 def _api_token_json(token: ApiToken) -> dict[str, Any]:
-    return {
-        "id": str(token.id),
-        "name": token.name,
-        "scopes": list(token.scopes),
-        "created_at": rfc3339(token.created_at),
-        "expires_at": _time(token.expires_at),
-        "last_used_at": _time(token.last_used_at),
-        "addresses": list(token.addresses),
-    }
+    return _json(token, "id name scopes created_at expires_at last_used_at addresses")
 
 
 def _invitation_json(invitation: Invitation) -> dict[str, Any]:
-    return {
-        "email": invitation.email,
-        "role": invitation.role,
-        "created_at": rfc3339(invitation.created_at),
-        "expires_at": rfc3339(invitation.expires_at),
-    }
+    return _json(invitation, "email role created_at expires_at")
 
 
 def _events_of(db: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[AuthEvent]:
