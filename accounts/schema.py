@@ -199,23 +199,27 @@ VERSION_CONFLICT = {"version_conflict": "`If-Match` names a version that is not 
 VIEWER_403 = {"forbidden": "The caller is a viewer: viewers read and join, never write."}
 LIST_400 = {"invalid": "`limit` is not 1..200.", "invalid_cursor": "The cursor is not this list's."}
 
-WWW_AUTHENTICATE = OpenApiParameter(
+
+def _sent(
+    name: str, description: str, statuses: Iterable[int], *, kind: type = str, required: bool = True
+) -> OpenApiParameter:
+    """A header the responses of ``statuses`` carry."""
+    return OpenApiParameter(
+        name,
+        kind,
+        OpenApiParameter.HEADER,
+        response=list(statuses),
+        required=required,
+        description=description,
+    )
+
+
+WWW_AUTHENTICATE = _sent(
     "WWW-Authenticate",
-    str,
-    OpenApiParameter.HEADER,
-    response=[401],
-    required=True,
-    description='The bearer challenge (RFC 6750), e.g. `Bearer realm="coditect", '
-    'error="token_expired"`.',
+    'The bearer challenge (RFC 6750), e.g. `Bearer realm="coditect", error="token_expired"`.',
+    [401],
 )
-RETRY_AFTER = OpenApiParameter(
-    "Retry-After",
-    int,
-    OpenApiParameter.HEADER,
-    response=[429],
-    required=True,
-    description="Seconds to wait before trying again.",
-)
+RETRY_AFTER = _sent("Retry-After", "Seconds to wait before trying again.", [429], kind=int)
 
 
 _RATE_LIMIT_HEADERS = {
@@ -242,14 +246,7 @@ def rate_limit_headers(statuses: Iterable[int], auth: Auth) -> list[OpenApiParam
     counted = [s for s in statuses if s not in _BEFORE_RATE_LIMIT and auth == "required"]
     maybe = [s for s in statuses if s != 401 and s not in counted]
     return [
-        OpenApiParameter(
-            name,
-            int,
-            OpenApiParameter.HEADER,
-            response=which,
-            required=required,
-            description=description,
-        )
+        _sent(name, description, which, kind=int, required=required)
         for which, required in ((counted, True), (maybe, False))
         if which
         for name, description in _RATE_LIMIT_HEADERS.items()
@@ -257,25 +254,13 @@ def rate_limit_headers(statuses: Iterable[int], auth: Auth) -> list[OpenApiParam
 
 
 def etag(*statuses: int) -> OpenApiParameter:
-    return OpenApiParameter(
-        "ETag",
-        str,
-        OpenApiParameter.HEADER,
-        response=list(statuses),
-        required=True,
-        description='`"<version>"`: the record\'s version, to send back in `If-Match`.',
+    return _sent(
+        "ETag", '`"<version>"`: the record\'s version, to send back in `If-Match`.', statuses
     )
 
 
 def location(*statuses: int) -> OpenApiParameter:
-    return OpenApiParameter(
-        "Location",
-        str,
-        OpenApiParameter.HEADER,
-        response=list(statuses),
-        required=True,
-        description="The path of the record made.",
-    )
+    return _sent("Location", "The path of the record made.", statuses)
 
 
 IF_MATCH = OpenApiParameter(
@@ -374,6 +359,39 @@ def operation(
 
 
 # --- response bodies ---------------------------------------------------------------------------
+
+_KINDS: dict[str, Callable[..., serializers.Field[Any, Any, Any, Any]]] = {
+    "str": serializers.CharField,
+    "email": serializers.EmailField,
+    "uuid": serializers.UUIDField,
+    "time": serializers.DateTimeField,
+    "bool": serializers.BooleanField,
+    "int": serializers.IntegerField,
+    "dict": serializers.DictField,
+    "json": serializers.JSONField,  # free-form JSON the person stored (states, event data)
+    "strs": lambda **kw: serializers.ListField(child=serializers.CharField(), **kw),
+    "uuids": lambda **kw: serializers.ListField(child=serializers.UUIDField(), **kw),
+}
+
+
+def fields(spec: str, **given: str | Callable[[], Any]) -> dict[str, Any]:
+    """The fields of a plain shape, in ``spec``'s order: space-separated ``name:kind`` words,
+    a kind of ``_KINDS`` (``str`` when left out; a trailing ``?`` allows null). ``given``
+    holds a field's help text, or what makes a field no kind describes (a nested shape).
+    The fields are made here, in order, and new each call: DRF's serializer metaclass
+    orders fields by when they were made and takes over the ones it is handed."""
+    made: dict[str, Any] = {}
+    for word in spec.split():
+        name, _, kind = word.partition(":")
+        extra = given.get(name)
+        if callable(extra):
+            made[name] = extra()
+            continue
+        options: dict[str, Any] = {"help_text": extra} if extra is not None else {}
+        if kind.endswith("?"):
+            options["allow_null"] = True
+        made[name] = _KINDS[kind.rstrip("?") or "str"](**options)
+    return made
 
 
 def _person_fields() -> dict[str, Any]:
@@ -533,22 +551,14 @@ JwksOut = inline_serializer(
 NO_CONTENT = OpenApiResponse(description="Done; no body.")
 
 
-def _fields(**fields: Any) -> dict[str, Any]:
-    return fields
-
-
-_ANY = serializers.JSONField  # free-form JSON the person stored (states, event data)
+def _mfa_status_fields() -> dict[str, Any]:
+    return fields(
+        "totp_enabled:bool totp_enabled_at:time? enrollment_pending:bool recovery_codes_left:int"
+    )
 
 
 def _export_event() -> dict[str, Any]:
-    # New instances for each use (see _problem_fields).
-    return _fields(
-        seq=serializers.IntegerField(),
-        event=serializers.CharField(),
-        data=_ANY(allow_null=True),
-        origin=serializers.CharField(),
-        created_at=serializers.DateTimeField(),
-    )
+    return fields("seq:int event data:json? origin created_at:time")
 
 
 ExportOut = inline_serializer(
@@ -558,153 +568,81 @@ ExportOut = inline_serializer(
         "exported_at": serializers.DateTimeField(),
         "user": inline_serializer(
             "ExportUser",
-            _fields(
-                id=serializers.UUIDField(),
-                email=serializers.EmailField(),
-                display_name=serializers.CharField(),
-                role=serializers.CharField(),
-                locked=serializers.BooleanField(),
-                locked_reason=serializers.CharField(),
-                created_at=serializers.DateTimeField(),
-                password_changed_at=serializers.DateTimeField(),
-                email_verified_at=serializers.DateTimeField(allow_null=True),
+            fields(
+                "id:uuid email:email display_name role locked:bool locked_reason "
+                "created_at:time password_changed_at:time email_verified_at:time?"
             ),
         ),
         "tenant": inline_serializer(
             "ExportTenant",
-            _fields(
-                id=serializers.UUIDField(),
-                name=serializers.CharField(),
-                slug=serializers.CharField(),
-                role=serializers.CharField(help_text="Your role in it."),
-            ),
+            fields("id:uuid name slug role", role="Your role in it."),
         ),
-        "mfa": inline_serializer(
-            "ExportMfa",
-            _fields(
-                totp_enabled=serializers.BooleanField(),
-                totp_enabled_at=serializers.DateTimeField(allow_null=True),
-                enrollment_pending=serializers.BooleanField(),
-                recovery_codes_left=serializers.IntegerField(),
-            ),
-        ),
+        "mfa": inline_serializer("ExportMfa", _mfa_status_fields()),
         "auth_sessions": inline_serializer(
             "ExportAuthSession",
-            _fields(
-                id=serializers.UUIDField(),
-                created_at=serializers.DateTimeField(),
-                last_used_at=serializers.DateTimeField(),
-                expires_at=serializers.DateTimeField(),
-                ip=serializers.CharField(),
-                user_agent=serializers.CharField(),
-                revoked_at=serializers.DateTimeField(allow_null=True),
-                revoked_reason=serializers.CharField(),
+            fields(
+                "id:uuid created_at:time last_used_at:time expires_at:time ip user_agent "
+                "revoked_at:time? revoked_reason"
             ),
             many=True,
         ),
         "auth_events": inline_serializer(
-            "ExportAuthEvent",
-            _fields(
-                id=serializers.UUIDField(),
-                type=serializers.CharField(),
-                at=serializers.DateTimeField(),
-                ip=serializers.CharField(),
-                user_agent=serializers.CharField(),
-                data=serializers.DictField(),
-            ),
-            many=True,
+            "ExportAuthEvent", fields("id:uuid type at:time ip user_agent data:dict"), many=True
         ),
         "api_tokens": inline_serializer(
             "ExportApiToken",
-            _fields(
-                id=serializers.UUIDField(),
-                name=serializers.CharField(),
-                scopes=serializers.ListField(child=serializers.CharField()),
-                created_at=serializers.DateTimeField(),
-                expires_at=serializers.DateTimeField(allow_null=True),
-                last_used_at=serializers.DateTimeField(allow_null=True),
-                addresses=serializers.ListField(child=serializers.CharField()),
+            fields(
+                "id:uuid name scopes:strs created_at:time expires_at:time? last_used_at:time? "
+                "addresses:strs"
             ),
             many=True,
         ),
         "invitations_sent": inline_serializer(
             "ExportInvitation",
-            _fields(
-                email=serializers.EmailField(),
-                role=serializers.CharField(),
-                created_at=serializers.DateTimeField(),
-                expires_at=serializers.DateTimeField(),
-            ),
+            fields("email:email role created_at:time expires_at:time"),
             many=True,
         ),
         "workspace_sessions": inline_serializer(
             "ExportWorkspaceSession",
-            _fields(
-                id=serializers.UUIDField(),
-                name=serializers.CharField(),
-                workspace_path=serializers.CharField(),
-                active_files=serializers.ListField(child=serializers.CharField()),
-                editor_state=serializers.DictField(),
-                terminal_state=serializers.DictField(),
-                parent_session_id=serializers.UUIDField(allow_null=True),
-                related_session_ids=serializers.ListField(child=serializers.UUIDField()),
-                created_at=serializers.DateTimeField(),
-                last_active_at=serializers.DateTimeField(),
-                version=serializers.IntegerField(),
-                seq=serializers.IntegerField(),
-                events=inline_serializer("ExportSessionEvent", _export_event(), many=True),
+            fields(
+                "id:uuid name workspace_path active_files:strs editor_state:dict "
+                "terminal_state:dict parent_session_id:uuid? related_session_ids:uuids "
+                "created_at:time last_active_at:time version:int seq:int events",
+                events=lambda: inline_serializer("ExportSessionEvent", _export_event(), many=True),
             ),
             many=True,
         ),
         "presence": inline_serializer(
             "ExportPresence",
-            _fields(
-                connections=inline_serializer(
+            {
+                "connections": inline_serializer(
                     "ExportConnection",
-                    _fields(
-                        session_id=serializers.UUIDField(),
-                        connection_id=serializers.CharField(),
-                        user_id=serializers.UUIDField(),
-                        display_name=serializers.CharField(),
-                        connected_at=serializers.DateTimeField(),
-                        last_seen=serializers.DateTimeField(),
+                    fields(
+                        "session_id:uuid connection_id user_id:uuid display_name "
+                        "connected_at:time last_seen:time"
                     ),
                     many=True,
                 ),
-                locks=inline_serializer(
+                "locks": inline_serializer(
                     "ExportLock",
-                    _fields(
-                        session_id=serializers.UUIDField(),
-                        path=serializers.CharField(),
-                        holder=inline_serializer(
-                            "ExportLockHolder",
-                            _fields(
-                                connection_id=serializers.CharField(),
-                                user_id=serializers.UUIDField(),
-                            ),
+                    fields(
+                        "session_id:uuid path holder expires_at:time",
+                        holder=lambda: inline_serializer(
+                            "ExportLockHolder", fields("connection_id user_id:uuid")
                         ),
-                        expires_at=serializers.DateTimeField(),
                     ),
                     many=True,
                 ),
-                events_naming_you=inline_serializer(
+                "events_naming_you": inline_serializer(
                     "ExportEventNamingYou",
                     {"session_id": serializers.UUIDField(), **_export_event()},
                     many=True,
                 ),
-            ),
+            },
         ),
     },
 )
-MfaStatusOut = inline_serializer(
-    "MfaStatus",
-    {
-        "totp_enabled": serializers.BooleanField(),
-        "totp_enabled_at": serializers.DateTimeField(allow_null=True),
-        "enrollment_pending": serializers.BooleanField(),
-        "recovery_codes_left": serializers.IntegerField(),
-    },
-)
+MfaStatusOut = inline_serializer("MfaStatus", _mfa_status_fields())
 TotpEnrollmentOut = inline_serializer(
     "TotpEnrollment",
     {
