@@ -108,11 +108,9 @@ class SessionDetailView(APIView):
         ok={200: schema.SessionOut},
         parameters=[account_schema.IF_MATCH, account_schema.etag(200, 412)],
         errors={
+            **schema.STATE_WRITE_ERRORS,
             400: {"invalid": "Also an empty change."},
-            403: schema.GROWING_WRITE_403,
-            404: schema.NOT_FOUND,
             412: schema.VERSION_CONFLICT,
-            413: schema.STATE_TOO_LARGE,
         },
     )
     def patch(self, request: Request, session_id: str) -> Response:
@@ -155,11 +153,7 @@ class ForkView(APIView):
         request=serializers.ForkIn,
         ok={201: schema.SessionOut},
         parameters=schema.CREATED,
-        errors={
-            403: schema.GROWING_WRITE_403,
-            404: schema.NOT_FOUND,
-            413: schema.STATE_TOO_LARGE,
-        },
+        errors=schema.STATE_WRITE_ERRORS,
     )
     def post(self, request: Request, session_id: str) -> Response:
         asker = principal_args(request)

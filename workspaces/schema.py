@@ -84,6 +84,8 @@ NOT_FOUND = {"not_found": "No such session in your organisation (another's is a 
 # quota, and to a viewer as every write is.
 GROWING_WRITE_403 = {**QUOTA_EXCEEDED, **VIEWER_403}
 STATE_TOO_LARGE = {"state_too_large": "A state field (errors names it) is over its size limit."}
+# A write of state into a session that exists (a change of it, a fork from it).
+STATE_WRITE_ERRORS = {403: GROWING_WRITE_403, 404: NOT_FOUND, 413: STATE_TOO_LARGE}
 VERSION_CONFLICT = {
     "version_conflict": "`If-Match` names an older version; the ETag header has the current one."
 }
