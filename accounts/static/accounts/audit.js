@@ -2,7 +2,7 @@
 // on it, from GET /api/v5/tenant/audit, newest first; "Older entries" follows next_cursor.
 // Owners and admins only: the API refuses anyone else, and the page says so.
 
-import { api, bootSignedIn, el, Problem, tenantMembers, timeEl } from "../coditect/web.js";
+import { api, bootSignedIn, byIds, el, Problem, tenantMembers, timeEl } from "../coditect/web.js";
 
 const PAGE_SIZE = 50;
 
@@ -18,12 +18,9 @@ function details(entry) {
 
 export async function auditPage() {
   await bootSignedIn();
-  const body = document.getElementById("audit-body");
-  const more = document.getElementById("audit-more");
-  const empty = document.getElementById("audit-empty");
-  const error = document.getElementById("audit-error");
-  const filter = document.getElementById("audit-filter");
-  const member = document.getElementById("audit-member");
+  const [body, more, empty, error, filter, member] = byIds(
+    "audit-body", "audit-more", "audit-empty", "audit-error", "audit-filter", "audit-member",
+  );
   const names = new Map();
   let query = new URLSearchParams();
   let cursor = null;

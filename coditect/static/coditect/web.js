@@ -330,6 +330,11 @@ export function onSubmit(form, submit, explain = (error) => error) {
 
 // --- small DOM and time helpers ------------------------------------------------------------
 
+/** The page's elements of these ids, in order: const [a, b] = byIds("a", "b"). */
+export function byIds(...ids) {
+  return ids.map((id) => document.getElementById(id));
+}
+
 /** el("a", {href: "/x", class: "y"}, "text", child, ...) */
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);

@@ -2,20 +2,16 @@
 // GET /api/v5/sessions (name, path, owner, last active, live connections), create, fork,
 // delete, and paging by next_cursor.
 
-import { api, auth, bootSignedIn, el, onSubmit, Problem, tenantMembers, timeEl } from "../coditect/web.js";
+import { api, auth, bootSignedIn, byIds, el, onSubmit, Problem, tenantMembers, timeEl } from "../coditect/web.js";
 
 const PAGE_SIZE = 20;
 const AUTO_REFRESH_MS = 15_000;
 // A delete asks once more on the same button, for this long.
 const CONFIRM_MS = 5_000;
 
-const body = document.getElementById("sessions-body");
-const empty = document.getElementById("sessions-empty");
-const listError = document.getElementById("list-error");
-const newer = document.getElementById("page-newer");
-const older = document.getElementById("page-older");
-const pageInfo = document.getElementById("page-info");
-const ownerFilter = document.getElementById("owner-filter");
+const [body, empty, listError, newer, older, pageInfo, ownerFilter] = byIds(
+  "sessions-body", "sessions-empty", "list-error", "page-newer", "page-older", "page-info", "owner-filter",
+);
 
 const owners = new Map(); // user id -> display name or email
 // Cursors of the pages before the current one (the first page's is null).
