@@ -1,6 +1,7 @@
-"""The admin for support staff: the staff audit log, and support views over tenants, users
-and auth events (workspace sessions: operations/admin_sessions.py). Views parse, call a service in
-``operations.staff`` and render; see docs/operations.md.
+"""The admin for support staff: the staff audit log, support views over tenants, users and
+auth events (the pages of workspace sessions: operations/admin_sessions.py), and every action
+that needs only a reason (``_ACTIONS``). Views parse, call a service in ``operations.staff``
+and render; see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from operations.admin_site import (
     tenant_page,
     url,
 )
+from workspaces.services import session_get_by_staff
 
 
 @admin.register(StaffAuditEntry)
@@ -186,6 +188,17 @@ def _user_subject(db: Any, *, tenant_id: uuid.UUID, user_id: uuid.UUID, **_: uui
     )
 
 
+def _session_subject(
+    db: Any, *, tenant_id: uuid.UUID, session_id: uuid.UUID, **_: uuid.UUID
+) -> _Subject:
+    head = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id).head
+    return _Subject(
+        f"workspace session {head.name}",
+        f"workspace session {head.name} ({head.id}) at {head.workspace_path}",
+        url("workspace_sessions", tenant_id),
+    )
+
+
 @support_view
 def tenant_quota_view(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
     db = fdb_backend.get_database()
@@ -274,6 +287,11 @@ _ACTIONS = {
         _USER + "api-tokens/<uuid:token_id>/revoke/", _user_subject,
         staff.staff_api_token_revoke, "accounts.revoke_sessions", "Revoke an API token of",
         lambda token: f"API token {token.name} revoked.", target="API token {token_id}",
+    ),
+    "workspace_session_delete": _Action(
+        _TENANT + "workspace-sessions/<uuid:session_id>/delete/", _session_subject,
+        staff.staff_workspace_session_delete, "accounts.delete_workspace_session", "Delete",
+        lambda head: f"Workspace session {head.name} deleted.",
     ),
 }  # fmt: skip
 

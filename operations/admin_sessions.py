@@ -1,4 +1,5 @@
-"""Support views over workspace sessions: list a tenant's, view one, delete one (audited).
+"""Support views over workspace sessions: list a tenant's, view one (its deletion, audited,
+is one of the reason-only actions of operations/admin.py).
 
 Registered on the admin site through ``operations.admin_site``; see docs/operations.md.
 """
@@ -14,15 +15,7 @@ from django.http import HttpRequest, HttpResponse
 import fdb_backend
 from accounts.records import Tenant
 from operations import staff
-from operations.admin_site import (
-    action,
-    render,
-    staff_change,
-    support_route,
-    support_view,
-    tenant_page,
-    url,
-)
+from operations.admin_site import render, support_route, support_view, tenant_page
 from workspaces.services import session_get_by_staff, session_list_by_staff
 
 STATE_PREVIEW_CHARS = 20_000
@@ -68,37 +61,8 @@ def session_view(request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UU
     )
 
 
-@support_view
-def session_delete_view(
-    request: HttpRequest, tenant_id: uuid.UUID, session_id: uuid.UUID
-) -> HttpResponse:
-    db = fdb_backend.get_database()
-    head = session_get_by_staff(db=db, tenant_id=tenant_id, session_id=session_id).head
-
-    return action(
-        request,
-        permission="accounts.delete_workspace_session",
-        title=f"Delete workspace session {head.name}",
-        target=f"workspace session {head.name} ({head.id}) at {head.workspace_path}",
-        back=url("workspace_sessions", tenant_id),
-        perform=staff_change(
-            request,
-            staff.staff_workspace_session_delete,
-            lambda _: f"Workspace session {head.name} deleted.",
-            tenant_id=tenant_id,
-            session_id=session_id,
-        ),
-        danger=True,
-    )
-
-
 support_route(
     "tenants/<uuid:tenant_id>/workspace-sessions/<uuid:session_id>/",
     session_view,
     "workspace_session",
-)
-support_route(
-    "tenants/<uuid:tenant_id>/workspace-sessions/<uuid:session_id>/delete/",
-    session_delete_view,
-    "workspace_session_delete",
 )

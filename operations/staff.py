@@ -47,6 +47,7 @@ from fdb_backend import keyspace
 from fdb_backend import maintenance as storage
 from fdb_backend.records import Page
 from operations.tenants import tenant_quota_set, tenant_status_set
+from workspaces.records import WorkspaceSession
 from workspaces.services import session_delete_by_staff
 
 REASON_MAX = 1000
@@ -428,9 +429,9 @@ def staff_sessions_revoke_all(
 
 def staff_workspace_session_delete(
     *, db: Any, staff: Staff, tenant_id: uuid.UUID, session_id: uuid.UUID, reason: str
-) -> None:
+) -> WorkspaceSession:
     """Delete a workspace session with everything it holds; its sockets close (4404).
-    Raises WorkspaceError 404."""
+    Returns its head as it was. Raises WorkspaceError 404."""
     with _audited(
         staff=staff,
         permission="accounts.delete_workspace_session",
@@ -439,7 +440,7 @@ def staff_workspace_session_delete(
         target=("workspace_session", session_id),
         reason=reason,
     ):
-        session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
+        return session_delete_by_staff(db=db, tenant_id=tenant_id, session_id=session_id)
 
 
 def staff_mfa_reset(

@@ -772,16 +772,21 @@ def session_get_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID
     return _session_read(db, tenant_id, session_id)
 
 
-def session_delete_by_staff(*, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID) -> None:
+def session_delete_by_staff(
+    *, db: Any, tenant_id: uuid.UUID, session_id: uuid.UUID
+) -> WorkspaceSession:
     """Delete a session as ``session_delete`` does, without an owner check (support staff,
-    audited by the caller). Open sockets are told. Raises WorkspaceError 404."""
-    if heads(tenant_id).get(db, session_id) is None:
+    audited by the caller); returns its head as it was. Open sockets are told. Raises
+    WorkspaceError 404."""
+    head = heads(tenant_id).get(db, session_id)
+    if head is None:
         raise _not_found()
 
     # No 404 from inside the transaction: a retry after commit_unknown_result finds nothing
     # left and removes nothing, instead of reporting a 404 for its own deletion.
     session_remove(db, tenant_id=tenant_id, session_id=session_id)
     broadcast.session_deleted_send(session_id=session_id)
+    return head
 
 
 # --- a person's data (accounts.hooks): the sessions they own, the events that name them -----
