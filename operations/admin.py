@@ -81,7 +81,7 @@ def tenants_view(request: HttpRequest) -> HttpResponse:
         request,
         "admin/support/tenants.html",
         "Tenants",
-        {"query": query, "tenants": page.records, "next_cursor": page.continuation},
+        {"query": query, "rows": page.records, "next_cursor": page.continuation},
     )
 
 

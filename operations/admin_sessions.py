@@ -30,7 +30,7 @@ STATE_PREVIEW_CHARS = 20_000
 def _sessions(request: HttpRequest, db: Any, tenant: Tenant) -> dict[str, Any]:
     cursor = request.GET.get("cursor") or None
     page = session_list_by_staff(db=db, tenant_id=tenant.id, cursor=cursor)
-    return {"sessions": page.records, "next_cursor": page.continuation}
+    return {"rows": page.records, "next_cursor": page.continuation}
 
 
 def _preview(value: Any) -> str:
