@@ -39,12 +39,11 @@ from accounts.services import (
     user_login,
     user_login_mfa,
 )
-from accounts.services.mfa import DIGITS, PERIOD_S
+from accounts.services.mfa import DIGITS, PERIOD_S, mfa_status_json
 from core.conditional import if_match
 from core.parsers import validated
 from core.problems import ApiError
 from core.rest import NO_STORE, etag_header
-from core.time import rfc3339
 
 
 def _sign_in(
@@ -171,17 +170,7 @@ class PasswordResetConfirmView(Public):
 class MfaView(APIView):
     @schema.operation(ok={200: schema.MfaStatusOut})
     def get(self, request: Request) -> Response:
-        status = mfa_status(principal=principal_of(request))
-        return Response(
-            {
-                "totp_enabled": status.totp_enabled,
-                "totp_enabled_at": rfc3339(status.totp_enabled_at)
-                if status.totp_enabled_at
-                else None,
-                "enrollment_pending": status.enrollment_pending,
-                "recovery_codes_left": status.recovery_codes_left,
-            }
-        )
+        return Response(mfa_status_json(mfa_status(principal=principal_of(request))))
 
 
 class TotpView(APIView):

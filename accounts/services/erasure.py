@@ -45,7 +45,7 @@ from accounts.records import (
 )
 from accounts.services.api_tokens import revoke_user_api_tokens
 from accounts.services.common import Client, EventStamp, existing
-from accounts.services.mfa import factors_confirm, mfa_status
+from accounts.services.mfa import factors_confirm, mfa_status, mfa_status_json
 from accounts.services.principal import Principal, principal_require_user
 from core.time import rfc3339
 
@@ -107,7 +107,7 @@ def user_export(*, db: Any, principal: Principal) -> dict[str, Any]:
         "exported_at": rfc3339(datetime.now(UTC)),
         "user": _user_json(user),
         "tenant": _json(tenant, "id name slug role", role=user.role),
-        "mfa": _json(mfa, "totp_enabled totp_enabled_at enrollment_pending recovery_codes_left"),
+        "mfa": mfa_status_json(mfa),
         "auth_sessions": [_auth_session_json(s) for s in sessions],
         "auth_events": [_auth_event_json(e) for e in _events_of(db, tenant_id, user_id)],
         "api_tokens": [_api_token_json(t) for t in tokens],

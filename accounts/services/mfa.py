@@ -62,6 +62,7 @@ from accounts.services.onetime import (
 from accounts.services.principal import Principal
 from accounts.throttle import Bucket, Throttled, throttle_check, throttle_hit, throttle_record
 from core.metrics import counts_outcomes
+from core.time import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +250,17 @@ def mfa_status(*, principal: Principal) -> MfaStatus:
         enrollment_pending=user.totp_enabled_at is None and bool(user.totp_secret),
         recovery_codes_left=len(user.recovery_codes) if user.totp_enabled_at else 0,
     )
+
+
+def mfa_status_json(status: MfaStatus) -> dict[str, Any]:
+    """The second factor's state as the API (``GET mfa``) and a person's export show it."""
+    at = status.totp_enabled_at
+    return {
+        "totp_enabled": status.totp_enabled,
+        "totp_enabled_at": rfc3339(at) if at is not None else None,
+        "enrollment_pending": status.enrollment_pending,
+        "recovery_codes_left": status.recovery_codes_left,
+    }
 
 
 @dataclass(frozen=True)
