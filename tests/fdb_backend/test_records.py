@@ -114,6 +114,7 @@ def make_scope(outer: Subspace, name: str = "a") -> keyspace.Scope:
                 "widgets_by_serial",
             ),
             "parts": ("parts_by_made",),
+            "badges": (),
         },
         outer_indexes={"widgets_by_serial": outer["serial"]},
     )
@@ -303,6 +304,49 @@ def test_a_read_record_is_a_whole_frozen_instance(database: Any, scope: keyspace
     assert type(read.made_at) is datetime and type(read.raw) is bytes and read.note is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         read.n = 5  # type: ignore[misc]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Badge(Record):
+    """Every field immutable: read records are shared (Schema.decode)."""
+
+    collection: ClassVar[str] = "badges"
+
+    id: uuid.UUID
+    holder: str
+    level: int | None = None
+    kind: Literal["gold", "tin"] = "tin"
+    granted_at: datetime | None = None
+
+
+def test_records_of_immutable_fields_are_shared_and_a_change_is_seen_at_once(
+    database: Any, scope: keyspace.Scope
+) -> None:
+    badges = Collection(Badge, scope)
+    saved = badges.save(database, Badge(id=uuid.uuid4(), holder="ada", granted_at=T0))
+    first = badges.get(database, saved.id)
+    # The same stored bytes: one decoded instance serves both reads.
+    assert first is badges.get(database, saved.id) and first == saved
+    # Changed bytes (here by another writer than this collection) are decoded anew.
+    key = scope.collection("badges").records.pack((saved.id, 0))
+    tr = database.create_transaction()
+    changed = dict(json.loads(tr[key][1:]), holder="bob")
+    tr[key] = b"\x01" + json.dumps(changed).encode()
+    tr.commit().wait()
+    assert badges.get(database, saved.id).holder == "bob"
+    assert first.holder == "ada"
+
+
+def test_records_with_a_list_or_dict_field_are_decoded_for_each_read(
+    database: Any, scope: keyspace.Scope
+) -> None:
+    # A caller may change a list it was given; a shared record would show that to others.
+    widgets = Collection(Widget, scope)
+    saved = widgets.save(database, Widget(id=uuid.uuid4(), color="red", tags=["a"]))
+    one, two = widgets.get(database, saved.id), widgets.get(database, saved.id)
+    assert one == two and one is not two
+    one.tags.append("mine")
+    assert widgets.get(database, saved.id).tags == ["a"]
 
 
 @pytest.mark.parametrize("stored_id", [17, ["a"], {"x": 1}, "not-a-uuid"])
