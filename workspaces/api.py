@@ -15,7 +15,6 @@ from core.conditional import if_match
 from core.parsers import validated
 from core.rest import etag_header, id_or_404, int_param, page_args, page_json
 from workspaces import schema, serializers, services
-from workspaces.hooks import live_counts
 from workspaces.presenters import session_json
 
 
@@ -54,14 +53,13 @@ class SessionsView(APIView):
     def get(self, request: Request) -> Response:
         asker = principal_args(request)
         principal = asker["principal"]
-        page = services.session_list(
+        # The dashboard shows who is in each session: the live counts come with the page.
+        page, live = services.session_list(
             **asker,
             owner=request.query_params.get("owner", "all"),
             workspace_path=request.query_params.get("workspace_path"),
             **page_args(request),
         )
-        # The dashboard shows who is in each session: one more snapshot transaction a page.
-        live = live_counts(**asker, session_ids=[v.head.id for v in page.records])
         return Response(
             page_json(
                 page,

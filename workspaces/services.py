@@ -23,6 +23,7 @@ from accounts.services.quotas import quota_charge
 from fdb_backend.records import Page, VersionConflict, get_together, insert_together_sized
 from workspaces import broadcast
 from workspaces.errors import WorkspaceError
+from workspaces.hooks import live_counts
 from workspaces.paths import MAX_ACTIVE_FILES, path_problem
 from workspaces.records import (
     SessionEvent,
@@ -338,9 +339,11 @@ def session_list(
     workspace_path: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[SessionView]:
+) -> tuple[Page[SessionView], dict[uuid.UUID, int]]:
     """Sessions of the tenant (or the caller's), most recently active first, optionally only
-    those of one ``workspace_path``. Each filter reads its own index (``_LIST_INDEXES``):
+    those of one ``workspace_path``, and how many live connections each has (the
+    ``live_counts`` hook; read in the same snapshot transaction rather than one more). Each
+    filter reads its own index (``_LIST_INDEXES``):
     a page holds ``limit`` sessions whenever that many more match, and its continuation is
     None exactly when none follows (the read peeks one entry past the page).
 
@@ -360,14 +363,15 @@ def session_list(
         values += (workspace_path,)
 
     @fdb_backend.transactional
-    def read(tr: Any) -> Page[SessionView]:
+    def read(tr: Any) -> tuple[Page[SessionView], dict[uuid.UUID, int]]:
         snap = tr.snapshot
         page = heads(tenant_id).list_by_index(
             snap, index, values, limit=limit, reverse=True, continuation=cursor
         )
-        return Page(_views(snap, tenant_id, page.records), page.continuation)
+        live = live_counts(db=tr, principal=principal, session_ids=[h.id for h in page.records])
+        return Page(_views(snap, tenant_id, page.records), page.continuation), live
 
-    listed: Page[SessionView] = read(db)
+    listed: tuple[Page[SessionView], dict[uuid.UUID, int]] = read(db)
     return listed
 
 
