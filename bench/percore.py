@@ -4,7 +4,7 @@ comparison app, every comparison run several times, interleaved.
 Run from the repository root::
 
     python bench/percore.py [--runs 5] [--seconds 5] [--concurrency 16 64] [--json]
-    python bench/percore.py --profile 10     # also: a CPU profile of GET one and list
+    python bench/percore.py --profile 10     # also: a CPU profile of each endpoint (--endpoints)
 
 Servers, all up for the whole run over temporary stores:
 
@@ -296,14 +296,14 @@ class Bench:
 
     # --- profile --------------------------------------------------------------------------
 
-    def profile(self, seconds: float) -> dict[str, Any]:
-        """CPU time of the per-core deployment's REST processes during GET one and list at
-        concurrency 16, by owner: a second deployment over the same store whose REST processes
+    def profile(self, seconds: float, endpoints: list[str]) -> dict[str, Any]:
+        """CPU time of the per-core deployment's REST processes during each of ``endpoints``
+        at concurrency 16, by owner: a second deployment over the same store whose REST processes
         are gunicorn workers (the same middleware and views as the deployment's uvicorn, the
         sync chain of the API lane) running cProfile in every thread on the thread's CPU clock
         (bench/profile_gunicorn.py)."""
         found: dict[str, Any] = {}
-        for endpoint in ("get", "list"):
+        for endpoint in endpoints:
             out = self.tmp / f"profile-{endpoint}"
             out.mkdir()
             env = {**self.platform.env, "CODITECT_BENCH_PROFILE_DIR": str(out)}
@@ -598,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("servers up")
         bench.run(progress)
         if args.profile > 0:
-            profile = bench.profile(args.profile)
+            profile = bench.profile(args.profile, args.endpoints)
     finally:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)
