@@ -141,7 +141,14 @@ class ApiLane:
             return
         # A body declared over the limit is refused by the middleware on its length alone
         # (coditect/middleware.py reject_large_body): not read, it is not spooled to disk.
-        body = io.BytesIO() if _declared_too_large(scope) else await _body(receive)
+        # One sent without a length (chunked) is read to one byte past the limit at most: the
+        # middleware answers 413 on finding that byte, or gives the request the body's length.
+        declared = _declared_length(scope)
+        if declared is not None and declared > settings.CODITECT_MAX_BODY_BYTES:
+            body: IO[bytes] | None = io.BytesIO()
+        else:
+            cap = settings.CODITECT_MAX_BODY_BYTES + 1 if declared is None else None
+            body = await _body(receive, cap)
         if body is None:
             return  # the client left before its request was whole
         arrived = time.perf_counter()
@@ -171,12 +178,13 @@ def _problem(status: int, code: str, detail: str) -> HttpResponse:
     return response
 
 
-def _declared_too_large(scope: Scope) -> bool:
+def _declared_length(scope: Scope) -> int | None:
+    """The Content-Length of the request, or None when it has none. (One that is not a
+    number counts as 0 here: the middleware answers it, after reading as usual.)"""
     for name, value in scope["headers"]:
         if name == b"content-length":
-            # (Not a number: the middleware answers that one, after reading as usual.)
-            return value.isdigit() and int(value) > settings.CODITECT_MAX_BODY_BYTES
-    return False
+            return int(value) if value.isdigit() else 0
+    return None
 
 
 def _path_info(scope: Scope) -> str:
@@ -186,22 +194,26 @@ def _path_info(scope: Scope) -> str:
     return path.removeprefix(prefix) if prefix else path
 
 
-async def _body(receive: Receive) -> IO[bytes] | None:
+async def _body(receive: Receive, cap: int | None = None) -> IO[bytes] | None:
     """The request body as a file, or None when the client disconnected first. A body in one
     message (any request daphne has whole) is wrapped as it is; a longer one is spooled as
-    Django's handler spools it."""
+    Django's handler spools it. With a ``cap``, no more than its bytes are read (the rest
+    is left unread)."""
     message = await receive()
     if message["type"] == "http.disconnect":
         return None
     if not message.get("more_body", False):
-        return io.BytesIO(message.get("body", b""))
+        return io.BytesIO(message.get("body", b"")[:cap])
     with contextlib.ExitStack() as closing:
         spooled = closing.enter_context(
             tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
         )
         while True:
-            spooled.write(message.get("body", b""))
-            if not message.get("more_body", False):
+            part: bytes = message.get("body", b"")
+            if cap is not None:
+                part = part[: cap - spooled.tell()]
+            spooled.write(part)
+            if not message.get("more_body", False) or spooled.tell() == cap:
                 break
             message = await receive()
             if message["type"] == "http.disconnect":

@@ -6,13 +6,15 @@ path: under daphne a sync-only middleware would cost a thread hop on every reque
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
@@ -64,7 +66,8 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
     """413 before any view reads an API body above CODITECT_MAX_BODY_BYTES.
 
     DRF reads request bodies from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check,
-    so the limit is enforced here, on the declared length.
+    so the limit is enforced here, on the declared length; a body sent chunked, without one,
+    is read here up to the limit (``_read_unmeasured_body``).
     """
     if not is_api_path(request.path_info):
         return None
@@ -77,6 +80,9 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
         return problem_response(
             request, status=400, code="bad_request", detail="This host is not served here."
         )
+    limit: int = settings.CODITECT_MAX_BODY_BYTES
+    if not request.META.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" in request.META:
+        return _read_unmeasured_body(request, limit)
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
         length = int(declared)
@@ -86,7 +92,6 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
         return problem_response(
             request, status=400, code="bad_request", detail="Content-Length is not a number."
         )
-    limit: int = settings.CODITECT_MAX_BODY_BYTES
     if length > limit:
         return problem_response(
             request,
@@ -94,6 +99,43 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
             code="body_too_large",
             detail=f"The request body is {length} bytes; the limit is {limit}.",
         )
+    return None
+
+
+def _read_unmeasured_body(request: HttpRequest, limit: int) -> HttpResponseBase | None:
+    """Read a body sent without a length (``Transfer-Encoding: chunked``), at most ``limit``
+    bytes of it, and give the request that body and its length.
+
+    Django and DRF take a request without CONTENT_LENGTH for one without a body: a chunked
+    create would be answered 400 about missing fields, a chunked PATCH would change nothing.
+    The server has decoded the chunks: under ASGI the request's stream is the whole body
+    (coditect/api_lane.py reads no more than ``limit + 1`` bytes of it); under WSGI it is
+    ``wsgi.input``, which may be read to its end only where the server says it ends there
+    (gunicorn does); elsewhere Django's stream is empty, so the answer is 411 rather than
+    a request taken for bodiless.
+    """
+    if isinstance(request, WSGIRequest):
+        if not request.environ.get("wsgi.input_terminated"):
+            return problem_response(
+                request,
+                status=411,
+                code="length_required",
+                detail="This server cannot read a body without a Content-Length.",
+            )
+        stream: IO[bytes] = request.environ["wsgi.input"]
+    else:
+        stream = request._stream  # the ASGI request's body file, whole
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        return problem_response(
+            request,
+            status=413,
+            code="body_too_large",
+            detail=f"The request body is over {limit} bytes, the limit.",
+        )
+    # What a body with its Content-Length gives: the view reads the same bytes, as long.
+    request._stream = io.BytesIO(body)
+    request.META["CONTENT_LENGTH"] = str(len(body))
     return None
 
 
