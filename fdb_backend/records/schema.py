@@ -46,6 +46,8 @@ FORMAT_JSON: typing.Final = 0x01
 _EPOCH: typing.Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: typing.Final = timedelta(microseconds=1)
 
+K = typing.TypeVar("K")
+V = typing.TypeVar("V")
 IndexValue = tuple[Any, ...]
 # What an index function returns: one tuple (one entry), several tuples, or None (no entry).
 IndexValues = IndexValue | Iterable[IndexValue] | None
@@ -107,16 +109,21 @@ _UUIDS: dict[str, uuid.UUID] = {}
 _UUIDS_MAX = 65_536
 
 
+def _kept(cache: dict[K, V], key: K, make: Callable[[K], V], most: int) -> V:
+    """``make(key)``, kept in ``cache`` for the next caller (emptied when it holds ``most``)."""
+    found = cache.get(key)
+    if found is None:
+        found = make(key)
+        if len(cache) >= most:
+            cache.clear()
+        cache[key] = found
+    return found
+
+
 def _decode_uuid(text: str) -> uuid.UUID:
     if type(text) is not str:
         raise TypeError("record uuid field is not a string", type(text).__name__)
-    found = _UUIDS.get(text)
-    if found is None:
-        found = uuid.UUID(text)
-        if len(_UUIDS) >= _UUIDS_MAX:
-            _UUIDS.clear()
-        _UUIDS[text] = found
-    return found
+    return _kept(_UUIDS, text, uuid.UUID, _UUIDS_MAX)
 
 
 # --- field codecs ---------------------------------------------------------------------
@@ -252,21 +259,14 @@ class Schema:
         """Raises ValueError for bytes that are not a record of this type.
 
         The same bytes decode to equal records, and a frozen record of immutable fields can
-        serve every reader: the auth session, user and tenant of a caller, and the heads of
-        a session list, are read again by every request, and decoding them (ids, times) was
-        a twentieth of a GET's CPU. The bytes are still read each time, so a change is seen
-        by the very next read; only identical bytes are served from here.
+        serve every reader: the auth session and tenant of a caller, and the heads of a
+        session list, are read again by every request, and decoding them (ids, times) is
+        CPU that identical bytes need not cost again. The bytes are still read each time,
+        so a change is seen by the very next read.
         """
-        cache = self.decoded
-        if cache is None:
+        if self.decoded is None:
             return self._decode(payload)
-        found = cache.get(payload)
-        if found is None:
-            found = self._decode(payload)
-            if len(cache) >= _DECODED_MAX:
-                cache.clear()
-            cache[payload] = found
-        return found
+        return _kept(self.decoded, payload, self._decode, _DECODED_MAX)
 
     def _decode(self, payload: bytes) -> Record:
         if not payload or payload[0] != FORMAT_JSON:
