@@ -47,8 +47,10 @@ def lean_middleware(get_response: GetResponse) -> GetResponse:
     if not iscoroutinefunction(get_response):
 
         def sync_middleware(request: HttpRequest) -> HttpResponseBase:
-            # The API lane (coditect/api_lane.py) resolved the path already to pick a thread.
-            match = getattr(request, "lean_match", None) or _lean_route(request)
+            # The API lane (coditect/api_lane.py) resolved the path already to pick a thread,
+            # lean or not (None); only a request from elsewhere (WSGI) is resolved here.
+            found = request.__dict__
+            match = found["lean_match"] if "lean_match" in found else _lean_route(request)
             if match is None:
                 response: HttpResponseBase = get_response(request)
                 return response
