@@ -40,6 +40,8 @@ def _int(value: int) -> bytes:
 
 def pack(items: tuple[Any, ...], prefix: bytes = b"") -> bytes:
     """``fdb.tuple.pack(items, prefix=prefix)``."""
+    if len(items) == 1 and type(items[0]) is uuid.UUID:
+        return prefix + b"\x30" + items[0].bytes  # a record's key, packed most of all
     parts = [prefix]
     append = parts.append
     for item in items:

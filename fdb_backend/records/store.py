@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -50,17 +49,6 @@ LIST_BATCH = 200
 # writing and reading a record needs no tuple coding of chunk numbers.
 _CHUNK_KEYS = [tuples.pack((n,)) for n in range(128)]
 _CHUNK_NUMBERS = {tail: n for n, tail in enumerate(_CHUNK_KEYS)}
-
-
-_UUID_CODE = b"\x30"  # the tuple layer's type code of a UUID: 16 bytes follow
-
-
-def _packed(pk: tuple[Any, ...]) -> bytes:
-    """``tuples.pack(pk)``, without the tuple layer's generic encoder for the common
-    one-UUID key (the tuple layer packed some 60 keys per page of sessions)."""
-    if len(pk) == 1 and type(pk[0]) is uuid.UUID:
-        return _UUID_CODE + pk[0].bytes
-    return tuples.pack(pk)
 
 
 def _chunks(kvs: list[Any], pk_len: int) -> Chunks:
@@ -181,7 +169,7 @@ class Collection(Generic[R]):
 
     def _bounds(self, pk: tuple[Any, ...]) -> tuple[bytes, bytes]:
         """The key range of a record's chunks (``self.keys.records.range(pk)``)."""
-        key = self._prefix + _packed(pk)
+        key = self._prefix + tuples.pack(pk)
         return key + b"\x00", key + b"\xff"
 
     def _from_range(self, pk: tuple[Any, ...], begin: bytes, kvs: list[Any]) -> R | None:
@@ -204,7 +192,7 @@ class Collection(Generic[R]):
         return record
 
     def _write(self, tr: Any, pk: tuple[Any, ...], payload: bytes) -> None:
-        key = self._prefix + _packed(pk)
+        key = self._prefix + tuples.pack(pk)
         if len(payload) <= CHUNK_SIZE:
             tr[key + _CHUNK_KEYS[0]] = payload
             return
