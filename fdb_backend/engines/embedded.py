@@ -1376,8 +1376,9 @@ class Database(DatabaseConveniences):
         ready = self._queue_ready
         with ready:
             self._queue.append(mine)
-            batch = self._lead() if not self._leading else None
-        if batch is None:
+            lead = not self._leading
+            self._leading = True
+        if not lead:
             # Another thread is committing: the wait needs no CPU, so the storage turn this
             # thread holds, if any, goes to the next request (fdb_backend/turns.py).
             turns.waiting()
@@ -1385,11 +1386,11 @@ class Database(DatabaseConveniences):
                 while not mine.done and self._leading:
                     ready.wait()
                 if not mine.done:  # the leader is gone and this one was not in its batch
-                    batch = self._lead()
-        if batch is not None:
+                    lead = self._leading = True
+        if lead:
             try:
                 with self._commit_lock:
-                    self._apply_batch(batch)
+                    self._apply_batch()
             finally:
                 with ready:
                     self._leading = False
@@ -1398,19 +1399,16 @@ class Database(DatabaseConveniences):
             raise mine.error
         return mine.version
 
-    def _lead(self) -> list[_Queued]:
-        """Become the leader: take every queued transaction as the batch to commit (the
-        caller holds the queue's condition)."""
-        self._leading = True
-        batch, self._queue = self._queue, []
-        return batch
-
-    def _apply_batch(self, batch: list[_Queued]) -> None:
+    def _apply_batch(self) -> None:
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             turns.waiting()  # another process is committing: wait without the turn
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        # The batch is what is queued once the store is ours: the transactions queued while
+        # another process committed join this batch instead of waiting for the next one.
+        with self._queue_ready:
+            batch, self._queue = self._queue, []
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
