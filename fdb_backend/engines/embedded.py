@@ -134,10 +134,31 @@ def _values_of(count: int) -> str:
 # raising and formatting AttributeErrors, about 2,700 instructions a parameter, a tenth of
 # a single-key commit's for the six it binds), a bytearray directly, as the same BLOB.
 _blob = bytearray
-_UPSERT = (
-    "INSERT INTO kv (key, value) VALUES (?, ?)"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-)
+# A commit's writes go in statements of up to this many rows: one SQLite step for all of them
+# instead of one each (every step is a GIL hand-off, which the other threads of a busy process
+# stretch while the store's lock is held), and few enough shapes of statement (one per count)
+# to stay in sqlite3's statement cache.
+_ROWS_PER_WRITE = 16
+
+
+@functools.cache
+def _upserts_of(count: int) -> str:
+    """The statement setting ``count`` keys' values (made once per count); a later row of
+    one key wins, as a later write of one transaction does."""
+    rows = ",".join(["(?, ?)"] * count)
+    return (
+        f"INSERT INTO kv (key, value) VALUES {rows}"  # noqa: S608 - only placeholders
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )
+
+
+@functools.cache
+def _deletes_of(count: int) -> str:
+    """The statement deleting ``count`` keys (made once per count)."""
+    marks = ",".join("?" * count)
+    return f"DELETE FROM kv WHERE key IN ({marks})"  # noqa: S608 - only placeholders
+
+
 # The read version's age: when the commit after it happened (it stopped being the newest).
 _SUCCESSOR_COMMITTED_AT = (
     "SELECT committed_at FROM write_log WHERE version > ? ORDER BY version LIMIT 1"
@@ -1485,8 +1506,8 @@ class Database(DatabaseConveniences):
             # The cleared ranges are disjoint: each row comes back once.
             for key, value in execute(_CLEAR_RETURNING, (_blob(begin), _blob(end))):
                 images[key] = value
-        upserts: list[tuple[bytearray, bytearray]] = []
-        deletes: list[tuple[bytearray]] = []
+        upserts: list[bytearray] = []  # key, value, key, value, ...
+        deletes: list[bytearray] = []
         unread: list[bytes] = []  # keys whose value before is still to read
         for key, (kind, data) in tr._writes.items():
             if kind == _VALUE:
@@ -1502,15 +1523,15 @@ class Database(DatabaseConveniences):
             if key not in images:
                 unread.append(key)
             if value is None:
-                deletes.append((_blob(key),))
+                deletes.append(_blob(key))
             else:
-                upserts.append((_blob(key), _blob(value)))
+                upserts += (_blob(key), _blob(value))
         stamped = []
         for key, value in tr._stamped_keys:
             stamp = stamp or self._next_stamp(conn)
             real_key = _stamp(key, stamp)
             stamped.append(real_key)
-            upserts.append((_blob(real_key), _blob(value)))
+            upserts += (_blob(real_key), _blob(value))
             if real_key not in images:
                 unread.append(real_key)
         now = clock.wall()
@@ -1537,12 +1558,12 @@ class Database(DatabaseConveniences):
             cursor = execute(_LOG, (now, _blob(ranges), encoded))
         # An INSERT's cursor always has the row's id (the version: INTEGER PRIMARY KEY).
         version = cast(int, cursor.lastrowid)
-        if deletes:
-            conn.executemany("DELETE FROM kv WHERE key = ?", deletes)
-        if len(upserts) == 1:
-            execute(_UPSERT, upserts[0])
-        elif upserts:
-            conn.executemany(_UPSERT, upserts)
+        for start in range(0, len(deletes), _ROWS_PER_WRITE):
+            chunk = deletes[start : start + _ROWS_PER_WRITE]
+            execute(_deletes_of(len(chunk)), chunk)
+        for start in range(0, len(upserts), 2 * _ROWS_PER_WRITE):
+            chunk = upserts[start : start + 2 * _ROWS_PER_WRITE]
+            execute(_upserts_of(len(chunk) // 2), chunk)
         self._commits_since_trim += 1
         if self._commits_since_trim >= TRIM_EVERY_COMMITS or now - self._trimmed_at >= TRIM_EVERY_S:
             self._commits_since_trim = 0
