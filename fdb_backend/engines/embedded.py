@@ -110,6 +110,13 @@ _LOG_READING_ONE = (
     "(SELECT MAX(version, COALESCE((SELECT MAX(version) FROM write_log), 0)) + 1 FROM state),"
     " ?, ?, COALESCE(CAST(? || (SELECT value FROM kv WHERE key = ?) AS BLOB), ?))"
 )
+# The oldest commit still inside the write log's retention (the newest if none is: the log
+# in version order, from its start), and the oldest the log keeps.
+_FIRST_YOUNG_AND_OLDEST = (
+    "SELECT COALESCE((SELECT version FROM write_log WHERE committed_at >= ?"
+    " ORDER BY version LIMIT 1), (SELECT MAX(version) FROM write_log)),"
+    " (SELECT MIN(version) FROM write_log)"
+)
 # The values of many keys: one statement per this many (a bound parameter each).
 _VALUES_PER_STATEMENT = 100
 # A range's rows in either order: two fixed statements, so no SQL is ever formatted with a
@@ -1595,16 +1602,21 @@ class Database(DatabaseConveniences):
         """Forget commits that left the window: their write ranges and replaced values.
 
         A read version V stays readable while the commit after it is younger than the
-        window, so it only needs history and conflict entries of versions > V; every entry
-        of a version committed before the retention (the window plus slack) is older.
+        window, so it only needs history and conflict entries of versions > V. The entries
+        forgotten are those before the oldest one still inside the retention (the window
+        plus slack): a prefix of the log, read from its start, so a trim reads the rows it
+        deletes rather than the whole log under the store's lock. Stopping at the first
+        young entry also keeps what a wall clock stepped back would otherwise lose: an
+        entry stamped before the retention after a younger one does not take the younger
+        one's history with it.
         """
-        (cut,) = conn.execute(
-            "SELECT MAX(version) FROM write_log WHERE committed_at < ?",
-            (now - WRITE_LOG_RETENTION_S,),
+        # The commit trimming has written its own row: the log is not empty.
+        first_young, oldest = conn.execute(
+            _FIRST_YOUNG_AND_OLDEST, (now - WRITE_LOG_RETENTION_S,)
         ).fetchone()
-        if cut is not None:
-            # The newest entry is kept, so the log's maximum is still the store's version.
-            cut = min(cut, version - 1)
+        # The newest entry is kept, so the log's maximum is still the store's version.
+        cut = min(first_young, version) - 1
+        if oldest <= cut:
             conn.execute("DELETE FROM write_log WHERE version <= ?", (cut,))
             conn.execute(
                 "UPDATE state SET horizon = MAX(horizon, ?), version = MAX(version, ?)",

@@ -252,6 +252,25 @@ def test_history_is_pruned_once_out_of_the_window(db: Any, time_: Clock) -> None
     assert 0 < len(history_rows(db)) <= 7 / 0.1 + embedded.TRIM_EVERY_COMMITS
 
 
+def test_a_wall_clock_stepped_back_does_not_prune_history_still_in_the_window(
+    db: Any, time_: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry stamped before the retention behind a younger one (the wall clock stepped
+    back between them) does not take the younger one's history with it."""
+    db[b"k"] = b"0"
+    old = read_version(db)
+    time_.advance(1.0)
+    db[b"k"] = b"1"  # old's successor, stamped 1 s after it
+    monkeypatch.setattr(clock, "wall", lambda: time_.now - 10.0)
+    db[b"other"] = b"x"  # stamped 9 s before old's own commit
+    monkeypatch.setattr(clock, "wall", time_.wall)
+    # old's successor is half a second inside the window; the stepped-back entry is past
+    # the retention, and the next commit trims.
+    time_.advance(embedded.MVCC_WINDOW_S - 0.5)
+    db[b"y"] = b"1"
+    assert at(db, old)[b"k"] == b"0"
+
+
 def test_model_every_version_in_the_window(db: Any, time_: Clock) -> None:
     """Random commits; every version kept reads exactly its state, any range, any limit."""
     rng = random.Random(20)
