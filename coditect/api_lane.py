@@ -16,23 +16,32 @@ servers answer alike; the lean views (coditect/lean.py) take a storage turn in t
 they do under WSGI. Everything else (pages, the admin, static files, sockets) goes on to the
 app it wraps.
 
-What a view sends through the channel layer still runs on this process's event loop:
-``sync_to_async`` notes the loop in the thread, as it does for Django's own sync views
+What a view sends through the channel layer still runs on this process's event loop: the
+thread has the loop noted as ``sync_to_async`` notes it for Django's own sync views
 (core/loops.py reads the note), so the in-memory layer's queues are only touched from it.
+
+A request waits for a pool thread (and a lean one for a storage turn) when the process is
+busy. While it waits, its task listens to its client (``_run_heard``): a request whose client
+disconnected before its work started is not run (a create is not made, no CPU is spent for
+nobody), only counted and logged with status 499, nginx's "client closed request". Work that
+started runs to its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import io
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import IO, Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestDataTooBig
@@ -43,8 +52,9 @@ from django.http.response import HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
 from coditect.lean import lean_route
+from coditect.metrics import observed
 from core.problems import is_api_path, problem_response
-from core.request_id import echo_request_id
+from core.request_id import assign_request_id, echo_request_id
 from fdb_backend.pool import in_turn, storage_executor
 
 Scope = dict[str, Any]
@@ -103,7 +113,34 @@ class _SyncHandler(BaseHandler):
         return response
 
 
-Respond = Callable[[Scope, IO[bytes], ResolverMatch | None, float], Awaitable[HttpResponseBase]]
+# Status of the access line of a request not run: its client left first (nginx's code).
+CLIENT_GONE = 499
+
+
+class _Client:
+    """What a request's task heard from its client while the request's job waited.
+
+    ``gone`` is set on the event loop, read once by the job's thread when it starts (a bool,
+    so no lock): a job that started runs to its end, whatever the client does next.
+    """
+
+    __slots__ = ("gone", "listening", "task", "woken")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.gone = False
+        self.listening = False  # the task awaits receive(): the job's end interrupts it
+        self.woken = False
+        self.task = task
+
+    def job_done(self, done: asyncio.Future[Any]) -> None:
+        # On the loop, when the job has ended: stop listening, the answer is ready.
+        if self.listening:
+            self.listening = False
+            self.woken = True
+            self.task.cancel()
+
+
+Job = Callable[[Scope, IO[bytes], ResolverMatch | None, float, _Client], HttpResponseBase | None]
 
 
 class ApiLane:
@@ -117,22 +154,21 @@ class ApiLane:
     def __init__(self, app: App, *, threads: int = THREADS) -> None:
         self.app = app
         self.threads = threads
-        self._respond: tuple[Respond, Respond] | None = None
+        self._jobs: tuple[tuple[Job, Executor], tuple[Job, Executor]] | None = None
 
-    def _responders(self) -> tuple[Respond, Respond]:
+    def _lanes(self) -> tuple[tuple[Job, Executor], tuple[Job, Executor]]:
+        """The job and pool of a lean request, and those of the others."""
         # Made on first use: the middleware chain and the pools read settings, which are not
         # configured when a tool imports the ASGI module only to look at it.
-        if self._respond is None:
-            respond = _SyncHandler().respond
+        if self._jobs is None:
+            job = _unless_gone(_SyncHandler().respond)
             others = ThreadPoolExecutor(self.threads, thread_name_prefix="api-request")
             # A lean request holds its storage turn throughout, not only in its view, so that
             # its middleware does not run beside the view of the thread holding the turn
-            # (whose SQLite steps hand the GIL to it at every step).
-            lean = sync_to_async(
-                in_turn(respond), thread_sensitive=False, executor=storage_executor()
-            )
-            self._respond = (lean, sync_to_async(respond, thread_sensitive=False, executor=others))
-        return self._respond
+            # (whose SQLite steps hand the GIL to it at every step). Its client is looked at
+            # once it has the turn: the wait for one is where a busy process's requests queue.
+            self._jobs = ((in_turn(job), storage_executor()), (job, others))
+        return self._jobs
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path_info = _path_info(scope) if scope["type"] == "http" else ""
@@ -152,21 +188,117 @@ class ApiLane:
         if body is None:
             return  # the client left before its request was whole
         arrived = time.perf_counter()
-        lean, other = self._responders()
+        lean, other = self._lanes()
         try:
+            response: HttpResponseBase | None
             try:
                 match = lean_route(path_info, scope["method"])
-                responder = lean if match is not None else other
-                response = await responder(scope, body, match, arrived)
+                job, pool = lean if match is not None else other
+                response = await _run_heard(receive, pool, job, scope, body, match, arrived)
             except Exception:
                 # Outside the middleware chain (a signal receiver, closing the answer): nothing
                 # else makes it a problem, and the server would answer its own 500 page (daphne
                 # at its next check, up to a second later).
                 response = _problem(500, "server_error", _CRASHED)
                 request_log.error("Internal Server Error: %s", path_info, exc_info=True)
-            await _send_response(response, send)
+            if response is not None:  # (None: not run, nobody to answer)
+                await _send_response(response, send)
         finally:
             body.close()
+
+
+async def _run_heard(
+    receive: Receive,
+    pool: Executor,
+    job: Job,
+    scope: Scope,
+    body: IO[bytes],
+    lean_match: ResolverMatch | None,
+    arrived: float,
+) -> HttpResponseBase | None:
+    """The job's answer, from a thread of ``pool``; None when the job found its client gone.
+
+    While the job waits and runs, the request's own task listens to the client rather than
+    awaiting the job: no second task per request (Django's handler starts one to listen).
+    The job's end interrupts the listening (``_Client.job_done`` cancels the task's await of
+    ``receive()``, which the task takes back with ``uncancel``); a disconnect heard first
+    marks the client gone, which the job looks at when it starts.
+    """
+    task = asyncio.current_task()
+    assert task is not None  # (a coroutine an ASGI server runs is a task's)
+    client = _Client(task)
+    done = _in_pool(pool, job, scope, body, lean_match, arrived, client)
+    done.add_done_callback(client.job_done)
+    try:
+        while not done.done():
+            client.listening = True
+            message = await receive()
+            client.listening = False
+            # What comes instead is the rest of a body the lane left unread (one over the
+            # limit): dropped, as the server would drop it.
+            if message["type"] == "http.disconnect":
+                client.gone = True
+                break
+    except asyncio.CancelledError:
+        client.listening = False
+        if not client.woken or task.uncancel():
+            # The server's cancel (daphne's, when a gone client's request outlives its
+            # application_close_timeout): a job not started yet need not start.
+            client.gone = True
+            raise
+    return await done
+
+
+def _in_pool(pool: Executor, job: Job, *args: Any) -> asyncio.Future[HttpResponseBase | None]:
+    """``job(*args)`` on a thread of ``pool``, as ``sync_to_async`` runs a function (in a copy
+    of the task's context, the loop noted in the thread), but as a future, which the task
+    need not await to learn of its end."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    return loop.run_in_executor(pool, _with_loop_noted, loop, context, job, args)
+
+
+def _with_loop_noted(
+    loop: asyncio.AbstractEventLoop, context: contextvars.Context, job: Job, args: Any
+) -> HttpResponseBase | None:
+    # The note sync_to_async leaves in its threads: async_to_sync reads it to run a coroutine
+    # on this loop (a view's channel-layer send), and core/loops.py to know there is one.
+    local = SyncToAsync.threadlocal
+    local.main_event_loop = loop
+    local.main_event_loop_pid = os.getpid()
+    return context.run(job, *args)
+
+
+def _unless_gone(respond: Callable[..., HttpResponseBase]) -> Job:
+    """``respond``, unless the client disconnected before the job started."""
+
+    def job(
+        scope: Scope,
+        body: IO[bytes],
+        lean_match: ResolverMatch | None,
+        arrived: float,
+        client: _Client,
+    ) -> HttpResponseBase | None:
+        if client.gone:
+            _not_run(scope, arrived)
+            return None
+        return respond(scope, body, lean_match, arrived)
+
+    return job
+
+
+def _not_run(scope: Scope, arrived: float) -> None:
+    """Count a request whose client left before its work started, and write its access line:
+    status 499 in ``coditect_http_requests`` and the log, by its route, with its request id."""
+    request: HttpRequest
+    try:
+        request = ASGIRequest(scope, io.BytesIO())
+    except (ValueError, RequestDataTooBig):
+        request = HttpRequest()  # (its query string or a header cannot be decoded)
+        request.method = scope["method"]
+        request.path_info = _path_info(scope)
+    assign_request_id(request)
+    observed(request, HttpResponse(status=CLIENT_GONE), time.perf_counter() - arrived)
 
 
 def _problem(status: int, code: str, detail: str) -> HttpResponse:

@@ -8,8 +8,10 @@ import contextlib
 import http.client
 import json
 import logging
+import socket
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,14 @@ import pytest
 from channels.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from coditect.api_lane import THREADS, ApiLane
 from coditect.asgi import application
 from coditect.percore import api_server_argv
 from fdb_backend.pool import api_threads, storage_turns
 from tests.coditect import urls
-from tests.realtime.servers import ROOT, Server, Servers, base_env
+from tests.realtime.servers import ROOT, Http, Server, Servers, base_env, register
 from tests.store import shared_store
 
 pytestmark = pytest.mark.urls("tests.coditect.urls")
@@ -399,6 +402,81 @@ def test_a_real_server_answers_one_connection_after_another_through_the_lane(
         servers.stop_all()
 
 
+def _raw_create(server: Server, token: str, name: str) -> socket.socket:
+    """A connection that sent a create, whole, and has not read its answer."""
+    body = json.dumps({"name": name, "workspace_path": "/srv/" + name}).encode()
+    head = (
+        f"POST /api/v5/sessions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    connection = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    connection.sendall(head.encode() + body)
+    return connection
+
+
+def _status_of(connection: socket.socket) -> int:
+    with connection, connection.makefile("rb") as answer:
+        return int(answer.readline().split()[1])
+
+
+def _not_run(server: Server) -> float:
+    """``coditect_http_requests`` of creates not run (499) in the server's ``/metrics``."""
+    with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    labels = {"method": "POST", "route": "/api/v5/sessions", "status": "499"}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "coditect_http_requests_total" and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
+def test_a_request_whose_client_left_while_it_waited_is_not_run(
+    tmp_path: Path, server_kind: str
+) -> None:
+    # An overloaded process: its one storage turn held (by a view the test lets go), two
+    # creates wait for it; the client of one of them times out and closes its connection.
+    # That create is not made when the turn comes; the other one is.
+    servers = Servers(tmp_path)
+    try:
+        env = base_env(
+            shared_store(tmp_path),
+            DJANGO_SETTINGS_MODULE="tests.coditect.server_settings",
+            CODITECT_API_THREADS="1",
+        )
+        if server_kind == "daphne":
+            (server,) = servers.start_all(("lane", env))
+        else:
+            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
+            servers.started.append(server)
+            server.start()
+            server.wait_ready()
+        http = Http(server)
+        account = register(http, "Alice", "alice@example.com")
+        holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        holder.sendall(b"GET /api/test/held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        http.expect(200, "GET", "/test/held/started")  # it holds the turn now
+        left = _raw_create(server, account.access, "left")
+        stayed = _raw_create(server, account.access, "stayed")
+        # A page answered after both creates were read (they came first, each in one read)
+        # and queued for the turn, on the lane; then the client of one goes away.
+        http.expect(200, "GET", "/test/held/started")
+        left.close()
+        # The close reaches the event loop before this page, which goes through Django's
+        # handler and a thread of its own before it lets the held view go.
+        http.expect(200, "GET", "/test/held/go")
+        assert _status_of(holder) == 200
+        assert _status_of(stayed) == 201, server.log()
+        listed = http.expect(200, "GET", "/api/v5/sessions", token=account.access)
+        assert [session["name"] for session in listed["results"]] == ["stayed"]
+        assert _not_run(server) == 1  # counted (and logged) as 499, client closed request
+    finally:
+        servers.stop_all()
+
+
 async def test_the_time_a_lean_request_waits_for_its_turn_is_in_its_duration(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -507,6 +585,41 @@ async def test_other_requests_that_fill_their_pool_hold_up_no_lean_request(
     assert (await asyncio.wait_for(ninth, WAIT_S))[0] == 200
     for communicator in blocked:
         assert (await _answer(communicator))[0] == 200
+
+
+async def test_a_request_whose_client_left_before_a_thread_took_it_is_not_run(
+    held: dict[str, threading.Event],
+    finished: list[object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every thread of the other pool busy: a ninth request waits for one, and its client
+    # leaves meanwhile. When a thread takes it, it is not run (no request_started, no view),
+    # only counted and logged as 499; the one whose client stayed is run.
+    scope = _scope("POST", "/api/test/held", JSON_2)
+    blocked = [ApplicationCommunicator(application, scope) for _ in range(THREADS)]
+    for communicator in blocked:
+        await communicator.send_input({"type": "http.request", "body": b"{}"})
+    assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    gone = ApplicationCommunicator(application, _scope("POST", "/api/test/where", JSON_2))
+    await gone.send_input({"type": "http.request", "body": b"{}"})
+    await gone.send_input({"type": "http.disconnect"})
+    # One turn of the loop: the lane's task, woken by the message, hears the disconnect.
+    await asyncio.sleep(0)
+    labels = {"method": "POST", "route": "/api/test/where", "status": "499"}
+    before = REGISTRY.get_sample_value("coditect_http_requests_total", labels) or 0.0
+    with caplog.at_level(logging.INFO, logger="coditect.access"):
+        held["go"].set()
+        for communicator in blocked:
+            assert (await _answer(communicator))[0] == 200
+        await gone.wait(WAIT_S)  # ended without an answer: nobody to send it to
+        assert gone.output_queue.empty()
+    assert len(finished) == THREADS  # the held ones: the other was never started
+    assert REGISTRY.get_sample_value("coditect_http_requests_total", labels) == before + 1
+    [line] = [r for r in caplog.records if r.__dict__.get("status") == 499]
+    assert (line.__dict__["method"], line.__dict__["route"]) == ("POST", "/api/test/where")
+    # The same request with its client still there is run.
+    assert (await _call("POST", "/api/test/where", JSON_2, b"{}"))[0] == 200
+    assert len(finished) == THREADS + 1
 
 
 async def test_answers_carry_their_length_except_where_none_is_allowed() -> None:

@@ -135,6 +135,18 @@ class HeldView(APIView):
 HELD: dict[str, threading.Event] = {"started": threading.Event(), "go": threading.Event()}
 
 
+def held_started(request: HttpRequest) -> HttpResponse:
+    """A page (not on the lane's pools) that answers once a HeldView request holds its turn:
+    for a test of a real server, in another process than ``HELD``."""
+    return HttpResponse(status=200 if HELD["started"].wait(10) else 504)
+
+
+def held_go(request: HttpRequest) -> HttpResponse:
+    """A page that lets the HeldView requests of a real server go on."""
+    HELD["go"].set()
+    return HttpResponse(status=200)
+
+
 def cookies(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(b"{}", content_type="application/json")
     response.set_cookie("first", "1", path="/api/")
@@ -162,4 +174,6 @@ urlpatterns = [
     path("api/test/commit", CommitView.as_view(), name="test-commit"),
     path("api/test/held", HeldView.as_view(), name="test-held"),
     path("api/test/cookies", cookies, name="test-cookies"),
+    path("test/held/started", held_started, name="test-held-started"),
+    path("test/held/go", held_go, name="test-held-go"),
 ]
