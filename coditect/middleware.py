@@ -66,8 +66,8 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
     """413 before any view reads an API body above CODITECT_MAX_BODY_BYTES.
 
     DRF reads request bodies from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE check,
-    so the limit is enforced here, on the declared length; a body sent chunked, without one,
-    is read here up to the limit (``_read_unmeasured_body``).
+    so the limit is enforced here, on the declared length; a body sent without one (chunked,
+    or over HTTP/2 under ASGI) is read here up to the limit (``_read_unmeasured_body``).
     """
     if not is_api_path(request.path_info):
         return None
@@ -81,7 +81,11 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
             request, status=400, code="bad_request", detail="This host is not served here."
         )
     limit: int = settings.CODITECT_MAX_BODY_BYTES
-    if not request.META.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" in request.META:
+    if not request.META.get("CONTENT_LENGTH") and (
+        # Under ASGI the body comes in messages whatever its framing: an HTTP/2 server
+        # (hypercorn, daphne with h2) sends one with neither header.
+        "HTTP_TRANSFER_ENCODING" in request.META or not isinstance(request, WSGIRequest)
+    ):
         return _read_unmeasured_body(request, limit)
     declared = request.META.get("CONTENT_LENGTH") or "0"
     try:
@@ -103,16 +107,17 @@ def reject_large_body(request: HttpRequest) -> HttpResponseBase | None:
 
 
 def _read_unmeasured_body(request: HttpRequest, limit: int) -> HttpResponseBase | None:
-    """Read a body sent without a length (``Transfer-Encoding: chunked``), at most ``limit``
-    bytes of it, and give the request that body and its length.
+    """Read a body sent without a length (``Transfer-Encoding: chunked``, or any body of an
+    HTTP/2 request under ASGI), at most ``limit`` bytes of it, and give the request that body
+    and its length.
 
     Django and DRF take a request without CONTENT_LENGTH for one without a body: a chunked
     create would be answered 400 about missing fields, a chunked PATCH would change nothing.
-    The server has decoded the chunks: under ASGI the request's stream is the whole body
-    (coditect/api_lane.py reads no more than ``limit + 1`` bytes of it); under WSGI it is
-    ``wsgi.input``, which may be read to its end only where the server says it ends there
-    (gunicorn does); elsewhere Django's stream is empty, so the answer is 411 rather than
-    a request taken for bodiless.
+    The server has decoded the chunks or frames: under ASGI the request's stream is the whole
+    body (coditect/api_lane.py reads no more than ``limit + 1`` bytes of it), often none (a
+    GET); under WSGI it is ``wsgi.input``, which may be read to its end only where the server
+    says it ends there (gunicorn does); elsewhere Django's stream is empty, so the answer is
+    411 rather than a request taken for bodiless.
     """
     if isinstance(request, WSGIRequest):
         if not request.environ.get("wsgi.input_terminated"):
@@ -126,6 +131,8 @@ def _read_unmeasured_body(request: HttpRequest, limit: int) -> HttpResponseBase 
     else:
         stream = request._stream  # the ASGI request's body file, whole
     body = stream.read(limit + 1)
+    if not body:
+        return None  # a request without a body, as it was taken: nothing to give it
     if len(body) > limit:
         return problem_response(
             request,
