@@ -153,6 +153,13 @@ BODY_400 = {
         "`unknown_field`); `errors` names each."
     ),
 }
+BODY_411 = {
+    "length_required": (
+        "The body came without a `Content-Length` (`Transfer-Encoding: chunked`) to a server "
+        "that cannot read it so (a WSGI server that does not mark where the body ends); "
+        "send it with its length."
+    )
+}
 BODY_413 = {"body_too_large": "The body is larger than the server's limit."}
 BODY_415 = {"unsupported_media_type": "The body is not `application/json`."}
 THROTTLED = {"throttled": "Too many attempts; wait `Retry-After` seconds."}
@@ -235,8 +242,9 @@ _RATE_LIMIT_HEADERS = {
     "RateLimit-Reset": "Seconds until the current minute's window ends and the count restarts.",
 }
 # Answers that may come before the request spent its rate limit (an authentication failure,
-# a body refused on its declared size): the headers are there only when it was counted.
-_BEFORE_RATE_LIMIT = (401, 403, 413)
+# a body refused on its declared size or for want of one): the headers are there only when
+# it was counted.
+_BEFORE_RATE_LIMIT = (401, 403, 411, 413)
 
 
 def rate_limit_headers(statuses: Iterable[int], auth: Auth) -> list[OpenApiParameter]:
@@ -329,6 +337,7 @@ def operation(
 
     if request is not None:
         add(400, BODY_400)
+        add(411, BODY_411)
         add(413, BODY_413)
         add(415, BODY_415)
     if auth != "none":
