@@ -70,6 +70,13 @@ def _trusted(address: Address, networks: Sequence[Network]) -> bool:
     return any(address in network for network in networks)
 
 
+# Answers kept for headers up to this many characters in all: a proxy's request is a handful
+# of addresses its clients reuse, so the same answer is asked for again and again (parsing the
+# addresses was a twentieth of a REST process's event loop behind nginx); longer ones, which a
+# client can vary at will, are worked out each time and never fill the memo with big keys.
+_MEMO_CHARS = 512
+
+
 def forwarded_client(
     *,
     peer: str | None,
@@ -82,6 +89,20 @@ def forwarded_client(
 
     None when ``peer`` is not a trusted proxy: nothing it forwarded is to be believed.
     """
+    told = (peer, tuple(forwarded_for), real_ip, proto, tuple(networks))
+    size = sum(len(part) for part in told[1]) + len(peer or "") + len(real_ip or "")
+    if size + len(proto or "") > _MEMO_CHARS:
+        return _forwarded_client(*told)
+    return _forwarded_client_memo(*told)
+
+
+def _forwarded_client(
+    peer: str | None,
+    forwarded_for: Sequence[str],
+    real_ip: str | None,
+    proto: str | None,
+    networks: Sequence[Network],
+) -> tuple[str | None, str | None] | None:
     peer_address = _address(peer) if peer else None
     if peer_address is None or not _trusted(peer_address, networks):
         return None
@@ -101,6 +122,11 @@ def forwarded_client(
         last = proto.rpartition(",")[2].strip().lower()
         scheme = last if last in ("http", "https") else None
     return (None if client is None else str(client)), scheme
+
+
+# A pure function of its arguments (the trusted networks among them, so a changed setting is
+# a different key): its answers can be kept.
+_forwarded_client_memo = functools.lru_cache(maxsize=1024)(_forwarded_client)
 
 
 def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Iterator[str]:

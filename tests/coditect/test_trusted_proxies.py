@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from channels.testing import ApplicationCommunicator
 
+from coditect import proxies
 from coditect.asgi import application
 from coditect.proxies import TrustedProxies, trusted_proxies_wsgi
 from tests.accounts.conftest import accounts_environment, alice, api
@@ -233,6 +234,37 @@ async def test_a_trusted_proxy_sets_the_client_and_scheme_of_http_and_websocket(
         headers = [(b"x-forwarded-proto", values)]
         plain = {"type": "http", "scheme": "http", "client": [PROXY, 1], "headers": headers}
         assert (await seen_scope(plain))["scheme"] == expected
+
+
+async def test_a_kept_answer_does_not_outlive_a_change_of_the_trusted_proxies(
+    settings: Any,
+) -> None:
+    """Answers are kept per headers and trusted networks: the same request from a proxy no
+    longer trusted is not believed."""
+    settings.CODITECT_TRUSTED_PROXIES = [PROXY]
+    scope = {"type": "http", "scheme": "http", "client": [PROXY, 1], "headers": FORWARDING}
+    for _ in range(2):  # the second answer is the kept one
+        assert (await seen_scope(scope))["client"][0] == SPOOFED
+    settings.CODITECT_TRUSTED_PROXIES = []
+    seen = await seen_scope(scope)
+    assert seen["client"] == [PROXY, 1]
+    assert seen["scheme"] == "http"
+
+
+def test_long_forwarding_headers_are_worked_out_but_not_kept() -> None:
+    """A client can vary its X-Forwarded-For at will: long ones never fill the memo."""
+    networks = proxies._networks((PROXY,))
+    hops = ", ".join(f"192.0.2.{i % 250}" for i in range(200))
+    kept = proxies._forwarded_client_memo.cache_info().currsize
+    told = proxies.forwarded_client(
+        peer=PROXY, forwarded_for=[hops], real_ip=None, proto=None, networks=networks
+    )
+    assert told == ("192.0.2.199", None)
+    assert proxies._forwarded_client_memo.cache_info().currsize == kept
+    short = proxies.forwarded_client(
+        peer=PROXY, forwarded_for=["192.0.2.7"], real_ip=None, proto="https", networks=networks
+    )
+    assert short == ("192.0.2.7", "https")
 
 
 async def test_scopes_without_forwarding_headers_pass_unchanged(settings: Any) -> None:
