@@ -1385,11 +1385,12 @@ class Database(DatabaseConveniences):
         """Check conflicts and apply ``tr``'s writes atomically; return the commit version.
 
         Group commit: a committer queues its transaction, then waits for the commit lock;
-        whoever holds it applies every transaction queued by then in one SQLite transaction,
-        each in its own savepoint, in queue order, each with its own version and its
-        conflicts checked against every commit before it (those of the same batch too), and
-        makes them all durable with one fsync. A transaction refused (1020, 1007) is rolled
-        back to its savepoint alone. None is answered before the batch is durable.
+        whoever holds it takes the store's lock, then applies every transaction queued by
+        then in one SQLite transaction, each in its own savepoint, in queue order, each with
+        its own version and its conflicts checked against every commit before it (those of
+        the same batch too), and makes them all durable with one fsync. A transaction
+        refused (1020, 1007) is rolled back to its savepoint alone. None is answered before
+        the batch is durable.
 
         Committers queue on a blocking flock first: SQLite's own busy handler polls with
         growing sleeps, which lets one busy process starve another for seconds.
