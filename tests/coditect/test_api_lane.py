@@ -358,6 +358,19 @@ class _Uvicorn(Server):
         )
 
 
+def _start(servers: Servers, server_kind: str, tmp_path: Path, env: dict[str, str]) -> Any:
+    """A real server of ``server_kind`` (daphne, uvicorn) with ``env``, ready; ``servers``
+    stops it."""
+    if server_kind == "daphne":
+        (server,) = servers.start_all(("lane", env))
+        return server
+    uvicorn = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
+    servers.started.append(uvicorn)
+    uvicorn.start()
+    uvicorn.wait_ready()
+    return uvicorn
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
 def test_a_real_server_answers_one_connection_after_another_through_the_lane(
@@ -368,13 +381,7 @@ def test_a_real_server_answers_one_connection_after_another_through_the_lane(
     servers = Servers(tmp_path)
     try:
         env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
-        if server_kind == "daphne":
-            (server,) = servers.start_all(("lane", env))
-        else:
-            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
-            servers.started.append(server)
-            server.start()
-            server.wait_ready()
+        server = _start(servers, server_kind, tmp_path, env)
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
 
         def problem(method: str, body: bytes | None = None, length: int | None = None) -> Any:
@@ -447,13 +454,7 @@ def test_a_request_whose_client_left_while_it_waited_is_not_run(
             DJANGO_SETTINGS_MODULE="tests.coditect.server_settings",
             CODITECT_API_THREADS="1",
         )
-        if server_kind == "daphne":
-            (server,) = servers.start_all(("lane", env))
-        else:
-            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
-            servers.started.append(server)
-            server.start()
-            server.wait_ready()
+        server = _start(servers, server_kind, tmp_path, env)
         http = Http(server)
         account = register(http, "Alice", "alice@example.com")
         holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)
