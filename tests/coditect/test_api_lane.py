@@ -358,17 +358,21 @@ class _Uvicorn(Server):
         )
 
 
-def _start(servers: Servers, server_kind: str, tmp_path: Path, env: dict[str, str]) -> Any:
-    """A real server of ``server_kind`` (daphne, uvicorn) with ``env``, ready; ``servers``
-    stops it."""
-    if server_kind == "daphne":
-        (server,) = servers.start_all(("lane", env))
-        return server
-    uvicorn = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
-    servers.started.append(uvicorn)
-    uvicorn.start()
-    uvicorn.wait_ready()
-    return uvicorn
+@contextlib.contextmanager
+def _serving(server_kind: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Any]:
+    """A real server of ``server_kind`` (daphne, uvicorn) with ``env``, ready, stopped after."""
+    servers = Servers(tmp_path)
+    try:
+        if server_kind == "daphne":
+            (server,) = servers.start_all(("lane", env))
+        else:
+            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
+            servers.started.append(server)
+            server.start()
+            server.wait_ready()
+        yield server
+    finally:
+        servers.stop_all()
 
 
 @pytest.mark.slow
@@ -378,10 +382,8 @@ def test_a_real_server_answers_one_connection_after_another_through_the_lane(
 ) -> None:
     # On one kept-alive connection: a HEAD answer without its body (or the next answer would
     # not parse), a body in several messages, a declared body over the limit left unread.
-    servers = Servers(tmp_path)
-    try:
-        env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
-        server = _start(servers, server_kind, tmp_path, env)
+    env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
+    with _serving(server_kind, tmp_path, env) as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
 
         def problem(method: str, body: bytes | None = None, length: int | None = None) -> Any:
@@ -405,8 +407,6 @@ def test_a_real_server_answers_one_connection_after_another_through_the_lane(
         assert (status, body["code"]) == (413, "body_too_large")
         assert problem("GET")[0] == 405  # the connection goes on past the unread body
         connection.close()
-    finally:
-        servers.stop_all()
 
 
 def _raw_create(server: Server, token: str, name: str) -> socket.socket:
@@ -447,14 +447,12 @@ def test_a_request_whose_client_left_while_it_waited_is_not_run(
     # An overloaded process: its one storage turn held (by a view the test lets go), two
     # creates wait for it; the client of one of them times out and closes its connection.
     # That create is not made when the turn comes; the other one is.
-    servers = Servers(tmp_path)
-    try:
-        env = base_env(
-            shared_store(tmp_path),
-            DJANGO_SETTINGS_MODULE="tests.coditect.server_settings",
-            CODITECT_API_THREADS="1",
-        )
-        server = _start(servers, server_kind, tmp_path, env)
+    env = base_env(
+        shared_store(tmp_path),
+        DJANGO_SETTINGS_MODULE="tests.coditect.server_settings",
+        CODITECT_API_THREADS="1",
+    )
+    with _serving(server_kind, tmp_path, env) as server:
         http = Http(server)
         account = register(http, "Alice", "alice@example.com")
         holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)
@@ -474,8 +472,6 @@ def test_a_request_whose_client_left_while_it_waited_is_not_run(
         listed = http.expect(200, "GET", "/api/v5/sessions", token=account.access)
         assert [session["name"] for session in listed["results"]] == ["stayed"]
         assert _not_run(server) == 1  # counted (and logged) as 499, client closed request
-    finally:
-        servers.stop_all()
 
 
 async def test_the_time_a_lean_request_waits_for_its_turn_is_in_its_duration(
