@@ -76,6 +76,10 @@ def _trusted(address: Address, networks: Sequence[Network]) -> bool:
 # client can vary at will, are worked out each time and never fill the memo with big keys.
 _MEMO_CHARS = 512
 
+# forwarded_client's arguments, hashable: what it was told, and by whom.
+_Told = tuple[str | None, tuple[str, ...], str | None, str | None, tuple[Network, ...]]
+_Answer = tuple[str | None, str | None] | None
+
 
 def forwarded_client(
     *,
@@ -84,25 +88,20 @@ def forwarded_client(
     real_ip: str | None,
     proto: str | None,
     networks: Sequence[Network],
-) -> tuple[str | None, str | None] | None:
+) -> _Answer:
     """What a trusted peer says of the client: (address or None, "http"/"https" or None).
 
     None when ``peer`` is not a trusted proxy: nothing it forwarded is to be believed.
     """
-    told = (peer, tuple(forwarded_for), real_ip, proto, tuple(networks))
+    told: _Told = (peer, tuple(forwarded_for), real_ip, proto, tuple(networks))
     size = sum(len(part) for part in told[1]) + len(peer or "") + len(real_ip or "")
     if size + len(proto or "") > _MEMO_CHARS:
-        return _forwarded_client(*told)
-    return _forwarded_client_memo(*told)
+        return _believed(told)
+    return _believed_memo(told)
 
 
-def _forwarded_client(
-    peer: str | None,
-    forwarded_for: Sequence[str],
-    real_ip: str | None,
-    proto: str | None,
-    networks: Sequence[Network],
-) -> tuple[str | None, str | None] | None:
+def _believed(told: _Told) -> _Answer:
+    peer, forwarded_for, real_ip, proto, networks = told
     peer_address = _address(peer) if peer else None
     if peer_address is None or not _trusted(peer_address, networks):
         return None
@@ -124,9 +123,9 @@ def _forwarded_client(
     return (None if client is None else str(client)), scheme
 
 
-# A pure function of its arguments (the trusted networks among them, so a changed setting is
-# a different key): its answers can be kept.
-_forwarded_client_memo = functools.lru_cache(maxsize=1024)(_forwarded_client)
+# A pure function of what it was told (the trusted networks among it, so a changed setting
+# is a different key): its answers can be kept.
+_believed_memo = functools.lru_cache(maxsize=1024)(_believed)
 
 
 def _values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> Iterator[str]:

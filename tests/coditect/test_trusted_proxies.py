@@ -255,12 +255,12 @@ def test_long_forwarding_headers_are_worked_out_but_not_kept() -> None:
     """A client can vary its X-Forwarded-For at will: long ones never fill the memo."""
     networks = proxies._networks((PROXY,))
     hops = ", ".join(f"192.0.2.{i % 250}" for i in range(200))
-    kept = proxies._forwarded_client_memo.cache_info().currsize
+    kept = proxies._believed_memo.cache_info().currsize
     told = proxies.forwarded_client(
         peer=PROXY, forwarded_for=[hops], real_ip=None, proto=None, networks=networks
     )
     assert told == ("192.0.2.199", None)
-    assert proxies._forwarded_client_memo.cache_info().currsize == kept
+    assert proxies._believed_memo.cache_info().currsize == kept
     short = proxies.forwarded_client(
         peer=PROXY, forwarded_for=["192.0.2.7"], real_ip=None, proto="https", networks=networks
     )
