@@ -9,7 +9,6 @@ import http.client
 import json
 import logging
 import socket
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -24,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coditect.api_lane import THREADS, ApiLane
 from coditect.asgi import application
-from coditect.percore import api_server_argv
 from fdb_backend.pool import api_threads, storage_turns
 from tests.coditect import urls
-from tests.realtime.servers import ROOT, Http, Server, Servers, base_env, register
+from tests.coditect.rest_servers import serving
+from tests.realtime.servers import Http, Server, base_env, register
 from tests.store import shared_store
 
 pytestmark = pytest.mark.urls("tests.coditect.urls")
@@ -347,34 +346,6 @@ async def test_a_request_cancelled_by_the_server_still_gives_its_turn_back(
     assert _free_turns() == api_threads()
 
 
-class _Uvicorn(Server):
-    """A REST process as coditect/percore.py starts it."""
-
-    def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        argv = api_server_argv("uvicorn", "127.0.0.1", self.port)
-        self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-
-@contextlib.contextmanager
-def _serving(server_kind: str, tmp_path: Path, env: dict[str, str]) -> Iterator[Any]:
-    """A real server of ``server_kind`` (daphne, uvicorn) with ``env``, ready, stopped after."""
-    servers = Servers(tmp_path)
-    try:
-        if server_kind == "daphne":
-            (server,) = servers.start_all(("lane", env))
-        else:
-            server = _Uvicorn("lane", tmp_path / "uvicorn.log", env)
-            servers.started.append(server)
-            server.start()
-            server.wait_ready()
-        yield server
-    finally:
-        servers.stop_all()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
 def test_a_real_server_answers_one_connection_after_another_through_the_lane(
@@ -383,7 +354,7 @@ def test_a_real_server_answers_one_connection_after_another_through_the_lane(
     # On one kept-alive connection: a HEAD answer without its body (or the next answer would
     # not parse), a body in several messages, a declared body over the limit left unread.
     env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES="30000")
-    with _serving(server_kind, tmp_path, env) as server:
+    with serving(server_kind, tmp_path, env) as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
 
         def problem(method: str, body: bytes | None = None, length: int | None = None) -> Any:
@@ -452,7 +423,7 @@ def test_a_request_whose_client_left_while_it_waited_is_not_run(
         DJANGO_SETTINGS_MODULE="tests.coditect.server_settings",
         CODITECT_API_THREADS="1",
     )
-    with _serving(server_kind, tmp_path, env) as server:
+    with serving(server_kind, tmp_path, env) as server:
         http = Http(server)
         account = register(http, "Alice", "alice@example.com")
         holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)

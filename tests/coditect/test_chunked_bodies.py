@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,27 +21,12 @@ from channels.testing import ApplicationCommunicator
 from django.test import Client
 
 from coditect.asgi import application
-from coditect.percore import api_server_argv
-from tests.realtime.servers import ROOT, Http, Server, Servers, base_env, register
+from tests.coditect.rest_servers import serving
+from tests.realtime.servers import Http, Server, base_env, register
 from tests.store import shared_store
 
 LIMIT = 30_000
 WAIT_S = 5
-
-
-class _RestProcess(Server):
-    """A REST process (uvicorn or gunicorn) as coditect/percore.py starts it."""
-
-    def __init__(self, kind: str, log_path: Path, env: dict[str, str]) -> None:
-        super().__init__(kind, log_path, env)
-        self.kind = kind
-
-    def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        argv = api_server_argv(self.kind, "127.0.0.1", self.port)
-        self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
 
 
 # --- in the process: the WSGI request of Django's test client, the lane's ASGI request ------
@@ -134,19 +118,9 @@ async def test_the_lane_reads_a_chunked_body_no_further_than_past_the_limit(sett
 
 @pytest.fixture(params=["uvicorn", "daphne", "gunicorn"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    servers = Servers(tmp_path)
-    try:
-        env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES=str(LIMIT))
-        if request.param == "daphne":
-            (started,) = servers.start_all(("daphne", env))
-        else:
-            started = _RestProcess(request.param, tmp_path / f"{request.param}.log", env)
-            servers.started.append(started)
-            started.start()
-            started.wait_ready()
+    env = base_env(shared_store(tmp_path), CODITECT_MAX_BODY_BYTES=str(LIMIT))
+    with serving(request.param, tmp_path, env) as started:
         yield started
-    finally:
-        servers.stop_all()
 
 
 def _chunked(
