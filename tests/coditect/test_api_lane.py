@@ -534,16 +534,23 @@ async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
     assert json.loads(parts[0]["body"])["code"] == "body_too_large"
 
 
-async def test_other_requests_that_fill_their_pool_hold_up_no_lean_request(
-    held: dict[str, threading.Event],
-) -> None:
-    # Logins waiting for a hash (here: views waiting for the test) take the other pool's
-    # threads, never the storage pool's; a ninth waits for one of them.
+async def _fill_the_other_pool(held: dict[str, threading.Event]) -> list[Any]:
+    """Every thread of the pool of requests that are not lean busy in a held view; their
+    communicators, to read the answers once the test lets them go."""
     scope = _scope("POST", "/api/test/held", JSON_2)
     blocked = [ApplicationCommunicator(application, scope) for _ in range(THREADS)]
     for communicator in blocked:
         await communicator.send_input({"type": "http.request", "body": b"{}"})
     assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    return blocked
+
+
+async def test_other_requests_that_fill_their_pool_hold_up_no_lean_request(
+    held: dict[str, threading.Event],
+) -> None:
+    # Logins waiting for a hash (here: views waiting for the test) take the other pool's
+    # threads, never the storage pool's; a ninth waits for one of them.
+    blocked = await _fill_the_other_pool(held)
     status, _, _ = await asyncio.wait_for(_call("GET", "/api/test/where"), WAIT_S)
     assert status == 200
     ninth = asyncio.ensure_future(_call("POST", "/api/test/echo", JSON_2, b"{}"))
@@ -563,11 +570,7 @@ async def test_a_request_whose_client_left_before_a_thread_took_it_is_not_run(
     # Every thread of the other pool busy: a ninth request waits for one, and its client
     # leaves meanwhile. When a thread takes it, it is not run (no request_started, no view),
     # only counted and logged as 499; the one whose client stayed is run.
-    scope = _scope("POST", "/api/test/held", JSON_2)
-    blocked = [ApplicationCommunicator(application, scope) for _ in range(THREADS)]
-    for communicator in blocked:
-        await communicator.send_input({"type": "http.request", "body": b"{}"})
-    assert await asyncio.to_thread(held["started"].wait, WAIT_S)
+    blocked = await _fill_the_other_pool(held)
     gone = ApplicationCommunicator(application, _scope("POST", "/api/test/where", JSON_2))
     await gone.send_input({"type": "http.request", "body": b"{}"})
     await gone.send_input({"type": "http.disconnect"})
