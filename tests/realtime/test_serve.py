@@ -7,6 +7,7 @@ raised, and ``permessage-deflate``. Plain ``daphne coditect.asgi:application`` k
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -262,6 +263,29 @@ async def test_plain_daphne_still_serves_non_browser_clients(
     with pytest.raises(InvalidStatus) as refused:
         await open_socket(server, session["id"], alice.access, origin="https://evil.example")
     assert refused.value.response.status_code == 403
+
+
+def test_a_post_body_is_the_applications_to_parse_not_twisteds(
+    servers: Servers, store_url: str
+) -> None:
+    """twisted parsed a POST body declared as a form before daphne passed it on: a
+    ``multipart/form-data`` body it could not parse got its bare 400 and a dropped connection.
+    The API answers it with a problem, on a connection that goes on."""
+    server = servers.start("formless", base_env(store_url))
+    server.wait_ready()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for content_type, body in (
+        ("multipart/form-data; boundary=x", b"not a multipart body"),
+        ("application/x-www-form-urlencoded", b"email=a%40example.com&password=x"),
+    ):
+        connection.request(
+            "POST", "/api/v5/auth/login", body=body, headers={"Content-Type": content_type}
+        )
+        response = connection.getresponse()
+        problem = json.loads(response.read())
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert (response.status, problem["status"]) == (415, 415), problem
+    connection.close()
 
 
 def test_migrate_runs_in_the_server_before_it_listens(servers: Servers, tmp_path: Path) -> None:
