@@ -422,9 +422,8 @@ class Platform:
         return proc
 
     def daphne(self, port: int) -> list[subprocess.Popen[bytes]]:
-        # Verbosity 0: no access-log line per request, as the comparison launcher does.
-        argv = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), "--verbosity", "0"]
-        return [self._spawn(f"daphne-{port}", [*argv, "coditect.asgi:application"])]
+        argv = common.platform_daphne("-b", HOST, "-p", str(port))
+        return [self._spawn(f"daphne-{port}", argv)]
 
     def daphnes(self, port: int, count: int) -> list[subprocess.Popen[bytes]]:
         """``count`` daphne processes accepting on one listening socket (daphne --fd).
@@ -437,11 +436,11 @@ class Platform:
             listener.bind((HOST, port))
             listener.listen(1024)
             fd = listener.fileno()
-            argv = [sys.executable, "-m", "daphne", "--fd", str(fd), "--verbosity", "0"]
+            argv = common.platform_daphne("--fd", str(fd))
             return [
                 self._spawn(
                     f"daphne-{port}-{i}",
-                    [*argv, "coditect.asgi:application"],
+                    argv,
                     processes=count,
                     pass_fds=(fd,),
                 )

@@ -48,6 +48,14 @@ def hash_concurrency_env(processes: int) -> dict[str, str]:
     return {"CODITECT_ARGON2_CONCURRENCY": str(max(1, cores // processes))}
 
 
+def platform_daphne(*where: str) -> list[str]:
+    """One daphne process of the platform as operators start it (``make start``, docs/
+    operations.md): ``python -m coditect.serve``, daphne with the platform's options, at
+    verbosity 0 (no access-log line per request, as the comparison's launcher runs daphne).
+    ``where``: daphne's listening options (``-b HOST -p PORT``, ``--fd N``)."""
+    return [sys.executable, "-m", "coditect.serve", *where, "--verbosity", "0"]
+
+
 def platform_percore(port: int, processes: int) -> list[str]:
     """The platform's per-core deployment (docs/operations.md, ``python -m coditect.percore``):
     nginx on ``port`` balancing each request over a REST process (uvicorn and the API lane)

@@ -204,8 +204,7 @@ class Platform:
         return proc
 
     def daphne(self, port: int) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), "--verbosity", "0"]
-        return self.spawn(f"daphne-{port}", [*argv, "coditect.asgi:application"])
+        return self.spawn(f"daphne-{port}", common.platform_daphne("-b", HOST, "-p", str(port)))
 
     def percore(self, port: int) -> subprocess.Popen[bytes]:
         return self.spawn(f"percore-{port}", common.platform_percore(port, CORES))
