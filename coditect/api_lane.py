@@ -11,8 +11,9 @@ loop, against 0.5 ms for the whole request through the WSGI handler (docs/benchm
 This ASGI app answers API paths (core.problems.is_api_path) the way a WSGI server does: it
 reads the body on the loop, then builds the request, runs the sync middleware chain and the
 view, and closes the response in one call on a thread of its own pool, and sends the answer.
-The middleware chain is the one gunicorn runs (``load_middleware(is_async=False)``), so both
-servers answer alike; the lean views (coditect/lean.py) take a storage turn in that thread as
+The middleware chain is the one gunicorn runs (``load_middleware(is_async=False)``) less the
+page middleware, which hands API paths on untouched (coditect/pages_only.py), so both servers
+answer alike; the lean views (coditect/lean.py) take a storage turn in that thread as
 they do under WSGI. Everything else (pages, the admin, static files, sockets) goes on to the
 app it wraps.
 
@@ -51,6 +52,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
 
+from coditect.api_chain import api_chain
 from coditect.lean import lean_route
 from coditect.metrics import observed
 from core.problems import is_api_path, problem_response
@@ -77,7 +79,8 @@ class _SyncHandler(BaseHandler):
 
     def __init__(self) -> None:
         super().__init__()
-        self.load_middleware(is_async=False)
+        with api_chain():  # API paths only: without the page middleware
+            self.load_middleware(is_async=False)
 
     def respond(
         self, scope: Scope, body: IO[bytes], lean_match: ResolverMatch | None, arrived: float

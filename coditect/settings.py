@@ -99,8 +99,8 @@ MIDDLEWARE = [
     "coditect.pages_only.Common",
     "coditect.pages_only.Csrf",
     "coditect.pages_only.Authentication",
-    # Marks the admin's user as verified by a TOTP device (a no-op where no user was set).
-    "django_otp.middleware.OTPMiddleware",
+    # Marks the admin's user as verified by a TOTP device.
+    "coditect.pages_only.Otp",
     "coditect.pages_only.Messages",
     "coditect.middleware.frame_options_middleware",
     # Last: answers the hot API operations without DRF's dispatch (coditect/lean.py).

@@ -144,7 +144,7 @@ class SupportAdminSite(AdminSite):
             return False
         if not settings.CODITECT_STAFF_OTP_REQUIRED:
             return True
-        # Set by django_otp.middleware.OTPMiddleware; absent, nobody is verified.
+        # Set by django_otp's OTPMiddleware (coditect.pages_only.Otp); absent, nobody is verified.
         verified = getattr(request.user, "is_verified", None)
         return bool(verified is not None and verified())
 
