@@ -52,20 +52,28 @@ def session_events_send(*, session_id: uuid.UUID, events: list[dict[str, Any]]) 
     layer = get_channel_layer()
     if layer is None or not events:
         return
-    send = awaited(layer.group_send, SEND_TIMEOUT_S)
+    group = group_name(session_id)
+    # Encoded once here rather than once per socket (a session may have hundreds), with the
+    # data's own bytes reused as the service encoded them (orjson.Fragment).
+    messages = [
+        {
+            "type": "session.event",
+            "session": session_id.hex,
+            "seq": event["seq"],
+            "text": orjson.dumps(wire_event(event)).decode(),
+            # Called right after the commit: the fan-out measures the lag from here.
+            "committed_at": time.time(),
+        }
+        for event in events
+    ]
+
+    async def send_all() -> None:
+        # One trip to the loop for them all, in order.
+        for message in messages:
+            await layer.group_send(group, message)
+
     try:
-        for event in events:
-            # Encoded once here rather than once per socket (a session may have hundreds),
-            # with the data's own bytes reused as the service encoded them (orjson.Fragment).
-            message = {
-                "type": "session.event",
-                "session": session_id.hex,
-                "seq": event["seq"],
-                "text": orjson.dumps(wire_event(event)).decode(),
-                # Called right after the commit: the fan-out measures the lag from here.
-                "committed_at": time.time(),
-            }
-            send(group_name(session_id), message)
+        awaited(send_all, SEND_TIMEOUT_S)()
     except Exception:
         log.exception("broadcast failed", extra={"session_id": str(session_id)})
 

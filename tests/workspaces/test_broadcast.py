@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import uuid
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
+from core.loops import awaited
 from tests.accounts.helpers import Persona, problem
 from tests.workspaces.helpers import (
     SessionApi,
@@ -145,3 +147,26 @@ def test_the_broadcast_follows_the_commit(sessions: SessionApi, alice: Persona, 
     assert session["seq"] == 1
     assert session["name"] == "n"
     assert [e["seq"] for e in all_events(sessions, alice, session_id)] == [1]
+
+
+async def test_a_send_from_the_loops_own_thread_is_refused_not_a_deadlock() -> None:
+    # The loop would wait for the thread that waits for it, until the timeout.
+    async def nothing() -> None:
+        return None
+
+    with pytest.raises(RuntimeError):
+        awaited(nothing, 5)()
+
+
+def test_a_send_from_a_thread_the_loop_handed_work_to_runs_on_that_loop() -> None:
+    # The in-memory layer's queues belong to the loop that serves the sockets.
+    async def main() -> None:
+        here = asyncio.get_running_loop()
+
+        async def where() -> asyncio.AbstractEventLoop:
+            return asyncio.get_running_loop()
+
+        ran_on = await sync_to_async(awaited(where, 5), thread_sensitive=False)()
+        assert ran_on is here
+
+    asyncio.run(main())
