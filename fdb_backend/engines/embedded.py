@@ -422,6 +422,10 @@ WAL_SAFETY_NET_PAGES = 20_000
 
 # Subqueries per statement of get_ranges (SQLite allows 500 terms in a compound SELECT).
 _RANGES_PER_STATEMENT = 100
+# What a transaction keeps of the stored rows it read (``Transaction._stored``): ranges of at
+# most this many rows (a record's chunks, a small index scan), this many ranges at most.
+_KEPT_ROWS_MAX = 32
+_KEPT_RANGES_MAX = 256
 
 
 class _Snapshot:
@@ -510,6 +514,12 @@ class Transaction:
         self._cleared_ends: list[bytes] = []
         self._stamped_keys: list[tuple[bytes, bytes]] = []
         self._read_ranges: list[tuple[bytes, bytes]] = []
+        # The stored rows (before this transaction's writes) of whole ranges read from the
+        # snapshot, ascending: the snapshot does not change, so reading a range again (the
+        # records layer reads a record, then saves over it) needs no statement, as in
+        # FoundationDB's client, whose read-your-writes cache keeps what was read. Given up
+        # with the snapshot (``_release_snapshot``).
+        self._stored: dict[tuple[bytes, bytes], list[tuple[bytes, bytes]]] = {}
         self._extra_write_ranges: list[tuple[bytes, bytes]] = []
         self._size = 0
         self._committing = False
@@ -542,7 +552,12 @@ class Transaction:
         conn = getattr(self, "_conn", None)
         if conn is not None:
             self._conn = None
+            self._stored = {}  # rows of that snapshot
             self.db._release_reader(conn)
+
+    def _keep(self, begin: bytes, end: bytes, rows: list[tuple[bytes, bytes]]) -> None:
+        if len(rows) <= _KEPT_ROWS_MAX and len(self._stored) < _KEPT_RANGES_MAX:
+            self._stored[begin, end] = rows
 
     def _snapshot_conn(self) -> sqlite3.Connection:
         conn = self._conn
@@ -775,16 +790,27 @@ class Transaction:
             self._size += len(begin) + len(end)
         conn = self._snapshot_conn()
         results: list[list[KeyValue]] = [[] for _ in bounds]
-        for first in range(0, len(bounds), _RANGES_PER_STATEMENT):
-            part = bounds[first : first + _RANGES_PER_STATEMENT]
+        stored = self._stored
+        wanted = []  # the ranges not kept already, by number
+        for i, bound in enumerate(bounds):
+            kept = stored.get(bound)
+            if kept is None:
+                wanted.append(i)
+            else:
+                results[i] = list(map(_as_key_value, kept[:limit] if limit else kept))
+        for first in range(0, len(wanted), _RANGES_PER_STATEMENT):
+            part = wanted[first : first + _RANGES_PER_STATEMENT]
             params: list[Any] = []
-            for offset, (b, e) in enumerate(part, start=first):
-                params.extend((offset, b, e, limit) if limit else (offset, b, e))
+            for i in part:
+                b, e = bounds[i]
+                params.extend((i, b, e, limit) if limit else (i, b, e))
             sql = _ranges_of(len(part), limited=bool(limit))
             for i, key, value in conn.execute(sql, params).fetchall():
                 results[i].append(KeyValue(key, value))
-        for result in results:
-            result.sort()  # SQL promises no order across a compound SELECT: keep key order
+        for i in wanted:
+            results[i].sort()  # SQL promises no order across a compound SELECT: key order
+            if not limit:
+                self._keep(*bounds[i], [(kv.key, kv.value) for kv in results[i]])
         if not snapshot:
             for (b, e), result in zip(bounds, results, strict=True):
                 if limit and len(result) >= limit:
@@ -858,15 +884,21 @@ class Transaction:
                     result = self._merge(past_rows, local, limit, reverse)
             finally:
                 past_rows.close()
-        elif not local and not self._cleared_begins:
-            if limit:
+        else:
+            kept = self._stored.get((b, e))
+            if kept is None and not limit:
+                kept = conn.execute(_RANGE[False], (b, e)).fetchall()
+                self._keep(b, e, kept)
+            if kept is not None:
+                rows: Iterable[tuple[bytes, bytes]] = reversed(kept) if reverse else kept
+            elif not local and not self._cleared_begins:
                 rows = conn.execute(_RANGE_UP_TO[reverse], (b, e, limit)).fetchall()
             else:
-                rows = conn.execute(_RANGE[reverse], (b, e)).fetchall()
-            result = list(map(_as_key_value, rows))
-        else:
-            cursor = conn.execute(_RANGE[reverse], (b, e))
-            result = self._merge(cursor, local, limit, reverse)
+                rows = conn.execute(_RANGE[reverse], (b, e))  # read as far as the limit
+            if not local and not self._cleared_begins:
+                result = list(map(_as_key_value, itertools.islice(rows, limit or None)))
+            else:
+                result = self._merge(rows, local, limit, reverse)
         if not snapshot:
             if limit and len(result) >= limit:
                 last = result[-1].key
