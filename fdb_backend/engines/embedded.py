@@ -1546,20 +1546,26 @@ class Database(DatabaseConveniences):
             # The cleared ranges are disjoint: each row comes back once.
             for key, value in execute(_CLEAR_RETURNING, (_blob(begin), _blob(end))):
                 images[key] = value
+        writes = tr._writes
+        now_there: dict[bytes, bytes | None] = {}
+        if any(kind != _VALUE and kind != _STAMPED for kind, _ in writes.values()):
+            # Atomic operations apply to the values there now: read in one statement with
+            # every other key's before-image (a key in a range cleared above reads as absent,
+            # its image being the one the clear returned).
+            fresh = [key for key in writes if key not in images]
+            self._read_images(conn, fresh, images)
+            now_there = {key: images[key] for key in fresh}
         upserts: list[bytearray] = []  # key, value, key, value, ...
         deletes: list[bytearray] = []
         unread: list[bytes] = []  # keys whose value before is still to read
-        for key, (kind, data) in tr._writes.items():
+        for key, (kind, data) in writes.items():
             if kind == _VALUE:
                 value = data
             elif kind == _STAMPED:
                 stamp = stamp or self._next_stamp(conn)
                 value = _stamp(data, stamp)
             else:
-                row = execute(_VALUE_OF, (_blob(key),)).fetchone()
-                base = row[0] if row is not None else None
-                images.setdefault(key, base)
-                value = _apply_ops(base, data)
+                value = _apply_ops(now_there.get(key), data)
             if key not in images:
                 unread.append(key)
             if value is None:

@@ -498,3 +498,27 @@ def test_old_read_version_reads_and_conflicts_as_on_a_cluster(any_db: Any) -> No
         assert codes(lambda: tr.commit().wait()) == 1020
     finally:
         any_db.clear_range(space, space + b"\xff")
+
+
+def test_atomic_adds_beside_a_clear_keep_values_and_images(db: Any) -> None:
+    # The engine reads what atomic operations apply to together with the commit's other
+    # before-images: a key in a range the same commit cleared starts from nothing, a key
+    # there from its value, and an old read version still sees the values before.
+    one = struct.pack("<q", 1)
+    for key in (b"n", b"g1"):
+        db[key] = struct.pack("<q", 5)
+    before = read_version(db)
+    tr = db.create_transaction()
+    tr.clear_range(b"g", b"h")
+    tr.add(b"g1", one)
+    tr.add(b"n", one)
+    tr.add(b"m", one)
+    tr[b"s"] = b"x"
+    tr.commit().wait()
+    assert [db[k] for k in (b"g1", b"n", b"m", b"s")] == [
+        one, struct.pack("<q", 6), one, b"x"
+    ]  # fmt: skip
+    old = at(db, before)
+    assert [old[k] for k in (b"g1", b"n", b"m", b"s")] == [
+        struct.pack("<q", 5), struct.pack("<q", 5), None, None
+    ]  # fmt: skip
