@@ -600,9 +600,7 @@ def test_get_ranges_sees_the_transactions_own_writes(db: Any, ks: Any) -> None:
     assert ks.pack((2, 0)) not in [kv.key for kv in got[1]]
 
 
-def test_a_range_read_again_is_the_snapshots_with_the_transactions_writes(
-    db: Any, ks: Any
-) -> None:
+def test_a_range_read_again_is_the_snapshots_with_the_transactions_writes(db: Any, ks: Any) -> None:
     # The embedded engine keeps the stored rows of ranges it read for the transaction's
     # snapshot: a read again (whole, limited, reversed, batched) must still see that
     # snapshot, not a commit made since, with this transaction's own writes laid over it.
