@@ -24,7 +24,7 @@ differences (the first three taken from settings rather than flags):
   broadcast to 1,000 sockets is 1,000 such sends (docs/protocol.md, "Large rooms");
 - twisted no longer parses the body of a POST as a form before daphne hands it to the
   application (``FormlessRequest``): Django parses bodies itself, twisted's parse of the
-  ``Content-Type`` alone (through the ``email`` package) was 5% of a create's CPU, and a
+  ``Content-Type`` alone (through the ``email`` package) was about 3% of a create's CPU, and a
   body declared ``multipart/form-data`` that twisted could not parse got its bare 400 and a
   dropped connection instead of the API's problem.
 
