@@ -14,8 +14,8 @@ from core.loops import awaited
 
 log = logging.getLogger(__name__)
 
-# A send the channel layer has not finished by then is given up (and logged): the events are
-# in the log, and the request that made them is not held up for longer.
+# A call's sends the channel layer has not finished by then are given up (and logged): the
+# events are in the log, and the request that made them is not held up for longer.
 SEND_TIMEOUT_S = 5.0
 
 

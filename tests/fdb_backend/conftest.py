@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fdb.tuple
@@ -98,3 +99,22 @@ def commit(tr: Any) -> None:
 
 def pack(*items: Any) -> bytes:
     return bytes(fdb.tuple.pack(items))
+
+
+def in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
+    """``work(0)`` to ``work(count - 1)``, each on a thread of its own, all at once; what any
+    of them raised."""
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

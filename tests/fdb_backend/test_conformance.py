@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import fdb_backend
 from fdb_backend import FDBError, KeySelector, StreamingMode, clock
-from tests.fdb_backend.conftest import commit
+from tests.fdb_backend.conftest import commit, in_threads
 
 ONE = struct.pack("<q", 1)
 
@@ -515,20 +515,11 @@ def put(tr: Any, key: bytes, value: bytes) -> None:
 
 
 def test_threads_with_their_own_transactions(db: Any, ks: Any) -> None:
-    errors: list[BaseException] = []
-
     def work(n: int) -> None:
-        try:
-            for i in range(20):
-                put(db, ks.pack((n, i)), uuid.uuid4().bytes)
-        except BaseException as error:
-            errors.append(error)
+        for i in range(20):
+            put(db, ks.pack((n, i)), uuid.uuid4().bytes)
 
-    pool = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    errors = in_threads(work, 4)
     assert errors == []
     assert len(db.create_transaction().get_range(*_range(ks))) == 80
 

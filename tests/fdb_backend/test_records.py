@@ -46,6 +46,7 @@ from fdb_backend.records import (
     paging,
     resolve_unique,
 )
+from tests.fdb_backend.conftest import in_threads
 
 COLORS = ["red", "green", "blue"]
 TAGS = ["a", "b", "c", "d"]
@@ -592,24 +593,16 @@ def test_racing_saves_that_grow_and_shrink_a_record_leave_no_stale_chunks(
     widgets.save(database, Widget(id=wid, color="red"))
     blobs = ["tiny", "x" * 150_000, "y" * 350_000, ""]
     start = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def worker(seed: int) -> None:
         rng = random.Random(seed)
         start.wait()
-        try:
-            for _ in range(8):
-                current = widgets.get(database, wid)
-                assert current is not None
-                widgets.save(database, replace(current, blob=rng.choice(blobs)))
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(8):
+            current = widgets.get(database, wid)
+            assert current is not None
+            widgets.save(database, replace(current, blob=rng.choice(blobs)))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = in_threads(worker, 4)
     assert errors == []
     final = widgets.get(database, wid)
     assert final is not None and final.version == 33
